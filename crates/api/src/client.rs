@@ -1,0 +1,270 @@
+//! The client side of `/v1` over the daemon's unix socket. One connection per
+//! request: a unix socket connects in microseconds and the CLI makes one or
+//! two requests per run.
+
+use crate::{ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, Uninstalled};
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+use http_body_util::{BodyExt, BodyStream, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+use tokio::net::UnixStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the berth daemon at {socket}: {reason} (is `berth daemon` running? set --socket or BERTH_SOCKET)")]
+    Unreachable { socket: PathBuf, reason: String },
+    #[error("the connection to the daemon failed: {0}")]
+    Transport(String),
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    #[error("the daemon sent an answer that is not understood: {0}")]
+    Protocol(String),
+}
+
+pub struct Client {
+    socket: PathBuf,
+}
+
+impl Client {
+    pub fn new(socket: impl Into<PathBuf>) -> Self {
+        Self {
+            socket: socket.into(),
+        }
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        accept: &str,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let unreachable = |e: std::io::Error| ClientError::Unreachable {
+            socket: self.socket.clone(),
+            reason: e.to_string(),
+        };
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(unreachable)?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        tokio::spawn(connection);
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "berth")
+            .header("accept", accept)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let bytes = collect(response).await?;
+        Err(serde_json::from_slice::<ApiError>(&bytes)
+            .map(ClientError::Api)
+            .unwrap_or_else(|_| {
+                ClientError::Protocol(format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                ))
+            }))
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ClientError> {
+        let response = self.send(method, path, body, "application/json").await?;
+        let bytes = collect(response).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    pub async fn info(&self) -> Result<DaemonInfo, ClientError> {
+        self.json(Method::GET, "/v1/info", None).await
+    }
+
+    pub async fn list(&self) -> Result<Vec<AppView>, ClientError> {
+        self.json(Method::GET, "/v1/apps", None).await
+    }
+
+    /// The raw JSON of `GET /v1/apps`, for `list --output json` (no re-encoding).
+    pub async fn list_raw(&self) -> Result<Bytes, ClientError> {
+        collect(
+            self.send(Method::GET, "/v1/apps", None, "application/json")
+                .await?,
+        )
+        .await
+    }
+
+    pub async fn show(&self, name: &str) -> Result<AppView, ClientError> {
+        self.json(Method::GET, &app_path(name, ""), None).await
+    }
+
+    /// Installs, calling `on_progress` for every progress event.
+    pub async fn install(
+        &self,
+        request: &InstallRequest,
+        mut on_progress: impl FnMut(&InstallEvent),
+    ) -> Result<AppView, ClientError> {
+        let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let response = self
+            .send(Method::POST, "/v1/apps", Some(body), "application/x-ndjson")
+            .await?;
+        let mut lines = ndjson_lines(response);
+        while let Some(line) = lines.next().await {
+            let event: InstallEvent =
+                serde_json::from_slice(&line?).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            match event {
+                InstallEvent::Done { app } => return Ok(*app),
+                InstallEvent::Error { error } => return Err(ClientError::Api(error)),
+                progress => on_progress(&progress),
+            }
+        }
+        Err(ClientError::Protocol(
+            "the install stream ended without a result".into(),
+        ))
+    }
+
+    pub async fn uninstall(&self, name: &str, keep_data: bool) -> Result<Uninstalled, ClientError> {
+        self.json(
+            Method::DELETE,
+            &format!("{}?keep_data={keep_data}", app_path(name, "")),
+            None,
+        )
+        .await
+    }
+
+    /// `verb` is `start`, `stop` or `restart`.
+    pub async fn lifecycle(&self, name: &str, verb: &str) -> Result<AppView, ClientError> {
+        self.json(Method::POST, &app_path(name, verb), None).await
+    }
+
+    pub async fn logs(
+        &self,
+        name: &str,
+        follow: bool,
+        tail: Option<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes, ClientError>>, ClientError> {
+        let mut path = format!("{}?follow={follow}", app_path(name, "logs"));
+        if let Some(tail) = tail {
+            path.push_str(&format!("&tail={tail}"));
+        }
+        let response = self
+            .send(Method::GET, &path, None, "application/octet-stream")
+            .await?;
+        Ok(body_chunks(response))
+    }
+
+    pub async fn openapi(&self) -> Result<serde_json::Value, ClientError> {
+        self.json(Method::GET, "/v1/openapi.json", None).await
+    }
+}
+
+/// `/v1/apps/<name>[/<verb>]`, with the name percent-encoded so that no input
+/// can change the path.
+fn app_path(name: &str, verb: &str) -> String {
+    let encoded: String = name
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    if verb.is_empty() {
+        format!("/v1/apps/{encoded}")
+    } else {
+        format!("/v1/apps/{encoded}/{verb}")
+    }
+}
+
+async fn collect(response: Response<Incoming>) -> Result<Bytes, ClientError> {
+    Ok(response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ClientError::Transport(e.to_string()))?
+        .to_bytes())
+}
+
+fn body_chunks(response: Response<Incoming>) -> BoxStream<'static, Result<Bytes, ClientError>> {
+    BodyStream::new(response.into_body())
+        .filter_map(|frame| async move {
+            match frame {
+                Ok(frame) => frame.into_data().ok().map(Ok),
+                Err(e) => Some(Err(ClientError::Transport(e.to_string()))),
+            }
+        })
+        .boxed()
+}
+
+/// Splits a body into newline-terminated lines.
+fn ndjson_lines(response: Response<Incoming>) -> BoxStream<'static, Result<Vec<u8>, ClientError>> {
+    let chunks = body_chunks(response);
+    futures::stream::unfold(
+        (chunks, Vec::<u8>::new(), false),
+        |(mut chunks, mut buffer, mut ended)| async move {
+            loop {
+                if let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buffer.drain(..=end).collect();
+                    return Some((Ok(line), (chunks, buffer, ended)));
+                }
+                if ended {
+                    return None;
+                }
+                match chunks.next().await {
+                    Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
+                    Some(Err(e)) => return Some((Err(e), (chunks, buffer, true))),
+                    None => {
+                        ended = true;
+                        if !buffer.is_empty() {
+                            buffer.push(b'\n');
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .boxed()
+}
+
+impl ClientError {
+    /// The error kind for exit codes; the two local failures have their own.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            ClientError::Api(e) => Some(e.code),
+            ClientError::Unreachable { .. }
+            | ClientError::Transport(_)
+            | ClientError::Protocol(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::app_path;
+
+    #[test]
+    fn names_cannot_escape_the_path() {
+        assert_eq!(app_path("web", "logs"), "/v1/apps/web/logs");
+        assert_eq!(app_path("../x?y", ""), "/v1/apps/..%2Fx%3Fy");
+    }
+}

@@ -1,0 +1,225 @@
+//! The `/v1` router. Handlers only translate HTTP to [`Manager`] calls and
+//! back; the daemon implements the manager.
+
+use crate::{
+    ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LogsQuery,
+    UninstallQuery, Uninstalled,
+};
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use utoipa::OpenApi;
+
+/// Sends install progress to the client; dropping it is fine.
+pub type ProgressSender = mpsc::UnboundedSender<InstallEvent>;
+
+#[async_trait]
+pub trait Manager: Send + Sync + 'static {
+    async fn info(&self) -> Result<DaemonInfo, ApiError>;
+    async fn list(&self) -> Result<Vec<AppView>, ApiError>;
+    async fn show(&self, name: &str) -> Result<AppView, ApiError>;
+    /// Installs and returns once the app runs. Progress goes to `progress`.
+    async fn install(
+        &self,
+        request: InstallRequest,
+        progress: ProgressSender,
+    ) -> Result<AppView, ApiError>;
+    async fn uninstall(&self, name: &str, keep_data: bool) -> Result<Uninstalled, ApiError>;
+    async fn start(&self, name: &str) -> Result<AppView, ApiError>;
+    async fn stop(&self, name: &str) -> Result<AppView, ApiError>;
+    async fn restart(&self, name: &str) -> Result<AppView, ApiError>;
+    async fn logs(
+        &self,
+        name: &str,
+        follow: bool,
+        tail: Option<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes, ApiError>>, ApiError>;
+}
+
+type Shared = State<Arc<dyn Manager>>;
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self)).into_response()
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "berth",
+        description = "berth's native API, served over the daemon's unix socket."
+    ),
+    paths(
+        info,
+        list_apps,
+        install,
+        show_app,
+        uninstall,
+        start_app,
+        stop_app,
+        restart_app,
+        logs
+    ),
+    components(schemas(
+        ApiError,
+        ErrorKind,
+        AppView,
+        DaemonInfo,
+        InstallEvent,
+        InstallRequest,
+        Uninstalled
+    ))
+)]
+struct ApiDoc;
+
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub fn router(manager: Arc<dyn Manager>) -> Router {
+    Router::new()
+        .route(
+            "/v1/openapi.json",
+            get(|| async { Json(openapi_document()) }),
+        )
+        .route("/v1/info", get(info))
+        .route("/v1/apps", get(list_apps).post(install))
+        .route("/v1/apps/{name}", get(show_app).delete(uninstall))
+        .route("/v1/apps/{name}/start", post(start_app))
+        .route("/v1/apps/{name}/stop", post(stop_app))
+        .route("/v1/apps/{name}/restart", post(restart_app))
+        .route("/v1/apps/{name}/logs", get(logs))
+        .fallback(|| async {
+            ApiError::new(
+                ErrorKind::NotFound,
+                "no such endpoint; see /v1/openapi.json",
+            )
+        })
+        .with_state(manager)
+}
+
+#[utoipa::path(get, path = "/v1/info", responses((status = 200, body = DaemonInfo)))]
+async fn info(State(m): Shared) -> Result<Json<DaemonInfo>, ApiError> {
+    m.info().await.map(Json)
+}
+
+#[utoipa::path(get, path = "/v1/apps", responses((status = 200, body = Vec<AppView>)))]
+async fn list_apps(State(m): Shared) -> Result<Json<Vec<AppView>>, ApiError> {
+    m.list().await.map(Json)
+}
+
+#[utoipa::path(get, path = "/v1/apps/{name}", params(("name" = String, Path)),
+    responses((status = 200, body = AppView), (status = 404, body = ApiError)))]
+async fn show_app(State(m): Shared, Path(name): Path<String>) -> Result<Json<AppView>, ApiError> {
+    m.show(&name).await.map(Json)
+}
+
+/// Installs an app. With `Accept: application/x-ndjson` the answer streams
+/// `InstallEvent` lines (progress, then `done` or `error`); otherwise it is
+/// the app (201) or an error once the install has finished.
+#[utoipa::path(post, path = "/v1/apps", request_body = InstallRequest,
+    responses((status = 201, body = AppView), (status = 200, description = "ndjson stream of InstallEvent", content_type = "application/x-ndjson", body = InstallEvent),
+        (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError), (status = 503, body = ApiError)))]
+async fn install(
+    State(m): Shared,
+    headers: HeaderMap,
+    Json(request): Json<InstallRequest>,
+) -> Response {
+    let streaming = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/x-ndjson"));
+    let (progress, mut events) = mpsc::unbounded_channel();
+    // The install runs on its own task: a client that hangs up does not cut
+    // an operation short between two journal steps.
+    let task = tokio::spawn(async move { m.install(request, progress).await });
+    if !streaming {
+        return match task.await {
+            Ok(Ok(app)) => (StatusCode::CREATED, Json(app)).into_response(),
+            Ok(Err(error)) => error.into_response(),
+            Err(join) => ApiError::new(ErrorKind::Internal, format!("install task failed: {join}"))
+                .into_response(),
+        };
+    }
+    // Progress first, then exactly one `done` or `error` line.
+    let (lines_tx, lines_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            let _ = lines_tx.send(event);
+        }
+        let last = match task.await {
+            Ok(Ok(app)) => InstallEvent::Done { app: Box::new(app) },
+            Ok(Err(error)) => InstallEvent::Error { error },
+            Err(join) => InstallEvent::Error {
+                error: ApiError::new(ErrorKind::Internal, format!("install task failed: {join}")),
+            },
+        };
+        let _ = lines_tx.send(last);
+    });
+    let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(lines_rx);
+    let lines = stream.map(|event| {
+        let mut line = serde_json::to_vec(&event).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(line))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(lines))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+#[utoipa::path(delete, path = "/v1/apps/{name}", params(("name" = String, Path), UninstallQuery),
+    responses((status = 200, body = Uninstalled), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+async fn uninstall(
+    State(m): Shared,
+    Path(name): Path<String>,
+    Query(q): Query<UninstallQuery>,
+) -> Result<Json<Uninstalled>, ApiError> {
+    m.uninstall(&name, q.keep_data).await.map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/apps/{name}/start", params(("name" = String, Path)), responses((status = 200, body = AppView), (status = 404, body = ApiError)))]
+async fn start_app(State(m): Shared, Path(name): Path<String>) -> Result<Json<AppView>, ApiError> {
+    m.start(&name).await.map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/apps/{name}/stop", params(("name" = String, Path)), responses((status = 200, body = AppView), (status = 404, body = ApiError)))]
+async fn stop_app(State(m): Shared, Path(name): Path<String>) -> Result<Json<AppView>, ApiError> {
+    m.stop(&name).await.map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/apps/{name}/restart", params(("name" = String, Path)), responses((status = 200, body = AppView), (status = 404, body = ApiError)))]
+async fn restart_app(
+    State(m): Shared,
+    Path(name): Path<String>,
+) -> Result<Json<AppView>, ApiError> {
+    m.restart(&name).await.map(Json)
+}
+
+/// The container's output (stdout and stderr), as plain bytes; with
+/// `follow=true` the response stays open and streams new output.
+#[utoipa::path(get, path = "/v1/apps/{name}/logs", params(("name" = String, Path), LogsQuery),
+    responses((status = 200, content_type = "application/octet-stream", body = String), (status = 404, body = ApiError)))]
+async fn logs(
+    State(m): Shared,
+    Path(name): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response, ApiError> {
+    let stream = m.logs(&name, q.follow, q.tail).await?;
+    let body = Body::from_stream(stream.map(|chunk| chunk.map_err(std::io::Error::other)));
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}

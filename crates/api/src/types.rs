@@ -1,0 +1,102 @@
+//! Wire types of `/v1`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// `POST /v1/apps`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InstallRequest {
+    /// `[a-z0-9][a-z0-9_.-]{0,62}`.
+    pub name: String,
+    /// An absolute path of a `docker save` archive (`.tar`, `.tar.gz`, `.tgz`)
+    /// on the daemon's host, or a registry reference `image[:tag]`.
+    pub source: String,
+    /// docker-run style options, e.g. `-e A=1 -p 8080:80`.
+    #[serde(default)]
+    pub args: String,
+    /// CPU limit in CPUs; default: the daemon's share of the host (20 %).
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// Memory limit, e.g. `512m`.
+    #[serde(default)]
+    pub memory: Option<String>,
+}
+
+/// An installed app as shown by `list` and `show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AppView {
+    pub name: String,
+    /// `repo:tag` as installed, or the image id when untagged.
+    pub image: String,
+    pub image_id: String,
+    pub source: String,
+    /// installing, starting, running, restarting, stopped, failed, uninstalling.
+    pub state: String,
+    /// `none`, `starting`, `healthy`, `unhealthy`.
+    pub health: String,
+    /// What the user asked for: `running` or `stopped`.
+    pub desired: String,
+    /// Seconds since the epoch when the container last started.
+    pub started_at: Option<i64>,
+    pub uptime_seconds: Option<u64>,
+    pub cpus: f64,
+    pub memory: Option<u64>,
+    pub args: String,
+    /// Why the app is `failed`, or the last crash.
+    pub failure: Option<String>,
+    /// Restarts by the supervisor since the last stable run.
+    pub restarts: u32,
+    pub container_id: Option<String>,
+    pub private_dir: String,
+    pub created_at: i64,
+}
+
+/// One line of the `application/x-ndjson` answer to an install.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum InstallEvent {
+    Progress {
+        phase: String,
+        current: u64,
+        total: Option<u64>,
+    },
+    Done {
+        app: Box<AppView>,
+    },
+    Error {
+        error: crate::ApiError,
+    },
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, IntoParams)]
+pub struct UninstallQuery {
+    /// Keep the app's private directory.
+    #[serde(default)]
+    pub keep_data: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, IntoParams)]
+pub struct LogsQuery {
+    #[serde(default)]
+    pub follow: bool,
+    /// Only the last N lines.
+    pub tail: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DaemonInfo {
+    pub version: String,
+    pub root: String,
+    pub data_root: String,
+    pub engine_endpoint: String,
+    pub engine_version: Option<String>,
+    pub default_cpus: f64,
+    pub apps: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Uninstalled {
+    pub name: String,
+    pub kept_data: bool,
+    pub removed_image: bool,
+}

@@ -1,0 +1,158 @@
+//! The command line. Every client verb maps to one API endpoint.
+
+use berth_daemon::{ConfigError, DaemonConfig, Settings};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about = "Installs, supervises and removes vendor containers on a Docker host."
+)]
+pub struct Cli {
+    /// The daemon's API socket (the daemon listens on it, the client verbs connect to it).
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_SOCKET",
+        default_value = "/run/berth/berth.sock"
+    )]
+    pub socket: PathBuf,
+    #[command(subcommand)]
+    pub verb: Verb,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Verb {
+    /// Run the manager.
+    Daemon(DaemonOptions),
+    /// Install an app from an image archive or a registry and start it.
+    Install(Install),
+    /// List installed apps.
+    List(ReadOptions),
+    /// Show one app.
+    Show(Target),
+    /// Start an app (and keep it running).
+    Start(Target),
+    /// Stop an app (it stays stopped until started).
+    Stop(Target),
+    /// Restart an app.
+    Restart(Target),
+    /// Print an app's output.
+    Logs(Logs),
+    /// Stop and remove an app, its private directory and its image.
+    Uninstall(Uninstall),
+}
+
+impl Verb {
+    /// The operations of TPCM's `tpcm` command.
+    pub fn is_tpcm(&self) -> bool {
+        matches!(self, Verb::Install(_) | Verb::Uninstall(_) | Verb::List(_))
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct DaemonOptions {
+    /// State directory: database, journal, logs.
+    #[arg(long, default_value = "/var/lib/berth")]
+    pub root: PathBuf,
+    /// Where apps' private directories live (default: <root>/tpc).
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
+    /// The engine: unix:///path or tcp://host:port (default: DOCKER_HOST or the local socket).
+    #[arg(long)]
+    pub docker_host: Option<String>,
+    /// Where systemd units of apps are written.
+    #[arg(long, default_value = "/etc/systemd/system")]
+    pub unit_dir: PathBuf,
+    /// Settings file (default: <root>/berth.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+impl DaemonOptions {
+    /// The daemon listens on the global `--socket`.
+    pub fn into_config(self, socket: PathBuf) -> Result<DaemonConfig, ConfigError> {
+        let settings =
+            Settings::load(&self.config.unwrap_or_else(|| self.root.join("berth.toml")))?;
+        Ok(DaemonConfig {
+            data_root: self.data_root.unwrap_or_else(|| self.root.join("tpc")),
+            root: self.root,
+            socket,
+            docker_host: self.docker_host,
+            unit_dir: self.unit_dir,
+            settings,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Install {
+    /// App name: [a-z0-9][a-z0-9_.-]{0,62}.
+    pub name: String,
+    /// An image archive (.tar, .tar.gz, .tgz) or a registry reference image[:tag].
+    pub source: String,
+    /// docker-run options for the container, e.g. "-e A=1 -p 8080:80".
+    #[arg(long, allow_hyphen_values = true)]
+    pub args: Option<String>,
+    /// CPU limit in CPUs (default: 20% of the host's CPUs).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Memory limit, e.g. 256m.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct ReadOptions {
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct Target {
+    pub name: String,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct Logs {
+    pub name: String,
+    /// Keep printing new output.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long)]
+    pub tail: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct Uninstall {
+    pub name: String,
+    /// Keep the app's private directory.
+    #[arg(long)]
+    pub keep_data: bool,
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+impl Output {
+    pub fn is_json(self) -> bool {
+        self == Output::Json
+    }
+}

@@ -1,0 +1,221 @@
+//! `berth`: runs the daemon (`berth daemon`) or talks to it. Under the name
+//! `tpcm` it accepts the TPCM command line of SONiC (seed 003, "CLI").
+
+mod args;
+mod exit;
+mod output;
+mod progress;
+
+use args::{Cli, Verb};
+use berth_api::client::Client;
+use berth_api::InstallRequest;
+use clap::{CommandFactory, FromArgMatches};
+use exit::Failure;
+use futures::StreamExt;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let invoked_as = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    let tpcm = invoked_as == "tpcm";
+    let command = if tpcm {
+        Cli::command().name("tpcm").bin_name("tpcm")
+    } else {
+        Cli::command()
+    };
+    let cli = match command
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
+    if tpcm && !cli.verb.is_tpcm() {
+        eprintln!("tpcm: supported operations are install, uninstall, upgrade and list");
+        return ExitCode::from(exit::USAGE);
+    }
+    match cli.verb {
+        Verb::Daemon(options) => run_daemon(options, cli.socket),
+        verb => run_client(&cli.socket, verb),
+    }
+}
+
+fn run_daemon(options: args::DaemonOptions, socket: PathBuf) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match options.into_config(socket) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("berth daemon: {e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(berth_daemon::run(config)),
+        Err(e) => {
+            eprintln!("berth daemon: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth daemon: {e}");
+            ExitCode::from(if e.is_configuration() {
+                exit::CONFIG
+            } else {
+                1
+            })
+        }
+    }
+}
+
+fn run_client(socket: &Path, verb: Verb) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("berth: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let client = Client::new(socket);
+    match runtime.block_on(dispatch(&client, verb)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("berth: error: {failure}");
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
+    match verb {
+        Verb::Daemon(_) => unreachable!("handled in main"),
+        Verb::Install(install) => {
+            let source = resolve_source(&install.source);
+            confirm(
+                install.yes,
+                &format!("Install {} from {source}?", install.name),
+            )?;
+            let request = InstallRequest {
+                name: install.name,
+                source,
+                args: install.args.unwrap_or_default(),
+                cpus: install.cpus,
+                memory: install.memory,
+            };
+            let mut bar = progress::Reporter::new();
+            let app = client.install(&request, |event| bar.event(event)).await;
+            bar.finish();
+            let app = app?;
+            output::app(&app, install.output)?;
+        }
+        Verb::List(read) => {
+            if read.output.is_json() {
+                let raw = client.list_raw().await?;
+                output::raw_json(&raw)?;
+            } else {
+                output::apps(&client.list().await?)?;
+            }
+        }
+        Verb::Show(target) => output::app(&client.show(&target.name).await?, target.output)?,
+        Verb::Start(target) => output::app(
+            &client.lifecycle(&target.name, "start").await?,
+            target.output,
+        )?,
+        Verb::Stop(target) => output::app(
+            &client.lifecycle(&target.name, "stop").await?,
+            target.output,
+        )?,
+        Verb::Restart(target) => output::app(
+            &client.lifecycle(&target.name, "restart").await?,
+            target.output,
+        )?,
+        Verb::Logs(logs) => {
+            let mut stream = client.logs(&logs.name, logs.follow, logs.tail).await?;
+            let mut stdout = std::io::stdout().lock();
+            while let Some(chunk) = stream.next().await {
+                stdout.write_all(&chunk?).map_err(Failure::output)?;
+                stdout.flush().map_err(Failure::output)?;
+            }
+        }
+        Verb::Uninstall(uninstall) => {
+            confirm(
+                uninstall.yes,
+                &format!(
+                    "Uninstall {}{}?",
+                    uninstall.name,
+                    if uninstall.keep_data {
+                        " (keeping its data)"
+                    } else {
+                        " and delete its data"
+                    }
+                ),
+            )?;
+            let done = client
+                .uninstall(&uninstall.name, uninstall.keep_data)
+                .await?;
+            output::uninstalled(&done, uninstall.output)?;
+        }
+    }
+    Ok(())
+}
+
+/// The daemon reads archives itself, so a path is made absolute here, where
+/// the user's working directory is known.
+fn resolve_source(source: &str) -> String {
+    let expanded = match source.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(rest)),
+        None => None,
+    };
+    let path = expanded.unwrap_or_else(|| PathBuf::from(source));
+    let is_path = berth_core::source::looks_like_path(source) || path.is_file();
+    match (is_path, std::path::absolute(&path)) {
+        (true, Ok(absolute)) => absolute.to_string_lossy().into_owned(),
+        _ => source.to_owned(),
+    }
+}
+
+/// Without `-y`, asks on a terminal; refuses when nobody can answer.
+fn confirm(yes: bool, question: &str) -> Result<(), Failure> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::NotConfirmed(
+            "standard input is not a terminal; pass -y to confirm".into(),
+        ));
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(Failure::output)?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(Failure::NotConfirmed("not confirmed".into())),
+    }
+}

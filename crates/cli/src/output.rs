@@ -1,0 +1,149 @@
+//! What the CLI prints: tables for people, JSON for programs.
+
+use crate::args::Output;
+use crate::exit::Failure;
+use berth_api::{AppView, Uninstalled};
+use std::io::Write;
+
+pub fn raw_json(bytes: &[u8]) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|_| out.write_all(b"\n"))
+        .map_err(Failure::output)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::Output(std::io::Error::other(e)))?;
+    raw_json(text.as_bytes())
+}
+
+pub fn apps(apps: &[AppView]) -> Result<(), Failure> {
+    let header = [
+        "NAME", "IMAGE", "IMAGE ID", "STATE", "HEALTH", "UPTIME", "CPUS", "MEMORY", "NOTE",
+    ];
+    let rows: Vec<[String; 9]> = apps
+        .iter()
+        .map(|a| {
+            [
+                a.name.clone(),
+                a.image.clone(),
+                short_id(&a.image_id),
+                a.state.clone(),
+                a.health.clone(),
+                a.uptime_seconds.map_or_else(|| "-".into(), duration),
+                format!("{:.2}", a.cpus),
+                a.memory.map_or_else(|| "-".into(), size),
+                a.failure
+                    .clone()
+                    .filter(|_| a.state != "running")
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let mut line = |cells: &[String]| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        writeln!(out, "{}", text.join("  ").trim_end())
+    };
+    line(&header.map(String::from)).map_err(Failure::output)?;
+    for row in &rows {
+        line(row).map_err(Failure::output)?;
+    }
+    Ok(())
+}
+
+pub fn app(app: &AppView, output: Output) -> Result<(), Failure> {
+    if output.is_json() {
+        return json(app);
+    }
+    let fields = [
+        ("name", app.name.clone()),
+        ("image", app.image.clone()),
+        ("image id", app.image_id.clone()),
+        ("source", app.source.clone()),
+        ("state", app.state.clone()),
+        ("desired", app.desired.clone()),
+        ("health", app.health.clone()),
+        (
+            "uptime",
+            app.uptime_seconds.map_or_else(|| "-".into(), duration),
+        ),
+        ("restarts", app.restarts.to_string()),
+        ("failure", app.failure.clone().unwrap_or_else(|| "-".into())),
+        ("cpus", format!("{:.2}", app.cpus)),
+        ("memory", app.memory.map_or_else(|| "-".into(), size)),
+        (
+            "args",
+            if app.args.is_empty() {
+                "-".into()
+            } else {
+                app.args.clone()
+            },
+        ),
+        (
+            "container",
+            app.container_id
+                .as_deref()
+                .map_or_else(|| "-".into(), short_id),
+        ),
+        ("private dir", app.private_dir.clone()),
+    ];
+    let mut out = std::io::stdout().lock();
+    for (key, value) in fields {
+        writeln!(out, "{:<12} {value}", format!("{key}:")).map_err(Failure::output)?;
+    }
+    Ok(())
+}
+
+pub fn uninstalled(done: &Uninstalled, output: Output) -> Result<(), Failure> {
+    if output.is_json() {
+        return json(done);
+    }
+    let data = if done.kept_data {
+        "data kept"
+    } else {
+        "data removed"
+    };
+    let image = if done.removed_image {
+        "image removed"
+    } else {
+        "image kept"
+    };
+    println!("uninstalled {} ({data}, {image})", done.name);
+    Ok(())
+}
+
+fn short_id(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+fn duration(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+fn size(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    UNITS
+        .iter()
+        .find(|(_, unit)| bytes >= *unit && bytes % unit == 0)
+        .map_or_else(
+            || format!("{bytes}B"),
+            |(name, unit)| format!("{}{name}", bytes / unit),
+        )
+}

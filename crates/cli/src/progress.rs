@@ -1,0 +1,72 @@
+//! Install progress: a bar on a terminal, plain lines otherwise (logs, CI).
+
+use berth_api::InstallEvent;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+
+pub struct Reporter {
+    bar: Option<ProgressBar>,
+    phase: String,
+    last_percent: Option<u64>,
+}
+
+impl Reporter {
+    pub fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg:20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        Self {
+            bar,
+            phase: String::new(),
+            last_percent: None,
+        }
+    }
+
+    pub fn event(&mut self, event: &InstallEvent) {
+        let InstallEvent::Progress {
+            phase,
+            current,
+            total,
+        } = event
+        else {
+            return;
+        };
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(phase.clone());
+                if let Some(total) = total {
+                    bar.set_length(*total);
+                }
+                bar.set_position(*current);
+            }
+            None => {
+                // Plain output: a line per phase and per quarter of a transfer.
+                let percent = total
+                    .filter(|t| *t > 0)
+                    .map(|t| current * 100 / t / 25 * 25);
+                if *phase != self.phase || percent != self.last_percent {
+                    match percent {
+                        Some(p) => eprintln!("{phase}: {p}%"),
+                        None => eprintln!("{phase}"),
+                    }
+                    self.phase = phase.clone();
+                    self.last_percent = percent;
+                }
+            }
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Where an app's image comes from. TPCM (seed 003, "TPC Install") lists http,
+//! scp/sftp, local media and a registry; this module knows the local archive and
+//! registry forms and how to tell them apart from one command-line word.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// A `docker save` archive on the daemon's host, plain or gzip-compressed.
+    Archive { path: PathBuf },
+    /// An image in a registry, pulled by the engine.
+    Registry { reference: ImageReference },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    #[error("install source is empty")]
+    Empty,
+    #[error("archive path {path:?} must be absolute")]
+    RelativePath { path: String },
+    #[error("{text:?} is neither a file nor a valid image reference: {reason}")]
+    BadReference { text: String, reason: String },
+}
+
+impl Source {
+    /// Reads one word as a source. Anything that looks like a path is an
+    /// archive (the caller has already made it absolute); everything else must
+    /// be a well-formed image reference, so a typo in a file name is reported
+    /// as a missing file rather than as a failed pull.
+    pub fn parse(text: &str) -> Result<Self, SourceError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(SourceError::Empty);
+        }
+        if looks_like_path(text) {
+            if !text.starts_with('/') {
+                return Err(SourceError::RelativePath {
+                    path: text.to_owned(),
+                });
+            }
+            return Ok(Source::Archive {
+                path: PathBuf::from(text),
+            });
+        }
+        Ok(Source::Registry {
+            reference: ImageReference::parse(text)?,
+        })
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Archive { path } => write!(f, "{}", path.display()),
+            Source::Registry { reference } => write!(f, "{reference}"),
+        }
+    }
+}
+
+/// True for words a user means as a file: explicit paths and archive names.
+pub fn looks_like_path(text: &str) -> bool {
+    const ARCHIVE_SUFFIXES: [&str; 4] = [".tar", ".tar.gz", ".tgz", ".gz"];
+    text.starts_with('/')
+        || text.starts_with("./")
+        || text.starts_with("../")
+        || text.starts_with('~')
+        || ARCHIVE_SUFFIXES.iter().any(|s| text.ends_with(s))
+}
+
+/// `[registry[:port]/]path[:tag][@sha256:digest]`, the Docker reference grammar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageReference {
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+impl ImageReference {
+    pub fn parse(text: &str) -> Result<Self, SourceError> {
+        let bad = |reason: &str| SourceError::BadReference {
+            text: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (rest, digest) = match text.split_once('@') {
+            Some((rest, digest)) => {
+                let hex = digest
+                    .strip_prefix("sha256:")
+                    .ok_or_else(|| bad("digest must start with sha256:"))?;
+                if hex.len() != 64
+                    || !hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                {
+                    return Err(bad(
+                        "digest must be sha256: followed by 64 lowercase hex digits",
+                    ));
+                }
+                (rest, Some(digest.to_owned()))
+            }
+            None => (text, None),
+        };
+        // A colon after the last slash starts the tag; one before it is a registry port.
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (repository, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+            None => (rest, None),
+        };
+        if let Some(tag) = tag {
+            validate_tag(tag).map_err(bad)?;
+        }
+        validate_repository(repository).map_err(bad)?;
+        Ok(Self {
+            repository: repository.to_owned(),
+            tag: tag.map(str::to_owned),
+            digest,
+        })
+    }
+
+    /// The reference as the engine should pull it: `latest` when no tag or
+    /// digest was given (seed 003: "by default 'latest' would be taken").
+    pub fn tag_or_latest(&self) -> &str {
+        self.tag.as_deref().unwrap_or("latest")
+    }
+}
+
+impl fmt::Display for ImageReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.repository)?;
+        match (&self.tag, &self.digest) {
+            (Some(tag), _) => write!(f, ":{tag}")?,
+            (None, None) => f.write_str(":latest")?,
+            (None, Some(_)) => {}
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+fn validate_tag(tag: &str) -> Result<(), &'static str> {
+    let mut chars = tag.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !first_ok
+        || tag.len() > 128
+        || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Err("a tag is 1-128 characters of A-Z a-z 0-9 _ . - and cannot start with . or -");
+    }
+    Ok(())
+}
+
+fn validate_repository(repository: &str) -> Result<(), &'static str> {
+    if repository.is_empty() || repository.len() > 255 {
+        return Err("the repository name is empty or longer than 255 characters");
+    }
+    let mut components = repository.split('/').peekable();
+    let first = components.peek().copied().unwrap_or_default();
+    let has_registry = repository.contains('/')
+        && (first.contains('.') || first.contains(':') || first == "localhost");
+    if has_registry {
+        validate_registry_host(first)?;
+        components.next();
+    }
+    for component in components {
+        validate_path_component(component)?;
+    }
+    Ok(())
+}
+
+fn validate_registry_host(host: &str) -> Result<(), &'static str> {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    if let Some(port) = port {
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err("the registry port must be a number from 1 to 65535");
+        }
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if name.is_empty() || !name.split('.').all(label_ok) {
+        return Err("the registry host is not a valid host name");
+    }
+    Ok(())
+}
+
+/// Lowercase alphanumerics separated by `.`, `_`, `__` or runs of `-`.
+fn validate_path_component(component: &str) -> Result<(), &'static str> {
+    const MSG: &str = "repository path components are lowercase letters and digits, separated by '.', '_', '__' or '-'";
+    let bytes = component.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+        return Err(MSG);
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if alnum(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !alnum(bytes[i]) {
+            i += 1;
+        }
+        let separator = &component[start..i];
+        let valid = matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-');
+        if !valid {
+            return Err(MSG);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(text: &str) -> ImageReference {
+        match Source::parse(text).unwrap() {
+            Source::Registry { reference } => reference,
+            other => panic!("{text} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn paths_are_archives() {
+        assert_eq!(
+            Source::parse("/media/usb/a.tar.gz").unwrap(),
+            Source::Archive {
+                path: "/media/usb/a.tar.gz".into()
+            }
+        );
+        assert_eq!(
+            Source::parse("docker-tpcimage.gz"),
+            Err(SourceError::RelativePath {
+                path: "docker-tpcimage.gz".into()
+            })
+        );
+        assert!(matches!(
+            Source::parse("./x"),
+            Err(SourceError::RelativePath { .. })
+        ));
+    }
+
+    #[test]
+    fn references_default_to_latest() {
+        let r = reference("busybox");
+        assert_eq!(
+            (r.repository.as_str(), r.tag_or_latest()),
+            ("busybox", "latest")
+        );
+        assert_eq!(r.to_string(), "busybox:latest");
+        let r = reference("localhost:5000/team/app:1.2-rc");
+        assert_eq!(r.repository, "localhost:5000/team/app");
+        assert_eq!(r.tag.as_deref(), Some("1.2-rc"));
+        let r = reference("127.0.0.1:5000/app");
+        assert_eq!(
+            (r.repository.as_str(), r.tag.as_deref()),
+            ("127.0.0.1:5000/app", None)
+        );
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let r = reference(&format!("reg.example/app@{digest}"));
+        assert_eq!(r.digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(r.to_string(), format!("reg.example/app@{digest}"));
+    }
+
+    #[test]
+    fn malformed_references_are_refused() {
+        for bad in [
+            "UPPER",
+            "app:",
+            "app:-x",
+            "a//b",
+            "a/-b",
+            "reg:99999/a",
+            "app@sha256:zz",
+            "a b",
+            "app:t@x",
+        ] {
+            assert!(
+                matches!(Source::parse(bad), Err(SourceError::BadReference { .. })),
+                "{bad}"
+            );
+        }
+        assert_eq!(Source::parse("  "), Err(SourceError::Empty));
+    }
+}

@@ -1,0 +1,157 @@
+//! The daemon's settings: command-line flags over `<root>/berth.toml` over
+//! built-in defaults.
+
+use berth_core::spec::DEFAULT_CPU_SHARE;
+use berth_core::supervise::RestartPolicy;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub root: PathBuf,
+    pub socket: PathBuf,
+    pub data_root: PathBuf,
+    pub docker_host: Option<String>,
+    pub unit_dir: PathBuf,
+    pub settings: Settings,
+}
+
+/// What `<root>/berth.toml` may set. Unknown keys are refused, so a typo is
+/// not silently ignored.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Default CPU limit of an app as a share of the host's CPUs (TPCM: 0.2).
+    pub cpu_share: f64,
+    /// Seconds a container gets to stop before it is killed.
+    pub stop_timeout_secs: i64,
+    /// How long a freshly started app must stay up for install and start to succeed.
+    pub start_check_ms: u64,
+    pub restart: RestartSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestartSettings {
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    pub max_crashes: u32,
+    pub stable_after_secs: u64,
+    pub jitter: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            cpu_share: DEFAULT_CPU_SHARE,
+            stop_timeout_secs: 10,
+            start_check_ms: 1000,
+            restart: RestartSettings::default(),
+        }
+    }
+}
+
+impl Default for RestartSettings {
+    fn default() -> Self {
+        let p = RestartPolicy::default();
+        Self {
+            initial_backoff_ms: p.initial_backoff.as_millis() as u64,
+            max_backoff_ms: p.max_backoff.as_millis() as u64,
+            max_crashes: p.max_crashes,
+            stable_after_secs: p.stable_after.as_secs(),
+            jitter: p.jitter,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+impl Settings {
+    /// Reads `path`; a missing file means the defaults.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        let settings: Settings = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        settings.validate().map_err(|reason| ConfigError::Invalid {
+            path: path.to_owned(),
+            reason,
+        })?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(self.cpu_share > 0.0 && self.cpu_share <= 1.0) {
+            return Err(format!(
+                "cpu_share must be in (0, 1], not {}",
+                self.cpu_share
+            ));
+        }
+        if self.stop_timeout_secs < 0 {
+            return Err("stop_timeout_secs must not be negative".into());
+        }
+        if self.restart.max_crashes == 0 {
+            return Err("restart.max_crashes must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.restart.jitter) {
+            return Err("restart.jitter must be between 0 and 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn restart_policy(&self) -> RestartPolicy {
+        let r = &self.restart;
+        RestartPolicy {
+            initial_backoff: Duration::from_millis(r.initial_backoff_ms),
+            max_backoff: Duration::from_millis(r.max_backoff_ms.max(r.initial_backoff_ms)),
+            max_crashes: r.max_crashes,
+            stable_after: Duration::from_secs(r.stable_after_secs),
+            jitter: r.jitter,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_file_gives_defaults_and_typos_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.toml");
+        assert_eq!(Settings::load(&path).unwrap(), Settings::default());
+        std::fs::write(&path, "cpu_share = 0.5\n[restart]\nmax_crashes = 3\n").unwrap();
+        let s = Settings::load(&path).unwrap();
+        assert_eq!((s.cpu_share, s.restart.max_crashes), (0.5, 3));
+        std::fs::write(&path, "cpu_shares = 0.5\n").unwrap();
+        assert!(matches!(
+            Settings::load(&path),
+            Err(ConfigError::Invalid { .. })
+        ));
+        std::fs::write(&path, "cpu_share = 2.0\n").unwrap();
+        assert!(matches!(
+            Settings::load(&path),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+}

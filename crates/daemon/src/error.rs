@@ -1,0 +1,87 @@
+//! Everything an operation can fail with, and its one mapping to an API error kind.
+
+use berth_api::{ApiError, ErrorKind};
+use berth_core::engine::EngineError;
+use berth_core::run_args::RunArgsError;
+use berth_core::source::SourceError;
+use berth_core::NameError;
+use berth_store::StoreError;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("--args: {0}")]
+    Args(#[from] RunArgsError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{what}: {reason}")]
+    InvalidValue { what: &'static str, reason: String },
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no app named {name:?} is installed")]
+    NotFound { name: String },
+    #[error(
+        "a container named {name:?} already exists and is not berth's; remove or rename it first"
+    )]
+    ForeignContainer { name: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("app {name:?} did not stay up: {reason}")]
+    DidNotStart { name: String, reason: String },
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+}
+
+impl OpError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            OpError::Name(_)
+            | OpError::Args(_)
+            | OpError::Source(_)
+            | OpError::InvalidValue { .. } => ErrorKind::InvalidInput,
+            OpError::Archive(_) => ErrorKind::BadSource,
+            OpError::Engine(e) => match e {
+                EngineError::Unreachable { .. } => ErrorKind::EngineUnavailable,
+                EngineError::NotFound { .. }
+                | EngineError::Pull { .. }
+                | EngineError::Load { .. } => ErrorKind::BadSource,
+                EngineError::Conflict { .. } => ErrorKind::Conflict,
+                EngineError::Rejected { status, .. } if *status < 500 => ErrorKind::InvalidInput,
+                EngineError::Rejected { .. } => ErrorKind::OperationFailed,
+            },
+            OpError::Store(e) => match e {
+                StoreError::AppExists { .. } => ErrorKind::Conflict,
+                StoreError::AppNotFound { .. } => ErrorKind::NotFound,
+                StoreError::Busy { .. } => ErrorKind::Busy,
+                StoreError::Open { .. }
+                | StoreError::Sqlite { .. }
+                | StoreError::Corrupt { .. } => ErrorKind::Internal,
+            },
+            OpError::NotFound { .. } => ErrorKind::NotFound,
+            OpError::ForeignContainer { .. } => ErrorKind::Conflict,
+            OpError::Io { .. } => ErrorKind::Internal,
+            OpError::DidNotStart { .. } => ErrorKind::OperationFailed,
+            OpError::ShuttingDown => ErrorKind::Internal,
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> OpError {
+        let path = path.into();
+        move |source| OpError::Io { path, source }
+    }
+}
+
+impl From<OpError> for ApiError {
+    fn from(error: OpError) -> Self {
+        ApiError::new(error.kind(), error.to_string())
+    }
+}

@@ -1,0 +1,121 @@
+//! Getting an app's image into the engine: load an archive or pull a
+//! reference. Whatever a failed intake added to the engine is removed again.
+
+use crate::archive::{self, ArchiveError, ArchiveImage};
+use crate::error::OpError;
+use berth_core::engine::{Engine, EngineError, ProgressSink};
+use berth_core::source::Source;
+use std::collections::HashSet;
+
+/// The image an intake produced.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    pub image_id: String,
+    /// `repo:tag` for display, or the id when the image has no tag.
+    pub image_ref: String,
+}
+
+pub async fn fetch(
+    engine: &dyn Engine,
+    source: &Source,
+    preexisting: &HashSet<String>,
+    progress: ProgressSink,
+) -> Result<Intake, OpError> {
+    match source {
+        Source::Archive { path } => load_archive(engine, path, preexisting, progress).await,
+        Source::Registry { reference } => {
+            let text = reference.to_string();
+            engine.pull_image(&text, progress).await?;
+            let image = engine
+                .inspect_image(&text)
+                .await?
+                .ok_or_else(|| EngineError::Pull {
+                    reference: text.clone(),
+                    reason: "the engine reported success but has no such image".into(),
+                })?;
+            Ok(Intake {
+                image_id: image.id,
+                image_ref: text,
+            })
+        }
+    }
+}
+
+async fn load_archive(
+    engine: &dyn Engine,
+    path: &std::path::Path,
+    preexisting: &HashSet<String>,
+    progress: ProgressSink,
+) -> Result<Intake, OpError> {
+    let (body, checker) = archive::stream(path, progress.clone())?;
+    let loaded = engine.load_image(body, progress).await;
+    let verdict = checker.await.map_err(|_| OpError::ShuttingDown)?;
+    match (verdict, loaded) {
+        (Ok(image), Ok(_)) => confirm_loaded(engine, image).await,
+        (Ok(_), Err(engine_error)) => Err(engine_error.into()),
+        (Err(archive_error), loaded) => {
+            // A multi-image archive loads fine in the engine but is refused
+            // here: take back what it added.
+            if let Ok(references) = loaded {
+                remove_added(engine, &references, preexisting).await;
+            }
+            Err(archive_error.into())
+        }
+    }
+}
+
+async fn confirm_loaded(engine: &dyn Engine, image: ArchiveImage) -> Result<Intake, OpError> {
+    let found = engine.inspect_image(&image.id).await?;
+    if found.is_none() {
+        return Err(EngineError::Load {
+            reason: format!(
+                "the engine did not keep image {} from the archive",
+                image.id
+            ),
+        }
+        .into());
+    }
+    let image_ref = image
+        .repo_tags
+        .first()
+        .cloned()
+        .unwrap_or_else(|| image.id.clone());
+    Ok(Intake {
+        image_id: image.id,
+        image_ref,
+    })
+}
+
+async fn remove_added(engine: &dyn Engine, references: &[String], preexisting: &HashSet<String>) {
+    for reference in references {
+        if let Ok(Some(image)) = engine.inspect_image(reference).await {
+            if !preexisting.contains(&image.id) {
+                if let Err(e) = engine.remove_image(&image.id).await {
+                    tracing::warn!(image = %image.id, error = %e, "could not remove an image of a refused archive");
+                }
+            }
+        }
+    }
+}
+
+/// After a crash during intake: which image did the interrupted intake bring
+/// (or was about to)? Reads the archive's manifest again, or asks the engine
+/// about the reference.
+pub async fn identify(engine: &dyn Engine, source: &Source) -> Option<String> {
+    match source {
+        Source::Archive { path } => {
+            let path = path.clone();
+            let image: Result<ArchiveImage, ArchiveError> =
+                tokio::task::spawn_blocking(move || archive::identify(&path))
+                    .await
+                    .ok()?;
+            image.ok().map(|i| i.id)
+        }
+        Source::Registry { reference } => engine
+            .inspect_image(&reference.to_string())
+            .await
+            .ok()
+            .flatten()
+            .map(|i| i.id),
+    }
+}

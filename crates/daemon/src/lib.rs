@@ -1,0 +1,25 @@
+//! The berth daemon: the one source of truth for what is installed.
+//!
+//! Data flow of an operation: API handler → [`manager`] validates → the
+//! journal records the plan (`berth-store`) → steps run against the engine
+//! (`install`, `uninstall`) → the journal marks it done → the app's task
+//! (`actor`) supervises it from then on. At start-up `recovery` finishes or
+//! undoes what a crash interrupted, and `events` keeps every app's task
+//! informed of what the engine does.
+
+mod actor;
+mod archive;
+pub mod config;
+mod error;
+mod events;
+mod install;
+mod intake;
+mod manager;
+mod recovery;
+mod registry;
+mod server;
+mod uninstall;
+
+pub use config::{ConfigError, DaemonConfig, Settings};
+pub use error::OpError;
+pub use server::{run, DaemonError};

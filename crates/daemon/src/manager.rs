@@ -1,0 +1,110 @@
+//! The daemon's side of the API: every call goes to the install operation or
+//! to the app's own task.
+
+use crate::actor::{Command, Reply};
+use crate::error::OpError;
+use crate::install;
+use crate::registry::Inner;
+use async_trait::async_trait;
+use berth_api::{
+    ApiError, AppView, DaemonInfo, InstallRequest, Manager, ProgressSender, Uninstalled,
+};
+use berth_core::engine::EngineError;
+use berth_core::AppName;
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+pub struct DaemonManager {
+    pub inner: Arc<Inner>,
+}
+
+impl DaemonManager {
+    /// Sends a command to the app's task and waits for its answer.
+    async fn ask<T>(
+        &self,
+        name: &str,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, ApiError> {
+        AppName::parse(name).map_err(OpError::from)?;
+        let sender = self.inner.commands(name)?;
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(command(reply))
+            .await
+            .map_err(|_| OpError::NotFound {
+                name: name.to_owned(),
+            })?;
+        Ok(answer.await.map_err(|_| OpError::NotFound {
+            name: name.to_owned(),
+        })??)
+    }
+}
+
+#[async_trait]
+impl Manager for DaemonManager {
+    async fn info(&self) -> Result<DaemonInfo, ApiError> {
+        let engine_version = self.inner.engine.info().await.ok().map(|i| i.version);
+        Ok(DaemonInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            root: self.inner.config.root.display().to_string(),
+            data_root: self.inner.config.data_root.display().to_string(),
+            engine_endpoint: self.inner.engine.endpoint(),
+            engine_version,
+            default_cpus: self.inner.default_cpus(),
+            apps: self
+                .inner
+                .apps
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .len(),
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<AppView>, ApiError> {
+        Ok(self.inner.views())
+    }
+
+    async fn show(&self, name: &str) -> Result<AppView, ApiError> {
+        Ok(self.inner.view(name)?)
+    }
+
+    async fn install(
+        &self,
+        request: InstallRequest,
+        progress: ProgressSender,
+    ) -> Result<AppView, ApiError> {
+        Ok(install::install(&self.inner, request, progress).await?)
+    }
+
+    async fn uninstall(&self, name: &str, keep_data: bool) -> Result<Uninstalled, ApiError> {
+        self.ask(name, |reply| Command::Uninstall { keep_data, reply })
+            .await
+    }
+
+    async fn start(&self, name: &str) -> Result<AppView, ApiError> {
+        self.ask(name, Command::Start).await
+    }
+
+    async fn stop(&self, name: &str) -> Result<AppView, ApiError> {
+        self.ask(name, Command::Stop).await
+    }
+
+    async fn restart(&self, name: &str) -> Result<AppView, ApiError> {
+        self.ask(name, Command::Restart).await
+    }
+
+    async fn logs(
+        &self,
+        name: &str,
+        follow: bool,
+        tail: Option<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes, ApiError>>, ApiError> {
+        self.inner.view(name)?;
+        let stream = self.inner.engine.logs(name, follow, tail);
+        Ok(stream
+            .map(|chunk| chunk.map_err(|e: EngineError| ApiError::from(OpError::from(e))))
+            .boxed())
+    }
+}

@@ -1,0 +1,401 @@
+//! [`Engine`] over the Docker Engine API.
+
+use crate::config::create_body;
+use crate::convert::{container_event, observation_from_inspect, observation_from_summary};
+use crate::errors::translate;
+use async_trait::async_trait;
+use berth_core::engine::{
+    ByteStream, ContainerEvent, ContainerObservation, Engine, EngineError, EngineInfo, ImageInfo,
+    Progress, ProgressSink,
+};
+use berth_core::spec::{ContainerSpec, LABEL_APP, LABEL_INSTANCE};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, EventsOptions, ImportImageOptions,
+    InspectContainerOptions, ListContainersOptions, ListImagesOptions, LogsOptions,
+    RemoveContainerOptions, RemoveImageOptions, StartContainerOptions, StopContainerOptions,
+};
+use bollard::{Docker, API_DEFAULT_VERSION};
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
+
+/// Requests that stream (loads, pulls, logs, events) may take long; the
+/// engine's own progress is what tells berth it is alive.
+const REQUEST_TIMEOUT_SECS: u64 = 3600;
+const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+pub struct DockerEngine {
+    endpoint: String,
+    /// Replaced when the API version is negotiated again after the engine
+    /// comes back (it may have been upgraded). Cloning a `Docker` is cheap and
+    /// the lock is never held across an await.
+    client: RwLock<Docker>,
+}
+
+impl DockerEngine {
+    /// Connects to `host` (`unix://…`, `tcp://…`, `http://…`), or `DOCKER_HOST`,
+    /// or the local socket. An engine that does not answer yet is not an error:
+    /// the version is negotiated again by [`Engine::info`].
+    pub async fn connect(host: Option<&str>) -> Result<Self, EngineError> {
+        let endpoint = host
+            .map(str::to_owned)
+            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| DEFAULT_HOST.to_owned());
+        let client = client_for(&endpoint)?;
+        let client = client.clone().negotiate_version().await.unwrap_or(client);
+        Ok(Self {
+            endpoint,
+            client: RwLock::new(client),
+        })
+    }
+
+    fn docker(&self) -> Docker {
+        self.client
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn fail(&self, what: &str) -> impl Fn(bollard::errors::Error) -> EngineError + '_ {
+        let what = what.to_owned();
+        move |e| translate(e, &self.endpoint, &what)
+    }
+}
+
+fn client_for(endpoint: &str) -> Result<Docker, EngineError> {
+    let unreachable = |e: bollard::errors::Error| EngineError::Unreachable {
+        endpoint: endpoint.to_owned(),
+        reason: e.to_string(),
+    };
+    if let Some(path) = endpoint.strip_prefix("unix://") {
+        Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
+            .map_err(unreachable)
+    } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+        Docker::connect_with_http(endpoint, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
+            .map_err(unreachable)
+    } else {
+        Err(EngineError::Unreachable {
+            endpoint: endpoint.to_owned(),
+            reason: "unsupported scheme; use unix://, tcp:// or http://".into(),
+        })
+    }
+}
+
+fn owned_filter(instance: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([(
+        "label".to_owned(),
+        vec![LABEL_APP.to_owned(), format!("{LABEL_INSTANCE}={instance}")],
+    )])
+}
+
+/// Treats "already so" as success: removing what is gone, stopping what is stopped.
+fn ignore_not_found(result: Result<(), EngineError>) -> Result<(), EngineError> {
+    match result {
+        Err(EngineError::NotFound { .. }) => Ok(()),
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Engine for DockerEngine {
+    fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    async fn info(&self) -> Result<EngineInfo, EngineError> {
+        let fresh = client_for(&self.endpoint)?
+            .negotiate_version()
+            .await
+            .map_err(self.fail("the engine"))?;
+        *self.client.write().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
+        let version = fresh.version().await.map_err(self.fail("the engine"))?;
+        let info = fresh.info().await.map_err(self.fail("the engine"))?;
+        Ok(EngineInfo {
+            version: version.version.unwrap_or_default(),
+            api_version: version.api_version.unwrap_or_default(),
+            online_cpus: info.ncpu.and_then(|n| u32::try_from(n).ok()).unwrap_or(1),
+        })
+    }
+
+    async fn load_image(
+        &self,
+        archive: ByteStream,
+        _progress: ProgressSink,
+    ) -> Result<Vec<String>, EngineError> {
+        // Progress is counted by the caller as it reads the archive; the
+        // engine only reports once the load is complete.
+        let mut replies = self.docker().import_image_stream(
+            ImportImageOptions {
+                quiet: true,
+                platform: None,
+            },
+            archive,
+            None,
+        );
+        let mut loaded = Vec::new();
+        while let Some(reply) = replies.next().await {
+            let info = reply.map_err(|e| match translate(e, &self.endpoint, "image archive") {
+                EngineError::Rejected { message, .. } => EngineError::Load { reason: message },
+                other => other,
+            })?;
+            for line in info
+                .stream
+                .iter()
+                .chain(info.status.iter())
+                .flat_map(|s| s.lines())
+            {
+                if let Some(reference) = line
+                    .strip_prefix("Loaded image ID: ")
+                    .or_else(|| line.strip_prefix("Loaded image: "))
+                {
+                    loaded.push(reference.trim().to_owned());
+                }
+            }
+        }
+        Ok(loaded)
+    }
+
+    async fn pull_image(&self, reference: &str, progress: ProgressSink) -> Result<(), EngineError> {
+        let (repository, tag) = split_tag(reference);
+        let options = CreateImageOptions {
+            from_image: Some(repository.to_owned()),
+            tag: tag.map(str::to_owned),
+            ..Default::default()
+        };
+        let mut replies = self.docker().create_image(Some(options), None, None);
+        // Layers report independently; the sum over layers is what a user wants to see.
+        let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
+        while let Some(reply) = replies.next().await {
+            let info = reply.map_err(|e| match translate(e, &self.endpoint, reference) {
+                EngineError::Rejected { message, .. } | EngineError::NotFound { what: message } => {
+                    EngineError::Pull {
+                        reference: reference.to_owned(),
+                        reason: message,
+                    }
+                }
+                other => other,
+            })?;
+            if let (Some(id), Some(detail)) = (info.id, info.progress_detail) {
+                let entry = layers.entry(id).or_default();
+                entry.0 = detail.current.unwrap_or(entry.0 as i64).max(0) as u64;
+                entry.1 = detail.total.unwrap_or(entry.1 as i64).max(0) as u64;
+                let (current, total) = layers
+                    .values()
+                    .fold((0, 0), |(c, t), (lc, lt)| (c + lc, t + lt));
+                progress(Progress {
+                    phase: format!("pulling {reference}"),
+                    current,
+                    total: (total > 0).then_some(total),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
+        match self
+            .docker()
+            .inspect_image(reference)
+            .await
+            .map_err(self.fail(reference))
+        {
+            Ok(image) => Ok(Some(ImageInfo {
+                id: image.id.unwrap_or_default(),
+                repo_tags: image.repo_tags.unwrap_or_default(),
+                size: image.size.unwrap_or_default().max(0) as u64,
+            })),
+            Err(EngineError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn image_ids(&self) -> Result<HashSet<String>, EngineError> {
+        let options = ListImagesOptions {
+            all: true,
+            ..Default::default()
+        };
+        let images = self
+            .docker()
+            .list_images(Some(options))
+            .await
+            .map_err(self.fail("images"))?;
+        Ok(images.into_iter().map(|i| i.id).collect())
+    }
+
+    async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
+        // Not forced: an image that another container uses or that carries
+        // other tags is refused by the engine (Conflict) and so kept.
+        let options = RemoveImageOptions {
+            force: false,
+            ..Default::default()
+        };
+        let result = self
+            .docker()
+            .remove_image(id, Some(options), None)
+            .await
+            .map(drop)
+            .map_err(self.fail(id));
+        ignore_not_found(result)
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        let options = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            platform: String::new(),
+        };
+        let what = format!("container {}", spec.name);
+        let created = self
+            .docker()
+            .create_container(Some(options), create_body(spec))
+            .await
+            .map_err(self.fail(&what))?;
+        Ok(created.id)
+    }
+
+    async fn start_container(&self, name: &str) -> Result<(), EngineError> {
+        let what = format!("container {name}");
+        self.docker()
+            .start_container(name, None::<StartContainerOptions>)
+            .await
+            .map_err(self.fail(&what))
+    }
+
+    async fn stop_container(&self, name: &str, timeout_secs: i64) -> Result<(), EngineError> {
+        let options = StopContainerOptions {
+            t: Some(timeout_secs.clamp(0, i64::from(i32::MAX)) as i32),
+            signal: None,
+        };
+        let what = format!("container {name}");
+        ignore_not_found(
+            self.docker()
+                .stop_container(name, Some(options))
+                .await
+                .map_err(self.fail(&what)),
+        )
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            link: false,
+        };
+        let what = format!("container {name}");
+        ignore_not_found(
+            self.docker()
+                .remove_container(name, Some(options))
+                .await
+                .map_err(self.fail(&what)),
+        )
+    }
+
+    async fn inspect_container(
+        &self,
+        name: &str,
+    ) -> Result<Option<ContainerObservation>, EngineError> {
+        let what = format!("container {name}");
+        match self
+            .docker()
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+            .map_err(self.fail(&what))
+        {
+            Ok(inspect) => Ok(Some(observation_from_inspect(inspect))),
+            Err(EngineError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn owned_containers(
+        &self,
+        instance: &str,
+    ) -> Result<Vec<ContainerObservation>, EngineError> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(owned_filter(instance)),
+            ..Default::default()
+        };
+        let list = self
+            .docker()
+            .list_containers(Some(options))
+            .await
+            .map_err(self.fail("containers"))?;
+        Ok(list.into_iter().map(observation_from_summary).collect())
+    }
+
+    fn events(&self, instance: &str) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {
+        let mut filters = owned_filter(instance);
+        filters.insert("type".into(), vec!["container".into()]);
+        let options = EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let endpoint = self.endpoint.clone();
+        self.docker()
+            .events(Some(options))
+            .filter_map(move |event| {
+                let item = match event {
+                    Ok(message) => container_event(message).map(Ok),
+                    Err(e) => Some(Err(translate(e, &endpoint, "the event stream"))),
+                };
+                futures::future::ready(item)
+            })
+            .boxed()
+    }
+
+    fn logs(
+        &self,
+        name: &str,
+        follow: bool,
+        tail: Option<u64>,
+    ) -> BoxStream<'static, Result<Bytes, EngineError>> {
+        let options = LogsOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            tail: tail.map_or_else(|| "all".to_owned(), |n| n.to_string()),
+            ..Default::default()
+        };
+        let endpoint = self.endpoint.clone();
+        let what = format!("container {name}");
+        self.docker()
+            .logs(name, Some(options))
+            .map(move |chunk| {
+                chunk
+                    .map(|c| c.into_bytes())
+                    .map_err(|e| translate(e, &endpoint, &what))
+            })
+            .boxed()
+    }
+}
+
+/// `repo:tag` to its parts; a colon before the last slash is a registry port.
+fn split_tag(reference: &str) -> (&str, Option<&str>) {
+    if reference.contains('@') {
+        return (reference, None);
+    }
+    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[last_slash..].rfind(':') {
+        Some(i) => (
+            &reference[..last_slash + i],
+            Some(&reference[last_slash + i + 1..]),
+        ),
+        None => (reference, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_tag;
+
+    #[test]
+    fn splits_tags_not_ports() {
+        assert_eq!(split_tag("a:1"), ("a", Some("1")));
+        assert_eq!(split_tag("localhost:5000/a"), ("localhost:5000/a", None));
+        assert_eq!(
+            split_tag("localhost:5000/a:2"),
+            ("localhost:5000/a", Some("2"))
+        );
+    }
+}
