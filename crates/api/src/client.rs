@@ -15,7 +15,9 @@ use tokio::net::UnixStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the berth daemon at {socket}: {reason} (is `berth daemon` running? set --socket or BERTH_SOCKET)")]
+    #[error(
+        "cannot reach the berth daemon at {socket}: {reason} (is `berth daemon` running? set --socket or BERTH_SOCKET)"
+    )]
     Unreachable { socket: PathBuf, reason: String },
     #[error("the connection to the daemon failed: {0}")]
     Transport(String),
@@ -31,9 +33,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
-        Self {
-            socket: socket.into(),
-        }
+        Self { socket: socket.into() }
     }
 
     pub fn socket(&self) -> &Path {
@@ -47,13 +47,9 @@ impl Client {
         body: Option<Vec<u8>>,
         accept: &str,
     ) -> Result<Response<Incoming>, ClientError> {
-        let unreachable = |e: std::io::Error| ClientError::Unreachable {
-            socket: self.socket.clone(),
-            reason: e.to_string(),
-        };
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(unreachable)?;
+        let unreachable =
+            |e: std::io::Error| ClientError::Unreachable { socket: self.socket.clone(), reason: e.to_string() };
+        let stream = UnixStream::connect(&self.socket).await.map_err(unreachable)?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
@@ -66,10 +62,7 @@ impl Client {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let response = sender.send_request(request).await.map_err(|e| ClientError::Transport(e.to_string()))?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -77,12 +70,7 @@ impl Client {
         let bytes = collect(response).await?;
         Err(serde_json::from_slice::<ApiError>(&bytes)
             .map(ClientError::Api)
-            .unwrap_or_else(|_| {
-                ClientError::Protocol(format!(
-                    "HTTP {status}: {}",
-                    String::from_utf8_lossy(&bytes)
-                ))
-            }))
+            .unwrap_or_else(|_| ClientError::Protocol(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)))))
     }
 
     async fn json<T: DeserializeOwned>(
@@ -106,11 +94,7 @@ impl Client {
 
     /// The raw JSON of `GET /v1/apps`, for `list --output json` (no re-encoding).
     pub async fn list_raw(&self) -> Result<Bytes, ClientError> {
-        collect(
-            self.send(Method::GET, "/v1/apps", None, "application/json")
-                .await?,
-        )
-        .await
+        collect(self.send(Method::GET, "/v1/apps", None, "application/json").await?).await
     }
 
     pub async fn show(&self, name: &str) -> Result<AppView, ClientError> {
@@ -124,9 +108,7 @@ impl Client {
         mut on_progress: impl FnMut(&InstallEvent),
     ) -> Result<AppView, ClientError> {
         let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let response = self
-            .send(Method::POST, "/v1/apps", Some(body), "application/x-ndjson")
-            .await?;
+        let response = self.send(Method::POST, "/v1/apps", Some(body), "application/x-ndjson").await?;
         let mut lines = ndjson_lines(response);
         while let Some(line) = lines.next().await {
             let event: InstallEvent =
@@ -137,18 +119,11 @@ impl Client {
                 progress => on_progress(&progress),
             }
         }
-        Err(ClientError::Protocol(
-            "the install stream ended without a result".into(),
-        ))
+        Err(ClientError::Protocol("the install stream ended without a result".into()))
     }
 
     pub async fn uninstall(&self, name: &str, keep_data: bool) -> Result<Uninstalled, ClientError> {
-        self.json(
-            Method::DELETE,
-            &format!("{}?keep_data={keep_data}", app_path(name, "")),
-            None,
-        )
-        .await
+        self.json(Method::DELETE, &format!("{}?keep_data={keep_data}", app_path(name, "")), None).await
     }
 
     /// `verb` is `start`, `stop` or `restart`.
@@ -166,9 +141,7 @@ impl Client {
         if let Some(tail) = tail {
             path.push_str(&format!("&tail={tail}"));
         }
-        let response = self
-            .send(Method::GET, &path, None, "application/octet-stream")
-            .await?;
+        let response = self.send(Method::GET, &path, None, "application/octet-stream").await?;
         Ok(body_chunks(response))
     }
 
@@ -183,9 +156,7 @@ fn app_path(name: &str, verb: &str) -> String {
     let encoded: String = name
         .bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect();
@@ -197,12 +168,7 @@ fn app_path(name: &str, verb: &str) -> String {
 }
 
 async fn collect(response: Response<Incoming>) -> Result<Bytes, ClientError> {
-    Ok(response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| ClientError::Transport(e.to_string()))?
-        .to_bytes())
+    Ok(response.into_body().collect().await.map_err(|e| ClientError::Transport(e.to_string()))?.to_bytes())
 }
 
 fn body_chunks(response: Response<Incoming>) -> BoxStream<'static, Result<Bytes, ClientError>> {
@@ -219,30 +185,27 @@ fn body_chunks(response: Response<Incoming>) -> BoxStream<'static, Result<Bytes,
 /// Splits a body into newline-terminated lines.
 fn ndjson_lines(response: Response<Incoming>) -> BoxStream<'static, Result<Vec<u8>, ClientError>> {
     let chunks = body_chunks(response);
-    futures::stream::unfold(
-        (chunks, Vec::<u8>::new(), false),
-        |(mut chunks, mut buffer, mut ended)| async move {
-            loop {
-                if let Some(end) = buffer.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buffer.drain(..=end).collect();
-                    return Some((Ok(line), (chunks, buffer, ended)));
-                }
-                if ended {
-                    return None;
-                }
-                match chunks.next().await {
-                    Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
-                    Some(Err(e)) => return Some((Err(e), (chunks, buffer, true))),
-                    None => {
-                        ended = true;
-                        if !buffer.is_empty() {
-                            buffer.push(b'\n');
-                        }
+    futures::stream::unfold((chunks, Vec::<u8>::new(), false), |(mut chunks, mut buffer, mut ended)| async move {
+        loop {
+            if let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=end).collect();
+                return Some((Ok(line), (chunks, buffer, ended)));
+            }
+            if ended {
+                return None;
+            }
+            match chunks.next().await {
+                Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
+                Some(Err(e)) => return Some((Err(e), (chunks, buffer, true))),
+                None => {
+                    ended = true;
+                    if !buffer.is_empty() {
+                        buffer.push(b'\n');
                     }
                 }
             }
-        },
-    )
+        }
+    })
     .boxed()
 }
 
@@ -251,9 +214,7 @@ impl ClientError {
     pub fn kind(&self) -> Option<ErrorKind> {
         match self {
             ClientError::Api(e) => Some(e.code),
-            ClientError::Unreachable { .. }
-            | ClientError::Transport(_)
-            | ClientError::Protocol(_) => None,
+            ClientError::Unreachable { .. } | ClientError::Transport(_) | ClientError::Protocol(_) => None,
         }
     }
 }

@@ -78,10 +78,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
 }
 

@@ -2,8 +2,7 @@
 //! back; the daemon implements the manager.
 
 use crate::{
-    ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LogsQuery,
-    UninstallQuery, Uninstalled,
+    ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LogsQuery, UninstallQuery, Uninstalled,
 };
 use async_trait::async_trait;
 use axum::body::Body;
@@ -27,11 +26,7 @@ pub trait Manager: Send + Sync + 'static {
     async fn list(&self) -> Result<Vec<AppView>, ApiError>;
     async fn show(&self, name: &str) -> Result<AppView, ApiError>;
     /// Installs and returns once the app runs. Progress goes to `progress`.
-    async fn install(
-        &self,
-        request: InstallRequest,
-        progress: ProgressSender,
-    ) -> Result<AppView, ApiError>;
+    async fn install(&self, request: InstallRequest, progress: ProgressSender) -> Result<AppView, ApiError>;
     async fn uninstall(&self, name: &str, keep_data: bool) -> Result<Uninstalled, ApiError>;
     async fn start(&self, name: &str) -> Result<AppView, ApiError>;
     async fn stop(&self, name: &str) -> Result<AppView, ApiError>;
@@ -48,38 +43,16 @@ type Shared = State<Arc<dyn Manager>>;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(self)).into_response()
     }
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    info(
-        title = "berth",
-        description = "berth's native API, served over the daemon's unix socket."
-    ),
-    paths(
-        info,
-        list_apps,
-        install,
-        show_app,
-        uninstall,
-        start_app,
-        stop_app,
-        restart_app,
-        logs
-    ),
-    components(schemas(
-        ApiError,
-        ErrorKind,
-        AppView,
-        DaemonInfo,
-        InstallEvent,
-        InstallRequest,
-        Uninstalled
-    ))
+    info(title = "berth", description = "berth's native API, served over the daemon's unix socket."),
+    paths(info, list_apps, install, show_app, uninstall, start_app, stop_app, restart_app, logs),
+    components(schemas(ApiError, ErrorKind, AppView, DaemonInfo, InstallEvent, InstallRequest, Uninstalled))
 )]
 struct ApiDoc;
 
@@ -89,10 +62,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 
 pub fn router(manager: Arc<dyn Manager>) -> Router {
     Router::new()
-        .route(
-            "/v1/openapi.json",
-            get(|| async { Json(openapi_document()) }),
-        )
+        .route("/v1/openapi.json", get(|| async { Json(openapi_document()) }))
         .route("/v1/info", get(info))
         .route("/v1/apps", get(list_apps).post(install))
         .route("/v1/apps/{name}", get(show_app).delete(uninstall))
@@ -100,12 +70,7 @@ pub fn router(manager: Arc<dyn Manager>) -> Router {
         .route("/v1/apps/{name}/stop", post(stop_app))
         .route("/v1/apps/{name}/restart", post(restart_app))
         .route("/v1/apps/{name}/logs", get(logs))
-        .fallback(|| async {
-            ApiError::new(
-                ErrorKind::NotFound,
-                "no such endpoint; see /v1/openapi.json",
-            )
-        })
+        .fallback(|| async { ApiError::new(ErrorKind::NotFound, "no such endpoint; see /v1/openapi.json") })
         .with_state(manager)
 }
 
@@ -131,15 +96,9 @@ async fn show_app(State(m): Shared, Path(name): Path<String>) -> Result<Json<App
 #[utoipa::path(post, path = "/v1/apps", request_body = InstallRequest,
     responses((status = 201, body = AppView), (status = 200, description = "ndjson stream of InstallEvent", content_type = "application/x-ndjson", body = InstallEvent),
         (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError), (status = 503, body = ApiError)))]
-async fn install(
-    State(m): Shared,
-    headers: HeaderMap,
-    Json(request): Json<InstallRequest>,
-) -> Response {
-    let streaming = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/x-ndjson"));
+async fn install(State(m): Shared, headers: HeaderMap, Json(request): Json<InstallRequest>) -> Response {
+    let streaming =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/x-ndjson"));
     let (progress, mut events) = mpsc::unbounded_channel();
     // The install runs on its own task: a client that hangs up does not cut
     // an operation short between two journal steps.
@@ -148,8 +107,7 @@ async fn install(
         return match task.await {
             Ok(Ok(app)) => (StatusCode::CREATED, Json(app)).into_response(),
             Ok(Err(error)) => error.into_response(),
-            Err(join) => ApiError::new(ErrorKind::Internal, format!("install task failed: {join}"))
-                .into_response(),
+            Err(join) => ApiError::new(ErrorKind::Internal, format!("install task failed: {join}")).into_response(),
         };
     }
     // Progress first, then exactly one `done` or `error` line.
@@ -200,10 +158,7 @@ async fn stop_app(State(m): Shared, Path(name): Path<String>) -> Result<Json<App
 }
 
 #[utoipa::path(post, path = "/v1/apps/{name}/restart", params(("name" = String, Path)), responses((status = 200, body = AppView), (status = 404, body = ApiError)))]
-async fn restart_app(
-    State(m): Shared,
-    Path(name): Path<String>,
-) -> Result<Json<AppView>, ApiError> {
+async fn restart_app(State(m): Shared, Path(name): Path<String>) -> Result<Json<AppView>, ApiError> {
     m.restart(&name).await.map(Json)
 }
 
@@ -211,11 +166,7 @@ async fn restart_app(
 /// `follow=true` the response stays open and streams new output.
 #[utoipa::path(get, path = "/v1/apps/{name}/logs", params(("name" = String, Path), LogsQuery),
     responses((status = 200, content_type = "application/octet-stream", body = String), (status = 404, body = ApiError)))]
-async fn logs(
-    State(m): Shared,
-    Path(name): Path<String>,
-    Query(q): Query<LogsQuery>,
-) -> Result<Response, ApiError> {
+async fn logs(State(m): Shared, Path(name): Path<String>, Query(q): Query<LogsQuery>) -> Result<Response, ApiError> {
     let stream = m.logs(&name, q.follow, q.tail).await?;
     let body = Body::from_stream(stream.map(|chunk| chunk.map_err(std::io::Error::other)));
     Ok(Response::builder()

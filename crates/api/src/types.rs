@@ -55,17 +55,9 @@ pub struct AppView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum InstallEvent {
-    Progress {
-        phase: String,
-        current: u64,
-        total: Option<u64>,
-    },
-    Done {
-        app: Box<AppView>,
-    },
-    Error {
-        error: crate::ApiError,
-    },
+    Progress { phase: String, current: u64, total: Option<u64> },
+    Done { app: Box<AppView> },
+    Error { error: crate::ApiError },
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, IntoParams)]
@@ -86,6 +78,10 @@ pub struct LogsQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DaemonInfo {
     pub version: String,
+    /// False until start-up recovery has run against a reachable engine.
+    pub ready: bool,
+    /// The value of the `berth.instance` label on this daemon's containers.
+    pub instance: String,
     pub root: String,
     pub data_root: String,
     pub engine_endpoint: String,

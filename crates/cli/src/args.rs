@@ -5,19 +5,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "berth",
-    version,
-    about = "Installs, supervises and removes vendor containers on a Docker host."
-)]
+#[command(name = "berth", version, about = "Installs, supervises and removes vendor containers on a Docker host.")]
 pub struct Cli {
     /// The daemon's API socket (the daemon listens on it, the client verbs connect to it).
-    #[arg(
-        long,
-        global = true,
-        env = "BERTH_SOCKET",
-        default_value = "/run/berth/berth.sock"
-    )]
+    #[arg(long, global = true, env = "BERTH_SOCKET", default_value = "/run/berth/berth.sock")]
     pub socket: PathBuf,
     #[command(subcommand)]
     pub verb: Verb,
@@ -74,8 +65,7 @@ pub struct DaemonOptions {
 impl DaemonOptions {
     /// The daemon listens on the global `--socket`.
     pub fn into_config(self, socket: PathBuf) -> Result<DaemonConfig, ConfigError> {
-        let settings =
-            Settings::load(&self.config.unwrap_or_else(|| self.root.join("berth.toml")))?;
+        let settings = Settings::load(&self.config.unwrap_or_else(|| self.root.join("berth.toml")))?;
         Ok(DaemonConfig {
             data_root: self.data_root.unwrap_or_else(|| self.root.join("tpc")),
             root: self.root,

@@ -19,22 +19,11 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let invoked_as = std::env::args_os()
         .next()
-        .and_then(|a| {
-            Path::new(&a)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
+        .and_then(|a| Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_default();
     let tpcm = invoked_as == "tpcm";
-    let command = if tpcm {
-        Cli::command().name("tpcm").bin_name("tpcm")
-    } else {
-        Cli::command()
-    };
-    let cli = match command
-        .try_get_matches()
-        .and_then(|m| Cli::from_arg_matches(&m))
-    {
+    let command = if tpcm { Cli::command().name("tpcm").bin_name("tpcm") } else { Cli::command() };
+    let cli = match command.try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -53,9 +42,7 @@ fn main() -> ExitCode {
 
 fn run_daemon(options: args::DaemonOptions, socket: PathBuf) -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let config = match options.into_config(socket) {
@@ -65,10 +52,7 @@ fn run_daemon(options: args::DaemonOptions, socket: PathBuf) -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let result = match runtime {
         Ok(runtime) => runtime.block_on(berth_daemon::run(config)),
         Err(e) => {
@@ -80,20 +64,13 @@ fn run_daemon(options: args::DaemonOptions, socket: PathBuf) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("berth daemon: {e}");
-            ExitCode::from(if e.is_configuration() {
-                exit::CONFIG
-            } else {
-                1
-            })
+            ExitCode::from(if e.is_configuration() { exit::CONFIG } else { 1 })
         }
     }
 }
 
 fn run_client(socket: &Path, verb: Verb) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("berth: cannot start the async runtime: {e}");
@@ -115,10 +92,7 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         Verb::Daemon(_) => unreachable!("handled in main"),
         Verb::Install(install) => {
             let source = resolve_source(&install.source);
-            confirm(
-                install.yes,
-                &format!("Install {} from {source}?", install.name),
-            )?;
+            confirm(install.yes, &format!("Install {} from {source}?", install.name))?;
             let request = InstallRequest {
                 name: install.name,
                 source,
@@ -141,18 +115,9 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
             }
         }
         Verb::Show(target) => output::app(&client.show(&target.name).await?, target.output)?,
-        Verb::Start(target) => output::app(
-            &client.lifecycle(&target.name, "start").await?,
-            target.output,
-        )?,
-        Verb::Stop(target) => output::app(
-            &client.lifecycle(&target.name, "stop").await?,
-            target.output,
-        )?,
-        Verb::Restart(target) => output::app(
-            &client.lifecycle(&target.name, "restart").await?,
-            target.output,
-        )?,
+        Verb::Start(target) => output::app(&client.lifecycle(&target.name, "start").await?, target.output)?,
+        Verb::Stop(target) => output::app(&client.lifecycle(&target.name, "stop").await?, target.output)?,
+        Verb::Restart(target) => output::app(&client.lifecycle(&target.name, "restart").await?, target.output)?,
         Verb::Logs(logs) => {
             let mut stream = client.logs(&logs.name, logs.follow, logs.tail).await?;
             let mut stdout = std::io::stdout().lock();
@@ -167,16 +132,10 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
                 &format!(
                     "Uninstall {}{}?",
                     uninstall.name,
-                    if uninstall.keep_data {
-                        " (keeping its data)"
-                    } else {
-                        " and delete its data"
-                    }
+                    if uninstall.keep_data { " (keeping its data)" } else { " and delete its data" }
                 ),
             )?;
-            let done = client
-                .uninstall(&uninstall.name, uninstall.keep_data)
-                .await?;
+            let done = client.uninstall(&uninstall.name, uninstall.keep_data).await?;
             output::uninstalled(&done, uninstall.output)?;
         }
     }
@@ -204,16 +163,12 @@ fn confirm(yes: bool, question: &str) -> Result<(), Failure> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        return Err(Failure::NotConfirmed(
-            "standard input is not a terminal; pass -y to confirm".into(),
-        ));
+        return Err(Failure::NotConfirmed("standard input is not a terminal; pass -y to confirm".into()));
     }
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .map_err(Failure::output)?;
+    std::io::stdin().read_line(&mut answer).map_err(Failure::output)?;
     match answer.trim().to_ascii_lowercase().as_str() {
         "y" | "yes" => Ok(()),
         _ => Err(Failure::NotConfirmed("not confirmed".into())),

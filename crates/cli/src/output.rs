@@ -7,21 +7,16 @@ use std::io::Write;
 
 pub fn raw_json(bytes: &[u8]) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
-    out.write_all(bytes)
-        .and_then(|_| out.write_all(b"\n"))
-        .map_err(Failure::output)
+    out.write_all(bytes).and_then(|_| out.write_all(b"\n")).map_err(Failure::output)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Failure::Output(std::io::Error::other(e)))?;
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::Output(std::io::Error::other(e)))?;
     raw_json(text.as_bytes())
 }
 
 pub fn apps(apps: &[AppView]) -> Result<(), Failure> {
-    let header = [
-        "NAME", "IMAGE", "IMAGE ID", "STATE", "HEALTH", "UPTIME", "CPUS", "MEMORY", "NOTE",
-    ];
+    let header = ["NAME", "IMAGE", "IMAGE ID", "STATE", "HEALTH", "UPTIME", "CPUS", "MEMORY", "NOTE"];
     let rows: Vec<[String; 9]> = apps
         .iter()
         .map(|a| {
@@ -34,10 +29,7 @@ pub fn apps(apps: &[AppView]) -> Result<(), Failure> {
                 a.uptime_seconds.map_or_else(|| "-".into(), duration),
                 format!("{:.2}", a.cpus),
                 a.memory.map_or_else(|| "-".into(), size),
-                a.failure
-                    .clone()
-                    .filter(|_| a.state != "running")
-                    .unwrap_or_default(),
+                a.failure.clone().filter(|_| a.state != "running").unwrap_or_default(),
             ]
         })
         .collect();
@@ -49,11 +41,7 @@ pub fn apps(apps: &[AppView]) -> Result<(), Failure> {
     }
     let mut out = std::io::stdout().lock();
     let mut line = |cells: &[String]| {
-        let text: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let text: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
         writeln!(out, "{}", text.join("  ").trim_end())
     };
     line(&header.map(String::from)).map_err(Failure::output)?;
@@ -75,28 +63,13 @@ pub fn app(app: &AppView, output: Output) -> Result<(), Failure> {
         ("state", app.state.clone()),
         ("desired", app.desired.clone()),
         ("health", app.health.clone()),
-        (
-            "uptime",
-            app.uptime_seconds.map_or_else(|| "-".into(), duration),
-        ),
+        ("uptime", app.uptime_seconds.map_or_else(|| "-".into(), duration)),
         ("restarts", app.restarts.to_string()),
         ("failure", app.failure.clone().unwrap_or_else(|| "-".into())),
         ("cpus", format!("{:.2}", app.cpus)),
         ("memory", app.memory.map_or_else(|| "-".into(), size)),
-        (
-            "args",
-            if app.args.is_empty() {
-                "-".into()
-            } else {
-                app.args.clone()
-            },
-        ),
-        (
-            "container",
-            app.container_id
-                .as_deref()
-                .map_or_else(|| "-".into(), short_id),
-        ),
+        ("args", if app.args.is_empty() { "-".into() } else { app.args.clone() }),
+        ("container", app.container_id.as_deref().map_or_else(|| "-".into(), short_id)),
         ("private dir", app.private_dir.clone()),
     ];
     let mut out = std::io::stdout().lock();
@@ -110,16 +83,8 @@ pub fn uninstalled(done: &Uninstalled, output: Output) -> Result<(), Failure> {
     if output.is_json() {
         return json(done);
     }
-    let data = if done.kept_data {
-        "data kept"
-    } else {
-        "data removed"
-    };
-    let image = if done.removed_image {
-        "image removed"
-    } else {
-        "image kept"
-    };
+    let data = if done.kept_data { "data kept" } else { "data removed" };
+    let image = if done.removed_image { "image removed" } else { "image kept" };
     println!("uninstalled {} ({data}, {image})", done.name);
     Ok(())
 }
@@ -142,8 +107,5 @@ fn size(bytes: u64) -> String {
     UNITS
         .iter()
         .find(|(_, unit)| bytes >= *unit && bytes % unit == 0)
-        .map_or_else(
-            || format!("{bytes}B"),
-            |(name, unit)| format!("{}{name}", bytes / unit),
-        )
+        .map_or_else(|| format!("{bytes}B"), |(name, unit)| format!("{}{name}", bytes / unit))
 }

@@ -15,28 +15,17 @@ impl Reporter {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{msg:20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{msg:20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
             );
             bar
         });
-        Self {
-            bar,
-            phase: String::new(),
-            last_percent: None,
-        }
+        Self { bar, phase: String::new(), last_percent: None }
     }
 
     pub fn event(&mut self, event: &InstallEvent) {
-        let InstallEvent::Progress {
-            phase,
-            current,
-            total,
-        } = event
-        else {
+        let InstallEvent::Progress { phase, current, total } = event else {
             return;
         };
         match &self.bar {
@@ -49,9 +38,7 @@ impl Reporter {
             }
             None => {
                 // Plain output: a line per phase and per quarter of a transfer.
-                let percent = total
-                    .filter(|t| *t > 0)
-                    .map(|t| current * 100 / t / 25 * 25);
+                let percent = total.filter(|t| *t > 0).map(|t| current * 100 / t / 25 * 25);
                 if *phase != self.phase || percent != self.last_percent {
                     match percent {
                         Some(p) => eprintln!("{phase}: {p}%"),

@@ -81,10 +81,7 @@ impl RunState {
     }
 
     pub fn is_running(self) -> bool {
-        matches!(
-            self,
-            RunState::Running | RunState::Paused | RunState::Restarting
-        )
+        matches!(self, RunState::Running | RunState::Paused | RunState::Restarting)
     }
 }
 
@@ -138,11 +135,7 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Loads a `docker save` archive (uncompressed tar bytes); returns what the
     /// engine reports as loaded (references such as `repo:tag` or image ids).
-    async fn load_image(
-        &self,
-        archive: ByteStream,
-        progress: ProgressSink,
-    ) -> Result<Vec<String>, EngineError>;
+    async fn load_image(&self, archive: ByteStream, progress: ProgressSink) -> Result<Vec<String>, EngineError>;
     async fn pull_image(&self, reference: &str, progress: ProgressSink) -> Result<(), EngineError>;
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError>;
     async fn image_ids(&self) -> Result<HashSet<String>, EngineError>;
@@ -155,24 +148,13 @@ pub trait Engine: Send + Sync + 'static {
     async fn stop_container(&self, name: &str, timeout_secs: i64) -> Result<(), EngineError>;
     /// Removes a container forcibly; one that is already gone is not an error.
     async fn remove_container(&self, name: &str) -> Result<(), EngineError>;
-    async fn inspect_container(
-        &self,
-        name: &str,
-    ) -> Result<Option<ContainerObservation>, EngineError>;
+    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerObservation>, EngineError>;
     /// Every container of this berth instance (labels `berth.app` and
     /// `berth.instance=<instance>`), running or not.
-    async fn owned_containers(
-        &self,
-        instance: &str,
-    ) -> Result<Vec<ContainerObservation>, EngineError>;
+    async fn owned_containers(&self, instance: &str) -> Result<Vec<ContainerObservation>, EngineError>;
 
     /// Events of this instance's containers from now on. Ends when the engine goes away.
     fn events(&self, instance: &str) -> BoxStream<'static, Result<ContainerEvent, EngineError>>;
     /// The container's output (stdout and stderr, in order).
-    fn logs(
-        &self,
-        name: &str,
-        follow: bool,
-        tail: Option<u64>,
-    ) -> BoxStream<'static, Result<Bytes, EngineError>>;
+    fn logs(&self, name: &str, follow: bool, tail: Option<u64>) -> BoxStream<'static, Result<Bytes, EngineError>>;
 }

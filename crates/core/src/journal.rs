@@ -97,9 +97,8 @@ impl InstallRecord {
     /// The image this install added to the engine, if any, for removal on undo.
     pub fn added_image(&self) -> Option<&str> {
         let id = self.spec.image_id.as_str();
-        let added = self.step >= InstallStep::ImageReady
-            && !id.is_empty()
-            && !self.preexisting_images.iter().any(|p| p == id);
+        let added =
+            self.step >= InstallStep::ImageReady && !id.is_empty() && !self.preexisting_images.iter().any(|p| p == id);
         added.then_some(id)
     }
 }
@@ -171,45 +170,22 @@ mod tests {
 
     #[test]
     fn install_undoes_only_the_image_it_added() {
-        assert_eq!(
-            record(InstallStep::ImageReady, "sha256:n", &["sha256:o"]).added_image(),
-            Some("sha256:n")
-        );
-        assert_eq!(
-            record(InstallStep::ImageReady, "sha256:o", &["sha256:o"]).added_image(),
-            None
-        );
-        assert_eq!(
-            record(InstallStep::FetchingImage, "", &[]).added_image(),
-            None
-        );
+        assert_eq!(record(InstallStep::ImageReady, "sha256:n", &["sha256:o"]).added_image(), Some("sha256:n"));
+        assert_eq!(record(InstallStep::ImageReady, "sha256:o", &["sha256:o"]).added_image(), None);
+        assert_eq!(record(InstallStep::FetchingImage, "", &[]).added_image(), None);
     }
 
     #[test]
     fn recovery_rules() {
-        for step in [
-            InstallStep::Accepted,
-            InstallStep::FetchingImage,
-            InstallStep::ContainerCreated,
-        ] {
-            assert_eq!(
-                recovery_for_install(&record(step, "x", &[])),
-                Recovery::RollBack
-            );
+        for step in [InstallStep::Accepted, InstallStep::FetchingImage, InstallStep::ContainerCreated] {
+            assert_eq!(recovery_for_install(&record(step, "x", &[])), Recovery::RollBack);
         }
-        assert_eq!(
-            recovery_for_install(&record(InstallStep::Committed, "x", &[])),
-            Recovery::MarkDone
-        );
+        assert_eq!(recovery_for_install(&record(InstallStep::Committed, "x", &[])), Recovery::MarkDone);
     }
 
     #[test]
     fn states_round_trip_through_text() {
-        for s in [
-            OperationState::Running,
-            OperationState::Done,
-            OperationState::RolledBack,
-        ] {
+        for s in [OperationState::Running, OperationState::Done, OperationState::RolledBack] {
             assert_eq!(OperationState::parse(s.as_str()), Some(s));
         }
         for k in [OperationKind::Install, OperationKind::Uninstall] {

@@ -31,21 +31,13 @@ impl AppName {
         let first = chars.next().ok_or(NameError::Empty)?;
         let len = text.chars().count();
         if len > MAX_NAME_LEN {
-            return Err(NameError::TooLong {
-                name: text.to_owned(),
-                len,
-            });
+            return Err(NameError::TooLong { name: text.to_owned(), len });
         }
         if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
-            return Err(NameError::BadStart {
-                name: text.to_owned(),
-            });
+            return Err(NameError::BadStart { name: text.to_owned() });
         }
         if let Some(found) = chars.find(|c| !is_name_char(*c)) {
-            return Err(NameError::BadCharacter {
-                name: text.to_owned(),
-                found,
-            });
+            return Err(NameError::BadCharacter { name: text.to_owned(), found });
         }
         Ok(Self(text.to_owned()))
     }
@@ -98,30 +90,12 @@ mod tests {
     #[test]
     fn refuses_everything_else_with_a_reason() {
         assert_eq!(AppName::parse(""), Err(NameError::Empty));
-        assert!(matches!(
-            AppName::parse(&"a".repeat(64)),
-            Err(NameError::TooLong { len: 64, .. })
-        ));
+        assert!(matches!(AppName::parse(&"a".repeat(64)), Err(NameError::TooLong { len: 64, .. })));
         for bad_start in ["-a", ".a", "_a", "Abc"] {
-            assert!(
-                matches!(AppName::parse(bad_start), Err(NameError::BadStart { .. })),
-                "{bad_start}"
-            );
+            assert!(matches!(AppName::parse(bad_start), Err(NameError::BadStart { .. })), "{bad_start}");
         }
-        for (bad, c) in [
-            ("a/b", '/'),
-            ("a b", ' '),
-            ("aB", 'B'),
-            ("a..\u{e9}", '\u{e9}'),
-            ("a;rm", ';'),
-        ] {
-            assert_eq!(
-                AppName::parse(bad),
-                Err(NameError::BadCharacter {
-                    name: bad.into(),
-                    found: c
-                })
-            );
+        for (bad, c) in [("a/b", '/'), ("a b", ' '), ("aB", 'B'), ("a..\u{e9}", '\u{e9}'), ("a;rm", ';')] {
+            assert_eq!(AppName::parse(bad), Err(NameError::BadCharacter { name: bad.into(), found: c }));
         }
     }
 

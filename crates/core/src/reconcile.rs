@@ -22,11 +22,7 @@ pub enum Action {
 }
 
 /// Decides the one action that brings `observed` to `desired`.
-pub fn plan(
-    desired: DesiredState,
-    expected_hash: &str,
-    observed: Option<&ContainerObservation>,
-) -> Action {
+pub fn plan(desired: DesiredState, expected_hash: &str, observed: Option<&ContainerObservation>) -> Action {
     let start = desired == DesiredState::Running;
     let Some(container) = observed else {
         return Action::Create { start };
@@ -74,9 +70,6 @@ mod tests {
         assert_eq!(plan(Running, "h", Some(&running)), Action::Nothing);
         assert_eq!(plan(Stopped, "h", Some(&running)), Action::Stop);
         assert_eq!(plan(Stopped, "h", Some(&exited)), Action::Nothing);
-        assert_eq!(
-            plan(Running, "h", Some(&stale)),
-            Action::Recreate { start: true }
-        );
+        assert_eq!(plan(Running, "h", Some(&stale)), Action::Recreate { start: true });
     }
 }

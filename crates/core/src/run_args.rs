@@ -165,11 +165,7 @@ pub struct DeviceSpec {
 
 impl Default for DeviceSpec {
     fn default() -> Self {
-        DeviceSpec {
-            host_path: String::new(),
-            container_path: String::new(),
-            permissions: "rwm".into(),
-        }
+        DeviceSpec { host_path: String::new(), container_path: String::new(), permissions: "rwm".into() }
     }
 }
 
@@ -184,11 +180,7 @@ pub enum RunArgsError {
     #[error("{option} needs a value: {option} {}", value_hint(.option))]
     MissingValue { option: String },
     #[error("invalid value {value:?} for {option}: {reason}")]
-    InvalidValue {
-        option: String,
-        value: String,
-        reason: String,
-    },
+    InvalidValue { option: String, value: String, reason: String },
     #[error("unexpected argument {argument:?}: --args takes options only; the image comes from the install source")]
     UnexpectedArgument { argument: String },
     #[error("label {key:?} is reserved: keys starting with \"berth.\" are how berth marks the containers it owns")]
@@ -233,11 +225,8 @@ pub fn parse_run_args(args: &str) -> Result<RunOptions, RunArgsError> {
                         None => return Err(RunArgsError::MissingValue { option: name }),
                     },
                 };
-                let invalid = |reason: String| RunArgsError::InvalidValue {
-                    option: name.clone(),
-                    value: value.clone(),
-                    reason,
-                };
+                let invalid =
+                    |reason: String| RunArgsError::InvalidValue { option: name.clone(), value: value.clone(), reason };
                 if value.contains('\0') {
                     return Err(invalid("it contains a NUL character".into()));
                 }
@@ -263,9 +252,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         )
     };
     let too_large = || format!("{text:?} is too large");
-    let number_len = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let number_len = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, suffix) = text.split_at(number_len);
     let (whole, fraction) = match number.split_once('.') {
         Some((whole, fraction)) => (whole, Some(fraction)),
@@ -274,10 +261,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     if whole.is_empty() || fraction.is_some_and(|f| f.is_empty() || f.contains('.')) {
         return Err(bad());
     }
-    let suffix = suffix
-        .strip_prefix(' ')
-        .unwrap_or(suffix)
-        .to_ascii_lowercase();
+    let suffix = suffix.strip_prefix(' ').unwrap_or(suffix).to_ascii_lowercase();
     let units = [('k', 10), ('m', 20), ('g', 30), ('t', 40), ('p', 50)];
     let (multiplier, rest) = units
         .iter()
@@ -343,44 +327,19 @@ fn invalid<T>(reason: impl Into<String>) -> Result<T, Problem> {
     Err(Problem::Invalid(reason.into()))
 }
 
-const fn value(
-    long: &'static str,
-    short: Option<char>,
-    hint: &'static str,
-    apply: Apply,
-) -> OptionDef {
-    OptionDef {
-        long,
-        short,
-        kind: Kind::Value { hint, apply },
-    }
+const fn value(long: &'static str, short: Option<char>, hint: &'static str, apply: Apply) -> OptionDef {
+    OptionDef { long, short, kind: Kind::Value { hint, apply } }
 }
 
 const fn flag(long: &'static str, set: fn(&mut RunOptions, bool)) -> OptionDef {
-    OptionDef {
-        long,
-        short: None,
-        kind: Kind::Flag(set),
-    }
+    OptionDef { long, short: None, kind: Kind::Flag(set) }
 }
 
 const OPTIONS: &[OptionDef] = &[
     value("env", Some('e'), "NAME=VALUE", apply_env),
-    value(
-        "volume",
-        Some('v'),
-        "/host/path:/container/path[:ro|rw]",
-        apply_volume,
-    ),
-    value(
-        "publish",
-        Some('p'),
-        "[ip:][hostPort:]containerPort[/tcp|udp|sctp]",
-        apply_publish,
-    ),
-    value("network", None, "NETWORK", |o, v| {
-        set_text(&mut o.network, v, "network name")
-    }),
+    value("volume", Some('v'), "/host/path:/container/path[:ro|rw]", apply_volume),
+    value("publish", Some('p'), "[ip:][hostPort:]containerPort[/tcp|udp|sctp]", apply_publish),
+    value("network", None, "NETWORK", |o, v| set_text(&mut o.network, v, "network name")),
     value("hostname", Some('h'), "HOSTNAME", apply_hostname),
     value("user", Some('u'), "name|uid[:group|gid]", apply_user),
     value("workdir", Some('w'), "/absolute/path", |o, v| {
@@ -388,12 +347,7 @@ const OPTIONS: &[OptionDef] = &[
         o.workdir = Some(v.to_owned());
         Ok(())
     }),
-    value(
-        "entrypoint",
-        None,
-        "/path/to/executable (\"\" clears it)",
-        apply_entrypoint,
-    ),
+    value("entrypoint", None, "/path/to/executable (\"\" clears it)", apply_entrypoint),
     flag("privileged", |o, on| o.privileged = on),
     value("cap-add", None, "CAPABILITY", |o, v| {
         o.cap_add.push(capability(v)?);
@@ -403,12 +357,7 @@ const OPTIONS: &[OptionDef] = &[
         o.cap_drop.push(capability(v)?);
         Ok(())
     }),
-    value(
-        "device",
-        None,
-        "/dev/host[:/dev/container[:rwm]]",
-        apply_device,
-    ),
+    value("device", None, "/dev/host[:/dev/container[:rwm]]", apply_device),
     value("label", Some('l'), "key[=value]", apply_label),
     value("cpus", None, "NUMBER, e.g. 0.5", apply_cpus),
     value("memory", Some('m'), "SIZE, e.g. 512m", apply_memory),
@@ -421,34 +370,17 @@ const OPTIONS: &[OptionDef] = &[
         Ok(())
     }),
     flag("init", |o, on| o.init = on),
-    value(
-        "stop-signal",
-        None,
-        "SIGNAL, e.g. SIGTERM",
-        apply_stop_signal,
-    ),
+    value("stop-signal", None, "SIGNAL, e.g. SIGTERM", apply_stop_signal),
     value("stop-timeout", None, "SECONDS", apply_stop_timeout),
 ];
 
 /// docker options people copy along that make no sense for an app berth
 /// manages; refused with the reason rather than as unknown.
 const NOT_SUPPORTED: &[Refused] = &[
-    (
-        Some('d'),
-        "detach",
-        "berth always runs apps in the background",
-    ),
-    (
-        Some('i'),
-        "interactive",
-        "apps run unattended, without a terminal",
-    ),
+    (Some('d'), "detach", "berth always runs apps in the background"),
+    (Some('i'), "interactive", "apps run unattended, without a terminal"),
     (Some('t'), "tty", "apps run unattended, without a terminal"),
-    (
-        None,
-        "rm",
-        "berth owns the container and removes it when the app is uninstalled",
-    ),
+    (None, "rm", "berth owns the container and removes it when the app is uninstalled"),
     (None, "name", "the container is named after the app"),
     (None, "restart", "berth restarts apps itself, with backoff"),
 ];
@@ -474,14 +406,8 @@ fn recognise(word: &str) -> Result<Written<'_>, RunArgsError> {
         };
     }
     // A lone "-" or "--", or anything not starting with "-", is positional.
-    let Some(short) = word
-        .strip_prefix('-')
-        .and_then(|rest| rest.chars().next())
-        .filter(|c| *c != '-')
-    else {
-        return Err(RunArgsError::UnexpectedArgument {
-            argument: word.to_owned(),
-        });
+    let Some(short) = word.strip_prefix('-').and_then(|rest| rest.chars().next()).filter(|c| *c != '-') else {
+        return Err(RunArgsError::UnexpectedArgument { argument: word.to_owned() });
     };
     let name = format!("-{short}");
     // Past the "-" and the option letter: an attached value, as in "-eA=1";
@@ -496,13 +422,8 @@ fn recognise(word: &str) -> Result<Written<'_>, RunArgsError> {
 
 fn unknown(name: &str, matches: impl Fn(&&Refused) -> bool) -> RunArgsError {
     match NOT_SUPPORTED.iter().find(matches) {
-        Some((_, _, reason)) => RunArgsError::NotSupported {
-            option: name.to_owned(),
-            reason: (*reason).to_owned(),
-        },
-        None => RunArgsError::UnknownOption {
-            option: name.to_owned(),
-        },
+        Some((_, _, reason)) => RunArgsError::NotSupported { option: name.to_owned(), reason: (*reason).to_owned() },
+        None => RunArgsError::UnknownOption { option: name.to_owned() },
     }
 }
 
@@ -510,8 +431,7 @@ fn unknown(name: &str, matches: impl Fn(&&Refused) -> bool) -> RunArgsError {
 fn is_known_option(word: &str) -> bool {
     if let Some(body) = word.strip_prefix("--") {
         let long = body.split_once('=').map_or(body, |(long, _)| long);
-        return OPTIONS.iter().any(|def| def.long == long)
-            || NOT_SUPPORTED.iter().any(|(_, l, _)| *l == long);
+        return OPTIONS.iter().any(|def| def.long == long) || NOT_SUPPORTED.iter().any(|(_, l, _)| *l == long);
     }
     let mut chars = word.chars();
     match (chars.next(), chars.next(), chars.next()) {
@@ -526,9 +446,7 @@ fn value_hint(option: &str) -> &'static str {
         Some(long) => OPTIONS.iter().find(|def| def.long == long),
         None => {
             let short = option.strip_prefix('-').and_then(|s| s.chars().next());
-            OPTIONS
-                .iter()
-                .find(|def| def.short.is_some() && def.short == short)
+            OPTIONS.iter().find(|def| def.short.is_some() && def.short == short)
         }
     };
     match def.map(|def| &def.kind) {
@@ -593,11 +511,7 @@ fn apply_volume(o: &mut RunOptions, value: &str) -> Result<(), Problem> {
         Some("ro") => true,
         Some(other) => return invalid(format!("unknown mode {other:?}; use ro or rw")),
     };
-    o.mounts.push(MountSpec {
-        source: source.map(str::to_owned),
-        target: target.to_owned(),
-        read_only,
-    });
+    o.mounts.push(MountSpec { source: source.map(str::to_owned), target: target.to_owned(), read_only });
     Ok(())
 }
 
@@ -614,15 +528,9 @@ fn apply_publish(o: &mut RunOptions, value: &str) -> Result<(), Problem> {
         None => (value, Protocol::Tcp),
     };
     let (ip, host, container) = split_publish(address)?;
-    let host_ip = ip
-        .filter(|ip| !ip.is_empty())
-        .map(parse_host_ip)
-        .transpose()?;
+    let host_ip = ip.filter(|ip| !ip.is_empty()).map(parse_host_ip).transpose()?;
     let (first, last) = port_range(container, "container port")?;
-    let host = host
-        .filter(|h| !h.is_empty())
-        .map(|h| port_range(h, "host port"))
-        .transpose()?;
+    let host = host.filter(|h| !h.is_empty()).map(|h| port_range(h, "host port")).transpose()?;
     if let Some((host_first, host_last)) = host {
         if host_last - host_first != last - first {
             return invalid(format!(
@@ -633,20 +541,13 @@ fn apply_publish(o: &mut RunOptions, value: &str) -> Result<(), Problem> {
     }
     let count = usize::from(last - first) + 1;
     if o.ports.len() + count > MAX_PUBLISHED_PORTS {
-        return invalid(format!(
-            "at most {MAX_PUBLISHED_PORTS} ports can be published in all"
-        ));
+        return invalid(format!("at most {MAX_PUBLISHED_PORTS} ports can be published in all"));
     }
     for container_port in first..=last {
         // Cannot overflow: the host range is as long as the container range
         // and ends at or below 65535.
         let host_port = host.map(|(host_first, _)| host_first + (container_port - first));
-        o.ports.push(PortSpec {
-            host_ip: host_ip.clone(),
-            host_port,
-            container_port,
-            protocol,
-        });
+        o.ports.push(PortSpec { host_ip: host_ip.clone(), host_port, container_port, protocol });
     }
     Ok(())
 }
@@ -680,10 +581,7 @@ fn parse_protocol(text: &str) -> Result<Protocol, Problem> {
 }
 
 fn parse_host_ip(text: &str) -> Result<String, Problem> {
-    let bare = text
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(text);
+    let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
     match bare.parse::<IpAddr>() {
         Ok(ip) => Ok(ip.to_string()),
         Err(_) => invalid(format!("the host address {text:?} is not an IP address")),
@@ -743,16 +641,12 @@ fn is_rfc1123_label(label: &str) -> bool {
     !label.is_empty()
         && !label.starts_with('-')
         && !label.ends_with('-')
-        && label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 fn apply_user(o: &mut RunOptions, value: &str) -> Result<(), Problem> {
-    let well_formed = |part: &str| {
-        !part.is_empty()
-            && !part.contains(|c: char| c == ':' || c.is_whitespace() || c.is_control())
-    };
+    let well_formed =
+        |part: &str| !part.is_empty() && !part.contains(|c: char| c == ':' || c.is_whitespace() || c.is_control());
     let ok = match value.split_once(':') {
         Some((user, group)) => well_formed(user) && well_formed(group),
         None => well_formed(value),
@@ -774,11 +668,7 @@ fn absolute(path: &str, what: &str) -> Result<(), Problem> {
 
 fn apply_entrypoint(o: &mut RunOptions, value: &str) -> Result<(), Problem> {
     // docker treats the value as one executable path, never as a command line.
-    o.entrypoint = Some(if value.is_empty() {
-        Vec::new()
-    } else {
-        vec![value.to_owned()]
-    });
+    o.entrypoint = Some(if value.is_empty() { Vec::new() } else { vec![value.to_owned()] });
     Ok(())
 }
 
@@ -805,9 +695,7 @@ fn apply_device(o: &mut RunOptions, value: &str) -> Result<(), Problem> {
     absolute(host_path, "the host device")?;
     absolute(container_path, "the container device")?;
     if !is_device_permissions(permissions) {
-        return invalid(format!(
-            "permissions {permissions:?} must be letters from \"rwm\", each at most once"
-        ));
+        return invalid(format!("permissions {permissions:?} must be letters from \"rwm\", each at most once"));
     }
     o.devices.push(DeviceSpec {
         host_path: host_path.to_owned(),
@@ -883,11 +771,7 @@ fn apply_add_host(o: &mut RunOptions, value: &str) -> Result<(), Problem> {
     if host.is_empty() || host.contains(|c: char| c == ':' || c.is_whitespace() || c.is_control()) {
         return invalid("give host:ip, with a host name before the ':'");
     }
-    let ip = if ip == "host-gateway" {
-        ip.to_owned()
-    } else {
-        parse_host_ip(ip)?
-    };
+    let ip = if ip == "host-gateway" { ip.to_owned() } else { parse_host_ip(ip)? };
     o.add_hosts.push(format!("{host}:{ip}"));
     Ok(())
 }
@@ -904,18 +788,16 @@ fn apply_dns(o: &mut RunOptions, value: &str) -> Result<(), Problem> {
 
 /// Linux signal names without the `SIG` prefix, as docker knows them.
 const SIGNALS: &[&str] = &[
-    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL",
-    "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP",
-    "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ", "RTMIN", "RTMAX",
+    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE", "POLL",
+    "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1",
+    "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ", "RTMIN", "RTMAX",
 ];
 
 fn apply_stop_signal(o: &mut RunOptions, value: &str) -> Result<(), Problem> {
     let upper = value.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
     let offset = |prefix: &str, max: u8| {
-        name.strip_prefix(prefix)
-            .and_then(|n| n.parse::<u8>().ok())
-            .is_some_and(|n| (1..=max).contains(&n))
+        name.strip_prefix(prefix).and_then(|n| n.parse::<u8>().ok()).is_some_and(|n| (1..=max).contains(&n))
     };
     let known = match upper.parse::<u8>() {
         Ok(number) => (1..=64).contains(&number),
@@ -961,27 +843,14 @@ mod tests {
         match fail(args) {
             e @ RunArgsError::InvalidValue { .. } => {
                 let message = e.to_string();
-                assert!(
-                    message.contains(needle),
-                    "{args:?}: {message:?} lacks {needle:?}"
-                );
+                assert!(message.contains(needle), "{args:?}: {message:?} lacks {needle:?}");
             }
             other => panic!("{args:?}: expected InvalidValue, got {other:?}"),
         }
     }
 
-    fn port(
-        host_ip: Option<&str>,
-        host_port: Option<u16>,
-        container_port: u16,
-        protocol: Protocol,
-    ) -> PortSpec {
-        PortSpec {
-            host_ip: host_ip.map(str::to_owned),
-            host_port,
-            container_port,
-            protocol,
-        }
+    fn port(host_ip: Option<&str>, host_port: Option<u16>, container_port: u16, protocol: Protocol) -> PortSpec {
+        PortSpec { host_ip: host_ip.map(str::to_owned), host_port, container_port, protocol }
     }
 
     #[test]
@@ -1008,10 +877,7 @@ mod tests {
         invalid_value("-e NAME", "give NAME=VALUE");
         invalid_value("--env =x", "name before '=' is empty");
         let message = fail("-e PATH").to_string();
-        assert!(
-            message.contains("-e") && message.contains("\"PATH\""),
-            "{message}"
-        );
+        assert!(message.contains("-e") && message.contains("\"PATH\""), "{message}");
     }
 
     #[test]
@@ -1030,36 +896,15 @@ mod tests {
 
     #[test]
     fn volumes() {
-        let options =
-            parse("-v /srv:/data -v /etc/x:/x:ro --volume=cache:/cache:rw -v /anon -v my_vol.1:/v");
+        let options = parse("-v /srv:/data -v /etc/x:/x:ro --volume=cache:/cache:rw -v /anon -v my_vol.1:/v");
         assert_eq!(
             options.mounts,
             [
-                MountSpec {
-                    source: Some("/srv".into()),
-                    target: "/data".into(),
-                    read_only: false
-                },
-                MountSpec {
-                    source: Some("/etc/x".into()),
-                    target: "/x".into(),
-                    read_only: true
-                },
-                MountSpec {
-                    source: Some("cache".into()),
-                    target: "/cache".into(),
-                    read_only: false
-                },
-                MountSpec {
-                    source: None,
-                    target: "/anon".into(),
-                    read_only: false
-                },
-                MountSpec {
-                    source: Some("my_vol.1".into()),
-                    target: "/v".into(),
-                    read_only: false
-                },
+                MountSpec { source: Some("/srv".into()), target: "/data".into(), read_only: false },
+                MountSpec { source: Some("/etc/x".into()), target: "/x".into(), read_only: true },
+                MountSpec { source: Some("cache".into()), target: "/cache".into(), read_only: false },
+                MountSpec { source: None, target: "/anon".into(), read_only: false },
+                MountSpec { source: Some("my_vol.1".into()), target: "/v".into(), read_only: false },
             ]
         );
         assert_eq!(parse("-v/a:/b").mounts.len(), 1);
@@ -1068,10 +913,7 @@ mod tests {
     #[test]
     fn bad_volumes() {
         invalid_value("-v ./data:/data", "relative paths are not allowed");
-        invalid_value(
-            "-v _x:/data",
-            "neither an absolute host path nor a volume name",
-        );
+        invalid_value("-v _x:/data", "neither an absolute host path nor a volume name");
         invalid_value("-v a:/data", "volume name");
         invalid_value("-v /srv:data", "container path must be an absolute path");
         invalid_value("-v relative", "container path must be an absolute path");
@@ -1090,14 +932,8 @@ mod tests {
         let cases = [
             ("-p 80", port(None, None, 80, Tcp)),
             ("-p 8080:80", port(None, Some(8080), 80, Tcp)),
-            (
-                "--publish 127.0.0.1:8080:80",
-                port(Some("127.0.0.1"), Some(8080), 80, Tcp),
-            ),
-            (
-                "--publish=127.0.0.1::80",
-                port(Some("127.0.0.1"), None, 80, Tcp),
-            ),
+            ("--publish 127.0.0.1:8080:80", port(Some("127.0.0.1"), Some(8080), 80, Tcp)),
+            ("--publish=127.0.0.1::80", port(Some("127.0.0.1"), None, 80, Tcp)),
             ("-p :80", port(None, None, 80, Tcp)),
             ("-p 53:53/udp", port(None, Some(53), 53, Udp)),
             ("-p 53:53/UDP", port(None, Some(53), 53, Udp)),
@@ -1117,17 +953,12 @@ mod tests {
     #[test]
     fn publish_ranges_expand() {
         let options = parse("-p 8000-8002:9000-9002/udp");
-        let expected: Vec<PortSpec> = (0..3)
-            .map(|i| port(None, Some(8000 + i), 9000 + i, Protocol::Udp))
-            .collect();
+        let expected: Vec<PortSpec> = (0..3).map(|i| port(None, Some(8000 + i), 9000 + i, Protocol::Udp)).collect();
         assert_eq!(options.ports, expected);
         let unbound = parse("-p 127.0.0.1::7000-7001").ports;
         assert_eq!(
             unbound,
-            [
-                port(Some("127.0.0.1"), None, 7000, Protocol::Tcp),
-                port(Some("127.0.0.1"), None, 7001, Protocol::Tcp)
-            ]
+            [port(Some("127.0.0.1"), None, 7000, Protocol::Tcp), port(Some("127.0.0.1"), None, 7001, Protocol::Tcp)]
         );
         assert_eq!(parse("-p 1-1024").ports.len(), 1024);
         assert_eq!(parse("-p 65535-65535:65535").ports.len(), 1);
@@ -1178,10 +1009,7 @@ mod tests {
     #[test]
     fn network() {
         assert_eq!(parse("--network host").network.as_deref(), Some("host"));
-        assert_eq!(
-            parse("--network container:db").network.as_deref(),
-            Some("container:db")
-        );
+        assert_eq!(parse("--network container:db").network.as_deref(), Some("container:db"));
         invalid_value("--network ''", "network name is empty");
     }
 
@@ -1192,17 +1020,7 @@ mod tests {
         }
         assert_eq!(parse("--hostname=box").hostname.as_deref(), Some("box"));
         assert_eq!(parse("-hbox").hostname.as_deref(), Some("box"));
-        for bad in [
-            "-bad",
-            "bad-",
-            "a_b",
-            "a..b",
-            "a.",
-            "'x y'",
-            "x".repeat(64).as_str(),
-            "''",
-            "é",
-        ] {
+        for bad in ["-bad", "bad-", "a_b", "a..b", "a.", "'x y'", "x".repeat(64).as_str(), "''", "é"] {
             invalid_value(&format!("--hostname {bad}"), "host name is up to 63");
         }
     }
@@ -1229,15 +1047,9 @@ mod tests {
     fn entrypoint() {
         assert_eq!(parse("--entrypoint ''").entrypoint, Some(vec![]));
         assert_eq!(parse("--entrypoint=").entrypoint, Some(vec![]));
-        assert_eq!(
-            parse("--entrypoint /bin/sh").entrypoint,
-            Some(vec!["/bin/sh".to_string()])
-        );
+        assert_eq!(parse("--entrypoint /bin/sh").entrypoint, Some(vec!["/bin/sh".to_string()]));
         // One executable, never a command line.
-        assert_eq!(
-            parse("--entrypoint '/bin/sh -c'").entrypoint,
-            Some(vec!["/bin/sh -c".to_string()])
-        );
+        assert_eq!(parse("--entrypoint '/bin/sh -c'").entrypoint, Some(vec!["/bin/sh -c".to_string()]));
         assert_eq!(parse("").entrypoint, None);
     }
 
@@ -1258,18 +1070,12 @@ mod tests {
         invalid_value("--init=maybe", "either true or false");
         invalid_value("--read-only=", "either true or false");
         // As in docker, a flag never consumes the next word.
-        assert_eq!(
-            fail("--privileged false"),
-            RunArgsError::UnexpectedArgument {
-                argument: "false".into()
-            }
-        );
+        assert_eq!(fail("--privileged false"), RunArgsError::UnexpectedArgument { argument: "false".into() });
     }
 
     #[test]
     fn capabilities_are_normalised() {
-        let options =
-            parse("--cap-add net_admin --cap-add CAP_SYS_TIME --cap-add=cap_chown --cap-drop all");
+        let options = parse("--cap-add net_admin --cap-add CAP_SYS_TIME --cap-add=cap_chown --cap-drop all");
         assert_eq!(options.cap_add, ["NET_ADMIN", "SYS_TIME", "CHOWN"]);
         assert_eq!(options.cap_drop, ["ALL"]);
         for bad in ["net-admin", "CAP_", "''", "SYS1", "ß"] {
@@ -1286,27 +1092,18 @@ mod tests {
             permissions: permissions.into(),
         };
         let cases = [
-            (
-                "--device /dev/ttyUSB0",
-                device("/dev/ttyUSB0", "/dev/ttyUSB0", "rwm"),
-            ),
+            ("--device /dev/ttyUSB0", device("/dev/ttyUSB0", "/dev/ttyUSB0", "rwm")),
             ("--device /dev/a:/dev/b", device("/dev/a", "/dev/b", "rwm")),
             ("--device=/dev/a:/dev/b:r", device("/dev/a", "/dev/b", "r")),
             ("--device /dev/a:rw", device("/dev/a", "/dev/a", "rw")),
-            (
-                "--device /dev/a:/dev/b:mwr",
-                device("/dev/a", "/dev/b", "mwr"),
-            ),
+            ("--device /dev/a:/dev/b:mwr", device("/dev/a", "/dev/b", "mwr")),
         ];
         for (args, expected) in cases {
             assert_eq!(parse(args).devices, [expected], "{args}");
         }
         assert_eq!(DeviceSpec::default().permissions, "rwm");
         invalid_value("--device dev/a", "host device must be an absolute path");
-        invalid_value(
-            "--device /dev/a:dev/b",
-            "container device must be an absolute path",
-        );
+        invalid_value("--device /dev/a:dev/b", "container device must be an absolute path");
         invalid_value("--device /dev/a:/dev/b:rx", "letters from \"rwm\"");
         invalid_value("--device /dev/a:/dev/b:rr", "each at most once");
         invalid_value("--device /dev/a:/dev/b:", "letters from \"rwm\"");
@@ -1316,58 +1113,29 @@ mod tests {
     #[test]
     fn labels() {
         let options = parse("-l a=1 --label b --label=c=x=y -lz=0 -l a=2");
-        let expected: BTreeMap<String, String> = [("a", "2"), ("b", ""), ("c", "x=y"), ("z", "0")]
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        let expected: BTreeMap<String, String> =
+            [("a", "2"), ("b", ""), ("c", "x=y"), ("z", "0")].into_iter().map(|(k, v)| (k.into(), v.into())).collect();
         assert_eq!(options.labels, expected);
         invalid_value("-l =x", "label key before '=' is empty");
         // Only berth's own prefix is reserved.
-        assert!(parse("-l berthx=1 -l my.berth.app=1")
-            .labels
-            .contains_key("berthx"));
+        assert!(parse("-l berthx=1 -l my.berth.app=1").labels.contains_key("berthx"));
     }
 
     #[test]
     fn reserved_labels_are_refused() {
-        for args in [
-            "-l berth.app=evil",
-            "--label berth.spec-hash",
-            "--label=berth.=1",
-        ] {
+        for args in ["-l berth.app=evil", "--label berth.spec-hash", "--label=berth.=1"] {
             let e = fail(args);
-            assert!(
-                matches!(e, RunArgsError::ReservedLabel { .. }),
-                "{args}: {e:?}"
-            );
+            assert!(matches!(e, RunArgsError::ReservedLabel { .. }), "{args}: {e:?}");
             let message = e.to_string();
-            assert!(
-                message.contains("reserved") && message.contains("\"berth.\""),
-                "{message}"
-            );
+            assert!(message.contains("reserved") && message.contains("\"berth.\""), "{message}");
         }
-        assert_eq!(
-            fail("-l berth.app=x"),
-            RunArgsError::ReservedLabel {
-                key: "berth.app".into()
-            }
-        );
+        assert_eq!(fail("-l berth.app=x"), RunArgsError::ReservedLabel { key: "berth.app".into() });
     }
 
     #[test]
     fn cpus() {
-        for (text, expected) in [
-            ("0.5", 0.5),
-            ("2", 2.0),
-            (".25", 0.25),
-            ("3.", 3.0),
-            ("0.000000001", 1e-9),
-        ] {
-            assert_eq!(
-                parse(&format!("--cpus {text}")).cpus,
-                Some(expected),
-                "{text}"
-            );
+        for (text, expected) in [("0.5", 0.5), ("2", 2.0), (".25", 0.25), ("3.", 3.0), ("0.000000001", 1e-9)] {
+            assert_eq!(parse(&format!("--cpus {text}")).cpus, Some(expected), "{text}");
         }
         invalid_value("--cpus 0", "greater than 0");
         invalid_value("--cpus 0.0", "greater than 0");
@@ -1397,10 +1165,7 @@ mod tests {
              --add-host gw=host-gateway --add-host x=[::2] --dns 1.1.1.1 --dns 2001:4860:0:0::8888 --shm-size 64m",
         );
         assert_eq!(options.tmpfs, ["/run", "/tmp:size=64m,mode=1777"]);
-        assert_eq!(
-            options.add_hosts,
-            ["db:10.0.0.1", "v6:::1", "gw:host-gateway", "x:::2"]
-        );
+        assert_eq!(options.add_hosts, ["db:10.0.0.1", "v6:::1", "gw:host-gateway", "x:::2"]);
         assert_eq!(options.dns, ["1.1.1.1", "2001:4860::8888"]);
         assert_eq!(options.shm_size, Some(64 << 20));
         invalid_value("--tmpfs run", "tmpfs mount point must be an absolute path");
@@ -1421,20 +1186,10 @@ mod tests {
             ("SIGRTMIN+3", "SIGRTMIN+3"),
             ("RTMAX-1", "RTMAX-1"),
         ] {
-            assert_eq!(
-                parse(&format!("--stop-signal {text}"))
-                    .stop_signal
-                    .as_deref(),
-                Some(expected)
-            );
+            assert_eq!(parse(&format!("--stop-signal {text}")).stop_signal.as_deref(), Some(expected));
         }
-        for bad in [
-            "SIGFOO", "0", "65", "SIG", "RTMIN+16", "RTMAX-0", "''", "-9",
-        ] {
-            invalid_value(
-                &format!("--stop-signal={bad}"),
-                "signal name such as SIGTERM",
-            );
+        for bad in ["SIGFOO", "0", "65", "SIG", "RTMIN+16", "RTMAX-0", "''", "-9"] {
+            invalid_value(&format!("--stop-signal={bad}"), "signal name such as SIGTERM");
         }
         assert_eq!(parse("--stop-timeout 30").stop_timeout, Some(30));
         assert_eq!(parse("--stop-timeout -1").stop_timeout, Some(-1));
@@ -1446,21 +1201,11 @@ mod tests {
 
     #[test]
     fn unknown_options_list_the_supported_ones() {
-        for (args, option) in [
-            ("--foo", "--foo"),
-            ("--foo=1", "--foo"),
-            ("-x", "-x"),
-            ("-Zvalue", "-Z"),
-            ("--ENV A=1", "--ENV"),
-        ] {
+        for (args, option) in
+            [("--foo", "--foo"), ("--foo=1", "--foo"), ("-x", "-x"), ("-Zvalue", "-Z"), ("--ENV A=1", "--ENV")]
+        {
             let e = fail(args);
-            assert_eq!(
-                e,
-                RunArgsError::UnknownOption {
-                    option: option.into()
-                },
-                "{args}"
-            );
+            assert_eq!(e, RunArgsError::UnknownOption { option: option.into() }, "{args}");
             let message = e.to_string();
             assert!(message.contains(&format!("{option:?}")), "{message}");
             assert!(message.contains(&SUPPORTED_OPTIONS.join(", ")), "{message}");
@@ -1478,15 +1223,9 @@ mod tests {
             ("--restart=always", "--restart", "restarts apps itself"),
         ] {
             let e = fail(args);
-            assert!(
-                matches!(&e, RunArgsError::NotSupported { option: o, .. } if o == option),
-                "{args}: {e:?}"
-            );
+            assert!(matches!(&e, RunArgsError::NotSupported { option: o, .. } if o == option), "{args}: {e:?}");
             let message = e.to_string();
-            assert!(
-                message.contains(reason) && message.contains("not accepted"),
-                "{message}"
-            );
+            assert!(message.contains(reason) && message.contains("not accepted"), "{message}");
         }
     }
 
@@ -1502,26 +1241,14 @@ mod tests {
             ("--memory", "--memory", "512m"),
         ] {
             let e = fail(args);
-            assert_eq!(
-                e,
-                RunArgsError::MissingValue {
-                    option: option.into()
-                },
-                "{args}"
-            );
+            assert_eq!(e, RunArgsError::MissingValue { option: option.into() }, "{args}");
             let message = e.to_string();
-            assert!(
-                message.contains("needs a value") && message.contains(hint),
-                "{message}"
-            );
+            assert!(message.contains("needs a value") && message.contains(hint), "{message}");
         }
         // A word that is not one of our options is taken as the value, as
         // docker does, so negative numbers work.
         assert_eq!(parse("--stop-timeout -1").stop_timeout, Some(-1));
-        assert_eq!(
-            parse("--entrypoint --version").entrypoint,
-            Some(vec!["--version".to_string()])
-        );
+        assert_eq!(parse("--entrypoint --version").entrypoint, Some(vec!["--version".to_string()]));
     }
 
     #[test]
@@ -1530,18 +1257,9 @@ mod tests {
             let args = format!("-e A=1 {word}");
             let e = fail(&args);
             let first = word.split(' ').next().unwrap_or_default();
-            assert_eq!(
-                e,
-                RunArgsError::UnexpectedArgument {
-                    argument: first.into()
-                },
-                "{args}"
-            );
+            assert_eq!(e, RunArgsError::UnexpectedArgument { argument: first.into() }, "{args}");
             let message = e.to_string();
-            assert!(
-                message.contains("options only") && message.contains("install source"),
-                "{message}"
-            );
+            assert!(message.contains("options only") && message.contains("install source"), "{message}");
         }
     }
 
@@ -1580,24 +1298,13 @@ mod tests {
         for (text, expected) in ok {
             assert_eq!(parse_size(text), Ok(*expected), "{text}");
         }
-        let not_a_size = [
-            "", "m", "1x", "-1", "+1", "1.", ".5", "1.2.3", "1e3", "1mm", "1bb", "1  m", "1bi",
-            "1 m ", "1,5g", "١",
-        ];
+        let not_a_size =
+            ["", "m", "1x", "-1", "+1", "1.", ".5", "1.2.3", "1e3", "1mm", "1bb", "1  m", "1bi", "1 m ", "1,5g", "١"];
         for text in not_a_size {
             let error = parse_size(text).expect_err(text);
-            assert!(
-                error.contains("is not a size") && error.contains("512m"),
-                "{text}: {error}"
-            );
+            assert!(error.contains("is not a size") && error.contains("512m"), "{text}: {error}");
         }
-        for text in [
-            "8192p",
-            "9223372036854775808",
-            "99999999999999999999999",
-            "8192.0p",
-            "9".repeat(400).as_str(),
-        ] {
+        for text in ["8192p", "9223372036854775808", "99999999999999999999999", "8192.0p", "9".repeat(400).as_str()] {
             let error = parse_size(text).expect_err(text);
             assert!(error.contains("too large"), "{text}: {error}");
         }
@@ -1608,10 +1315,7 @@ mod tests {
         assert_eq!(Protocol::Udp.to_string(), "udp");
         assert_eq!(Protocol::Sctp.to_string(), "sctp");
         assert_eq!(format!("{}", Protocol::default()), "tcp");
-        assert_eq!(
-            serde_json::to_string(&Protocol::Sctp).ok().as_deref(),
-            Some("\"sctp\"")
-        );
+        assert_eq!(serde_json::to_string(&Protocol::Sctp).ok().as_deref(), Some("\"sctp\""));
     }
 
     #[test]
@@ -1641,9 +1345,7 @@ mod tests {
             .collect();
         assert_eq!(from_table, SUPPORTED_OPTIONS);
         for (short, long, _) in NOT_SUPPORTED {
-            assert!(OPTIONS
-                .iter()
-                .all(|def| def.long != *long && (short.is_none() || def.short != *short)));
+            assert!(OPTIONS.iter().all(|def| def.long != *long && (short.is_none() || def.short != *short)));
         }
     }
 
@@ -1653,10 +1355,7 @@ mod tests {
 
     impl Lcg {
         fn next_u32(&mut self) -> u32 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             (self.0 >> 33) as u32
         }
 

@@ -37,17 +37,11 @@ impl Source {
         }
         if looks_like_path(text) {
             if !text.starts_with('/') {
-                return Err(SourceError::RelativePath {
-                    path: text.to_owned(),
-                });
+                return Err(SourceError::RelativePath { path: text.to_owned() });
             }
-            return Ok(Source::Archive {
-                path: PathBuf::from(text),
-            });
+            return Ok(Source::Archive { path: PathBuf::from(text) });
         }
-        Ok(Source::Registry {
-            reference: ImageReference::parse(text)?,
-        })
+        Ok(Source::Registry { reference: ImageReference::parse(text)? })
     }
 }
 
@@ -80,23 +74,12 @@ pub struct ImageReference {
 
 impl ImageReference {
     pub fn parse(text: &str) -> Result<Self, SourceError> {
-        let bad = |reason: &str| SourceError::BadReference {
-            text: text.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let bad = |reason: &str| SourceError::BadReference { text: text.to_owned(), reason: reason.to_owned() };
         let (rest, digest) = match text.split_once('@') {
             Some((rest, digest)) => {
-                let hex = digest
-                    .strip_prefix("sha256:")
-                    .ok_or_else(|| bad("digest must start with sha256:"))?;
-                if hex.len() != 64
-                    || !hex
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-                {
-                    return Err(bad(
-                        "digest must be sha256: followed by 64 lowercase hex digits",
-                    ));
+                let hex = digest.strip_prefix("sha256:").ok_or_else(|| bad("digest must start with sha256:"))?;
+                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                    return Err(bad("digest must be sha256: followed by 64 lowercase hex digits"));
                 }
                 (rest, Some(digest.to_owned()))
             }
@@ -112,11 +95,7 @@ impl ImageReference {
             validate_tag(tag).map_err(bad)?;
         }
         validate_repository(repository).map_err(bad)?;
-        Ok(Self {
-            repository: repository.to_owned(),
-            tag: tag.map(str::to_owned),
-            digest,
-        })
+        Ok(Self { repository: repository.to_owned(), tag: tag.map(str::to_owned), digest })
     }
 
     /// The reference as the engine should pull it: `latest` when no tag or
@@ -143,13 +122,8 @@ impl fmt::Display for ImageReference {
 
 fn validate_tag(tag: &str) -> Result<(), &'static str> {
     let mut chars = tag.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !first_ok
-        || tag.len() > 128
-        || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-    {
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !first_ok || tag.len() > 128 || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
         return Err("a tag is 1-128 characters of A-Z a-z 0-9 _ . - and cannot start with . or -");
     }
     Ok(())
@@ -161,8 +135,7 @@ fn validate_repository(repository: &str) -> Result<(), &'static str> {
     }
     let mut components = repository.split('/').peekable();
     let first = components.peek().copied().unwrap_or_default();
-    let has_registry = repository.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_registry = repository.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     if has_registry {
         validate_registry_host(first)?;
         components.next();
@@ -237,38 +210,25 @@ mod tests {
     fn paths_are_archives() {
         assert_eq!(
             Source::parse("/media/usb/a.tar.gz").unwrap(),
-            Source::Archive {
-                path: "/media/usb/a.tar.gz".into()
-            }
+            Source::Archive { path: "/media/usb/a.tar.gz".into() }
         );
         assert_eq!(
             Source::parse("docker-tpcimage.gz"),
-            Err(SourceError::RelativePath {
-                path: "docker-tpcimage.gz".into()
-            })
+            Err(SourceError::RelativePath { path: "docker-tpcimage.gz".into() })
         );
-        assert!(matches!(
-            Source::parse("./x"),
-            Err(SourceError::RelativePath { .. })
-        ));
+        assert!(matches!(Source::parse("./x"), Err(SourceError::RelativePath { .. })));
     }
 
     #[test]
     fn references_default_to_latest() {
         let r = reference("busybox");
-        assert_eq!(
-            (r.repository.as_str(), r.tag_or_latest()),
-            ("busybox", "latest")
-        );
+        assert_eq!((r.repository.as_str(), r.tag_or_latest()), ("busybox", "latest"));
         assert_eq!(r.to_string(), "busybox:latest");
         let r = reference("localhost:5000/team/app:1.2-rc");
         assert_eq!(r.repository, "localhost:5000/team/app");
         assert_eq!(r.tag.as_deref(), Some("1.2-rc"));
         let r = reference("127.0.0.1:5000/app");
-        assert_eq!(
-            (r.repository.as_str(), r.tag.as_deref()),
-            ("127.0.0.1:5000/app", None)
-        );
+        assert_eq!((r.repository.as_str(), r.tag.as_deref()), ("127.0.0.1:5000/app", None));
         let digest = format!("sha256:{}", "a".repeat(64));
         let r = reference(&format!("reg.example/app@{digest}"));
         assert_eq!(r.digest.as_deref(), Some(digest.as_str()));
@@ -277,21 +237,8 @@ mod tests {
 
     #[test]
     fn malformed_references_are_refused() {
-        for bad in [
-            "UPPER",
-            "app:",
-            "app:-x",
-            "a//b",
-            "a/-b",
-            "reg:99999/a",
-            "app@sha256:zz",
-            "a b",
-            "app:t@x",
-        ] {
-            assert!(
-                matches!(Source::parse(bad), Err(SourceError::BadReference { .. })),
-                "{bad}"
-            );
+        for bad in ["UPPER", "app:", "app:-x", "a//b", "a/-b", "reg:99999/a", "app@sha256:zz", "a b", "app:t@x"] {
+            assert!(matches!(Source::parse(bad), Err(SourceError::BadReference { .. })), "{bad}");
         }
         assert_eq!(Source::parse("  "), Err(SourceError::Empty));
     }

@@ -76,11 +76,9 @@ impl ContainerSpec {
             labels: app.options.labels.clone(),
         };
         spec.labels.insert(LABEL_APP.into(), app.name.to_string());
-        spec.labels
-            .insert(LABEL_INSTANCE.into(), instance.to_owned());
+        spec.labels.insert(LABEL_INSTANCE.into(), instance.to_owned());
         spec.labels.insert(LABEL_SPEC_HASH.into(), spec.hash());
-        spec.labels
-            .insert(LABEL_OPERATION.into(), operation.to_string());
+        spec.labels.insert(LABEL_OPERATION.into(), operation.to_string());
         spec
     }
 

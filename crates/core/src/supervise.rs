@@ -61,39 +61,23 @@ impl CrashCounter {
 
     /// The container exited unexpectedly at `now`. `random_unit` in [0, 1)
     /// chooses the jitter.
-    pub fn exited(
-        &mut self,
-        policy: &RestartPolicy,
-        now: Duration,
-        random_unit: f64,
-    ) -> RestartDecision {
-        let uptime = self
-            .started_at
-            .take()
-            .map(|start| now.saturating_sub(start));
+    pub fn exited(&mut self, policy: &RestartPolicy, now: Duration, random_unit: f64) -> RestartDecision {
+        let uptime = self.started_at.take().map(|start| now.saturating_sub(start));
         if uptime.is_some_and(|up| up >= policy.stable_after) {
             self.crashes = 0;
         }
         self.crashes += 1;
         if self.crashes >= policy.max_crashes {
-            return RestartDecision::GiveUp {
-                crashes: self.crashes,
-            };
+            return RestartDecision::GiveUp { crashes: self.crashes };
         }
-        RestartDecision::RestartAfter {
-            delay: backoff(policy, self.crashes, random_unit),
-            attempt: self.crashes,
-        }
+        RestartDecision::RestartAfter { delay: backoff(policy, self.crashes, random_unit), attempt: self.crashes }
     }
 }
 
 /// `initial × 2^(attempt-1)`, capped, then spread by ± jitter.
 pub fn backoff(policy: &RestartPolicy, attempt: u32, random_unit: f64) -> Duration {
     let exponent = attempt.saturating_sub(1).min(31);
-    let base = policy
-        .initial_backoff
-        .saturating_mul(1u32 << exponent)
-        .min(policy.max_backoff);
+    let base = policy.initial_backoff.saturating_mul(1u32 << exponent).min(policy.max_backoff);
     let spread = policy.jitter.clamp(0.0, 1.0) * (random_unit.clamp(0.0, 1.0) * 2.0 - 1.0);
     base.mul_f64(1.0 + spread).min(policy.max_backoff)
 }
@@ -107,33 +91,20 @@ mod tests {
     }
 
     fn no_jitter() -> RestartPolicy {
-        RestartPolicy {
-            jitter: 0.0,
-            initial_backoff: secs(1),
-            max_backoff: secs(8),
-            ..Default::default()
-        }
+        RestartPolicy { jitter: 0.0, initial_backoff: secs(1), max_backoff: secs(8), ..Default::default() }
     }
 
     #[test]
     fn backoff_doubles_and_is_capped() {
         let p = no_jitter();
         let delays: Vec<_> = (1..=6).map(|n| backoff(&p, n, 0.5)).collect();
-        assert_eq!(
-            delays,
-            [secs(1), secs(2), secs(4), secs(8), secs(8), secs(8)]
-        );
+        assert_eq!(delays, [secs(1), secs(2), secs(4), secs(8), secs(8), secs(8)]);
         assert_eq!(backoff(&p, u32::MAX, 0.5), secs(8));
     }
 
     #[test]
     fn jitter_stays_within_its_band() {
-        let p = RestartPolicy {
-            jitter: 0.2,
-            initial_backoff: secs(10),
-            max_backoff: secs(100),
-            ..Default::default()
-        };
+        let p = RestartPolicy { jitter: 0.2, initial_backoff: secs(10), max_backoff: secs(100), ..Default::default() };
         assert_eq!(backoff(&p, 1, 0.0), secs(8));
         assert_eq!(backoff(&p, 1, 0.5), secs(10));
         assert!(backoff(&p, 1, 0.999_999) <= secs(12));
@@ -149,19 +120,11 @@ mod tests {
             now += secs(1);
             assert_eq!(
                 c.exited(&p, now, 0.5),
-                RestartDecision::RestartAfter {
-                    delay: backoff(&p, attempt, 0.5),
-                    attempt
-                }
+                RestartDecision::RestartAfter { delay: backoff(&p, attempt, 0.5), attempt }
             );
         }
         c.started(now);
-        assert_eq!(
-            c.exited(&p, now + secs(1), 0.5),
-            RestartDecision::GiveUp {
-                crashes: p.max_crashes
-            }
-        );
+        assert_eq!(c.exited(&p, now + secs(1), 0.5), RestartDecision::GiveUp { crashes: p.max_crashes });
     }
 
     #[test]
@@ -175,12 +138,6 @@ mod tests {
         assert_eq!(c.crashes(), 3);
         c.started(secs(10));
         let decision = c.exited(&p, secs(10) + p.stable_after, 0.5);
-        assert_eq!(
-            decision,
-            RestartDecision::RestartAfter {
-                delay: secs(1),
-                attempt: 1
-            }
-        );
+        assert_eq!(decision, RestartDecision::RestartAfter { delay: secs(1), attempt: 1 });
     }
 }

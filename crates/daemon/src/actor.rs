@@ -36,26 +36,13 @@ pub enum Command {
 
 /// Starts the task of an installed app. With `reconcile_first`, it brings the
 /// engine in line before anything else (daemon start, engine restart).
-pub fn spawn(
-    inner: Arc<Inner>,
-    runtime: SharedRuntime,
-    reconcile_first: bool,
-) -> mpsc::Sender<Command> {
+pub fn spawn(inner: Arc<Inner>, runtime: SharedRuntime, reconcile_first: bool) -> mpsc::Sender<Command> {
     let (tx, rx) = mpsc::channel(32);
     let policy = inner.config.settings.restart_policy();
     let name = lock(&runtime).spec.name.to_string();
     let mut crashes = CrashCounter::default();
     crashes.started(Duration::ZERO);
-    let actor = Actor {
-        inner,
-        name,
-        runtime,
-        commands: rx,
-        policy,
-        crashes,
-        restart_at: None,
-        epoch: Instant::now(),
-    };
+    let actor = Actor { inner, name, runtime, commands: rx, policy, crashes, restart_at: None, epoch: Instant::now() };
     tokio::spawn(actor.run(reconcile_first));
     tx
 }
@@ -137,9 +124,7 @@ impl Actor {
 
     async fn set_desired(&self, desired: DesiredState) -> Result<(), OpError> {
         let name = self.name.clone();
-        self.inner
-            .db(move |s| s.set_desired(&name, desired))
-            .await?;
+        self.inner.db(move |s| s.set_desired(&name, desired)).await?;
         self.set(|r| r.desired = desired);
         Ok(())
     }
@@ -154,10 +139,7 @@ impl Actor {
     async fn stop(&mut self) -> Result<AppView, OpError> {
         self.set_desired(DesiredState::Stopped).await?;
         self.restart_at = None;
-        self.inner
-            .engine
-            .stop_container(&self.name, self.inner.config.settings.stop_timeout_secs)
-            .await?;
+        self.inner.engine.stop_container(&self.name, self.inner.config.settings.stop_timeout_secs).await?;
         self.observe().await;
         self.inner.view(&self.name)
     }
@@ -165,10 +147,7 @@ impl Actor {
     async fn restart(&mut self) -> Result<AppView, OpError> {
         self.set_desired(DesiredState::Running).await?;
         self.fresh_start();
-        self.inner
-            .engine
-            .stop_container(&self.name, self.inner.config.settings.stop_timeout_secs)
-            .await?;
+        self.inner.engine.stop_container(&self.name, self.inner.config.settings.stop_timeout_secs).await?;
         self.reconcile().await;
         self.inner.view(&self.name)
     }
@@ -220,9 +199,7 @@ impl Actor {
         let observed = engine.inspect_container(&self.name).await?;
         if let Some(c) = &observed {
             if c.label(LABEL_INSTANCE) != Some(self.inner.instance.as_str()) {
-                return Err(OpError::ForeignContainer {
-                    name: self.name.clone(),
-                });
+                return Err(OpError::ForeignContainer { name: self.name.clone() });
             }
         }
         let action = plan(desired, &container_spec.hash(), observed.as_ref());
@@ -231,11 +208,7 @@ impl Actor {
         }
         match action {
             Action::Nothing => {}
-            Action::Stop => {
-                engine
-                    .stop_container(&self.name, self.inner.config.settings.stop_timeout_secs)
-                    .await?
-            }
+            Action::Stop => engine.stop_container(&self.name, self.inner.config.settings.stop_timeout_secs).await?,
             Action::Start => self.start_container().await?,
             Action::Create { start } | Action::Recreate { start } => {
                 if matches!(action, Action::Recreate { .. }) {
@@ -314,16 +287,12 @@ impl Actor {
         let reason = match container {
             Some(c) => match (&c.error, c.exit_code) {
                 (Some(error), _) => error.clone(),
-                (None, Some(code)) => format!(
-                    "exited with code {code}{}",
-                    if c.oom_killed { " (out of memory)" } else { "" }
-                ),
+                (None, Some(code)) => {
+                    format!("exited with code {code}{}", if c.oom_killed { " (out of memory)" } else { "" })
+                }
                 (None, None) => "stopped".into(),
             },
-            None => lock(&self.runtime)
-                .failure
-                .clone()
-                .unwrap_or_else(|| "could not be started".into()),
+            None => lock(&self.runtime).failure.clone().unwrap_or_else(|| "could not be started".into()),
         };
         let jitter: f64 = rand::random();
         match self.crashes.exited(&self.policy, self.now(), jitter) {

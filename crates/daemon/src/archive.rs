@@ -36,20 +36,14 @@ pub enum ArchiveError {
     CorruptGzip { path: PathBuf, reason: String },
     #[error("{path} is not a tar archive: {reason}")]
     NotTar { path: PathBuf, reason: String },
-    #[error(
-        "{path} is not an image archive: it has no manifest.json (make one with `docker save`)"
-    )]
+    #[error("{path} is not an image archive: it has no manifest.json (make one with `docker save`)")]
     NotImageArchive { path: PathBuf },
     #[error("{path}: manifest.json is malformed: {reason}")]
     BadManifest { path: PathBuf, reason: String },
     #[error("{path} holds no image")]
     NoImages { path: PathBuf },
     #[error("{path} holds {count} images ({tags}); an app is made from exactly one")]
-    SeveralImages {
-        path: PathBuf,
-        count: usize,
-        tags: String,
-    },
+    SeveralImages { path: PathBuf, count: usize, tags: String },
     #[error("{path}: the engine stopped reading the archive")]
     EngineHungUp { path: PathBuf },
 }
@@ -81,13 +75,7 @@ pub fn stream(
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_DEPTH);
     let path = path.to_owned();
     let checker = tokio::task::spawn_blocking(move || {
-        let counted = CountingReader {
-            inner: file,
-            read: 0,
-            reported: 0,
-            total,
-            progress,
-        };
+        let counted = CountingReader { inner: file, read: 0, reported: 0, total, progress };
         let result = check_and_forward(&path, counted, &tx);
         if let Err(error) = &result {
             // Fail the upload too, so the engine does not load a partial archive.
@@ -103,53 +91,31 @@ pub fn stream(
 pub fn identify(path: &Path) -> Result<ArchiveImage, ArchiveError> {
     let file = open(path)?;
     let (decoded, gzip) = decompressing(path, file)?;
-    let mut tee = Tee {
-        inner: decoded,
-        tx: None,
-        hung_up: false,
-    };
+    let mut tee = Tee { inner: decoded, tx: None, hung_up: false };
     single_image(path, read_manifest(path, &mut tee, gzip)?)
 }
 
 /// The archive's tar bytes: gunzipped when the file starts with gzip's magic
 /// (whatever its name says), as is otherwise.
-fn decompressing(
-    path: &Path,
-    reader: impl Read + 'static,
-) -> Result<(Box<dyn Read>, bool), ArchiveError> {
+fn decompressing(path: &Path, reader: impl Read + 'static) -> Result<(Box<dyn Read>, bool), ArchiveError> {
     let mut buffered = BufReader::with_capacity(CHUNK, reader);
-    let head = buffered.fill_buf().map_err(|e| ArchiveError::Unreadable {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let head =
+        buffered.fill_buf().map_err(|e| ArchiveError::Unreadable { path: path.to_owned(), reason: e.to_string() })?;
     let gzip = head.starts_with(&[0x1f, 0x8b]);
-    let decoded: Box<dyn Read> = if gzip {
-        Box::new(MultiGzDecoder::new(buffered))
-    } else {
-        Box::new(buffered)
-    };
+    let decoded: Box<dyn Read> = if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
     Ok((decoded, gzip))
 }
 
 /// Opens a regular file, with errors a user can act on.
 pub fn open(path: &Path) -> Result<File, ArchiveError> {
     let file = File::open(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => ArchiveError::Missing {
-            path: path.to_owned(),
-        },
-        _ => ArchiveError::Unreadable {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        },
+        io::ErrorKind::NotFound => ArchiveError::Missing { path: path.to_owned() },
+        _ => ArchiveError::Unreadable { path: path.to_owned(), reason: e.to_string() },
     })?;
-    let metadata = file.metadata().map_err(|e| ArchiveError::Unreadable {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let metadata =
+        file.metadata().map_err(|e| ArchiveError::Unreadable { path: path.to_owned(), reason: e.to_string() })?;
     if !metadata.is_file() {
-        return Err(ArchiveError::NotAFile {
-            path: path.to_owned(),
-        });
+        return Err(ArchiveError::NotAFile { path: path.to_owned() });
     }
     Ok(file)
 }
@@ -160,40 +126,25 @@ fn check_and_forward(
     tx: &mpsc::Sender<io::Result<Bytes>>,
 ) -> Result<ArchiveImage, ArchiveError> {
     let (decoded, gzip) = decompressing(path, file)?;
-    let mut tee = Tee {
-        inner: decoded,
-        tx: Some(tx),
-        hung_up: false,
-    };
+    let mut tee = Tee { inner: decoded, tx: Some(tx), hung_up: false };
     let manifest = read_manifest(path, &mut tee, gzip);
     // Forward the tail (tar end blocks, padding) even after the last entry.
     let drained = io::copy(&mut tee, &mut io::sink());
     if tee.hung_up {
-        return Err(ArchiveError::EngineHungUp {
-            path: path.to_owned(),
-        });
+        return Err(ArchiveError::EngineHungUp { path: path.to_owned() });
     }
     let manifest = manifest?;
     drained.map_err(|e| classify_read_error(path, e, gzip))?;
     single_image(path, manifest)
 }
 
-fn read_manifest(
-    path: &Path,
-    tee: &mut Tee<'_>,
-    gzip: bool,
-) -> Result<Vec<ManifestEntry>, ArchiveError> {
+fn read_manifest(path: &Path, tee: &mut Tee<'_>, gzip: bool) -> Result<Vec<ManifestEntry>, ArchiveError> {
     let mut archive = tar::Archive::new(tee);
     let mut manifest = None;
-    let entries = archive
-        .entries()
-        .map_err(|e| classify_read_error(path, e, gzip))?;
+    let entries = archive.entries().map_err(|e| classify_read_error(path, e, gzip))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| classify_read_error(path, e, gzip))?;
-        let is_manifest = entry
-            .path()
-            .map(|p| p == Path::new("manifest.json"))
-            .unwrap_or(false);
+        let is_manifest = entry.path().map(|p| p == Path::new("manifest.json")).unwrap_or(false);
         if is_manifest {
             if entry.size() > MAX_MANIFEST_BYTES {
                 return Err(ArchiveError::BadManifest {
@@ -202,57 +153,30 @@ fn read_manifest(
                 });
             }
             let mut text = Vec::new();
-            entry
-                .read_to_end(&mut text)
-                .map_err(|e| classify_read_error(path, e, gzip))?;
-            let parsed: Vec<ManifestEntry> =
-                serde_json::from_slice(&text).map_err(|e| ArchiveError::BadManifest {
-                    path: path.to_owned(),
-                    reason: e.to_string(),
-                })?;
+            entry.read_to_end(&mut text).map_err(|e| classify_read_error(path, e, gzip))?;
+            let parsed: Vec<ManifestEntry> = serde_json::from_slice(&text)
+                .map_err(|e| ArchiveError::BadManifest { path: path.to_owned(), reason: e.to_string() })?;
             manifest = Some(parsed);
         } else {
-            io::copy(&mut entry, &mut io::sink())
-                .map_err(|e| classify_read_error(path, e, gzip))?;
+            io::copy(&mut entry, &mut io::sink()).map_err(|e| classify_read_error(path, e, gzip))?;
         }
     }
-    manifest.ok_or_else(|| ArchiveError::NotImageArchive {
-        path: path.to_owned(),
-    })
+    manifest.ok_or_else(|| ArchiveError::NotImageArchive { path: path.to_owned() })
 }
 
 fn single_image(path: &Path, manifest: Vec<ManifestEntry>) -> Result<ArchiveImage, ArchiveError> {
     match manifest.len() {
-        0 => Err(ArchiveError::NoImages {
-            path: path.to_owned(),
-        }),
+        0 => Err(ArchiveError::NoImages { path: path.to_owned() }),
         1 => {
-            let entry = manifest
-                .into_iter()
-                .next()
-                .ok_or_else(|| ArchiveError::NoImages {
-                    path: path.to_owned(),
-                })?;
-            Ok(ArchiveImage {
-                id: image_id_of(path, &entry.config)?,
-                repo_tags: entry.repo_tags.unwrap_or_default(),
-            })
+            let entry = manifest.into_iter().next().ok_or_else(|| ArchiveError::NoImages { path: path.to_owned() })?;
+            Ok(ArchiveImage { id: image_id_of(path, &entry.config)?, repo_tags: entry.repo_tags.unwrap_or_default() })
         }
         count => {
             let tags: Vec<String> = manifest
                 .iter()
-                .map(|m| {
-                    m.repo_tags
-                        .as_ref()
-                        .and_then(|t| t.first().cloned())
-                        .unwrap_or_else(|| "untagged".into())
-                })
+                .map(|m| m.repo_tags.as_ref().and_then(|t| t.first().cloned()).unwrap_or_else(|| "untagged".into()))
                 .collect();
-            Err(ArchiveError::SeveralImages {
-                path: path.to_owned(),
-                count,
-                tags: tags.join(", "),
-            })
+            Err(ArchiveError::SeveralImages { path: path.to_owned(), count, tags: tags.join(", ") })
         }
     }
 }
@@ -280,15 +204,9 @@ fn classify_read_error(path: &Path, error: io::Error, gzip: bool) -> ArchiveErro
             || reason.contains("corrupt deflate")
             || reason.contains("invalid gzip"))
     {
-        return ArchiveError::CorruptGzip {
-            path: path.to_owned(),
-            reason,
-        };
+        return ArchiveError::CorruptGzip { path: path.to_owned(), reason };
     }
-    ArchiveError::NotTar {
-        path: path.to_owned(),
-        reason,
-    }
+    ArchiveError::NotTar { path: path.to_owned(), reason }
 }
 
 /// Passes every byte read on to the engine.
@@ -303,10 +221,7 @@ impl Read for Tee<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let (true, false, Some(tx)) = (n > 0, self.hung_up, self.tx) {
-            if tx
-                .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
-                .is_err()
-            {
+            if tx.blocking_send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
                 // The engine closed the request; keep reading to report a verdict.
                 self.hung_up = true;
             }
@@ -330,11 +245,7 @@ impl Read for CountingReader {
         self.read += n as u64;
         if self.read - self.reported >= 4 << 20 || (n == 0 && self.read != self.reported) {
             self.reported = self.read;
-            (self.progress)(Progress {
-                phase: "loading image".into(),
-                current: self.read,
-                total: self.total,
-            });
+            (self.progress)(Progress { phase: "loading image".into(), current: self.read, total: self.total });
         }
         Ok(n)
     }

@@ -68,10 +68,7 @@ impl Default for RestartSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is not valid: {reason}")]
     Invalid { path: PathBuf, reason: String },
 }
@@ -82,30 +79,17 @@ impl Settings {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })
-            }
+            Err(source) => return Err(ConfigError::Read { path: path.to_owned(), source }),
         };
-        let settings: Settings = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        settings.validate().map_err(|reason| ConfigError::Invalid {
-            path: path.to_owned(),
-            reason,
-        })?;
+        let settings: Settings =
+            toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.to_owned(), reason: e.to_string() })?;
+        settings.validate().map_err(|reason| ConfigError::Invalid { path: path.to_owned(), reason })?;
         Ok(settings)
     }
 
     fn validate(&self) -> Result<(), String> {
         if !(self.cpu_share > 0.0 && self.cpu_share <= 1.0) {
-            return Err(format!(
-                "cpu_share must be in (0, 1], not {}",
-                self.cpu_share
-            ));
+            return Err(format!("cpu_share must be in (0, 1], not {}", self.cpu_share));
         }
         if self.stop_timeout_secs < 0 {
             return Err("stop_timeout_secs must not be negative".into());
@@ -144,14 +128,8 @@ mod tests {
         let s = Settings::load(&path).unwrap();
         assert_eq!((s.cpu_share, s.restart.max_crashes), (0.5, 3));
         std::fs::write(&path, "cpu_shares = 0.5\n").unwrap();
-        assert!(matches!(
-            Settings::load(&path),
-            Err(ConfigError::Invalid { .. })
-        ));
+        assert!(matches!(Settings::load(&path), Err(ConfigError::Invalid { .. })));
         std::fs::write(&path, "cpu_share = 2.0\n").unwrap();
-        assert!(matches!(
-            Settings::load(&path),
-            Err(ConfigError::Invalid { .. })
-        ));
+        assert!(matches!(Settings::load(&path), Err(ConfigError::Invalid { .. })));
     }
 }

@@ -26,15 +26,10 @@ pub enum OpError {
     Store(#[from] StoreError),
     #[error("no app named {name:?} is installed")]
     NotFound { name: String },
-    #[error(
-        "a container named {name:?} already exists and is not berth's; remove or rename it first"
-    )]
+    #[error("a container named {name:?} already exists and is not berth's; remove or rename it first")]
     ForeignContainer { name: String },
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("app {name:?} did not stay up: {reason}")]
     DidNotStart { name: String, reason: String },
     #[error("the daemon is shutting down")]
@@ -44,16 +39,15 @@ pub enum OpError {
 impl OpError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            OpError::Name(_)
-            | OpError::Args(_)
-            | OpError::Source(_)
-            | OpError::InvalidValue { .. } => ErrorKind::InvalidInput,
+            OpError::Name(_) | OpError::Args(_) | OpError::Source(_) | OpError::InvalidValue { .. } => {
+                ErrorKind::InvalidInput
+            }
             OpError::Archive(_) => ErrorKind::BadSource,
             OpError::Engine(e) => match e {
                 EngineError::Unreachable { .. } => ErrorKind::EngineUnavailable,
-                EngineError::NotFound { .. }
-                | EngineError::Pull { .. }
-                | EngineError::Load { .. } => ErrorKind::BadSource,
+                EngineError::NotFound { .. } | EngineError::Pull { .. } | EngineError::Load { .. } => {
+                    ErrorKind::BadSource
+                }
                 EngineError::Conflict { .. } => ErrorKind::Conflict,
                 EngineError::Rejected { status, .. } if *status < 500 => ErrorKind::InvalidInput,
                 EngineError::Rejected { .. } => ErrorKind::OperationFailed,
@@ -62,9 +56,7 @@ impl OpError {
                 StoreError::AppExists { .. } => ErrorKind::Conflict,
                 StoreError::AppNotFound { .. } => ErrorKind::NotFound,
                 StoreError::Busy { .. } => ErrorKind::Busy,
-                StoreError::Open { .. }
-                | StoreError::Sqlite { .. }
-                | StoreError::Corrupt { .. } => ErrorKind::Internal,
+                StoreError::Open { .. } | StoreError::Sqlite { .. } | StoreError::Corrupt { .. } => ErrorKind::Internal,
             },
             OpError::NotFound { .. } => ErrorKind::NotFound,
             OpError::ForeignContainer { .. } => ErrorKind::Conflict,

@@ -50,13 +50,7 @@ async fn connect(inner: &Arc<Inner>) -> Result<(), crate::OpError> {
     let info = inner.engine.info().await?;
     *lock(&inner.online_cpus) = info.online_cpus;
     if inner.recovered.load(Ordering::Acquire) {
-        let names: Vec<String> = inner
-            .apps
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let names: Vec<String> = inner.apps.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
         for name in names {
             send(inner, &name, Command::Reconcile);
         }
@@ -67,12 +61,7 @@ async fn connect(inner: &Arc<Inner>) -> Result<(), crate::OpError> {
 }
 
 fn send(inner: &Inner, app: &str, command: Command) {
-    let sender = inner
-        .apps
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(app)
-        .and_then(|h| h.commands.clone());
+    let sender = inner.apps.read().unwrap_or_else(|e| e.into_inner()).get(app).and_then(|h| h.commands.clone());
     if let Some(sender) = sender {
         // A full queue already holds an observation that will see this change too.
         let _ = sender.try_send(command);

@@ -59,33 +59,18 @@ pub async fn install(
         restarts: 0,
         created_at: now_secs(),
     }));
-    inner.insert(
-        &name,
-        AppHandle {
-            runtime: runtime.clone(),
-            commands: None,
-        },
-    );
+    inner.insert(&name, AppHandle { runtime: runtime.clone(), commands: None });
 
     let sink = progress_sink(progress.clone());
     match run_steps(inner, operation, &mut record, &runtime, sink).await {
         Ok(()) => {
             let commands = actor::spawn(inner.clone(), runtime.clone(), false);
-            inner.insert(
-                &name,
-                AppHandle {
-                    runtime,
-                    commands: Some(commands),
-                },
-            );
+            inner.insert(&name, AppHandle { runtime, commands: Some(commands) });
             inner.view(&name)
         }
         Err(error) => {
-            let _ = progress.send(InstallEvent::Progress {
-                phase: "undoing the install".into(),
-                current: 0,
-                total: None,
-            });
+            let _ =
+                progress.send(InstallEvent::Progress { phase: "undoing the install".into(), current: 0, total: None });
             undo(inner, operation, &record, &error.to_string()).await;
             inner.remove(&name);
             Err(error)
@@ -99,10 +84,7 @@ fn validate(inner: &Inner, request: &InstallRequest) -> Result<AppSpec, OpError>
     let source = Source::parse(&request.source)?;
     let options = parse_run_args(&request.args)?;
     let online = *lock(&inner.online_cpus);
-    let cpus = request
-        .cpus
-        .or(options.cpus)
-        .unwrap_or_else(|| inner.default_cpus());
+    let cpus = request.cpus.or(options.cpus).unwrap_or_else(|| inner.default_cpus());
     if !(cpus.is_finite() && cpus > 0.0 && cpus <= f64::from(online.max(1))) {
         return Err(OpError::InvalidValue {
             what: "--cpus",
@@ -110,10 +92,7 @@ fn validate(inner: &Inner, request: &InstallRequest) -> Result<AppSpec, OpError>
         });
     }
     let memory = match &request.memory {
-        Some(text) => Some(parse_size(text).map_err(|reason| OpError::InvalidValue {
-            what: "--memory",
-            reason,
-        })?),
+        Some(text) => Some(parse_size(text).map_err(|reason| OpError::InvalidValue { what: "--memory", reason })?),
         None => options.memory,
     };
     if let Some(bytes) = memory.filter(|m| *m < MIN_MEMORY) {
@@ -147,18 +126,13 @@ async fn preflight(inner: &Inner, spec: &AppSpec) -> Result<(), OpError> {
         .into());
     }
     if inner.runtime(spec.name.as_str()).is_some() {
-        return Err(berth_store::StoreError::AppExists {
-            name: spec.name.to_string(),
-        }
-        .into());
+        return Err(berth_store::StoreError::AppExists { name: spec.name.to_string() }.into());
     }
     if let Some(existing) = inner.engine.inspect_container(spec.name.as_str()).await? {
         let ours = existing.label(LABEL_INSTANCE) == Some(inner.instance.as_str())
             && existing.label(LABEL_APP) == Some(spec.name.as_str());
         if !ours {
-            return Err(OpError::ForeignContainer {
-                name: spec.name.to_string(),
-            });
+            return Err(OpError::ForeignContainer { name: spec.name.to_string() });
         }
     }
     Ok(())
@@ -177,8 +151,7 @@ async fn run_steps(
     let preexisting: HashSet<String> = engine.image_ids().await?;
     record.preexisting_images = preexisting.iter().cloned().collect();
     step(inner, operation, record, InstallStep::FetchingImage).await?;
-    let fetched =
-        intake::fetch(engine, &record.spec.source, &preexisting, progress.clone()).await?;
+    let fetched = intake::fetch(engine, &record.spec.source, &preexisting, progress.clone()).await?;
     record.spec.image_id = fetched.image_id;
     record.spec.image_ref = fetched.image_ref;
     lock(runtime).spec = record.spec.clone();
@@ -187,32 +160,22 @@ async fn run_steps(
     step(inner, operation, record, InstallStep::DirectoryReady).await?;
     create_private_dir(Path::new(&record.private_dir)).await?;
 
-    progress(Progress {
-        phase: "creating container".into(),
-        current: 0,
-        total: None,
-    });
+    progress(Progress { phase: "creating container".into(), current: 0, total: None });
     step(inner, operation, record, InstallStep::ContainerCreated).await?;
     // A leftover of ours (checked in preflight) from an earlier crash goes first.
     engine.remove_container(&name).await?;
-    let container = engine
-        .create_container(&inner.container_spec(&record.spec, operation))
-        .await?;
+    let container = engine.create_container(&inner.container_spec(&record.spec, operation)).await?;
     lock(runtime).container_id = Some(container);
 
-    progress(Progress {
-        phase: "starting".into(),
-        current: 0,
-        total: None,
-    });
+    progress(Progress { phase: "starting".into(), current: 0, total: None });
     start_and_check(inner, &name).await?;
     let observed = engine.inspect_container(&name).await?;
 
+    crate::crash::point("install:before_committed");
     record.step = InstallStep::Committed;
     let (spec, committed) = (record.spec.clone(), record.clone());
-    inner
-        .db(move |s| s.commit_install(operation, &spec, &committed))
-        .await?;
+    inner.db(move |s| s.commit_install(operation, &spec, &committed)).await?;
+    crate::crash::point("install:after_committed");
     let mut r = lock(runtime);
     r.state = AppState::Running;
     if let Some(c) = observed {
@@ -222,12 +185,9 @@ async fn run_steps(
     Ok(())
 }
 
-async fn step(
-    inner: &Inner,
-    operation: i64,
-    record: &mut InstallRecord,
-    next: InstallStep,
-) -> Result<(), OpError> {
+async fn step(inner: &Inner, operation: i64, record: &mut InstallRecord, next: InstallStep) -> Result<(), OpError> {
+    // The previous step is done and the next one not yet recorded.
+    crate::crash::point(&format!("install:before_{}", step_name(next)));
     record.step = next;
     let snapshot = record.clone();
     inner.db(move |s| s.record_step(operation, &snapshot)).await
@@ -255,10 +215,7 @@ pub async fn start_and_check(inner: &Inner, name: &str) -> Result<(), OpError> {
     if let Err(e) = engine.start_container(name).await {
         return Err(match e {
             EngineError::Unreachable { .. } => e.into(),
-            other => OpError::DidNotStart {
-                name: name.to_owned(),
-                reason: other.to_string(),
-            },
+            other => OpError::DidNotStart { name: name.to_owned(), reason: other.to_string() },
         });
     }
     tokio::time::sleep(Duration::from_millis(inner.config.settings.start_check_ms)).await;
@@ -267,10 +224,9 @@ pub async fn start_and_check(inner: &Inner, name: &str) -> Result<(), OpError> {
         Some(c) => {
             let mut reason = match (c.exit_code, &c.error) {
                 (_, Some(error)) => error.clone(),
-                (Some(code), None) => format!(
-                    "it exited with code {code}{}",
-                    if c.oom_killed { " (out of memory)" } else { "" }
-                ),
+                (Some(code), None) => {
+                    format!("it exited with code {code}{}", if c.oom_killed { " (out of memory)" } else { "" })
+                }
                 _ => format!("it is {:?}", c.state),
             };
             let output = last_output(engine, name).await;
@@ -278,15 +234,9 @@ pub async fn start_and_check(inner: &Inner, name: &str) -> Result<(), OpError> {
                 reason.push_str("; last output:\n");
                 reason.push_str(&output);
             }
-            Err(OpError::DidNotStart {
-                name: name.to_owned(),
-                reason,
-            })
+            Err(OpError::DidNotStart { name: name.to_owned(), reason })
         }
-        None => Err(OpError::DidNotStart {
-            name: name.to_owned(),
-            reason: "its container disappeared".into(),
-        }),
+        None => Err(OpError::DidNotStart { name: name.to_owned(), reason: "its container disappeared".into() }),
     }
 }
 
@@ -307,10 +257,7 @@ pub async fn undo(inner: &Inner, operation: i64, record: &InstallRecord, reason:
     if record.step >= InstallStep::ContainerCreated {
         if let Ok(Some(c)) = engine.inspect_container(&name).await {
             if c.label(LABEL_INSTANCE) == Some(inner.instance.as_str()) {
-                warn_on_error(
-                    "removing the container",
-                    engine.remove_container(&name).await,
-                );
+                warn_on_error("removing the container", engine.remove_container(&name).await);
             }
         }
     }
@@ -328,19 +275,14 @@ pub async fn undo(inner: &Inner, operation: i64, record: &InstallRecord, reason:
     if record.step >= InstallStep::FetchingImage {
         let image = match record.added_image() {
             Some(id) => Some(id.to_owned()),
-            None if record.step == InstallStep::FetchingImage => {
-                intake::identify(engine, &record.spec.source).await
-            }
+            None if record.step == InstallStep::FetchingImage => intake::identify(engine, &record.spec.source).await,
             None => None,
         };
         let image = image.filter(|id| !record.preexisting_images.contains(id));
         if let Some(id) = image {
             let other_user = {
                 let (id, name) = (id.clone(), name.clone());
-                inner
-                    .db(move |s| s.image_in_use(&id, &name))
-                    .await
-                    .unwrap_or(true)
+                inner.db(move |s| s.image_in_use(&id, &name)).await.unwrap_or(true)
             };
             if !other_user {
                 warn_on_error("removing the image", engine.remove_image(&id).await);
@@ -348,16 +290,8 @@ pub async fn undo(inner: &Inner, operation: i64, record: &InstallRecord, reason:
         }
     }
     let reason = reason.to_owned();
-    let finished = inner
-        .db(move |s| {
-            s.finish_operation(
-                operation,
-                OperationState::RolledBack,
-                Some(&reason),
-                Some(&name),
-            )
-        })
-        .await;
+    let finished =
+        inner.db(move |s| s.finish_operation(operation, OperationState::RolledBack, Some(&reason), Some(&name))).await;
     if let Err(e) = finished {
         tracing::error!(operation, error = %e, "could not close the rolled back install in the journal");
     }
@@ -369,12 +303,13 @@ fn warn_on_error(what: &str, result: Result<(), EngineError>) {
     }
 }
 
+/// The journal's name of a step, as stored (`container_created`, …).
+pub fn step_name<T: serde::Serialize>(step: T) -> String {
+    serde_json::to_value(step).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
 fn progress_sink(progress: ProgressSender) -> ProgressSink {
     Arc::new(move |p: Progress| {
-        let _ = progress.send(InstallEvent::Progress {
-            phase: p.phase,
-            current: p.current,
-            total: p.total,
-        });
+        let _ = progress.send(InstallEvent::Progress { phase: p.phase, current: p.current, total: p.total });
     })
 }

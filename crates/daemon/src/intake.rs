@@ -26,17 +26,11 @@ pub async fn fetch(
         Source::Registry { reference } => {
             let text = reference.to_string();
             engine.pull_image(&text, progress).await?;
-            let image = engine
-                .inspect_image(&text)
-                .await?
-                .ok_or_else(|| EngineError::Pull {
-                    reference: text.clone(),
-                    reason: "the engine reported success but has no such image".into(),
-                })?;
-            Ok(Intake {
-                image_id: image.id,
-                image_ref: text,
-            })
+            let image = engine.inspect_image(&text).await?.ok_or_else(|| EngineError::Pull {
+                reference: text.clone(),
+                reason: "the engine reported success but has no such image".into(),
+            })?;
+            Ok(Intake { image_id: image.id, image_ref: text })
         }
     }
 }
@@ -68,22 +62,12 @@ async fn confirm_loaded(engine: &dyn Engine, image: ArchiveImage) -> Result<Inta
     let found = engine.inspect_image(&image.id).await?;
     if found.is_none() {
         return Err(EngineError::Load {
-            reason: format!(
-                "the engine did not keep image {} from the archive",
-                image.id
-            ),
+            reason: format!("the engine did not keep image {} from the archive", image.id),
         }
         .into());
     }
-    let image_ref = image
-        .repo_tags
-        .first()
-        .cloned()
-        .unwrap_or_else(|| image.id.clone());
-    Ok(Intake {
-        image_id: image.id,
-        image_ref,
-    })
+    let image_ref = image.repo_tags.first().cloned().unwrap_or_else(|| image.id.clone());
+    Ok(Intake { image_id: image.id, image_ref })
 }
 
 async fn remove_added(engine: &dyn Engine, references: &[String], preexisting: &HashSet<String>) {
@@ -106,16 +90,11 @@ pub async fn identify(engine: &dyn Engine, source: &Source) -> Option<String> {
         Source::Archive { path } => {
             let path = path.clone();
             let image: Result<ArchiveImage, ArchiveError> =
-                tokio::task::spawn_blocking(move || archive::identify(&path))
-                    .await
-                    .ok()?;
+                tokio::task::spawn_blocking(move || archive::identify(&path)).await.ok()?;
             image.ok().map(|i| i.id)
         }
-        Source::Registry { reference } => engine
-            .inspect_image(&reference.to_string())
-            .await
-            .ok()
-            .flatten()
-            .map(|i| i.id),
+        Source::Registry { reference } => {
+            engine.inspect_image(&reference.to_string()).await.ok().flatten().map(|i| i.id)
+        }
     }
 }

@@ -10,6 +10,7 @@
 mod actor;
 mod archive;
 pub mod config;
+mod crash;
 mod error;
 mod events;
 mod install;

@@ -6,9 +6,7 @@ use crate::error::OpError;
 use crate::install;
 use crate::registry::Inner;
 use async_trait::async_trait;
-use berth_api::{
-    ApiError, AppView, DaemonInfo, InstallRequest, Manager, ProgressSender, Uninstalled,
-};
+use berth_api::{ApiError, AppView, DaemonInfo, InstallRequest, Manager, ProgressSender, Uninstalled};
 use berth_core::engine::EngineError;
 use berth_core::AppName;
 use bytes::Bytes;
@@ -22,23 +20,12 @@ pub struct DaemonManager {
 
 impl DaemonManager {
     /// Sends a command to the app's task and waits for its answer.
-    async fn ask<T>(
-        &self,
-        name: &str,
-        command: impl FnOnce(Reply<T>) -> Command,
-    ) -> Result<T, ApiError> {
+    async fn ask<T>(&self, name: &str, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, ApiError> {
         AppName::parse(name).map_err(OpError::from)?;
         let sender = self.inner.commands(name)?;
         let (reply, answer) = oneshot::channel();
-        sender
-            .send(command(reply))
-            .await
-            .map_err(|_| OpError::NotFound {
-                name: name.to_owned(),
-            })?;
-        Ok(answer.await.map_err(|_| OpError::NotFound {
-            name: name.to_owned(),
-        })??)
+        sender.send(command(reply)).await.map_err(|_| OpError::NotFound { name: name.to_owned() })?;
+        Ok(answer.await.map_err(|_| OpError::NotFound { name: name.to_owned() })??)
     }
 }
 
@@ -48,17 +35,14 @@ impl Manager for DaemonManager {
         let engine_version = self.inner.engine.info().await.ok().map(|i| i.version);
         Ok(DaemonInfo {
             version: env!("CARGO_PKG_VERSION").into(),
+            ready: self.inner.recovered.load(std::sync::atomic::Ordering::Acquire),
+            instance: self.inner.instance.clone(),
             root: self.inner.config.root.display().to_string(),
             data_root: self.inner.config.data_root.display().to_string(),
             engine_endpoint: self.inner.engine.endpoint(),
             engine_version,
             default_cpus: self.inner.default_cpus(),
-            apps: self
-                .inner
-                .apps
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .len(),
+            apps: self.inner.apps.read().unwrap_or_else(|e| e.into_inner()).len(),
         })
     }
 
@@ -70,17 +54,12 @@ impl Manager for DaemonManager {
         Ok(self.inner.view(name)?)
     }
 
-    async fn install(
-        &self,
-        request: InstallRequest,
-        progress: ProgressSender,
-    ) -> Result<AppView, ApiError> {
+    async fn install(&self, request: InstallRequest, progress: ProgressSender) -> Result<AppView, ApiError> {
         Ok(install::install(&self.inner, request, progress).await?)
     }
 
     async fn uninstall(&self, name: &str, keep_data: bool) -> Result<Uninstalled, ApiError> {
-        self.ask(name, |reply| Command::Uninstall { keep_data, reply })
-            .await
+        self.ask(name, |reply| Command::Uninstall { keep_data, reply }).await
     }
 
     async fn start(&self, name: &str) -> Result<AppView, ApiError> {
@@ -103,8 +82,6 @@ impl Manager for DaemonManager {
     ) -> Result<BoxStream<'static, Result<Bytes, ApiError>>, ApiError> {
         self.inner.view(name)?;
         let stream = self.inner.engine.logs(name, follow, tail);
-        Ok(stream
-            .map(|chunk| chunk.map_err(|e: EngineError| ApiError::from(OpError::from(e))))
-            .boxed())
+        Ok(stream.map(|chunk| chunk.map_err(|e: EngineError| ApiError::from(OpError::from(e)))).boxed())
     }
 }

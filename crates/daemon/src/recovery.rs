@@ -7,8 +7,7 @@ use crate::install;
 use crate::registry::{AppHandle, Inner, Runtime};
 use crate::uninstall;
 use berth_core::journal::{
-    recovery_for_install, recovery_for_uninstall, InstallRecord, OperationKind, Recovery,
-    UninstallRecord,
+    recovery_for_install, recovery_for_uninstall, InstallRecord, OperationKind, Recovery, UninstallRecord,
 };
 use berth_core::spec::LABEL_APP;
 use berth_core::status::{AppState, Health};
@@ -25,14 +24,11 @@ pub async fn recover(inner: &Arc<Inner>) -> Result<(), OpError> {
                 match recovery_for_install(&record) {
                     Recovery::MarkDone => {
                         let spec = record.spec.clone();
-                        inner
-                            .db(move |s| s.commit_install(id, &spec, &record))
-                            .await?;
+                        inner.db(move |s| s.commit_install(id, &spec, &record)).await?;
                     }
                     Recovery::RollBack | Recovery::RollForward => {
                         tracing::warn!(operation = id, app = %operation.app, step = ?record.step, "undoing an install cut short");
-                        install::undo(inner, id, &record, "the daemon stopped during the install")
-                            .await;
+                        install::undo(inner, id, &record, "the daemon stopped during the install").await;
                     }
                 }
             }
@@ -56,12 +52,8 @@ pub async fn recover(inner: &Arc<Inner>) -> Result<(), OpError> {
 /// Containers of this instance whose app is not installed (left by a crash
 /// between create and the journal's record, or by a lost database).
 async fn remove_orphans(inner: &Inner) -> Result<(), OpError> {
-    let installed: HashSet<String> = inner
-        .db(|s| s.apps())
-        .await?
-        .into_iter()
-        .map(|a| a.spec.name.to_string())
-        .collect();
+    let installed: HashSet<String> =
+        inner.db(|s| s.apps()).await?.into_iter().map(|a| a.spec.name.to_string()).collect();
     for container in inner.engine.owned_containers(&inner.instance).await? {
         let app = container.label(LABEL_APP).unwrap_or_default();
         if !installed.contains(app) {
@@ -90,13 +82,7 @@ async fn start_apps(inner: &Arc<Inner>) -> Result<(), OpError> {
             created_at: app.created_at,
         }));
         let commands = actor::spawn(inner.clone(), runtime.clone(), true);
-        inner.insert(
-            &name,
-            AppHandle {
-                runtime,
-                commands: Some(commands),
-            },
-        );
+        inner.insert(&name, AppHandle { runtime, commands: Some(commands) });
     }
     Ok(())
 }

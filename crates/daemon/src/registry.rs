@@ -53,9 +53,7 @@ pub struct Inner {
 }
 
 pub fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -68,19 +66,11 @@ impl Inner {
     }
 
     pub fn default_cpus(&self) -> f64 {
-        berth_core::spec::default_cpu_limit(
-            *lock(&self.online_cpus),
-            self.config.settings.cpu_share,
-        )
+        berth_core::spec::default_cpu_limit(*lock(&self.online_cpus), self.config.settings.cpu_share)
     }
 
     pub fn container_spec(&self, spec: &AppSpec, operation: i64) -> ContainerSpec {
-        ContainerSpec::for_app(
-            spec,
-            &self.private_dir(spec.name.as_str()).to_string_lossy(),
-            &self.instance,
-            operation,
-        )
+        ContainerSpec::for_app(spec, &self.private_dir(spec.name.as_str()).to_string_lossy(), &self.instance, operation)
     }
 
     /// Runs a store call on the blocking pool: SQLite with `synchronous=FULL`
@@ -91,71 +81,43 @@ impl Inner {
         F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|_| OpError::ShuttingDown)?
-            .map_err(OpError::from)
+        tokio::task::spawn_blocking(move || f(&store)).await.map_err(|_| OpError::ShuttingDown)?.map_err(OpError::from)
     }
 
     pub fn runtime(&self, name: &str) -> Option<SharedRuntime> {
-        self.apps
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .map(|h| h.runtime.clone())
+        self.apps.read().unwrap_or_else(|e| e.into_inner()).get(name).map(|h| h.runtime.clone())
     }
 
     pub fn commands(&self, name: &str) -> Result<mpsc::Sender<Command>, OpError> {
         let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
         match apps.get(name) {
-            None => Err(OpError::NotFound {
-                name: name.to_owned(),
-            }),
-            Some(AppHandle { commands: None, .. }) => Err(OpError::Store(StoreError::Busy {
-                name: name.to_owned(),
-                kind: "install".into(),
-            })),
-            Some(AppHandle {
-                commands: Some(tx), ..
-            }) => Ok(tx.clone()),
+            None => Err(OpError::NotFound { name: name.to_owned() }),
+            Some(AppHandle { commands: None, .. }) => {
+                Err(OpError::Store(StoreError::Busy { name: name.to_owned(), kind: "install".into() }))
+            }
+            Some(AppHandle { commands: Some(tx), .. }) => Ok(tx.clone()),
         }
     }
 
     pub fn insert(&self, name: &str, handle: AppHandle) {
-        self.apps
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_owned(), handle);
+        self.apps.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned(), handle);
     }
 
     pub fn remove(&self, name: &str) {
-        self.apps
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+        self.apps.write().unwrap_or_else(|e| e.into_inner()).remove(name);
     }
 
     pub fn view(&self, name: &str) -> Result<AppView, OpError> {
-        let runtime = self.runtime(name).ok_or_else(|| OpError::NotFound {
-            name: name.to_owned(),
-        })?;
+        let runtime = self.runtime(name).ok_or_else(|| OpError::NotFound { name: name.to_owned() })?;
         let snapshot = lock(&runtime).clone();
         Ok(self.view_of(&snapshot, now_secs()))
     }
 
     pub fn views(&self) -> Vec<AppView> {
         let now = now_secs();
-        let runtimes: Vec<SharedRuntime> = self
-            .apps
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(|h| h.runtime.clone())
-            .collect();
-        runtimes
-            .iter()
-            .map(|r| self.view_of(&lock(r), now))
-            .collect()
+        let runtimes: Vec<SharedRuntime> =
+            self.apps.read().unwrap_or_else(|e| e.into_inner()).values().map(|h| h.runtime.clone()).collect();
+        runtimes.iter().map(|r| self.view_of(&lock(r), now)).collect()
     }
 
     fn view_of(&self, r: &Runtime, now: i64) -> AppView {
@@ -172,20 +134,14 @@ impl Inner {
             },
             desired: r.desired.as_str().into(),
             started_at: r.started_at,
-            uptime_seconds: r
-                .started_at
-                .filter(|_| running)
-                .map(|s| now.saturating_sub(s).max(0) as u64),
+            uptime_seconds: r.started_at.filter(|_| running).map(|s| now.saturating_sub(s).max(0) as u64),
             cpus: r.spec.cpus,
             memory: r.spec.memory,
             args: r.spec.args.clone(),
             failure: r.failure.clone(),
             restarts: r.restarts,
             container_id: r.container_id.clone(),
-            private_dir: self
-                .private_dir(r.spec.name.as_str())
-                .to_string_lossy()
-                .into_owned(),
+            private_dir: self.private_dir(r.spec.name.as_str()).to_string_lossy().into_owned(),
             created_at: r.created_at,
         }
     }

@@ -20,10 +20,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("another berth daemon already uses {root}")]
     AlreadyRunning { root: PathBuf },
     #[error("a berth daemon already answers on {socket}")]
@@ -38,20 +35,12 @@ impl DaemonError {
     /// Configuration problems are not worth a restart by systemd (see
     /// packaging/berth.service, RestartPreventExitStatus).
     pub fn is_configuration(&self) -> bool {
-        matches!(
-            self,
-            DaemonError::Config(_)
-                | DaemonError::AlreadyRunning { .. }
-                | DaemonError::SocketInUse { .. }
-        )
+        matches!(self, DaemonError::Config(_) | DaemonError::AlreadyRunning { .. } | DaemonError::SocketInUse { .. })
     }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
-    move |source| DaemonError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    move |source| DaemonError::Io { path: path.to_owned(), source }
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -75,13 +64,9 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         recovered: AtomicBool::new(false),
     });
     tokio::spawn(events::follow_engine(inner.clone()));
-    let router = berth_api::router(Arc::new(DaemonManager {
-        inner: inner.clone(),
-    }));
+    let router = berth_api::router(Arc::new(DaemonManager { inner: inner.clone() }));
     let socket = inner.config.socket.clone();
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await;
     let _ = std::fs::remove_file(&socket);
     served.map_err(io(&socket))
 }
@@ -96,18 +81,11 @@ fn instance_id(root: &Path) -> String {
 /// One daemon per root: an exclusive lock held for the daemon's life.
 fn lock_root(root: &Path) -> Result<File, DaemonError> {
     let path = root.join("berth.lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io(&path))?;
+    let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
     // SAFETY: flock on a file descriptor we own; no memory is shared.
     let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
     if !locked {
-        return Err(DaemonError::AlreadyRunning {
-            root: root.to_owned(),
-        });
+        return Err(DaemonError::AlreadyRunning { root: root.to_owned() });
     }
     Ok(file)
 }
@@ -118,9 +96,7 @@ async fn bind(socket: &Path) -> Result<tokio::net::UnixListener, DaemonError> {
     }
     if socket.exists() {
         if tokio::net::UnixStream::connect(socket).await.is_ok() {
-            return Err(DaemonError::SocketInUse {
-                socket: socket.to_owned(),
-            });
+            return Err(DaemonError::SocketInUse { socket: socket.to_owned() });
         }
         // A stale socket of a daemon that died.
         std::fs::remove_file(socket).map_err(io(socket))?;
@@ -132,10 +108,7 @@ async fn bind(socket: &Path) -> Result<tokio::net::UnixListener, DaemonError> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         return std::future::pending().await;
     };
     tokio::select! {

@@ -10,11 +10,7 @@ use berth_core::journal::{OperationState, UninstallRecord, UninstallStep};
 use berth_core::spec::{AppSpec, LABEL_INSTANCE};
 use std::path::Path;
 
-pub async fn uninstall(
-    inner: &Inner,
-    spec: &AppSpec,
-    keep_data: bool,
-) -> Result<Uninstalled, OpError> {
+pub async fn uninstall(inner: &Inner, spec: &AppSpec, keep_data: bool) -> Result<Uninstalled, OpError> {
     let name = spec.name.to_string();
     let record = UninstallRecord {
         step: UninstallStep::Accepted,
@@ -31,52 +27,29 @@ pub async fn uninstall(
 }
 
 /// Runs the remaining steps of an uninstall (also from recovery).
-pub async fn finish(
-    inner: &Inner,
-    operation: i64,
-    mut record: UninstallRecord,
-) -> Result<Uninstalled, OpError> {
+pub async fn finish(inner: &Inner, operation: i64, mut record: UninstallRecord) -> Result<Uninstalled, OpError> {
     let engine = inner.engine.as_ref();
     let name = record.app.clone();
     if let Some(c) = engine.inspect_container(&name).await? {
         // Never touch a container that is not this instance's.
         if c.label(LABEL_INSTANCE) == Some(inner.instance.as_str()) {
-            engine
-                .stop_container(&name, inner.config.settings.stop_timeout_secs)
-                .await?;
+            engine.stop_container(&name, inner.config.settings.stop_timeout_secs).await?;
             engine.remove_container(&name).await?;
         }
     }
-    step(
-        inner,
-        operation,
-        &mut record,
-        UninstallStep::ContainerRemoved,
-    )
-    .await?;
+    step(inner, operation, &mut record, UninstallStep::ContainerRemoved).await?;
 
     if !record.keep_data {
         remove_dir(Path::new(&record.private_dir)).await?;
     }
-    step(
-        inner,
-        operation,
-        &mut record,
-        UninstallStep::DirectoryRemoved,
-    )
-    .await?;
+    step(inner, operation, &mut record, UninstallStep::DirectoryRemoved).await?;
 
     let removed_image = remove_image_if_unused(inner, &record.image_id, &name).await?;
     step(inner, operation, &mut record, UninstallStep::ImageRemoved).await?;
 
-    inner
-        .db(move |s| s.finish_operation(operation, OperationState::Done, None, Some(&name)))
-        .await?;
-    Ok(Uninstalled {
-        name: record.app,
-        kept_data: record.keep_data,
-        removed_image,
-    })
+    crate::crash::point("uninstall:before_done");
+    inner.db(move |s| s.finish_operation(operation, OperationState::Done, None, Some(&name))).await?;
+    Ok(Uninstalled { name: record.app, kept_data: record.keep_data, removed_image })
 }
 
 async fn step(
@@ -85,6 +58,8 @@ async fn step(
     record: &mut UninstallRecord,
     reached: UninstallStep,
 ) -> Result<(), OpError> {
+    // The step's action is done and not yet recorded.
+    crate::crash::point(&format!("uninstall:before_{}", crate::install::step_name(reached)));
     record.step = reached;
     let snapshot = record.clone();
     inner.db(move |s| s.record_step(operation, &snapshot)).await

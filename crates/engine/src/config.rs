@@ -3,8 +3,7 @@
 use berth_core::run_args::{MountSpec, PortSpec};
 use berth_core::spec::{ContainerSpec, PRIVATE_MOUNT};
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, HostConfig, PortBinding, PortMap, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, HostConfig, PortBinding, PortMap, RestartPolicy, RestartPolicyNameEnum,
 };
 use std::collections::HashMap;
 
@@ -47,10 +46,7 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         init: o.init.then_some(true),
         // berth supervises restarts itself (with backoff and a give-up point),
         // so the engine must not race it.
-        restart_policy: Some(RestartPolicy {
-            name: Some(RestartPolicyNameEnum::NO),
-            maximum_retry_count: None,
-        }),
+        restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -60,12 +56,7 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         working_dir: o.workdir.clone(),
         entrypoint: o.entrypoint.clone(),
         env: none_if_empty(&o.env),
-        labels: Some(
-            spec.labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
+        labels: Some(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
         exposed_ports: (!o.ports.is_empty()).then(|| o.ports.iter().map(port_key).collect()),
         volumes: (!anonymous_volumes.is_empty()).then_some(anonymous_volumes),
         stop_signal: o.stop_signal.clone(),
@@ -99,14 +90,8 @@ fn port_key(port: &PortSpec) -> String {
 fn port_bindings(ports: &[PortSpec]) -> PortMap {
     let mut map: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for port in ports {
-        let binding = PortBinding {
-            host_ip: port.host_ip.clone(),
-            host_port: port.host_port.map(|p| p.to_string()),
-        };
-        map.entry(port_key(port))
-            .or_insert_with(|| Some(Vec::new()))
-            .get_or_insert_with(Vec::new)
-            .push(binding);
+        let binding = PortBinding { host_ip: port.host_ip.clone(), host_port: port.host_port.map(|p| p.to_string()) };
+        map.entry(port_key(port)).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(binding);
     }
     map
 }
@@ -142,25 +127,16 @@ mod tests {
         assert_eq!(host.nano_cpus, Some(400_000_000));
         assert_eq!(host.memory, Some(64 << 20));
         let ports = host.port_bindings.unwrap();
-        assert_eq!(
-            ports["80/tcp"].as_ref().unwrap()[0].host_port.as_deref(),
-            Some("8080")
-        );
+        assert_eq!(ports["80/tcp"].as_ref().unwrap()[0].host_port.as_deref(), Some("8080"));
         assert!(ports.contains_key("53/udp"));
         assert_eq!(host.network_mode.as_deref(), Some("host"));
         assert_eq!(host.privileged, Some(true));
         assert_eq!(host.cap_add.unwrap(), ["NET_ADMIN"]);
-        assert_eq!(
-            host.devices.unwrap()[0].path_in_container.as_deref(),
-            Some("/dev/x")
-        );
+        assert_eq!(host.devices.unwrap()[0].path_in_container.as_deref(), Some("/dev/x"));
         assert_eq!(host.tmpfs.unwrap()["/run"], "size=1m");
         assert_eq!(host.extra_hosts.unwrap(), ["db:10.0.0.1"]);
         assert_eq!(host.init, Some(true));
-        assert_eq!(
-            host.restart_policy.unwrap().name,
-            Some(RestartPolicyNameEnum::NO)
-        );
+        assert_eq!(host.restart_policy.unwrap().name, Some(RestartPolicyNameEnum::NO));
         assert_eq!(body.env.unwrap(), ["A=1"]);
         assert_eq!(body.user.as_deref(), Some("1:2"));
         assert_eq!(body.entrypoint.unwrap(), ["/bin/sh"]);

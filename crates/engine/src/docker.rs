@@ -5,14 +5,14 @@ use crate::convert::{container_event, observation_from_inspect, observation_from
 use crate::errors::translate;
 use async_trait::async_trait;
 use berth_core::engine::{
-    ByteStream, ContainerEvent, ContainerObservation, Engine, EngineError, EngineInfo, ImageInfo,
-    Progress, ProgressSink,
+    ByteStream, ContainerEvent, ContainerObservation, Engine, EngineError, EngineInfo, ImageInfo, Progress,
+    ProgressSink,
 };
 use berth_core::spec::{ContainerSpec, LABEL_APP, LABEL_INSTANCE};
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, EventsOptions, ImportImageOptions,
-    InspectContainerOptions, ListContainersOptions, ListImagesOptions, LogsOptions,
-    RemoveContainerOptions, RemoveImageOptions, StartContainerOptions, StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, EventsOptions, ImportImageOptions, InspectContainerOptions,
+    ListContainersOptions, ListImagesOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions,
+    StartContainerOptions, StopContainerOptions,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use bytes::Bytes;
@@ -44,17 +44,11 @@ impl DockerEngine {
             .unwrap_or_else(|| DEFAULT_HOST.to_owned());
         let client = client_for(&endpoint)?;
         let client = client.clone().negotiate_version().await.unwrap_or(client);
-        Ok(Self {
-            endpoint,
-            client: RwLock::new(client),
-        })
+        Ok(Self { endpoint, client: RwLock::new(client) })
     }
 
     fn docker(&self) -> Docker {
-        self.client
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.client.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn fail(&self, what: &str) -> impl Fn(bollard::errors::Error) -> EngineError + '_ {
@@ -64,16 +58,12 @@ impl DockerEngine {
 }
 
 fn client_for(endpoint: &str) -> Result<Docker, EngineError> {
-    let unreachable = |e: bollard::errors::Error| EngineError::Unreachable {
-        endpoint: endpoint.to_owned(),
-        reason: e.to_string(),
-    };
+    let unreachable =
+        |e: bollard::errors::Error| EngineError::Unreachable { endpoint: endpoint.to_owned(), reason: e.to_string() };
     if let Some(path) = endpoint.strip_prefix("unix://") {
-        Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
-            .map_err(unreachable)
+        Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION).map_err(unreachable)
     } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
-        Docker::connect_with_http(endpoint, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
-            .map_err(unreachable)
+        Docker::connect_with_http(endpoint, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION).map_err(unreachable)
     } else {
         Err(EngineError::Unreachable {
             endpoint: endpoint.to_owned(),
@@ -83,10 +73,7 @@ fn client_for(endpoint: &str) -> Result<Docker, EngineError> {
 }
 
 fn owned_filter(instance: &str) -> HashMap<String, Vec<String>> {
-    HashMap::from([(
-        "label".to_owned(),
-        vec![LABEL_APP.to_owned(), format!("{LABEL_INSTANCE}={instance}")],
-    )])
+    HashMap::from([("label".to_owned(), vec![LABEL_APP.to_owned(), format!("{LABEL_INSTANCE}={instance}")])])
 }
 
 /// Treats "already so" as success: removing what is gone, stopping what is stopped.
@@ -104,10 +91,7 @@ impl Engine for DockerEngine {
     }
 
     async fn info(&self) -> Result<EngineInfo, EngineError> {
-        let fresh = client_for(&self.endpoint)?
-            .negotiate_version()
-            .await
-            .map_err(self.fail("the engine"))?;
+        let fresh = client_for(&self.endpoint)?.negotiate_version().await.map_err(self.fail("the engine"))?;
         *self.client.write().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
         let version = fresh.version().await.map_err(self.fail("the engine"))?;
         let info = fresh.info().await.map_err(self.fail("the engine"))?;
@@ -118,36 +102,20 @@ impl Engine for DockerEngine {
         })
     }
 
-    async fn load_image(
-        &self,
-        archive: ByteStream,
-        _progress: ProgressSink,
-    ) -> Result<Vec<String>, EngineError> {
+    async fn load_image(&self, archive: ByteStream, _progress: ProgressSink) -> Result<Vec<String>, EngineError> {
         // Progress is counted by the caller as it reads the archive; the
         // engine only reports once the load is complete.
-        let mut replies = self.docker().import_image_stream(
-            ImportImageOptions {
-                quiet: true,
-                platform: None,
-            },
-            archive,
-            None,
-        );
+        let mut replies =
+            self.docker().import_image_stream(ImportImageOptions { quiet: true, platform: None }, archive, None);
         let mut loaded = Vec::new();
         while let Some(reply) = replies.next().await {
             let info = reply.map_err(|e| match translate(e, &self.endpoint, "image archive") {
                 EngineError::Rejected { message, .. } => EngineError::Load { reason: message },
                 other => other,
             })?;
-            for line in info
-                .stream
-                .iter()
-                .chain(info.status.iter())
-                .flat_map(|s| s.lines())
-            {
-                if let Some(reference) = line
-                    .strip_prefix("Loaded image ID: ")
-                    .or_else(|| line.strip_prefix("Loaded image: "))
+            for line in info.stream.iter().chain(info.status.iter()).flat_map(|s| s.lines()) {
+                if let Some(reference) =
+                    line.strip_prefix("Loaded image ID: ").or_else(|| line.strip_prefix("Loaded image: "))
                 {
                     loaded.push(reference.trim().to_owned());
                 }
@@ -169,10 +137,7 @@ impl Engine for DockerEngine {
         while let Some(reply) = replies.next().await {
             let info = reply.map_err(|e| match translate(e, &self.endpoint, reference) {
                 EngineError::Rejected { message, .. } | EngineError::NotFound { what: message } => {
-                    EngineError::Pull {
-                        reference: reference.to_owned(),
-                        reason: message,
-                    }
+                    EngineError::Pull { reference: reference.to_owned(), reason: message }
                 }
                 other => other,
             })?;
@@ -180,9 +145,7 @@ impl Engine for DockerEngine {
                 let entry = layers.entry(id).or_default();
                 entry.0 = detail.current.unwrap_or(entry.0 as i64).max(0) as u64;
                 entry.1 = detail.total.unwrap_or(entry.1 as i64).max(0) as u64;
-                let (current, total) = layers
-                    .values()
-                    .fold((0, 0), |(c, t), (lc, lt)| (c + lc, t + lt));
+                let (current, total) = layers.values().fold((0, 0), |(c, t), (lc, lt)| (c + lc, t + lt));
                 progress(Progress {
                     phase: format!("pulling {reference}"),
                     current,
@@ -194,12 +157,7 @@ impl Engine for DockerEngine {
     }
 
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
-        match self
-            .docker()
-            .inspect_image(reference)
-            .await
-            .map_err(self.fail(reference))
-        {
+        match self.docker().inspect_image(reference).await.map_err(self.fail(reference)) {
             Ok(image) => Ok(Some(ImageInfo {
                 id: image.id.unwrap_or_default(),
                 repo_tags: image.repo_tags.unwrap_or_default(),
@@ -211,126 +169,63 @@ impl Engine for DockerEngine {
     }
 
     async fn image_ids(&self) -> Result<HashSet<String>, EngineError> {
-        let options = ListImagesOptions {
-            all: true,
-            ..Default::default()
-        };
-        let images = self
-            .docker()
-            .list_images(Some(options))
-            .await
-            .map_err(self.fail("images"))?;
+        let options = ListImagesOptions { all: true, ..Default::default() };
+        let images = self.docker().list_images(Some(options)).await.map_err(self.fail("images"))?;
         Ok(images.into_iter().map(|i| i.id).collect())
     }
 
     async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
         // Not forced: an image that another container uses or that carries
         // other tags is refused by the engine (Conflict) and so kept.
-        let options = RemoveImageOptions {
-            force: false,
-            ..Default::default()
-        };
-        let result = self
-            .docker()
-            .remove_image(id, Some(options), None)
-            .await
-            .map(drop)
-            .map_err(self.fail(id));
+        let options = RemoveImageOptions { force: false, ..Default::default() };
+        let result = self.docker().remove_image(id, Some(options), None).await.map(drop).map_err(self.fail(id));
         ignore_not_found(result)
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
-        let options = CreateContainerOptions {
-            name: Some(spec.name.clone()),
-            platform: String::new(),
-        };
+        let options = CreateContainerOptions { name: Some(spec.name.clone()), platform: String::new() };
         let what = format!("container {}", spec.name);
-        let created = self
-            .docker()
-            .create_container(Some(options), create_body(spec))
-            .await
-            .map_err(self.fail(&what))?;
+        let created =
+            self.docker().create_container(Some(options), create_body(spec)).await.map_err(self.fail(&what))?;
         Ok(created.id)
     }
 
     async fn start_container(&self, name: &str) -> Result<(), EngineError> {
         let what = format!("container {name}");
-        self.docker()
-            .start_container(name, None::<StartContainerOptions>)
-            .await
-            .map_err(self.fail(&what))
+        self.docker().start_container(name, None::<StartContainerOptions>).await.map_err(self.fail(&what))
     }
 
     async fn stop_container(&self, name: &str, timeout_secs: i64) -> Result<(), EngineError> {
-        let options = StopContainerOptions {
-            t: Some(timeout_secs.clamp(0, i64::from(i32::MAX)) as i32),
-            signal: None,
-        };
+        let options = StopContainerOptions { t: Some(timeout_secs.clamp(0, i64::from(i32::MAX)) as i32), signal: None };
         let what = format!("container {name}");
-        ignore_not_found(
-            self.docker()
-                .stop_container(name, Some(options))
-                .await
-                .map_err(self.fail(&what)),
-        )
+        ignore_not_found(self.docker().stop_container(name, Some(options)).await.map_err(self.fail(&what)))
     }
 
     async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
-        let options = RemoveContainerOptions {
-            force: true,
-            v: true,
-            link: false,
-        };
+        let options = RemoveContainerOptions { force: true, v: true, link: false };
         let what = format!("container {name}");
-        ignore_not_found(
-            self.docker()
-                .remove_container(name, Some(options))
-                .await
-                .map_err(self.fail(&what)),
-        )
+        ignore_not_found(self.docker().remove_container(name, Some(options)).await.map_err(self.fail(&what)))
     }
 
-    async fn inspect_container(
-        &self,
-        name: &str,
-    ) -> Result<Option<ContainerObservation>, EngineError> {
+    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerObservation>, EngineError> {
         let what = format!("container {name}");
-        match self
-            .docker()
-            .inspect_container(name, None::<InspectContainerOptions>)
-            .await
-            .map_err(self.fail(&what))
-        {
+        match self.docker().inspect_container(name, None::<InspectContainerOptions>).await.map_err(self.fail(&what)) {
             Ok(inspect) => Ok(Some(observation_from_inspect(inspect))),
             Err(EngineError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    async fn owned_containers(
-        &self,
-        instance: &str,
-    ) -> Result<Vec<ContainerObservation>, EngineError> {
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(owned_filter(instance)),
-            ..Default::default()
-        };
-        let list = self
-            .docker()
-            .list_containers(Some(options))
-            .await
-            .map_err(self.fail("containers"))?;
+    async fn owned_containers(&self, instance: &str) -> Result<Vec<ContainerObservation>, EngineError> {
+        let options = ListContainersOptions { all: true, filters: Some(owned_filter(instance)), ..Default::default() };
+        let list = self.docker().list_containers(Some(options)).await.map_err(self.fail("containers"))?;
         Ok(list.into_iter().map(observation_from_summary).collect())
     }
 
     fn events(&self, instance: &str) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {
         let mut filters = owned_filter(instance);
         filters.insert("type".into(), vec!["container".into()]);
-        let options = EventsOptions {
-            filters: Some(filters),
-            ..Default::default()
-        };
+        let options = EventsOptions { filters: Some(filters), ..Default::default() };
         let endpoint = self.endpoint.clone();
         self.docker()
             .events(Some(options))
@@ -344,12 +239,7 @@ impl Engine for DockerEngine {
             .boxed()
     }
 
-    fn logs(
-        &self,
-        name: &str,
-        follow: bool,
-        tail: Option<u64>,
-    ) -> BoxStream<'static, Result<Bytes, EngineError>> {
+    fn logs(&self, name: &str, follow: bool, tail: Option<u64>) -> BoxStream<'static, Result<Bytes, EngineError>> {
         let options = LogsOptions {
             follow,
             stdout: true,
@@ -361,11 +251,7 @@ impl Engine for DockerEngine {
         let what = format!("container {name}");
         self.docker()
             .logs(name, Some(options))
-            .map(move |chunk| {
-                chunk
-                    .map(|c| c.into_bytes())
-                    .map_err(|e| translate(e, &endpoint, &what))
-            })
+            .map(move |chunk| chunk.map(|c| c.into_bytes()).map_err(|e| translate(e, &endpoint, &what)))
             .boxed()
     }
 }
@@ -377,10 +263,7 @@ fn split_tag(reference: &str) -> (&str, Option<&str>) {
     }
     let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
     match reference[last_slash..].rfind(':') {
-        Some(i) => (
-            &reference[..last_slash + i],
-            Some(&reference[last_slash + i + 1..]),
-        ),
+        Some(i) => (&reference[..last_slash + i], Some(&reference[last_slash + i + 1..])),
         None => (reference, None),
     }
 }
@@ -393,9 +276,6 @@ mod tests {
     fn splits_tags_not_ports() {
         assert_eq!(split_tag("a:1"), ("a", Some("1")));
         assert_eq!(split_tag("localhost:5000/a"), ("localhost:5000/a", None));
-        assert_eq!(
-            split_tag("localhost:5000/a:2"),
-            ("localhost:5000/a", Some("2"))
-        );
+        assert_eq!(split_tag("localhost:5000/a:2"), ("localhost:5000/a", Some("2")));
     }
 }

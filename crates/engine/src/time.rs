@@ -9,9 +9,7 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     if year < 1970 || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
-    let rest = text
-        .get(19..)?
-        .trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let rest = text.get(19..)?.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
     let offset = match rest {
         "Z" | "z" | "" => 0,
         zone => {
@@ -42,14 +40,8 @@ mod tests {
     #[test]
     fn docker_timestamps() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339("2026-11-21T22:45:00.034954849Z"),
-            Some(1_795_301_100)
-        );
-        assert_eq!(
-            parse_rfc3339("2026-11-21T23:45:00+01:00"),
-            Some(1_795_301_100)
-        );
+        assert_eq!(parse_rfc3339("2026-11-21T22:45:00.034954849Z"), Some(1_795_301_100));
+        assert_eq!(parse_rfc3339("2026-11-21T23:45:00+01:00"), Some(1_795_301_100));
         assert_eq!(parse_rfc3339("0001-01-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("garbage"), None);
     }

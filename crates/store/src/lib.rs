@@ -18,22 +18,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the state database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Open { path: PathBuf, source: rusqlite::Error },
     #[error("state database error while {context}: {source}")]
-    Sqlite {
-        context: &'static str,
-        source: rusqlite::Error,
-    },
+    Sqlite { context: &'static str, source: rusqlite::Error },
     #[error("an app named {name:?} already exists")]
     AppExists { name: String },
     #[error("no app named {name:?} is installed")]
     AppNotFound { name: String },
-    #[error(
-        "app {name:?} is busy with another operation ({kind}); try again when it has finished"
-    )]
+    #[error("app {name:?} is busy with another operation ({kind}); try again when it has finished")]
     Busy { name: String, kind: String },
     #[error("stored {what} is unreadable: {reason}")]
     Corrupt { what: String, reason: String },
@@ -104,9 +96,7 @@ PRAGMA user_version = 1;
 ";
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 fn to_json<T: Serialize>(value: &T) -> String {
@@ -116,20 +106,13 @@ fn to_json<T: Serialize>(value: &T) -> String {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self> {
-        let open_err = |source| StoreError::Open {
-            path: path.to_owned(),
-            source,
-        };
+        let open_err = |source| StoreError::Open { path: path.to_owned(), source };
         let connection = Connection::open(path).map_err(open_err)?;
         connection
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
-            )
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
             .map_err(open_err)?;
         connection.execute_batch(SCHEMA).map_err(open_err)?;
-        Ok(Self {
-            connection: Arc::new(Mutex::new(connection)),
-        })
+        Ok(Self { connection: Arc::new(Mutex::new(connection)) })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
@@ -175,12 +158,7 @@ impl Store {
 
     /// Marks the app installed with its final spec and closes the operation, in
     /// one transaction: from here on the install will never be undone.
-    pub fn commit_install<R: Serialize>(
-        &self,
-        operation: i64,
-        spec: &AppSpec,
-        record: &R,
-    ) -> Result<()> {
+    pub fn commit_install<R: Serialize>(&self, operation: i64, spec: &AppSpec, record: &R) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction().map_err(sql("committing an install"))?;
             let t = now();
@@ -201,37 +179,21 @@ impl Store {
     /// Opens an uninstall's journal entry; refused while another operation runs.
     pub fn begin_uninstall<R: Serialize>(&self, name: &str, record: &R) -> Result<i64> {
         self.with(|c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql("starting an uninstall"))?;
+            let tx =
+                c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("starting an uninstall"))?;
             let installed: Option<bool> = tx
-                .query_row("SELECT installed FROM apps WHERE name = ?1", [name], |r| {
-                    r.get(0)
-                })
+                .query_row("SELECT installed FROM apps WHERE name = ?1", [name], |r| r.get(0))
                 .optional()
                 .map_err(sql("finding the app"))?;
             match installed {
-                None => {
-                    return Err(StoreError::AppNotFound {
-                        name: name.to_owned(),
-                    })
-                }
-                Some(false) => {
-                    return Err(StoreError::Busy {
-                        name: name.to_owned(),
-                        kind: "install".into(),
-                    })
-                }
+                None => return Err(StoreError::AppNotFound { name: name.to_owned() }),
+                Some(false) => return Err(StoreError::Busy { name: name.to_owned(), kind: "install".into() }),
                 Some(true) => {}
             }
             if let Some(kind) = running_kind(&tx, name)? {
-                return Err(StoreError::Busy {
-                    name: name.to_owned(),
-                    kind,
-                });
+                return Err(StoreError::Busy { name: name.to_owned(), kind });
             }
-            let id =
-                insert_operation(&tx, name, OperationKind::Uninstall, &to_json(record), now())?;
+            let id = insert_operation(&tx, name, OperationKind::Uninstall, &to_json(record), now())?;
             tx.commit().map_err(sql("starting an uninstall"))?;
             Ok(id)
         })
@@ -254,8 +216,7 @@ impl Store {
             )
             .map_err(sql("finishing an operation"))?;
             if let Some(name) = delete_app {
-                tx.execute("DELETE FROM apps WHERE name = ?1", [name])
-                    .map_err(sql("removing an app"))?;
+                tx.execute("DELETE FROM apps WHERE name = ?1", [name]).map_err(sql("removing an app"))?;
             }
             tx.commit().map_err(sql("finishing an operation"))
         })
@@ -279,15 +240,10 @@ impl Store {
     pub fn apps(&self) -> Result<Vec<StoredApp>> {
         self.with(|c| {
             let mut statement = c
-                .prepare_cached(
-                    "SELECT name, spec, desired, installed, created_at FROM apps ORDER BY name",
-                )
+                .prepare_cached("SELECT name, spec, desired, installed, created_at FROM apps ORDER BY name")
                 .map_err(sql("listing apps"))?;
-            let rows = statement
-                .query_map([], row_to_app)
-                .map_err(sql("listing apps"))?;
-            rows.map(|row| row.map_err(sql("listing apps")).and_then(|r| r))
-                .collect()
+            let rows = statement.query_map([], row_to_app).map_err(sql("listing apps"))?;
+            rows.map(|row| row.map_err(sql("listing apps")).and_then(|r| r)).collect()
         })
     }
 
@@ -313,13 +269,10 @@ impl Store {
         Ok(self.operations_where("id = ?1", &[&id])?.into_iter().next())
     }
 
-    fn operations_where(
-        &self,
-        condition: &str,
-        args: &[&dyn rusqlite::ToSql],
-    ) -> Result<Vec<StoredOperation>> {
+    fn operations_where(&self, condition: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<StoredOperation>> {
         self.with(|c| {
-            let query = format!("SELECT id, app, kind, state, record, error FROM operations WHERE {condition} ORDER BY id");
+            let query =
+                format!("SELECT id, app, kind, state, record, error FROM operations WHERE {condition} ORDER BY id");
             let mut statement = c.prepare(&query).map_err(sql("reading the journal"))?;
             let rows = statement.query_map(args, row_to_operation).map_err(sql("reading the journal"))?;
             rows.map(|row| row.map_err(sql("reading the journal")).and_then(|r| r)).collect()
@@ -341,11 +294,8 @@ impl Store {
     /// Forgets finished operations older than `before` (seconds since the epoch).
     pub fn prune_operations(&self, before: i64) -> Result<usize> {
         self.with(|c| {
-            c.execute(
-                "DELETE FROM operations WHERE state <> 'running' AND updated_at < ?1",
-                [before],
-            )
-            .map_err(sql("pruning the journal"))
+            c.execute("DELETE FROM operations WHERE state <> 'running' AND updated_at < ?1", [before])
+                .map_err(sql("pruning the journal"))
         })
     }
 }
@@ -366,13 +316,9 @@ fn insert_operation(
 }
 
 fn running_kind(tx: &rusqlite::Transaction<'_>, app: &str) -> Result<Option<String>> {
-    tx.query_row(
-        "SELECT kind FROM operations WHERE app = ?1 AND state = 'running'",
-        [app],
-        |r| r.get(0),
-    )
-    .optional()
-    .map_err(sql("checking running operations"))
+    tx.query_row("SELECT kind FROM operations WHERE app = ?1 AND state = 'running'", [app], |r| r.get(0))
+        .optional()
+        .map_err(sql("checking running operations"))
 }
 
 fn row_to_app(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredApp>> {
@@ -381,20 +327,11 @@ fn row_to_app(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredApp>> {
     let desired: String = row.get(2)?;
     let installed: bool = row.get(3)?;
     let created_at: i64 = row.get(4)?;
-    let corrupt = |reason: String| StoreError::Corrupt {
-        what: format!("app {name:?}"),
-        reason,
-    };
+    let corrupt = |reason: String| StoreError::Corrupt { what: format!("app {name:?}"), reason };
     Ok((|| {
         let spec: AppSpec = serde_json::from_str(&spec).map_err(|e| corrupt(e.to_string()))?;
-        let desired = DesiredState::parse(&desired)
-            .ok_or_else(|| corrupt(format!("desired state {desired:?}")))?;
-        Ok(StoredApp {
-            spec,
-            desired,
-            installed,
-            created_at,
-        })
+        let desired = DesiredState::parse(&desired).ok_or_else(|| corrupt(format!("desired state {desired:?}")))?;
+        Ok(StoredApp { spec, desired, installed, created_at })
     })())
 }
 
@@ -405,22 +342,11 @@ fn row_to_operation(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredOp
     let state: String = row.get(3)?;
     let record: String = row.get(4)?;
     let error: Option<String> = row.get(5)?;
-    let corrupt = |reason: String| StoreError::Corrupt {
-        what: format!("operation {id}"),
-        reason,
-    };
+    let corrupt = |reason: String| StoreError::Corrupt { what: format!("operation {id}"), reason };
     Ok((|| {
         let kind = OperationKind::parse(&kind).ok_or_else(|| corrupt(format!("kind {kind:?}")))?;
-        let state =
-            OperationState::parse(&state).ok_or_else(|| corrupt(format!("state {state:?}")))?;
-        Ok(StoredOperation {
-            id,
-            app,
-            kind,
-            state,
-            record,
-            error,
-        })
+        let state = OperationState::parse(&state).ok_or_else(|| corrupt(format!("state {state:?}")))?;
+        Ok(StoredOperation { id, app, kind, state, record, error })
     })())
 }
 

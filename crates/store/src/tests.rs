@@ -25,26 +25,15 @@ fn store() -> (tempfile::TempDir, Store) {
 fn install_reserves_the_name_once() {
     let (_dir, store) = store();
     let op = store.begin_install(&spec("a", ""), &"rec").unwrap();
-    assert!(matches!(
-        store.begin_install(&spec("a", ""), &"rec"),
-        Err(StoreError::AppExists { .. })
-    ));
+    assert!(matches!(store.begin_install(&spec("a", ""), &"rec"), Err(StoreError::AppExists { .. })));
     let app = store.app("a").unwrap().unwrap();
     assert!(!app.installed);
-    assert!(matches!(
-        store.begin_uninstall("a", &"u"),
-        Err(StoreError::Busy { .. })
-    ));
-    store
-        .commit_install(op, &spec("a", "sha256:1"), &"done")
-        .unwrap();
+    assert!(matches!(store.begin_uninstall("a", &"u"), Err(StoreError::Busy { .. })));
+    store.commit_install(op, &spec("a", "sha256:1"), &"done").unwrap();
     let app = store.app("a").unwrap().unwrap();
     assert!(app.installed);
     assert_eq!(app.spec.image_id, "sha256:1");
-    assert_eq!(
-        store.operation(op).unwrap().unwrap().state,
-        OperationState::Done
-    );
+    assert_eq!(store.operation(op).unwrap().unwrap().state, OperationState::Done);
 }
 
 #[test]
@@ -60,18 +49,8 @@ fn journal_survives_reopening() {
     let store = Store::open(&path).unwrap();
     let running = store.running_operations().unwrap();
     assert_eq!(running.len(), 1);
-    assert_eq!(
-        (running[0].id, running[0].record::<i32>().unwrap()),
-        (op, 2)
-    );
-    store
-        .finish_operation(
-            op,
-            OperationState::RolledBack,
-            Some("daemon died"),
-            Some("a"),
-        )
-        .unwrap();
+    assert_eq!((running[0].id, running[0].record::<i32>().unwrap()), (op, 2));
+    store.finish_operation(op, OperationState::RolledBack, Some("daemon died"), Some("a")).unwrap();
     assert!(store.running_operations().unwrap().is_empty());
     assert!(store.app("a").unwrap().is_none());
 }
@@ -80,17 +59,10 @@ fn journal_survives_reopening() {
 fn one_operation_per_app() {
     let (_dir, store) = store();
     let op = store.begin_install(&spec("a", "sha256:1"), &0).unwrap();
-    store
-        .commit_install(op, &spec("a", "sha256:1"), &0)
-        .unwrap();
+    store.commit_install(op, &spec("a", "sha256:1"), &0).unwrap();
     store.begin_uninstall("a", &0).unwrap();
-    assert!(
-        matches!(store.begin_uninstall("a", &0), Err(StoreError::Busy { kind, .. }) if kind == "uninstall")
-    );
-    assert!(matches!(
-        store.begin_uninstall("b", &0),
-        Err(StoreError::AppNotFound { .. })
-    ));
+    assert!(matches!(store.begin_uninstall("a", &0), Err(StoreError::Busy { kind, .. }) if kind == "uninstall"));
+    assert!(matches!(store.begin_uninstall("b", &0), Err(StoreError::AppNotFound { .. })));
 }
 
 #[test]
@@ -98,20 +70,12 @@ fn image_use_and_desired_state() {
     let (_dir, store) = store();
     for name in ["a", "b"] {
         let op = store.begin_install(&spec(name, "sha256:same"), &0).unwrap();
-        store
-            .commit_install(op, &spec(name, "sha256:same"), &0)
-            .unwrap();
+        store.commit_install(op, &spec(name, "sha256:same"), &0).unwrap();
     }
     assert!(store.image_in_use("sha256:same", "a").unwrap());
     assert!(!store.image_in_use("sha256:other", "a").unwrap());
     store.set_desired("a", DesiredState::Stopped).unwrap();
-    assert_eq!(
-        store.app("a").unwrap().unwrap().desired,
-        DesiredState::Stopped
-    );
-    assert!(matches!(
-        store.set_desired("zz", DesiredState::Stopped),
-        Err(StoreError::AppNotFound { .. })
-    ));
+    assert_eq!(store.app("a").unwrap().unwrap().desired, DesiredState::Stopped);
+    assert!(matches!(store.set_desired("zz", DesiredState::Stopped), Err(StoreError::AppNotFound { .. })));
     assert_eq!(store.apps().unwrap().len(), 2);
 }

@@ -33,9 +33,8 @@ pub const HOST_BUSYBOX: &str = "/bin/busybox";
 
 /// Applets linked to `/bin/busybox` by [`ImageBuilder::busybox`].
 pub const BUSYBOX_APPLETS: &[&str] = &[
-    "sh", "sleep", "echo", "cat", "ls", "mkdir", "rm", "tar", "gzip", "touch", "date", "wc",
-    "true", "false", "kill", "ps", "env", "id", "head", "tail", "grep", "sed", "printf", "test",
-    "[", "seq", "cp", "mv", "chmod",
+    "sh", "sleep", "echo", "cat", "ls", "mkdir", "rm", "tar", "gzip", "touch", "date", "wc", "true", "false", "kill",
+    "ps", "env", "id", "head", "tail", "grep", "sed", "printf", "test", "[", "seq", "cp", "mv", "chmod",
 ];
 
 /// The `Cmd` of [`ImageBuilder::service`]: runs forever, exits 0 on TERM/INT.
@@ -44,16 +43,11 @@ pub const BUSYBOX_APPLETS: &[&str] = &[
 /// without the trap `docker stop` would wait the full timeout and SIGKILL.
 /// `sleep & wait` keeps the shell interruptible: a foreground `sleep` would
 /// delay the trap until the sleep ends.
-pub const SERVICE_CMD: &[&str] = &[
-    "/bin/sh",
-    "-c",
-    "trap 'exit 0' TERM INT; while :; do sleep 1 & wait $!; done",
-];
+pub const SERVICE_CMD: &[&str] = &["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 1 & wait $!; done"];
 
 /// Docker's default `PATH`; images built by `docker build` from scratch get none,
 /// but every image on Docker Hub carries this one, and tests expect it.
-pub const DEFAULT_PATH_ENV: &str =
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const DEFAULT_PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// 2026-01-01T00:00:00Z: the fixed mtime of every tar entry.
 const FIXED_MTIME: u64 = 1_767_225_600;
@@ -186,9 +180,7 @@ impl ImageBuilder {
     pub fn symlink(mut self, path: &str, target: &str) -> Self {
         let key = layer_key(path);
         self.add_parent_dirs(&key);
-        let entry = LayerEntry::Symlink {
-            target: target.to_owned(),
-        };
+        let entry = LayerEntry::Symlink { target: target.to_owned() };
         self.entries.insert(key, entry);
         self
     }
@@ -232,11 +224,7 @@ impl ImageBuilder {
     /// `Timeout` is `max(interval, 2 s)`; `StartPeriod` is 0.
     pub fn healthcheck(mut self, test: &[&str], interval_ms: u64, retries: u32) -> Self {
         let test = healthcheck_test(test);
-        self.healthcheck = Some(Healthcheck {
-            test,
-            interval_ms,
-            retries,
-        });
+        self.healthcheck = Some(Healthcheck { test, interval_ms, retries });
         self
     }
 
@@ -293,8 +281,7 @@ impl ImageBuilder {
         for (index, _) in key.match_indices('/') {
             let parent = &key[..index];
             if !self.entries.contains_key(parent) {
-                self.entries
-                    .insert(parent.to_owned(), LayerEntry::Dir { mode: 0o755 });
+                self.entries.insert(parent.to_owned(), LayerEntry::Dir { mode: 0o755 });
             }
         }
     }
@@ -305,12 +292,7 @@ impl ImageBuilder {
         let layer = write_layer(&self.entries)?;
         let config_bytes = self.config_bytes(&layer.diff_hex)?;
         let config_hex = sha256_hex(&config_bytes);
-        Ok(PreparedImage {
-            repo_tag: self.repo_tag.clone(),
-            layer,
-            config_bytes,
-            config_hex,
-        })
+        Ok(PreparedImage { repo_tag: self.repo_tag.clone(), layer, config_bytes, config_hex })
     }
 
     fn config_bytes(&self, diff_hex: &str) -> io::Result<Vec<u8>> {
@@ -351,10 +333,7 @@ impl ImageBuilder {
     fn effective_env(&self) -> Vec<String> {
         let sets_path = self.env.iter().any(|kv| kv.starts_with("PATH="));
         let default_path = (!sets_path).then(|| DEFAULT_PATH_ENV.to_owned());
-        default_path
-            .into_iter()
-            .chain(self.env.iter().cloned())
-            .collect()
+        default_path.into_iter().chain(self.env.iter().cloned()).collect()
     }
 }
 
@@ -378,18 +357,9 @@ impl Healthcheck {
 
 /// One `docker save` archive holding several images (one manifest entry each).
 /// Layers or configs shared between images are written once, as docker does.
-pub fn write_multi_image_tar(
-    path: &Path,
-    images: &[ImageBuilder],
-) -> io::Result<Vec<ImageArchive>> {
-    let mut prepared = images
-        .iter()
-        .map(ImageBuilder::prepare)
-        .collect::<io::Result<Vec<_>>>()?;
-    let archives = prepared
-        .iter()
-        .map(|image| image.archive().at(path))
-        .collect();
+pub fn write_multi_image_tar(path: &Path, images: &[ImageBuilder]) -> io::Result<Vec<ImageArchive>> {
+    let mut prepared = images.iter().map(ImageBuilder::prepare).collect::<io::Result<Vec<_>>>()?;
+    let archives = prepared.iter().map(|image| image.archive().at(path)).collect();
     let file = write_docker_save(BufWriter::new(File::create(path)?), &mut prepared)?;
     finish_file(file)?;
     Ok(archives)
@@ -406,12 +376,7 @@ pub fn write_empty_manifest_tar(path: &Path) -> io::Result<()> {
 pub fn write_plain_tar(path: &Path) -> io::Result<()> {
     let mut tar = new_tar(BufWriter::new(File::create(path)?));
     append_dir(&mut tar, "docs/", 0o755)?;
-    append_bytes(
-        &mut tar,
-        "docs/readme.txt",
-        b"just some notes, not an image\n",
-        0o644,
-    )?;
+    append_bytes(&mut tar, "docs/readme.txt", b"just some notes, not an image\n", 0o644)?;
     append_bytes(&mut tar, "hello.txt", b"hello\n", 0o644)?;
     finish_file(tar.into_inner()?)
 }
@@ -420,9 +385,7 @@ pub fn write_plain_tar(path: &Path) -> io::Result<()> {
 /// garbage and no trailer: gunzip succeeds for a while and fails mid-stream.
 pub fn write_corrupt_gzip(path: &Path) -> io::Result<()> {
     const VALID_PREFIX_MAX: usize = 64 * 1024;
-    let archive = ImageBuilder::new("berth-test/corrupt-gzip:1")
-        .service()
-        .to_tar_bytes()?;
+    let archive = ImageBuilder::new("berth-test/corrupt-gzip:1").service().to_tar_bytes()?;
     let prefix_len = (archive.len() / 2).min(VALID_PREFIX_MAX);
     let mut gzip = gzip_writer(Vec::new());
     gzip.write_all(&archive[..prefix_len])?;
@@ -457,10 +420,7 @@ fn layer_midpoint(archive_bytes: &[u8]) -> io::Result<usize> {
             return usize::try_from(start).map_err(io::Error::other);
         }
     }
-    Err(io::Error::new(
-        io::ErrorKind::InvalidData,
-        "archive has no layer.tar",
-    ))
+    Err(io::Error::new(io::ErrorKind::InvalidData, "archive has no layer.tar"))
 }
 
 // ---------------------------------------------------------------------------
@@ -524,18 +484,10 @@ fn write_layer(entries: &BTreeMap<String, LayerEntry>) -> io::Result<WrittenLaye
     let (spill, diff_hex, len) = tar.into_inner()?.finish();
     let mut file = spill.into_inner().map_err(io::IntoInnerError::into_error)?;
     file.seek(SeekFrom::Start(0))?;
-    Ok(WrittenLayer {
-        file,
-        len,
-        diff_hex,
-    })
+    Ok(WrittenLayer { file, len, diff_hex })
 }
 
-fn append_layer_entry<W: Write>(
-    tar: &mut tar::Builder<W>,
-    key: &str,
-    entry: &LayerEntry,
-) -> io::Result<()> {
+fn append_layer_entry<W: Write>(tar: &mut tar::Builder<W>, key: &str, entry: &LayerEntry) -> io::Result<()> {
     match entry {
         LayerEntry::Dir { mode } => append_dir(tar, &format!("{key}/"), *mode),
         LayerEntry::Symlink { target } => append_symlink(tar, key, target),
@@ -543,29 +495,19 @@ fn append_layer_entry<W: Write>(
     }
 }
 
-fn append_source<W: Write>(
-    tar: &mut tar::Builder<W>,
-    key: &str,
-    source: &FileSource,
-    mode: u32,
-) -> io::Result<()> {
+fn append_source<W: Write>(tar: &mut tar::Builder<W>, key: &str, source: &FileSource, mode: u32) -> io::Result<()> {
     match source {
         FileSource::Bytes(bytes) => append_bytes(tar, key, bytes, mode),
         FileSource::HostFile(host_path) => {
-            let file = File::open(host_path).map_err(|err| {
-                io::Error::new(err.kind(), format!("{}: {err}", host_path.display()))
-            })?;
+            let file = File::open(host_path)
+                .map_err(|err| io::Error::new(err.kind(), format!("{}: {err}", host_path.display())))?;
             let len = file.metadata()?.len();
             // take(): a file that grows meanwhile must not overrun its header size.
             append_reader(tar, key, file.take(len), len, mode)
         }
-        FileSource::Pseudorandom { len, seed } => append_reader(
-            tar,
-            key,
-            PseudorandomReader::new(*seed).take(*len),
-            *len,
-            mode,
-        ),
+        FileSource::Pseudorandom { len, seed } => {
+            append_reader(tar, key, PseudorandomReader::new(*seed).take(*len), *len, mode)
+        }
     }
 }
 
@@ -584,40 +526,21 @@ fn write_docker_save<W: Write>(out: W, images: &mut [PreparedImage]) -> io::Resu
         }
     }
     if let Some(repositories) = repositories_json(images) {
-        append_bytes(
-            &mut tar,
-            "repositories",
-            &to_json_bytes(&repositories)?,
-            0o644,
-        )?;
+        append_bytes(&mut tar, "repositories", &to_json_bytes(&repositories)?, 0o644)?;
     }
     let manifest = Value::Array(images.iter().map(PreparedImage::manifest_entry).collect());
     append_bytes(&mut tar, "manifest.json", &to_json_bytes(&manifest)?, 0o644)?;
     tar.into_inner()
 }
 
-fn append_layer_dir<W: Write>(
-    tar: &mut tar::Builder<W>,
-    layer: &mut WrittenLayer,
-) -> io::Result<()> {
+fn append_layer_dir<W: Write>(tar: &mut tar::Builder<W>, layer: &mut WrittenLayer) -> io::Result<()> {
     let id = layer.id().to_owned();
     append_dir(tar, &format!("{id}/"), 0o755)?;
     append_bytes(tar, &format!("{id}/VERSION"), b"1.0", 0o644)?;
     let legacy_json = json!({ "id": id, "created": FIXED_CREATED, "os": "linux" });
-    append_bytes(
-        tar,
-        &format!("{id}/json"),
-        &to_json_bytes(&legacy_json)?,
-        0o644,
-    )?;
+    append_bytes(tar, &format!("{id}/json"), &to_json_bytes(&legacy_json)?, 0o644)?;
     let len = layer.len;
-    append_reader(
-        tar,
-        &format!("{id}/layer.tar"),
-        (&mut layer.file).take(len),
-        len,
-        0o644,
-    )
+    append_reader(tar, &format!("{id}/layer.tar"), (&mut layer.file).take(len), len, 0o644)
 }
 
 /// Legacy `{"repo": {"tag": "<top layer id>"}}`, merged over all tagged images.
@@ -625,10 +548,7 @@ fn repositories_json(images: &[PreparedImage]) -> Option<Value> {
     let mut repositories: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
     for image in images {
         if let Some((repo, tag)) = image.repo_tag.as_deref().and_then(split_repo_tag) {
-            repositories
-                .entry(repo)
-                .or_default()
-                .insert(tag, image.layer.id());
+            repositories.entry(repo).or_default().insert(tag, image.layer.id());
         }
     }
     (!repositories.is_empty()).then(|| json!(repositories))
@@ -660,12 +580,7 @@ fn append_dir<W: Write>(tar: &mut tar::Builder<W>, path: &str, mode: u32) -> io:
     tar.append_data(&mut header, path, io::empty())
 }
 
-fn append_bytes<W: Write>(
-    tar: &mut tar::Builder<W>,
-    path: &str,
-    bytes: &[u8],
-    mode: u32,
-) -> io::Result<()> {
+fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
     append_reader(tar, path, bytes, bytes.len() as u64, mode)
 }
 
@@ -698,11 +613,7 @@ struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     fn new(inner: W) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            len: 0,
-        }
+        Self { inner, hasher: Sha256::new(), len: 0 }
     }
 
     /// Returns the inner writer, the hex digest and the byte count.
@@ -733,11 +644,7 @@ struct PseudorandomReader {
 
 impl PseudorandomReader {
     fn new(seed: u64) -> Self {
-        Self {
-            state: seed,
-            pending: [0; 8],
-            pending_len: 0,
-        }
+        Self { state: seed, pending: [0; 8], pending_len: 0 }
     }
 
     fn next_word(&mut self) -> u64 {
@@ -798,14 +705,8 @@ fn to_json_bytes(value: &Value) -> io::Result<Vec<u8>> {
 /// # Panics
 /// On `..` components: a test wrote a nonsensical path, not a runtime condition.
 fn layer_key(path: &str) -> String {
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|part| !part.is_empty() && *part != ".")
-        .collect();
-    assert!(
-        !parts.contains(&".."),
-        "image path must not contain '..': {path:?}"
-    );
+    let parts: Vec<&str> = path.split('/').filter(|part| !part.is_empty() && *part != ".").collect();
+    assert!(!parts.contains(&".."), "image path must not contain '..': {path:?}");
     parts.join("/")
 }
 
@@ -831,11 +732,7 @@ fn split_repo_tag(repo_tag: &str) -> Option<(&str, &str)> {
 fn healthcheck_test(test: &[&str]) -> Vec<String> {
     let already_typed = matches!(test.first(), Some(&("CMD" | "CMD-SHELL" | "NONE")));
     let prefix = (!already_typed).then_some("CMD");
-    prefix
-        .into_iter()
-        .chain(test.iter().copied())
-        .map(str::to_owned)
-        .collect()
+    prefix.into_iter().chain(test.iter().copied()).map(str::to_owned).collect()
 }
 
 fn to_strings(argv: &[&str]) -> Vec<String> {
@@ -859,12 +756,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-            let _ = write!(out, "{byte:02x}");
-            out
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+        let _ = write!(out, "{byte:02x}");
+        out
+    })
 }
 
 #[cfg(test)]
@@ -873,19 +768,11 @@ mod tests {
 
     #[test]
     fn parent_dirs_are_implicit_and_explicit_modes_win() {
-        let builder = ImageBuilder::untagged()
-            .file("/a/b/c.txt", "x", 0o600)
-            .dir("/a", 0o700);
+        let builder = ImageBuilder::untagged().file("/a/b/c.txt", "x", 0o600).dir("/a", 0o700);
         let keys: Vec<&str> = builder.entries.keys().map(String::as_str).collect();
         assert_eq!(keys, ["a", "a/b", "a/b/c.txt"]);
-        assert!(matches!(
-            builder.entries["a"],
-            LayerEntry::Dir { mode: 0o700 }
-        ));
-        assert!(matches!(
-            builder.entries["a/b"],
-            LayerEntry::Dir { mode: 0o755 }
-        ));
+        assert!(matches!(builder.entries["a"], LayerEntry::Dir { mode: 0o700 }));
+        assert!(matches!(builder.entries["a/b"], LayerEntry::Dir { mode: 0o755 }));
     }
 
     #[test]
@@ -893,27 +780,19 @@ mod tests {
         assert_eq!(normalize_repo_tag(""), None);
         assert_eq!(normalize_repo_tag("x/y:2").as_deref(), Some("x/y:2"));
         assert_eq!(normalize_repo_tag("x/y").as_deref(), Some("x/y:latest"));
-        assert_eq!(
-            normalize_repo_tag("host:5000/y").as_deref(),
-            Some("host:5000/y:latest")
-        );
+        assert_eq!(normalize_repo_tag("host:5000/y").as_deref(), Some("host:5000/y:latest"));
     }
 
     #[test]
     fn healthcheck_test_gets_cmd_prefix_only_when_untyped() {
         assert_eq!(healthcheck_test(&["true"]), ["CMD", "true"]);
-        assert_eq!(
-            healthcheck_test(&["CMD-SHELL", "true"]),
-            ["CMD-SHELL", "true"]
-        );
+        assert_eq!(healthcheck_test(&["CMD-SHELL", "true"]), ["CMD-SHELL", "true"]);
     }
 
     #[test]
     fn pseudorandom_reader_is_deterministic_across_read_sizes() {
         let mut reference = PseudorandomReader::new(7);
-        let expected: Vec<u8> = (0..8)
-            .flat_map(|_| reference.next_word().to_le_bytes())
-            .collect();
+        let expected: Vec<u8> = (0..8).flat_map(|_| reference.next_word().to_le_bytes()).collect();
         for piece_len in [1, 3, 5, 8, 13, 64] {
             let mut reader = PseudorandomReader::new(7);
             let mut actual = vec![0; expected.len()];

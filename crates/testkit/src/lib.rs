@@ -3,9 +3,11 @@
 //! There is no registry access in tests, so images are built here from the
 //! host's busybox-static binary and written as `docker save` archives.
 
+pub mod harness;
+pub mod http;
 pub mod image;
 
 pub use image::{
-    write_corrupt_gzip, write_empty_manifest_tar, write_multi_image_tar, write_plain_tar,
-    write_truncated_tar, ImageArchive, ImageBuilder,
+    write_corrupt_gzip, write_empty_manifest_tar, write_multi_image_tar, write_plain_tar, write_truncated_tar,
+    ImageArchive, ImageBuilder,
 };

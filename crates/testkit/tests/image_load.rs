@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use berth_testkit::image::{BUSYBOX_APPLETS, SERVICE_CMD};
 use berth_testkit::{
-    write_corrupt_gzip, write_empty_manifest_tar, write_multi_image_tar, write_plain_tar,
-    write_truncated_tar, ImageArchive, ImageBuilder,
+    write_corrupt_gzip, write_empty_manifest_tar, write_multi_image_tar, write_plain_tar, write_truncated_tar,
+    ImageArchive, ImageBuilder,
 };
 use flate2::read::GzDecoder;
 use serde_json::{json, Value};
@@ -34,9 +34,8 @@ struct Response {
 
 impl Response {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|err| {
-            panic!("bad json ({err}): {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|err| panic!("bad json ({err}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     fn text(&self) -> String {
@@ -71,22 +70,11 @@ fn docker_empty(method: &str, path: &str) -> Response {
 
 fn parse_response(raw: &[u8]) -> io::Result<Response> {
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no header end"))?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no header end"))?;
     let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| bad("no status"))?;
+    let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).ok_or_else(|| bad("no status"))?;
     let rest = &raw[split + 4..];
-    let body = if head.contains("transfer-encoding: chunked") {
-        dechunk(rest)?
-    } else {
-        rest.to_vec()
-    };
+    let body = if head.contains("transfer-encoding: chunked") { dechunk(rest)? } else { rest.to_vec() };
     Ok(Response { status, body })
 }
 
@@ -120,10 +108,7 @@ fn engine_available() -> bool {
 }
 
 fn unique_name() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
     format!("{}-{nanos}", std::process::id())
 }
 
@@ -137,10 +122,7 @@ fn load_archive(path: &Path) {
     let response = docker("POST", "/images/load?quiet=1", "application/x-tar", &bytes).unwrap();
     let text = response.text();
     assert_eq!(response.status, 200, "load failed: {text}");
-    assert!(
-        !text.contains("errorDetail"),
-        "load reported an error: {text}"
-    );
+    assert!(!text.contains("errorDetail"), "load reported an error: {text}");
 }
 
 /// Removes the image when dropped, so failed assertions don't leak images.
@@ -148,12 +130,7 @@ struct ImageGuard(String);
 
 impl Drop for ImageGuard {
     fn drop(&mut self) {
-        let _ = docker(
-            "DELETE",
-            &format!("/images/{}?force=1", self.0),
-            "application/json",
-            b"",
-        );
+        let _ = docker("DELETE", &format!("/images/{}?force=1", self.0), "application/json", b"");
     }
 }
 
@@ -162,12 +139,7 @@ struct ContainerGuard(String);
 
 impl Drop for ContainerGuard {
     fn drop(&mut self) {
-        let _ = docker(
-            "DELETE",
-            &format!("/containers/{}?force=1", self.0),
-            "application/json",
-            b"",
-        );
+        let _ = docker("DELETE", &format!("/containers/{}?force=1", self.0), "application/json", b"");
     }
 }
 
@@ -188,20 +160,12 @@ fn assert_loaded(archive: &ImageArchive) -> Value {
 fn delete_image(id: &str) {
     let response = docker_empty("DELETE", &format!("/images/{id}?force=1"));
     assert_eq!(response.status, 200, "delete {id}: {}", response.text());
-    assert_eq!(
-        docker_empty("GET", &format!("/images/{id}/json")).status,
-        404
-    );
+    assert_eq!(docker_empty("GET", &format!("/images/{id}/json")).status, 404);
 }
 
 fn inspect_container(id: &str) -> Value {
     let response = docker_empty("GET", &format!("/containers/{id}/json"));
-    assert_eq!(
-        response.status,
-        200,
-        "inspect container: {}",
-        response.text()
-    );
+    assert_eq!(response.status, 200, "inspect container: {}", response.text());
     response.json()
 }
 
@@ -233,10 +197,7 @@ fn tagged_tar_loads_with_expected_id_tag_and_config() {
     assert_eq!(config["WorkingDir"], "/srv/app");
     assert_eq!(
         config["Env"],
-        json!([
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "GREETING=hi"
-        ])
+        json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GREETING=hi"])
     );
     assert_eq!(config["Healthcheck"]["Test"], json!(["CMD", "true"]));
     assert_eq!(config["Healthcheck"]["Interval"], 500_000_000u64);
@@ -253,13 +214,8 @@ fn gzip_and_untagged_archives_load() {
     }
     let dir = tempfile::tempdir().unwrap();
     let marker = unique_name();
-    let untagged = ImageBuilder::untagged()
-        .busybox()
-        .label(SWEEP_LABEL, "1")
-        .layer_marker(&marker);
-    let archive = untagged
-        .write_tar_gz(&dir.path().join("untagged.tar.gz"))
-        .unwrap();
+    let untagged = ImageBuilder::untagged().busybox().label(SWEEP_LABEL, "1").layer_marker(&marker);
+    let archive = untagged.write_tar_gz(&dir.path().join("untagged.tar.gz")).unwrap();
     let _guard = ImageGuard(archive.image_id.clone());
     assert_eq!(archive.repo_tag, None);
 
@@ -276,18 +232,10 @@ fn multi_image_archive_loads_every_image() {
     let dir = tempfile::tempdir().unwrap();
     let images: Vec<ImageBuilder> = ["a", "b"]
         .iter()
-        .map(|which| {
-            ImageBuilder::new(&unique_tag())
-                .busybox()
-                .label(SWEEP_LABEL, "1")
-                .layer_marker(which)
-        })
+        .map(|which| ImageBuilder::new(&unique_tag()).busybox().label(SWEEP_LABEL, "1").layer_marker(which))
         .collect();
     let archives = write_multi_image_tar(&dir.path().join("multi.tar"), &images).unwrap();
-    let _guards: Vec<ImageGuard> = archives
-        .iter()
-        .map(|a| ImageGuard(a.image_id.clone()))
-        .collect();
+    let _guards: Vec<ImageGuard> = archives.iter().map(|a| ImageGuard(a.image_id.clone())).collect();
 
     load_archive(&archives[0].path);
     for archive in &archives {
@@ -306,21 +254,14 @@ fn service_image_runs_is_healthy_and_stops_promptly_on_term() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let builder = ImageBuilder::new(&unique_tag())
-        .service()
-        .label(SWEEP_LABEL, "1")
-        .healthcheck(&["true"], 300, 3);
+    let builder = ImageBuilder::new(&unique_tag()).service().label(SWEEP_LABEL, "1").healthcheck(&["true"], 300, 3);
     let archive = builder.write_tar(&dir.path().join("service.tar")).unwrap();
     let _image_guard = ImageGuard(archive.image_id.clone());
     load_archive(&archive.path);
 
     let name = format!("berth-test-{}", unique_name());
     let create_body = json!({ "Image": archive.image_id, "Labels": { SWEEP_LABEL: "1" } });
-    let created = docker_json(
-        "POST",
-        &format!("/containers/create?name={name}"),
-        &create_body,
-    );
+    let created = docker_json("POST", &format!("/containers/create?name={name}"), &create_body);
     assert_eq!(created.status, 201, "create: {}", created.text());
     let container_id = created.json()["Id"].as_str().unwrap().to_owned();
     let _container_guard = ContainerGuard(container_id.clone());
@@ -336,10 +277,7 @@ fn service_image_runs_is_healthy_and_stops_promptly_on_term() {
     let stop_took = stop_started.elapsed();
     assert_eq!(stopped.status, 204, "stop: {}", stopped.text());
     // Without the trap, PID 1 ignores SIGTERM and stop takes the full 5 s + SIGKILL.
-    assert!(
-        stop_took < Duration::from_secs(5),
-        "stop took {stop_took:?}: TERM trap not working"
-    );
+    assert!(stop_took < Duration::from_secs(5), "stop took {stop_took:?}: TERM trap not working");
     let state = &inspect_container(&container_id)["State"];
     assert_eq!(state["Running"], false);
     assert_eq!(state["ExitCode"], 0, "trap should exit 0: {state}");
@@ -380,18 +318,11 @@ fn tar_members(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
 }
 
 fn member<'a>(members: &'a [(String, Vec<u8>)], name: &str) -> &'a [u8] {
-    &members
-        .iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("no member {name}"))
-        .1
+    &members.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no member {name}")).1
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn expected_docker_arch() -> &'static str {
@@ -405,18 +336,12 @@ fn expected_docker_arch() -> &'static str {
 #[test]
 fn archive_layout_matches_docker_save_and_ids_are_content_hashes() {
     let dir = tempfile::tempdir().unwrap();
-    let builder = ImageBuilder::new("berth-test/layout:1")
-        .service()
-        .layer_marker("layout");
+    let builder = ImageBuilder::new("berth-test/layout:1").service().layer_marker("layout");
     let archive = builder.write_tar(&dir.path().join("layout.tar")).unwrap();
     let bytes = std::fs::read(&archive.path).unwrap();
     let members = tar_members(&bytes);
 
-    assert_eq!(
-        members.last().unwrap().0,
-        "manifest.json",
-        "manifest.json must be last"
-    );
+    assert_eq!(members.last().unwrap().0, "manifest.json", "manifest.json must be last");
     let manifest: Value = serde_json::from_slice(member(&members, "manifest.json")).unwrap();
     let entry = &manifest.as_array().unwrap()[0];
     assert_eq!(entry["RepoTags"], json!(["berth-test/layout:1"]));
@@ -430,21 +355,14 @@ fn archive_layout_matches_docker_save_and_ids_are_content_hashes() {
     let layer_path = entry["Layers"][0].as_str().unwrap();
     let layer_dir = layer_path.strip_suffix("/layer.tar").unwrap();
     assert_eq!(member(&members, &format!("{layer_dir}/VERSION")), b"1.0");
-    let legacy: Value =
-        serde_json::from_slice(member(&members, &format!("{layer_dir}/json"))).unwrap();
+    let legacy: Value = serde_json::from_slice(member(&members, &format!("{layer_dir}/json"))).unwrap();
     assert_eq!(legacy["id"], layer_dir);
     let repositories: Value = serde_json::from_slice(member(&members, "repositories")).unwrap();
-    assert_eq!(
-        repositories,
-        json!({ "berth-test/layout": { "1": layer_dir } })
-    );
+    assert_eq!(repositories, json!({ "berth-test/layout": { "1": layer_dir } }));
 
     let layer = member(&members, layer_path);
     let config: Value = serde_json::from_slice(config_bytes).unwrap();
-    assert_eq!(
-        config["rootfs"]["diff_ids"],
-        json!([format!("sha256:{}", sha256_hex(layer))])
-    );
+    assert_eq!(config["rootfs"]["diff_ids"], json!([format!("sha256:{}", sha256_hex(layer))]));
     assert_eq!(config["architecture"], expected_docker_arch());
     assert_eq!(config["config"]["Cmd"], json!(SERVICE_CMD));
     assert_layer_has_busybox_fs(layer);
@@ -456,30 +374,10 @@ fn assert_layer_has_busybox_fs(layer: &[u8]) {
     for entry in tar::Archive::new(layer).entries().unwrap() {
         let entry = entry.unwrap();
         let header = entry.header();
-        let name = entry
-            .path()
-            .unwrap()
-            .to_string_lossy()
-            .trim_end_matches('/')
-            .to_owned();
-        let link = entry
-            .link_name()
-            .unwrap()
-            .map(|l| l.to_string_lossy().into_owned());
-        assert_eq!(
-            (header.uid().unwrap(), header.gid().unwrap()),
-            (0, 0),
-            "{name}"
-        );
-        entries.insert(
-            name.clone(),
-            (
-                header.entry_type(),
-                header.mode().unwrap(),
-                header.size().unwrap(),
-                link,
-            ),
-        );
+        let name = entry.path().unwrap().to_string_lossy().trim_end_matches('/').to_owned();
+        let link = entry.link_name().unwrap().map(|l| l.to_string_lossy().into_owned());
+        assert_eq!((header.uid().unwrap(), header.gid().unwrap()), (0, 0), "{name}");
+        entries.insert(name.clone(), (header.entry_type(), header.mode().unwrap(), header.size().unwrap(), link));
         names.push(name);
     }
     let mut sorted = names.clone();
@@ -502,48 +400,32 @@ fn assert_layer_has_busybox_fs(layer: &[u8]) {
 
 #[test]
 fn same_builder_gives_same_bytes_and_markers_give_distinct_ids() {
-    let builder = ImageBuilder::new("berth-test/determinism:1")
-        .service()
-        .layer_marker("one");
+    let builder = ImageBuilder::new("berth-test/determinism:1").service().layer_marker("one");
     let first = builder.to_tar_bytes().unwrap();
     assert_eq!(first, builder.to_tar_bytes().unwrap());
 
     let dir = tempfile::tempdir().unwrap();
     let one = builder.write_tar(&dir.path().join("one.tar")).unwrap();
     assert_eq!(std::fs::read(&one.path).unwrap(), first);
-    let one_gz = builder
-        .write_tar_gz(&dir.path().join("one.tar.gz"))
-        .unwrap();
+    let one_gz = builder.write_tar_gz(&dir.path().join("one.tar.gz")).unwrap();
     assert_eq!(one.image_id, one_gz.image_id);
     let mut gunzipped = Vec::new();
-    GzDecoder::new(std::fs::File::open(&one_gz.path).unwrap())
-        .read_to_end(&mut gunzipped)
-        .unwrap();
+    GzDecoder::new(std::fs::File::open(&one_gz.path).unwrap()).read_to_end(&mut gunzipped).unwrap();
     assert_eq!(gunzipped, first);
 
-    let two = builder
-        .clone()
-        .layer_marker("two")
-        .write_tar(&dir.path().join("two.tar"))
-        .unwrap();
+    let two = builder.clone().layer_marker("two").write_tar(&dir.path().join("two.tar")).unwrap();
     assert_ne!(one.image_id, two.image_id);
 }
 
 #[test]
 fn untagged_manifest_has_null_repo_tags_and_no_repositories_file() {
-    let bytes = ImageBuilder::untagged()
-        .layer_marker("untagged")
-        .to_tar_bytes()
-        .unwrap();
+    let bytes = ImageBuilder::untagged().layer_marker("untagged").to_tar_bytes().unwrap();
     let members = tar_members(&bytes);
     let manifest: Value = serde_json::from_slice(member(&members, "manifest.json")).unwrap();
     assert_eq!(manifest[0]["RepoTags"], Value::Null);
     assert!(members.iter().all(|(name, _)| name != "repositories"));
     assert_eq!(ImageBuilder::new("").repo_tag(), None);
-    assert_eq!(
-        ImageBuilder::new("berth-test/x").repo_tag(),
-        Some("berth-test/x:latest")
-    );
+    assert_eq!(ImageBuilder::new("berth-test/x").repo_tag(), Some("berth-test/x:latest"));
 }
 
 #[test]
@@ -563,10 +445,7 @@ fn multi_image_tar_has_one_manifest_entry_per_image() {
     for (entry, archive) in entries.iter().zip(&archives) {
         let config_hex = archive.image_id.strip_prefix("sha256:").unwrap();
         assert_eq!(entry["Config"], format!("{config_hex}.json"));
-        assert_eq!(
-            sha256_hex(member(&members, &format!("{config_hex}.json"))),
-            config_hex
-        );
+        assert_eq!(sha256_hex(member(&members, &format!("{config_hex}.json"))), config_hex);
         let tags: Option<Vec<&str>> = archive.repo_tag.as_deref().map(|t| vec![t]);
         assert_eq!(entry["RepoTags"], json!(tags));
     }
@@ -609,19 +488,12 @@ fn corrupt_gzip_decodes_a_valid_prefix_then_fails() {
             Err(err) => break err,
         }
     };
-    assert!(
-        decoded.len() >= 4096,
-        "should fail mid-stream, not at once: {error}"
-    );
+    assert!(decoded.len() >= 4096, "should fail mid-stream, not at once: {error}");
     // What did decode is the start of a real image archive.
     let mut partial = tar::Archive::new(decoded.as_slice());
     let first = partial.entries().unwrap().next().unwrap().unwrap();
     let first_name = first.path().unwrap().to_string_lossy().into_owned();
-    assert_eq!(
-        first_name.len(),
-        64 + 1,
-        "first member is a layer dir: {first_name}"
-    );
+    assert_eq!(first_name.len(), 64 + 1, "first member is a layer dir: {first_name}");
 }
 
 #[test]
@@ -633,11 +505,7 @@ fn truncated_tar_is_cut_inside_the_layer() {
     let truncated = std::fs::read(&path).unwrap();
     let full = builder.to_tar_bytes().unwrap();
     assert!(truncated.len() < full.len() / 2 + 1024 * 1024);
-    assert_eq!(
-        &full[..truncated.len()],
-        truncated.as_slice(),
-        "a prefix of the real archive"
-    );
+    assert_eq!(&full[..truncated.len()], truncated.as_slice(), "a prefix of the real archive");
 
     // Reading succeeds up to layer.tar, whose data then ends early.
     let mut archive = tar::Archive::new(truncated.as_slice());
@@ -650,10 +518,7 @@ fn truncated_tar_is_cut_inside_the_layer() {
             let declared = entry.header().size().unwrap();
             // The tar crate reports a short read rather than an error.
             let readable = io::copy(&mut entry, &mut io::sink()).unwrap_or(0);
-            assert!(
-                readable < declared,
-                "layer data must be cut short: {readable} of {declared}"
-            );
+            assert!(readable < declared, "layer data must be cut short: {readable} of {declared}");
         }
         assert_ne!(name, "manifest.json");
     }
@@ -665,44 +530,24 @@ fn mkimage_cli_writes_padded_archive_and_prints_id() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cli.tar.gz");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_berth-mkimage"))
-        .args([
-            "--tag",
-            "berth-test/cli:1",
-            "--gzip",
-            "--marker",
-            "cli",
-            "--pad-mb",
-            "2",
-        ])
+        .args(["--tag", "berth-test/cli:1", "--gzip", "--marker", "cli", "--pad-mb", "2"])
         .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let printed = String::from_utf8(output.stdout).unwrap().trim().to_owned();
 
     let mut tar_bytes = Vec::new();
-    GzDecoder::new(std::fs::File::open(&out).unwrap())
-        .read_to_end(&mut tar_bytes)
-        .unwrap();
+    GzDecoder::new(std::fs::File::open(&out).unwrap()).read_to_end(&mut tar_bytes).unwrap();
     let members = tar_members(&tar_bytes);
     let manifest: Value = serde_json::from_slice(member(&members, "manifest.json")).unwrap();
     let config_name = manifest[0]["Config"].as_str().unwrap();
-    assert_eq!(
-        printed,
-        format!("sha256:{}", config_name.trim_end_matches(".json"))
-    );
+    assert_eq!(printed, format!("sha256:{}", config_name.trim_end_matches(".json")));
 
     // The pad must not compress away: the gzip stays at least as big as the pad.
     let compressed_len = std::fs::metadata(&out).unwrap().len();
-    assert!(
-        compressed_len > 2 * 1024 * 1024,
-        "gzip is only {compressed_len} bytes"
-    );
+    assert!(compressed_len > 2 * 1024 * 1024, "gzip is only {compressed_len} bytes");
     let layer = member(&members, manifest[0]["Layers"][0].as_str().unwrap());
     let mut layer_archive = tar::Archive::new(layer);
     let pad = layer_archive

@@ -39,12 +39,8 @@ struct Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     let builder = image_builder(&args)?;
-    let archive = if args.gzip {
-        builder.write_tar_gz(&args.out)
-    } else {
-        builder.write_tar(&args.out)
-    }
-    .with_context(|| format!("writing {}", args.out.display()))?;
+    let archive = if args.gzip { builder.write_tar_gz(&args.out) } else { builder.write_tar(&args.out) }
+        .with_context(|| format!("writing {}", args.out.display()))?;
     println!("{}", archive.image_id);
     Ok(())
 }
