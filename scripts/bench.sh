@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# berth benchmark: `berth list --output json` with 200 installed apps against
+# `docker ps -a --filter label=berth.app` (and the raw Engine API), measured
+# side by side in one hyperfine run, plus the daemon's resident memory idle
+# and with 200 apps. Prints the figures and pass/fail against the targets
+# (see docs/PERFORMANCE.md); it exits 0 whether or not the targets are met,
+# and non-zero only when something broke.
+#
+# Usage, from the repository root:   scripts/bench.sh
+# Environment:
+#   CARGO_TARGET_DIR  build directory (default ~/.cache/berth/target)
+#   BENCH_APPS        number of apps to install (default 200)
+#   BENCH_RUNS        hyperfine runs per command (default 30)
+#   BENCH_EXPORT      if set, the hyperfine JSON is copied to this path
+#
+# Everything the run creates (daemon, containers, the sample image, the work
+# directory) is removed on exit. If a run was killed with SIGKILL, the next
+# run finds its state file and removes its leftovers first.
+set -euo pipefail
+
+APPS="${BENCH_APPS:-200}"
+RUNS="${BENCH_RUNS:-30}"
+TARGET_RSS_MIB=30
+IMAGE_TAG="berth-bench/sample:1"
+DOCKER_SOCK=/var/run/docker.sock
+CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/berth"
+STATE_FILE="$CACHE_DIR/bench.state"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}"
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- prerequisites
+command -v docker >/dev/null || die "the docker CLI is needed (it is the comparison baseline)"
+command -v curl >/dev/null || die "curl is needed"
+command -v python3 >/dev/null || die "python3 is needed"
+command -v cargo >/dev/null || die "cargo is needed"
+curl -sf --unix-socket "$DOCKER_SOCK" http://x/_ping >/dev/null \
+    || die "the Docker Engine does not answer on $DOCKER_SOCK (start it: nohup dockerd > /tmp/dockerd.log 2>&1 &)"
+if ! command -v hyperfine >/dev/null; then
+    say "installing hyperfine"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y hyperfine >/dev/null || { apt-get update >/dev/null && apt-get install -y hyperfine >/dev/null; }
+    command -v hyperfine >/dev/null || die "could not install hyperfine"
+fi
+
+# -------------------------------------------------- one run at a time, leftovers
+mkdir -p "$CACHE_DIR"
+exec 9>"$CACHE_DIR/bench.lock"
+flock -n 9 || die "another scripts/bench.sh is running (lock $CACHE_DIR/bench.lock)"
+
+remove_containers() { # $1: instance
+    local ids
+    ids=$(docker ps -aq --filter "label=berth.instance=$1")
+    if [ -n "$ids" ]; then
+        # shellcheck disable=SC2086
+        docker rm -f -v $ids >/dev/null || true
+    fi
+}
+
+stop_daemon() { # $1: pid, $2: work dir (only a berth daemon of that dir is stopped)
+    local pid=$1 dir=$2 i
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "daemon --root $dir/root" || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+if [ -s "$STATE_FILE" ]; then
+    say "removing the leftovers of an interrupted run ($STATE_FILE)"
+    # shellcheck disable=SC1090
+    (
+        . "$STATE_FILE"
+        stop_daemon "${OLD_PID:-}" "${OLD_W:-/nonexistent}"
+        [ -n "${OLD_INSTANCE:-}" ] && remove_containers "$OLD_INSTANCE"
+        [ -n "${OLD_IMAGE:-}" ] && docker rmi -f "$OLD_IMAGE" >/dev/null 2>&1 || true
+        [ -n "${OLD_W:-}" ] && rm -rf "$OLD_W"
+    )
+    rm -f "$STATE_FILE"
+fi
+
+# --------------------------------------------------------------------- build
+say "building release binaries (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+cargo build --release --quiet -p berth-cli -p berth-testkit
+BERTH="$CARGO_TARGET_DIR/release/berth"
+MKIMAGE="$CARGO_TARGET_DIR/release/berth-mkimage"
+[ -x "$BERTH" ] && [ -x "$MKIMAGE" ] || die "build produced no $BERTH / $MKIMAGE"
+
+# ---------------------------------------------------------- work dir, cleanup
+W=$(mktemp -d -t berth-bench.XXXXXX)
+SOCK="$W/berth.sock"
+DAEMON_PID=""
+INSTANCE=""
+IMAGE_ID=""
+
+save_state() {
+    printf 'OLD_W=%q\nOLD_PID=%q\nOLD_INSTANCE=%q\nOLD_IMAGE=%q\n' "$W" "$DAEMON_PID" "$INSTANCE" "$IMAGE_ID" >"$STATE_FILE"
+}
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM HUP
+    set +e
+    say "cleaning up"
+    stop_daemon "$DAEMON_PID" "$W"
+    [ -n "$INSTANCE" ] && remove_containers "$INSTANCE"
+    [ -n "$IMAGE_ID" ] && docker rmi -f "$IMAGE_ID" >/dev/null 2>&1
+    if [ "$status" -ne 0 ] && [ -s "$W/daemon.log" ]; then
+        echo "--- last lines of the daemon log:" >&2
+        tail -n 30 "$W/daemon.log" >&2
+    fi
+    rm -rf "$W"
+    rm -f "$STATE_FILE"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+save_state
+
+# Names the run needs must be free: a container of another berth instance
+# with one of them would make the installs fail.
+taken=$(docker ps -a --format '{{.Names}}' | grep -cE '^bench-[0-9]{3}$' || true)
+[ "$taken" -eq 0 ] || die "$taken container(s) named bench-NNN already exist; remove them first (docker ps -a --filter name=bench-)"
+
+rss_mib() { # VmRSS of the daemon in MiB, one decimal
+    awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$DAEMON_PID/status"
+}
+hwm_mib() { # VmHWM (peak RSS) of the daemon in MiB, one decimal
+    awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$DAEMON_PID/status"
+}
+info() { curl -sf --unix-socket "$SOCK" http://x/v1/info; }
+json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print(str(v).lower() if isinstance(v,bool) else v)' "$1"; }
+
+# -------------------------------------------------------------------- daemon
+mkdir -p "$W/root"
+printf 'start_check_ms = 100\n' >"$W/root/berth.toml"
+say "starting the daemon (work dir $W)"
+RUST_LOG="${RUST_LOG:-info}" "$BERTH" daemon --root "$W/root" --socket "$SOCK" </dev/null >"$W/daemon.log" 2>&1 &
+DAEMON_PID=$!
+save_state
+ready=""
+for _ in $(seq 300); do
+    kill -0 "$DAEMON_PID" 2>/dev/null || die "the daemon exited during start-up"
+    if out=$(info 2>/dev/null) && [ "$(json_field ready <<<"$out")" = true ]; then
+        ready=$out
+        break
+    fi
+    sleep 0.1
+done
+[ -n "$ready" ] || die "the daemon did not become ready within 30 s"
+INSTANCE=$(json_field instance <<<"$ready")
+[ -n "$INSTANCE" ] && [ "$INSTANCE" != None ] || die "no instance in /v1/info: $ready"
+save_state
+sleep 2
+RSS_IDLE=$(rss_mib)
+say "daemon ready: pid $DAEMON_PID, instance $INSTANCE, idle RSS $RSS_IDLE MiB"
+
+# -------------------------------------------------------------- 200 apps
+IMAGE_ID=$("$MKIMAGE" --tag "$IMAGE_TAG" --out "$W/sample.tar" --label berth.test.sweep=1)
+save_state
+say "sample image $IMAGE_TAG ($IMAGE_ID, $(du -h "$W/sample.tar" | cut -f1)); installing $APPS apps, 4 at a time"
+install_start=$SECONDS
+batch=50
+for ((first = 1; first <= APPS; first += batch)); do
+    last=$((first + batch - 1))
+    ((last > APPS)) && last=$APPS
+    if ! seq -f 'bench-%03g' "$first" "$last" \
+        | xargs -P4 -I{} "$BERTH" --socket "$SOCK" install {} "$W/sample.tar" -y >>"$W/install.log" 2>&1; then
+        tail -n 20 "$W/install.log" >&2
+        die "an install failed (apps $first..$last)"
+    fi
+    printf '    %3d/%d installed  (%d s, daemon RSS %s MiB)\n' "$last" "$APPS" "$((SECONDS - install_start))" "$(rss_mib)"
+done
+INSTALL_SECS=$((SECONDS - install_start))
+
+sleep 5
+RSS_APPS=$(rss_mib)
+"$BERTH" --socket "$SOCK" list --output json >"$W/list.json"
+BERTH_COUNT=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$W/list.json")
+RUNNING=$(python3 -c 'import json,sys; print(sum(a["state"] == "running" for a in json.load(open(sys.argv[1]))))' "$W/list.json")
+DOCKER_COUNT=$(docker ps -a -q --filter label=berth.app | wc -l)
+say "$BERTH_COUNT apps installed in ${INSTALL_SECS}s ($RUNNING running); docker ps sees $DOCKER_COUNT berth containers; daemon RSS $RSS_APPS MiB"
+[ "$BERTH_COUNT" -eq "$APPS" ] || die "berth lists $BERTH_COUNT apps, expected $APPS"
+
+# ---------------------------------------------------------------- hyperfine
+q() { printf "'%s'" "${1//\'/\'\\\'\'}"; } # quoting for hyperfine -N (shell-words)
+FILTER='%7B%22label%22%3A%5B%22berth.app%22%5D%7D' # {"label":["berth.app"]}
+say "hyperfine: --warmup 3 --runs $RUNS -N"
+hyperfine -N --warmup 3 --runs "$RUNS" --style basic --export-json "$W/hyperfine.json" \
+    -n "berth list --output json" "$(q "$BERTH") --socket $(q "$SOCK") list --output json" \
+    -n "docker ps -a --filter label=berth.app" "docker ps -a --filter label=berth.app" \
+    -n "curl engine /containers/json (raw API)" \
+    "curl -sf --unix-socket $DOCKER_SOCK 'http://x/v1.41/containers/json?all=1&filters=$FILTER'" \
+    -n "curl berth /v1/apps (raw API)" "curl -sf --unix-socket $(q "$SOCK") http://x/v1/apps"
+[ -z "${BENCH_EXPORT:-}" ] || cp "$W/hyperfine.json" "$BENCH_EXPORT"
+RSS_AFTER=$(rss_mib)
+RSS_PEAK=$(hwm_mib)
+
+# ------------------------------------------------------------------ summary
+python3 - "$W/hyperfine.json" "$APPS" "$RSS_IDLE" "$RSS_APPS" "$RSS_AFTER" "$RSS_PEAK" "$TARGET_RSS_MIB" \
+    "$DOCKER_COUNT" "$INSTALL_SECS" <<'PY'
+import json, sys
+path, apps, idle, with_apps, after, peak, target, docker_count, install_secs = sys.argv[1:]
+results = json.load(open(path))["results"]
+base = results[0]
+docker = results[1]
+print()
+print(f"list with {apps} apps (hyperfine, {len(base['times'])} runs each, no shell)")
+print(f"  {'command':<42} {'mean ms':>9} {'stddev':>8} {'median':>8} {'min':>8}  {'vs berth list':>13}")
+for r in results:
+    ratio = r["mean"] / base["mean"]
+    print(f"  {r['command']:<42} {r['mean']*1e3:9.2f} {r['stddev']*1e3:8.2f} {r['median']*1e3:8.2f} "
+          f"{r['min']*1e3:8.2f}  {ratio:12.2f}x")
+speedup = docker["mean"] / base["mean"]
+rss_worst = max(float(with_apps), float(after))
+list_ok = base["mean"] < docker["mean"]
+rss_ok = rss_worst < float(target)
+print()
+print("summary")
+print(f"  berth list --output json       {base['mean']*1e3:8.2f} ms ± {base['stddev']*1e3:.2f}")
+print(f"  docker ps -a --filter ...      {docker['mean']*1e3:8.2f} ms ± {docker['stddev']*1e3:.2f}  ({docker_count} containers)")
+print(f"  ratio docker ps / berth list   {speedup:8.2f}x")
+print(f"  daemon RSS idle (0 apps)       {idle:>8} MiB")
+print(f"  daemon RSS with {apps} apps       {with_apps:>8} MiB  (after the list benchmark: {after} MiB, peak {peak} MiB)")
+print(f"  {apps} installs, 4 in parallel    {install_secs:>8} s")
+print(f"  target: berth list faster than docker ps   {'PASS' if list_ok else 'FAIL'}")
+print(f"  target: daemon RSS < {target} MiB with {apps} apps  {'PASS' if rss_ok else 'FAIL'} ({rss_worst:.1f} MiB)")
+PY
+printf '  machine: %s CPUs (%s), %s RAM, kernel %s\n' "$(nproc)" \
+    "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
+    "$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)" "$(uname -r)"
+printf '  docker: engine %s, CLI %s; %s; %s\n' \
+    "$(docker version --format '{{.Server.Version}}' 2>/dev/null)" \
+    "$(docker version --format '{{.Client.Version}}' 2>/dev/null)" \
+    "$(hyperfine --version)" "$("$BERTH" --version)"
+printf '  load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs and starts what berth's demo and tests need, and nothing that is
+# already there: a Docker Engine (Debian's docker.io) that answers, and
+# busybox-static (the offline test images are built from it). Idempotent.
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+[ -x /bin/busybox ] || missing+=(busybox-static)
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+if ! engine_answers; then
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        log "starting docker with systemd"
+        as_root systemctl start docker || true
+    fi
+fi
+if ! engine_answers; then
+    # No systemd (containers, CI sandboxes): run the engine directly.
+    log "starting dockerd (log: /var/log/berth-dockerd.log)"
+    as_root sh -c 'nohup dockerd >/var/log/berth-dockerd.log 2>&1 &'
+    for _ in $(seq 1 60); do
+        engine_answers && break
+        sleep 0.5
+    done
+fi
+if ! engine_answers; then
+    log "the Docker Engine does not answer; see /var/log/berth-dockerd.log"
+    exit 1
+fi
+log "docker engine $(docker version --format '{{.Server.Version}}') is up"
