@@ -78,9 +78,9 @@ if [ -s "$STATE_FILE" ]; then
     (
         . "$STATE_FILE"
         stop_daemon "${OLD_PID:-}" "${OLD_W:-/nonexistent}"
-        [ -n "${OLD_INSTANCE:-}" ] && remove_containers "$OLD_INSTANCE"
-        [ -n "${OLD_IMAGE:-}" ] && docker rmi -f "$OLD_IMAGE" >/dev/null 2>&1 || true
-        [ -n "${OLD_W:-}" ] && rm -rf "$OLD_W"
+        if [ -n "${OLD_INSTANCE:-}" ]; then remove_containers "$OLD_INSTANCE"; fi
+        if [ -n "${OLD_IMAGE:-}" ]; then docker rmi -f "$OLD_IMAGE" >/dev/null 2>&1 || true; fi
+        if [ -n "${OLD_W:-}" ]; then rm -rf "$OLD_W"; fi
     )
     rm -f "$STATE_FILE"
 fi
