@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what berth's demo and tests need, and nothing that is
-# already there: a Docker Engine (Debian's docker.io) that answers, and
-# busybox-static (the offline test images are built from it). Idempotent.
+# already there: a Docker Engine (Debian's docker.io) that answers,
+# busybox-static (the offline test images are built from it) and a registry on
+# loopback (Debian's docker-registry, 127.0.0.1:5114). Idempotent.
 set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -13,6 +14,7 @@ as_root() {
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 [ -x /bin/busybox ] || missing+=(busybox-static)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     as_root apt-get update -qq
@@ -41,3 +43,15 @@ if ! engine_answers; then
     exit 1
 fi
 log "docker engine $(docker version --format '{{.Server.Version}}') is up"
+
+registry_answers() { (exec 3<>/dev/tcp/127.0.0.1/5114) 2>/dev/null; }
+if ! registry_answers; then
+    log "starting docker-registry on 127.0.0.1:5114 (log: /var/log/berth-registry.log)"
+    config="$(cd "$(dirname "$0")" && pwd)/registry.yml"
+    as_root sh -c "nohup docker-registry serve '$config' >/var/log/berth-registry.log 2>&1 &"
+    for _ in $(seq 1 40); do
+        registry_answers && break
+        sleep 0.25
+    done
+    registry_answers || { log "the registry does not answer; see /var/log/berth-registry.log"; exit 1; }
+fi

@@ -136,7 +136,7 @@ fn a_duplicate_name_is_a_conflict_and_leaves_the_first_app_alone() {
 
 #[test]
 fn missing_files_and_directories_are_bad_sources() {
-    let mut daemon = TestDaemon::start(bin());
+    let daemon = TestDaemon::start(bin());
     let before = engine_image_ids();
 
     let missing = daemon.dir.path().join("no-such-archive.tar.gz");
@@ -476,8 +476,9 @@ fn a_container_of_that_name_that_is_not_ours_is_a_conflict() {
     let plain = unique("plain");
     let image = daemon.archive(&service(&plain), false);
     let bytes = std::fs::read(&image.path).unwrap();
-    let loaded = http::request(Path::new(DOCKER_SOCKET), "POST", "/v1.41/images/load?quiet=1", "application/x-tar", &bytes)
-        .expect("load");
+    let loaded =
+        http::request(Path::new(DOCKER_SOCKET), "POST", "/v1.41/images/load?quiet=1", "application/x-tar", &bytes)
+            .expect("load");
     assert_eq!(loaded.status, 200, "{}", loaded.text());
     let created = docker(
         "POST",

@@ -25,9 +25,11 @@ const INSTALL_POINTS_UNDONE: [(&str, bool); 6] = [
 ];
 
 fn crash_during_install(point: &str, gzip: bool) -> (TestDaemon, String, String) {
-    let mut daemon = TestDaemon::start_with(bin(), berth_testkit::harness::TEST_SETTINGS, &[("BERTH_TEST_CRASH_AT", point)], None);
+    let mut daemon =
+        TestDaemon::start_with(bin(), berth_testkit::harness::TEST_SETTINGS, &[("BERTH_TEST_CRASH_AT", point)], None);
     let name = unique("jrnl");
-    let builder = ImageBuilder::new(&format!("berth-test/{name}:1")).service().label("berth.test.sweep", "1").layer_marker(&name);
+    let builder =
+        ImageBuilder::new(&format!("berth-test/{name}:1")).service().label("berth.test.sweep", "1").layer_marker(&name);
     let archive = daemon.archive(&builder, gzip);
     let run = daemon.berth(&["install", &name, &archive.path.to_string_lossy(), "-y"]);
     assert_ne!(run.code, 0, "the daemon died under the install: {run:?}");
@@ -72,9 +74,17 @@ fn uninstall_killed_at_any_step_is_finished_on_restart() {
         "uninstall:before_image_removed",
         "uninstall:before_done",
     ] {
-        let mut daemon = TestDaemon::start_with(bin(), berth_testkit::harness::TEST_SETTINGS, &[("BERTH_TEST_CRASH_AT", point)], None);
+        let mut daemon = TestDaemon::start_with(
+            bin(),
+            berth_testkit::harness::TEST_SETTINGS,
+            &[("BERTH_TEST_CRASH_AT", point)],
+            None,
+        );
         let name = unique("unjr");
-        let builder = ImageBuilder::new(&format!("berth-test/{name}:1")).service().label("berth.test.sweep", "1").layer_marker(&name);
+        let builder = ImageBuilder::new(&format!("berth-test/{name}:1"))
+            .service()
+            .label("berth.test.sweep", "1")
+            .layer_marker(&name);
         let archive = daemon.archive(&builder, false);
         let run = daemon.berth(&["install", &name, &archive.path.to_string_lossy(), "-y"]);
         assert_eq!(run.code, 0, "{run:?}");

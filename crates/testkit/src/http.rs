@@ -26,13 +26,25 @@ impl Response {
 }
 
 pub fn request(socket: &Path, method: &str, path: &str, content_type: &str, body: &[u8]) -> io::Result<Response> {
+    request_with_headers(socket, method, path, content_type, &[], body)
+}
+
+pub fn request_with_headers(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Response> {
     let mut stream = UnixStream::connect(socket)?;
     // Loading an image can take a while on a busy box; never hang forever.
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n{}\r\n",
+        body.len(),
+        headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect::<String>()
     );
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
@@ -46,6 +58,28 @@ pub fn docker(method: &str, path: &str, body: Option<&serde_json::Value>) -> Res
     let bytes = body.map(|b| serde_json::to_vec(b).unwrap_or_default()).unwrap_or_default();
     request(Path::new(DOCKER_SOCKET), method, &format!("/v1.41{path}"), "application/json", &bytes)
         .unwrap_or_else(|e| panic!("docker {method} {path}: {e}"))
+}
+
+/// Loads a `docker save` archive into the engine; returns the engine's answer.
+pub fn docker_load(archive: &Path) -> Response {
+    let bytes = std::fs::read(archive).unwrap_or_else(|e| panic!("{}: {e}", archive.display()));
+    request(Path::new(DOCKER_SOCKET), "POST", "/v1.41/images/load?quiet=1", "application/x-tar", &bytes)
+        .unwrap_or_else(|e| panic!("docker load: {e}"))
+}
+
+/// Pushes `repository:tag` from the engine to its (unauthenticated) registry.
+pub fn docker_push(repository: &str, tag: &str) -> Response {
+    // The engine insists on an auth header even for an open registry: "{}".
+    let path = format!("/v1.41/images/{repository}/push?tag={}", encode(tag));
+    request_with_headers(
+        Path::new(DOCKER_SOCKET),
+        "POST",
+        &path,
+        "application/json",
+        &[("X-Registry-Auth", "e30=")],
+        b"",
+    )
+    .unwrap_or_else(|e| panic!("docker push: {e}"))
 }
 
 /// Percent-encodes a query value (for Docker's JSON `filters`).
