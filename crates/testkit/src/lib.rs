@@ -3,6 +3,7 @@
 //! There is no registry access in tests, so images are built here from the
 //! host's busybox-static binary and written as `docker save` archives.
 
+pub mod engine;
 pub mod harness;
 pub mod http;
 pub mod image;

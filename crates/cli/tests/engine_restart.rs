@@ -1,0 +1,50 @@
+//! Apps come back after the engine restarts (and so after a reboot, which is
+//! an engine restart plus a daemon restart), on a private engine so that the
+//! shared one is never disturbed.
+
+use berth_testkit::engine::PrivateEngine;
+use berth_testkit::harness::{unique, TestDaemon, TEST_SETTINGS};
+use berth_testkit::ImageBuilder;
+use std::path::Path;
+use std::time::Duration;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+#[test]
+fn apps_come_back_after_an_engine_restart_and_a_reboot() {
+    let mut engine = PrivateEngine::start();
+    let mut daemon = TestDaemon::start_with(bin(), TEST_SETTINGS, &[], Some(&engine.host()));
+    let (web, off) = (unique("eng"), unique("eng"));
+    let builder = ImageBuilder::new(&format!("berth-test/{web}:1")).service();
+    let archive = daemon.archive(&builder, true);
+    for name in [&web, &off] {
+        let run = daemon.berth(&["install", name, &archive.path.to_string_lossy(), "-y"]);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    assert_eq!(daemon.berth(&["stop", &off]).code, 0);
+    let first_start = engine.inspect(&web).unwrap()["State"]["StartedAt"].clone();
+
+    // Engine restart under a running daemon: dockerd stops the containers.
+    engine.stop();
+    let listed = daemon.berth(&["list"]);
+    assert_eq!(listed.code, 0, "list answers while the engine is down: {listed:?}");
+    engine.launch();
+    daemon.wait_for("the app to run again", Duration::from_secs(30), |_| {
+        engine.inspect(&web).filter(|c| c["State"]["Running"] == true && c["State"]["StartedAt"] != first_start)
+    });
+    daemon.wait_state(&web, "running", Duration::from_secs(10));
+
+    // Reboot: both go down, both come back.
+    daemon.terminate();
+    engine.stop();
+    engine.launch();
+    daemon.launch(&[]);
+    daemon.wait_for("the app to run after the reboot", Duration::from_secs(30), |_| {
+        engine.inspect(&web).filter(|c| c["State"]["Running"] == true)
+    });
+    daemon.wait_state(&web, "running", Duration::from_secs(10));
+    assert_eq!(daemon.app(&off).unwrap()["state"], "stopped", "a user-stopped app stays stopped");
+    assert_eq!(engine.inspect(&off).unwrap()["State"]["Running"], false);
+}

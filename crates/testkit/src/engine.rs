@@ -1,0 +1,87 @@
+//! A private Docker Engine for tests that must stop, restart or replace the
+//! engine (which the shared one must never be): its own data root, exec root
+//! and socket, no bridge and no iptables changes.
+
+use crate::http::{request, Response};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct PrivateEngine {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl PrivateEngine {
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new().prefix("berth-engine-").tempdir().expect("temp dir");
+        let mut engine = PrivateEngine { dir, child: None };
+        engine.launch();
+        engine
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("docker.sock")
+    }
+
+    /// The endpoint for `berth daemon --docker-host`.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    /// (Re)starts dockerd on the same data root and waits until it answers.
+    pub fn launch(&mut self) {
+        let d = self.dir.path();
+        let log = std::fs::File::options().create(true).append(true).open(d.join("dockerd.log")).expect("log");
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("docker.pid"))
+            .arg("--host")
+            .arg(self.host())
+            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn dockerd (is docker.io installed?)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.get("/_ping").map(|r| r.status) != Some(200) {
+            assert!(Instant::now() < deadline, "private dockerd did not answer; log in {}", d.display());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops dockerd the way a shutdown does (SIGTERM: it stops its containers).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child process.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let _ = child.wait();
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Option<Response> {
+        request(&self.socket(), "GET", &format!("/v1.41{path}"), "application/json", b"").ok()
+    }
+
+    pub fn inspect(&self, container: &str) -> Option<serde_json::Value> {
+        self.get(&format!("/containers/{container}/json")).filter(|r| r.status == 200).map(|r| r.json())
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PrivateEngine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
