@@ -1,6 +1,7 @@
 //! A private Docker Engine for tests that must stop, restart or replace the
 //! engine (which the shared one must never be): its own data root, exec root
-//! and socket, no bridge and no iptables changes.
+//! and socket, and its own network namespace — a second dockerd in the host's
+//! namespace would tear down the shared engine's `docker0` bridge.
 
 use crate::http::{request, Response};
 use std::path::{Path, PathBuf};
@@ -33,7 +34,8 @@ impl PrivateEngine {
     pub fn launch(&mut self) {
         let d = self.dir.path();
         let log = std::fs::File::options().create(true).append(true).open(d.join("dockerd.log")).expect("log");
-        let child = Command::new("dockerd")
+        let child = Command::new("unshare")
+            .args(["--net", "--", "dockerd"])
             .arg("--data-root")
             .arg(d.join("data"))
             .arg("--exec-root")
@@ -47,7 +49,7 @@ impl PrivateEngine {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("spawn dockerd (is docker.io installed?)");
+            .expect("spawn unshare dockerd (are util-linux and docker.io installed?)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.get("/_ping").map(|r| r.status) != Some(200) {

@@ -5,11 +5,11 @@
 //! exist; if it exists, any engine error fails the test.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{self, Read};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use berth_testkit::http::{request, Response, DOCKER_SOCKET};
 use berth_testkit::image::{BUSYBOX_APPLETS, SERVICE_CMD};
 use berth_testkit::{
     write_corrupt_gzip, write_empty_manifest_tar, write_multi_image_tar, write_plain_tar, write_truncated_tar,
@@ -19,44 +19,15 @@ use flate2::read::GzDecoder;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 const API: &str = "/v1.41";
 const SWEEP_LABEL: &str = "berth.test.sweep";
 
 // ---------------------------------------------------------------------------
-// Tiny HTTP/1.1 client for the Docker socket (test-only).
+// The engine over its socket, through the testkit's HTTP client.
 // ---------------------------------------------------------------------------
 
-struct Response {
-    status: u16,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|err| panic!("bad json ({err}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
 fn docker(method: &str, path: &str, content_type: &str, body: &[u8]) -> io::Result<Response> {
-    let mut stream = UnixStream::connect(DOCKER_SOCKET)?;
-    // Loading an image can take a while on a busy box; never hang forever.
-    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let head = format!(
-        "{method} {API}{path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\
-         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse_response(&raw)
+    request(Path::new(DOCKER_SOCKET), method, &format!("{API}{path}"), content_type, body)
 }
 
 fn docker_json(method: &str, path: &str, body: &Value) -> Response {
@@ -66,33 +37,6 @@ fn docker_json(method: &str, path: &str, body: &Value) -> Response {
 
 fn docker_empty(method: &str, path: &str) -> Response {
     docker(method, path, "application/json", b"").unwrap()
-}
-
-fn parse_response(raw: &[u8]) -> io::Result<Response> {
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no header end"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).ok_or_else(|| bad("no status"))?;
-    let rest = &raw[split + 4..];
-    let body = if head.contains("transfer-encoding: chunked") { dechunk(rest)? } else { rest.to_vec() };
-    Ok(Response { status, body })
-}
-
-fn dechunk(mut data: &[u8]) -> io::Result<Vec<u8>> {
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "bad chunk");
-    let mut body = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
-        let size_text = String::from_utf8_lossy(&data[..line_end]);
-        let size_hex = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_hex, 16).map_err(|_| bad())?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Ok(body);
-        }
-        body.extend_from_slice(data.get(..size).ok_or_else(bad)?);
-        data = data.get(size + 2..).ok_or_else(bad)?;
-    }
 }
 
 // ---------------------------------------------------------------------------
