@@ -14,11 +14,11 @@ pub fn observation_from_inspect(inspect: ContainerInspectResponse) -> ContainerO
         name: inspect.name.unwrap_or_default().trim_start_matches('/').to_owned(),
         image_id: inspect.image.unwrap_or_default(),
         labels,
-        state: state.status.map_or(RunState::Created, |s| RunState::parse(&s.to_string())),
+        state: state.status.map_or(RunState::Created, |s| RunState::parse(s.as_ref())),
         exit_code: state.exit_code,
         error: state.error.filter(|e| !e.is_empty()),
         started_at: state.started_at.as_deref().and_then(parse_rfc3339),
-        health: state.health.and_then(|h| h.status).map_or(Health::None, |s| Health::parse(&s.to_string())),
+        health: state.health.and_then(|h| h.status).map_or(Health::None, |s| Health::parse(s.as_ref())),
         oom_killed: state.oom_killed.unwrap_or(false),
     }
 }
@@ -30,7 +30,7 @@ pub fn observation_from_summary(summary: ContainerSummary) -> ContainerObservati
         name: name.trim_start_matches('/').to_owned(),
         image_id: summary.image_id.unwrap_or_default(),
         labels: summary.labels.unwrap_or_default().into_iter().collect(),
-        state: summary.state.map_or(RunState::Created, |s| RunState::parse(&s.to_string())),
+        state: summary.state.map_or(RunState::Created, |s| RunState::parse(s.as_ref())),
         exit_code: None,
         error: None,
         started_at: None,
