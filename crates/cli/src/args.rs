@@ -87,7 +87,7 @@ pub struct Install {
     #[arg(long, allow_hyphen_values = true)]
     pub args: Option<String>,
     /// CPU limit in CPUs (default: 20% of the host's CPUs).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_cpus, allow_hyphen_values = true)]
     pub cpus: Option<f64>,
     /// Memory limit, e.g. 256m.
     #[arg(long)]
@@ -144,5 +144,14 @@ pub enum Output {
 impl Output {
     pub fn is_json(self) -> bool {
         self == Output::Json
+    }
+}
+
+/// A positive, finite number of CPUs. (JSON has no NaN or infinity: such a
+/// value would reach the daemon as "no value" and silently mean the default.)
+fn parse_cpus(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(cpus) if cpus.is_finite() && cpus > 0.0 => Ok(cpus),
+        _ => Err(format!("{text:?} is not a positive number of CPUs")),
     }
 }

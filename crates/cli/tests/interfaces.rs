@@ -51,7 +51,7 @@ fn the_openapi_document_lists_every_endpoint_of_the_cli() {
     for schema in ["ApiError", "ErrorKind", "AppView", "InstallRequest", "InstallEvent"] {
         assert!(doc["components"]["schemas"][schema].is_object(), "schema {schema}");
     }
-    // The CLI reads the same document.
+    // ...and the command line offers each of those verbs.
     let verbs = daemon.berth(&["--help"]);
     for verb in ["install", "list", "show", "start", "stop", "restart", "logs", "uninstall"] {
         assert!(verbs.stdout.contains(verb), "{verb}: {verbs:?}");

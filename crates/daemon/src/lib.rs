@@ -24,3 +24,6 @@ mod uninstall;
 pub use config::{ConfigError, DaemonConfig, Settings};
 pub use error::OpError;
 pub use server::{run, DaemonError};
+
+#[cfg(test)]
+mod tests;

@@ -27,10 +27,12 @@ const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
 pub struct DockerEngine {
     endpoint: String,
-    /// Replaced when the API version is negotiated again after the engine
+    /// Made on first use (a unix socket that does not exist yet — dockerd
+    /// still starting at boot — must not stop berth from starting) and
+    /// replaced when the API version is negotiated again after the engine
     /// comes back (it may have been upgraded). Cloning a `Docker` is cheap and
     /// the lock is never held across an await.
-    client: RwLock<Docker>,
+    client: RwLock<Option<Docker>>,
 }
 
 impl DockerEngine {
@@ -42,13 +44,21 @@ impl DockerEngine {
             .map(str::to_owned)
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| DEFAULT_HOST.to_owned());
-        let client = client_for(&endpoint)?;
-        let client = client.clone().negotiate_version().await.unwrap_or(client);
-        Ok(Self { endpoint, client: RwLock::new(client) })
+        let engine = Self { endpoint, client: RwLock::new(None) };
+        if let Ok(client) = engine.docker() {
+            let negotiated = client.clone().negotiate_version().await.unwrap_or(client);
+            *engine.client.write().unwrap_or_else(|e| e.into_inner()) = Some(negotiated);
+        }
+        Ok(engine)
     }
 
-    fn docker(&self) -> Docker {
-        self.client.read().unwrap_or_else(|e| e.into_inner()).clone()
+    fn docker(&self) -> Result<Docker, EngineError> {
+        if let Some(client) = self.client.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            return Ok(client.clone());
+        }
+        let client = client_for(&self.endpoint)?;
+        *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
+        Ok(client)
     }
 
     fn fail(&self, what: &str) -> impl Fn(bollard::errors::Error) -> EngineError + '_ {
@@ -92,7 +102,7 @@ impl Engine for DockerEngine {
 
     async fn info(&self) -> Result<EngineInfo, EngineError> {
         let fresh = client_for(&self.endpoint)?.negotiate_version().await.map_err(self.fail("the engine"))?;
-        *self.client.write().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
+        *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(fresh.clone());
         let version = fresh.version().await.map_err(self.fail("the engine"))?;
         let info = fresh.info().await.map_err(self.fail("the engine"))?;
         Ok(EngineInfo {
@@ -106,7 +116,7 @@ impl Engine for DockerEngine {
         // Progress is counted by the caller as it reads the archive; the
         // engine only reports once the load is complete.
         let mut replies =
-            self.docker().import_image_stream(ImportImageOptions { quiet: true, platform: None }, archive, None);
+            self.docker()?.import_image_stream(ImportImageOptions { quiet: true, platform: None }, archive, None);
         let mut loaded = Vec::new();
         while let Some(reply) = replies.next().await {
             let info = reply.map_err(|e| match translate(e, &self.endpoint, "image archive") {
@@ -131,7 +141,7 @@ impl Engine for DockerEngine {
             tag: tag.map(str::to_owned),
             ..Default::default()
         };
-        let mut replies = self.docker().create_image(Some(options), None, None);
+        let mut replies = self.docker()?.create_image(Some(options), None, None);
         // Layers report independently; the sum over layers is what a user wants to see.
         let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
         while let Some(reply) = replies.next().await {
@@ -157,7 +167,7 @@ impl Engine for DockerEngine {
     }
 
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
-        match self.docker().inspect_image(reference).await.map_err(self.fail(reference)) {
+        match self.docker()?.inspect_image(reference).await.map_err(self.fail(reference)) {
             Ok(image) => Ok(Some(ImageInfo {
                 id: image.id.unwrap_or_default(),
                 repo_tags: image.repo_tags.unwrap_or_default(),
@@ -170,7 +180,7 @@ impl Engine for DockerEngine {
 
     async fn image_ids(&self) -> Result<HashSet<String>, EngineError> {
         let options = ListImagesOptions { all: true, ..Default::default() };
-        let images = self.docker().list_images(Some(options)).await.map_err(self.fail("images"))?;
+        let images = self.docker()?.list_images(Some(options)).await.map_err(self.fail("images"))?;
         Ok(images.into_iter().map(|i| i.id).collect())
     }
 
@@ -178,7 +188,7 @@ impl Engine for DockerEngine {
         // Not forced: an image that another container uses or that carries
         // other tags is refused by the engine (Conflict) and so kept.
         let options = RemoveImageOptions { force: false, ..Default::default() };
-        let result = self.docker().remove_image(id, Some(options), None).await.map(drop).map_err(self.fail(id));
+        let result = self.docker()?.remove_image(id, Some(options), None).await.map(drop).map_err(self.fail(id));
         ignore_not_found(result)
     }
 
@@ -186,30 +196,30 @@ impl Engine for DockerEngine {
         let options = CreateContainerOptions { name: Some(spec.name.clone()), platform: String::new() };
         let what = format!("container {}", spec.name);
         let created =
-            self.docker().create_container(Some(options), create_body(spec)).await.map_err(self.fail(&what))?;
+            self.docker()?.create_container(Some(options), create_body(spec)).await.map_err(self.fail(&what))?;
         Ok(created.id)
     }
 
     async fn start_container(&self, name: &str) -> Result<(), EngineError> {
         let what = format!("container {name}");
-        self.docker().start_container(name, None::<StartContainerOptions>).await.map_err(self.fail(&what))
+        self.docker()?.start_container(name, None::<StartContainerOptions>).await.map_err(self.fail(&what))
     }
 
     async fn stop_container(&self, name: &str, timeout_secs: i64) -> Result<(), EngineError> {
         let options = StopContainerOptions { t: Some(timeout_secs.clamp(0, i64::from(i32::MAX)) as i32), signal: None };
         let what = format!("container {name}");
-        ignore_not_found(self.docker().stop_container(name, Some(options)).await.map_err(self.fail(&what)))
+        ignore_not_found(self.docker()?.stop_container(name, Some(options)).await.map_err(self.fail(&what)))
     }
 
     async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
         let options = RemoveContainerOptions { force: true, v: true, link: false };
         let what = format!("container {name}");
-        ignore_not_found(self.docker().remove_container(name, Some(options)).await.map_err(self.fail(&what)))
+        ignore_not_found(self.docker()?.remove_container(name, Some(options)).await.map_err(self.fail(&what)))
     }
 
     async fn inspect_container(&self, name: &str) -> Result<Option<ContainerObservation>, EngineError> {
         let what = format!("container {name}");
-        match self.docker().inspect_container(name, None::<InspectContainerOptions>).await.map_err(self.fail(&what)) {
+        match self.docker()?.inspect_container(name, None::<InspectContainerOptions>).await.map_err(self.fail(&what)) {
             Ok(inspect) => Ok(Some(observation_from_inspect(inspect))),
             Err(EngineError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -218,7 +228,7 @@ impl Engine for DockerEngine {
 
     async fn owned_containers(&self, instance: &str) -> Result<Vec<ContainerObservation>, EngineError> {
         let options = ListContainersOptions { all: true, filters: Some(owned_filter(instance)), ..Default::default() };
-        let list = self.docker().list_containers(Some(options)).await.map_err(self.fail("containers"))?;
+        let list = self.docker()?.list_containers(Some(options)).await.map_err(self.fail("containers"))?;
         Ok(list.into_iter().map(observation_from_summary).collect())
     }
 
@@ -227,7 +237,11 @@ impl Engine for DockerEngine {
         filters.insert("type".into(), vec!["container".into()]);
         let options = EventsOptions { filters: Some(filters), ..Default::default() };
         let endpoint = self.endpoint.clone();
-        self.docker()
+        let docker = match self.docker() {
+            Ok(docker) => docker,
+            Err(e) => return futures::stream::iter([Err(e)]).boxed(),
+        };
+        docker
             .events(Some(options))
             .filter_map(move |event| {
                 let item = match event {
@@ -249,7 +263,11 @@ impl Engine for DockerEngine {
         };
         let endpoint = self.endpoint.clone();
         let what = format!("container {name}");
-        self.docker()
+        let docker = match self.docker() {
+            Ok(docker) => docker,
+            Err(e) => return futures::stream::iter([Err(e)]).boxed(),
+        };
+        docker
             .logs(name, Some(options))
             .map(move |chunk| chunk.map(|c| c.into_bytes()).map_err(|e| translate(e, &endpoint, &what)))
             .boxed()

@@ -4,6 +4,7 @@
 //! host's busybox-static binary and written as `docker save` archives.
 
 pub mod engine;
+pub mod fake;
 pub mod harness;
 pub mod http;
 pub mod image;
