@@ -426,20 +426,7 @@ fn install_and_uninstall_need_confirmation_without_a_terminal() {
 fn a_second_daemon_on_the_same_root_exits_78() {
     let daemon = TestDaemon::start(bin());
     let other_socket = daemon.dir.path().join("second.sock");
-    let mut second = Command::new(bin())
-        .arg("daemon")
-        .arg("--root")
-        .arg(daemon.root())
-        .arg("--socket")
-        .arg(&other_socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn second daemon");
-    let status = wait_exit(&mut second, Duration::from_secs(20));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = run_daemon_until_exit(&daemon.root(), &other_socket);
     assert_eq!(status.code(), Some(78), "{stderr}");
     assert!(stderr.contains("already") && stderr.contains(&daemon.root().to_string_lossy().into_owned()), "{stderr}");
     assert!(!other_socket.exists(), "the second daemon did not listen");
@@ -448,23 +435,29 @@ fn a_second_daemon_on_the_same_root_exits_78() {
 
     // Same for a second daemon on the first one's socket (another root).
     let other_root = daemon.dir.path().join("other-root");
-    let mut third = Command::new(bin())
+    let (status, stderr) = run_daemon_until_exit(&other_root, &daemon.socket);
+    assert_eq!(status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains(&daemon.socket.to_string_lossy().into_owned()), "{stderr}");
+    assert_eq!(daemon.berth(&["list"]).code, 0, "the first daemon still answers");
+}
+
+/// Runs `berth daemon` on `root` and `socket`, expecting it to exit by itself.
+fn run_daemon_until_exit(root: &Path, socket: &Path) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(bin())
         .arg("daemon")
         .arg("--root")
-        .arg(&other_root)
+        .arg(root)
         .arg("--socket")
-        .arg(&daemon.socket)
+        .arg(socket)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn third daemon");
-    let status = wait_exit(&mut third, Duration::from_secs(20));
+        .expect("spawn a second daemon");
+    let status = wait_exit(&mut child, Duration::from_secs(20));
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut third.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert_eq!(status.code(), Some(78), "{stderr}");
-    assert!(stderr.contains(&daemon.socket.to_string_lossy().into_owned()), "{stderr}");
-    assert_eq!(daemon.berth(&["list"]).code, 0, "the first daemon still answers");
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
 }
 
 /// Removes a container this test created behind berth's back.

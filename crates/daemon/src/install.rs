@@ -13,7 +13,7 @@ use berth_core::journal::{InstallRecord, InstallStep, OperationState};
 use berth_core::run_args::{parse_run_args, parse_size};
 use berth_core::source::Source;
 use berth_core::spec::{AppSpec, LABEL_APP, LABEL_INSTANCE};
-use berth_core::status::{AppState, DesiredState, Health};
+use berth_core::status::{AppState, DesiredState};
 use berth_core::AppName;
 use futures::StreamExt;
 use std::collections::HashSet;
@@ -48,17 +48,7 @@ pub async fn install(
             move |s| s.begin_install(&spec, &record)
         })
         .await?;
-    let runtime = Arc::new(Mutex::new(Runtime {
-        spec: spec.clone(),
-        desired: DesiredState::Running,
-        state: AppState::Installing,
-        health: Health::None,
-        started_at: None,
-        container_id: None,
-        failure: None,
-        restarts: 0,
-        created_at: now_secs(),
-    }));
+    let runtime = Runtime::new(spec.clone(), DesiredState::Running, AppState::Installing, now_secs());
     inner.insert(&name, AppHandle { runtime: runtime.clone(), commands: None });
 
     let sink = progress_sink(progress.clone());

@@ -10,10 +10,10 @@ use berth_core::journal::{
     recovery_for_install, recovery_for_uninstall, InstallRecord, OperationKind, Recovery, UninstallRecord,
 };
 use berth_core::spec::LABEL_APP;
-use berth_core::status::{AppState, Health};
+use berth_core::status::AppState;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub async fn recover(inner: &Arc<Inner>) -> Result<(), OpError> {
     for operation in inner.db(|s| s.running_operations()).await? {
@@ -70,17 +70,7 @@ async fn start_apps(inner: &Arc<Inner>) -> Result<(), OpError> {
             continue;
         }
         let name = app.spec.name.to_string();
-        let runtime = Arc::new(Mutex::new(Runtime {
-            spec: app.spec,
-            desired: app.desired,
-            state: AppState::Starting,
-            health: Health::None,
-            started_at: None,
-            container_id: None,
-            failure: None,
-            restarts: 0,
-            created_at: app.created_at,
-        }));
+        let runtime = Runtime::new(app.spec, app.desired, AppState::Starting, app.created_at);
         let commands = actor::spawn(inner.clone(), runtime.clone(), true);
         inner.insert(&name, AppHandle { runtime, commands: Some(commands) });
     }

@@ -31,6 +31,23 @@ pub struct Runtime {
     pub created_at: i64,
 }
 
+impl Runtime {
+    /// An app berth has not observed in the engine yet.
+    pub fn new(spec: AppSpec, desired: DesiredState, state: AppState, created_at: i64) -> SharedRuntime {
+        Arc::new(Mutex::new(Runtime {
+            spec,
+            desired,
+            state,
+            health: Health::None,
+            started_at: None,
+            container_id: None,
+            failure: None,
+            restarts: 0,
+            created_at,
+        }))
+    }
+}
+
 pub type SharedRuntime = Arc<Mutex<Runtime>>;
 
 pub struct AppHandle {

@@ -11,7 +11,7 @@ use berth_api::InstallRequest;
 use berth_core::engine::EngineError;
 use berth_core::source::Source;
 use berth_core::spec::AppSpec;
-use berth_core::status::{AppState, DesiredState, Health};
+use berth_core::status::{AppState, DesiredState};
 use berth_core::AppName;
 use berth_store::Store;
 use berth_testkit::fake::{FakeEngine, OnStart};
@@ -70,17 +70,7 @@ async fn running_app(inner: &Arc<Inner>, engine: &FakeEngine, name: &str) -> mps
     };
     let op = inner.store.begin_install(&spec, &0).unwrap();
     inner.store.commit_install(op, &spec, &0).unwrap();
-    let runtime = Arc::new(Mutex::new(Runtime {
-        spec,
-        desired: DesiredState::Running,
-        state: AppState::Starting,
-        health: Health::None,
-        started_at: None,
-        container_id: None,
-        failure: None,
-        restarts: 0,
-        created_at: 0,
-    }));
+    let runtime = Runtime::new(spec, DesiredState::Running, AppState::Starting, 0);
     let commands = actor::spawn(inner.clone(), runtime.clone(), true);
     inner.insert(name, AppHandle { runtime, commands: Some(commands.clone()) });
     settle().await;
@@ -94,6 +84,19 @@ async fn settle() {
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Installs `web` from `archive`, expecting it to fail.
+async fn install_web(inner: &Arc<Inner>, archive: &std::path::Path) -> crate::OpError {
+    let request = InstallRequest {
+        name: "web".into(),
+        source: archive.to_string_lossy().into_owned(),
+        args: String::new(),
+        cpus: None,
+        memory: None,
+    };
+    let (progress, _events) = mpsc::unbounded_channel();
+    install::install(inner, request, progress).await.unwrap_err()
 }
 
 fn state(inner: &Inner, name: &str) -> (AppState, Option<String>) {
@@ -193,15 +196,7 @@ async fn an_install_that_fails_at_create_undoes_every_step() {
     let archive = builder.write_tar(&dir.path().join("app.tar")).unwrap();
     engine.load_next(&archive.image_id, &["app:2"]);
     engine.fail_next("create_container", EngineError::Rejected { status: 400, message: "scripted".into() });
-    let request = InstallRequest {
-        name: "web".into(),
-        source: archive.path.to_string_lossy().into_owned(),
-        args: String::new(),
-        cpus: None,
-        memory: None,
-    };
-    let (progress, _events) = mpsc::unbounded_channel();
-    let error = install::install(&inner, request, progress).await.unwrap_err();
+    let error = install_web(&inner, &archive.path).await;
     assert!(error.to_string().contains("scripted"), "{error}");
     assert!(!engine.has_image(&archive.image_id), "the loaded image is removed");
     assert!(engine.container("web").is_none());
@@ -220,15 +215,7 @@ async fn an_undo_keeps_an_image_that_was_there_before() {
     engine.add_image(&archive.image_id, &["app:3"]);
     engine.load_next(&archive.image_id, &["app:3"]);
     engine.on_start("web", &[OnStart::Exit(1)]);
-    let request = InstallRequest {
-        name: "web".into(),
-        source: archive.path.to_string_lossy().into_owned(),
-        args: String::new(),
-        cpus: None,
-        memory: None,
-    };
-    let (progress, _events) = mpsc::unbounded_channel();
-    let error = install::install(&inner, request, progress).await.unwrap_err();
+    let error = install_web(&inner, &archive.path).await;
     assert!(error.to_string().contains("exited with code 1"), "{error}");
     assert!(engine.has_image(&archive.image_id), "an image another install brought stays");
     assert!(engine.container("web").is_none());
