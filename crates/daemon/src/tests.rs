@@ -220,3 +220,31 @@ async fn an_undo_keeps_an_image_that_was_there_before() {
     assert!(engine.has_image(&archive.image_id), "an image another install brought stays");
     assert!(engine.container("web").is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_uninstall_cut_short_by_the_engine_is_finished_by_the_next_one() {
+    let (engine, dir) = (FakeEngine::new(), tempfile::tempdir().unwrap());
+    let inner = inner(&engine, &dir);
+    let commands = running_app(&inner, &engine, "web").await;
+    let uninstall = |keep_data| {
+        let commands = commands.clone();
+        async move {
+            let (reply, answer) = oneshot::channel();
+            commands.send(Command::Uninstall { keep_data, reply }).await.unwrap();
+            answer.await.unwrap()
+        }
+    };
+    engine.set_unreachable(true);
+    let error = uninstall(false).await.unwrap_err();
+    assert!(matches!(error, crate::OpError::Engine(EngineError::Unreachable { .. })), "{error}");
+    assert_eq!(state(&inner, "web").0, AppState::Running, "the app is shown as it was");
+    assert_eq!(inner.store.running_operations().unwrap().len(), 1);
+
+    engine.set_unreachable(false);
+    let done = uninstall(true).await.unwrap();
+    assert!(!done.kept_data, "the earlier uninstall's options win");
+    assert!(engine.container("web").is_none());
+    assert!(!engine.has_image(IMAGE));
+    assert!(inner.store.app("web").unwrap().is_none());
+    assert!(inner.store.running_operations().unwrap().is_empty());
+}

@@ -6,8 +6,9 @@ use crate::error::OpError;
 use crate::registry::Inner;
 use berth_api::Uninstalled;
 use berth_core::engine::EngineError;
-use berth_core::journal::{OperationState, UninstallRecord, UninstallStep};
+use berth_core::journal::{OperationKind, OperationState, UninstallRecord, UninstallStep};
 use berth_core::spec::{AppSpec, LABEL_INSTANCE};
+use berth_store::StoreError;
 use std::path::Path;
 
 pub async fn uninstall(inner: &Inner, spec: &AppSpec, keep_data: bool) -> Result<Uninstalled, OpError> {
@@ -19,11 +20,22 @@ pub async fn uninstall(inner: &Inner, spec: &AppSpec, keep_data: bool) -> Result
         private_dir: inner.private_dir(&name).to_string_lossy().into_owned(),
         keep_data,
     };
-    let operation = {
+    let begun = {
         let (name, record) = (name.clone(), record.clone());
-        inner.db(move |s| s.begin_uninstall(&name, &record)).await?
+        inner.db(move |s| s.begin_uninstall(&name, &record)).await
     };
-    finish(inner, operation, record).await
+    match begun {
+        Ok(operation) => finish(inner, operation, record).await,
+        // An earlier uninstall stopped half-way (the engine went away): this
+        // one finishes it, with the options it was started with.
+        Err(OpError::Store(StoreError::Busy { kind, .. })) if kind == OperationKind::Uninstall.as_str() => {
+            let earlier = inner.db(move |s| s.running_operation_of(&name)).await?;
+            let earlier = earlier.ok_or_else(|| OpError::NotFound { name: spec.name.to_string() })?;
+            let record: UninstallRecord = earlier.record()?;
+            finish(inner, earlier.id, record).await
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Runs the remaining steps of an uninstall (also from recovery).

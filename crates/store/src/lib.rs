@@ -265,6 +265,11 @@ impl Store {
         self.operations_where("state = 'running'", &[])
     }
 
+    /// The operation under way for `app`, if any.
+    pub fn running_operation_of(&self, app: &str) -> Result<Option<StoredOperation>> {
+        Ok(self.operations_where("state = 'running' AND app = ?1", &[&app])?.into_iter().next())
+    }
+
     pub fn operation(&self, id: i64) -> Result<Option<StoredOperation>> {
         Ok(self.operations_where("id = ?1", &[&id])?.into_iter().next())
     }
