@@ -12,6 +12,7 @@
 #   BENCH_APPS        number of apps to install (default 200)
 #   BENCH_RUNS        hyperfine runs per command (default 30)
 #   BENCH_EXPORT      if set, the hyperfine JSON is copied to this path
+#   BENCH_DAEMON_LOG  if set, the daemon's log is copied to this path at exit
 #
 # Everything the run creates (daemon, containers, the sample image, the work
 # directory) is removed on exit. If a run was killed with SIGKILL, the next
@@ -42,8 +43,11 @@ curl -sf --unix-socket "$DOCKER_SOCK" http://x/_ping >/dev/null \
 if ! command -v hyperfine >/dev/null; then
     say "installing hyperfine"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y hyperfine >/dev/null || { apt-get update >/dev/null && apt-get install -y hyperfine >/dev/null; }
-    command -v hyperfine >/dev/null || die "could not install hyperfine"
+    apt_log=$(mktemp)
+    apt-get install -y hyperfine >"$apt_log" 2>&1 \
+        || { apt-get update >>"$apt_log" 2>&1 && apt-get install -y hyperfine >>"$apt_log" 2>&1; } \
+        || { cat "$apt_log" >&2; rm -f "$apt_log"; die "could not install hyperfine (apt-get install -y hyperfine)"; }
+    rm -f "$apt_log"
 fi
 
 # -------------------------------------------------- one run at a time, leftovers
@@ -111,6 +115,7 @@ cleanup() {
     stop_daemon "$DAEMON_PID" "$W"
     [ -n "$INSTANCE" ] && remove_containers "$INSTANCE"
     [ -n "$IMAGE_ID" ] && docker rmi -f "$IMAGE_ID" >/dev/null 2>&1
+    [ -z "${BENCH_DAEMON_LOG:-}" ] || cp "$W/daemon.log" "$BENCH_DAEMON_LOG"
     if [ "$status" -ne 0 ] && [ -s "$W/daemon.log" ]; then
         echo "--- last lines of the daemon log:" >&2
         tail -n 30 "$W/daemon.log" >&2
@@ -143,7 +148,7 @@ json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[
 mkdir -p "$W/root"
 printf 'start_check_ms = 100\n' >"$W/root/berth.toml"
 say "starting the daemon (work dir $W)"
-RUST_LOG="${RUST_LOG:-info}" "$BERTH" daemon --root "$W/root" --socket "$SOCK" </dev/null >"$W/daemon.log" 2>&1 &
+RUST_LOG="${RUST_LOG:-info}" "$BERTH" daemon --root "$W/root" --socket "$SOCK" </dev/null >"$W/daemon.log" 2>&1 9>&- &
 DAEMON_PID=$!
 save_state
 ready=""
@@ -173,7 +178,7 @@ for ((first = 1; first <= APPS; first += batch)); do
     last=$((first + batch - 1))
     ((last > APPS)) && last=$APPS
     if ! seq -f 'bench-%03g' "$first" "$last" \
-        | xargs -P4 -I{} "$BERTH" --socket "$SOCK" install {} "$W/sample.tar" -y >>"$W/install.log" 2>&1; then
+        | xargs -P4 -I{} "$BERTH" --socket "$SOCK" install {} "$W/sample.tar" -y >>"$W/install.log" 2>&1 9>&-; then
         tail -n 20 "$W/install.log" >&2
         die "an install failed (apps $first..$last)"
     fi
@@ -181,7 +186,12 @@ for ((first = 1; first <= APPS; first += batch)); do
 done
 INSTALL_SECS=$((SECONDS - install_start))
 
-sleep 5
+# Settle, and see what the daemon costs while nothing happens.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$DAEMON_PID/stat"; }
+SETTLE=10
+ticks_before=$(cpu_ticks)
+sleep "$SETTLE"
+IDLE_CPU_MS=$(( ($(cpu_ticks) - ticks_before) * 1000 / $(getconf CLK_TCK) ))
 RSS_APPS=$(rss_mib)
 "$BERTH" --socket "$SOCK" list --output json >"$W/list.json"
 BERTH_COUNT=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$W/list.json")
@@ -201,14 +211,52 @@ hyperfine -N --warmup 3 --runs "$RUNS" --style basic --export-json "$W/hyperfine
     "curl -sf --unix-socket $DOCKER_SOCK 'http://x/v1.41/containers/json?all=1&filters=$FILTER'" \
     -n "curl berth /v1/apps (raw API)" "curl -sf --unix-socket $(q "$SOCK") http://x/v1/apps"
 [ -z "${BENCH_EXPORT:-}" ] || cp "$W/hyperfine.json" "$BENCH_EXPORT"
+
+# The same two answers without any process start-up: one client, a new
+# connection per request (as the CLI makes), requests alternating between
+# berth and the engine so that both see the same background load.
+say "request latency over the sockets (python3 client, 200 requests each, alternating)"
+python3 - "$SOCK" "$DOCKER_SOCK" "/v1.41/containers/json?all=1&filters=$FILTER" >"$W/requests.txt" <<'PY'
+import http.client, socket, statistics, sys, time
+berth_sock, docker_sock, docker_path = sys.argv[1:]
+class Unix(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("x")
+        self.unix_path = path
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.unix_path)
+def get(sock, path):
+    start = time.perf_counter()
+    c = Unix(sock)
+    c.request("GET", path)
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    if r.status != 200:
+        sys.exit(f"GET {path}: HTTP {r.status}")
+    return time.perf_counter() - start, len(body)
+targets = [("berth GET /v1/apps", berth_sock, "/v1/apps"), ("engine GET /containers/json", docker_sock, docker_path)]
+times = {name: [] for name, _, _ in targets}
+size = {}
+for i in range(3 + 200):
+    for name, sock, path in targets:
+        t, n = get(sock, path)
+        if i >= 3:
+            times[name].append(t * 1e3)
+            size[name] = n
+for name, _, _ in targets:
+    t = sorted(times[name])
+    print(f"{name}\t{statistics.mean(t):.2f}\t{statistics.median(t):.2f}\t{t[int(len(t) * 0.95)]:.2f}\t{size[name]}")
+PY
 RSS_AFTER=$(rss_mib)
 RSS_PEAK=$(hwm_mib)
 
 # ------------------------------------------------------------------ summary
 python3 - "$W/hyperfine.json" "$APPS" "$RSS_IDLE" "$RSS_APPS" "$RSS_AFTER" "$RSS_PEAK" "$TARGET_RSS_MIB" \
-    "$DOCKER_COUNT" "$INSTALL_SECS" <<'PY'
+    "$DOCKER_COUNT" "$INSTALL_SECS" "$W/requests.txt" "$IDLE_CPU_MS" "$SETTLE" <<'PY'
 import json, sys
-path, apps, idle, with_apps, after, peak, target, docker_count, install_secs = sys.argv[1:]
+path, apps, idle, with_apps, after, peak, target, docker_count, install_secs, requests, idle_cpu, settle = sys.argv[1:]
 results = json.load(open(path))["results"]
 base = results[0]
 docker = results[1]
@@ -219,6 +267,13 @@ for r in results:
     ratio = r["mean"] / base["mean"]
     print(f"  {r['command']:<42} {r['mean']*1e3:9.2f} {r['stddev']*1e3:8.2f} {r['median']*1e3:8.2f} "
           f"{r['min']*1e3:8.2f}  {ratio:12.2f}x")
+print()
+print("one request over the socket, no process start-up (python3 client, 200 each)")
+print(f"  {'request':<42} {'mean ms':>9} {'median':>8} {'p95':>8} {'bytes':>8}")
+rows = [line.split("\t") for line in open(requests).read().splitlines()]
+for name, mean, median, p95, size in rows:
+    print(f"  {name:<42} {float(mean):9.2f} {float(median):8.2f} {float(p95):8.2f} {int(size):8d}")
+request_ratio = float(rows[1][1]) / float(rows[0][1])
 speedup = docker["mean"] / base["mean"]
 rss_worst = max(float(with_apps), float(after))
 list_ok = base["mean"] < docker["mean"]
@@ -228,8 +283,10 @@ print("summary")
 print(f"  berth list --output json       {base['mean']*1e3:8.2f} ms ± {base['stddev']*1e3:.2f}")
 print(f"  docker ps -a --filter ...      {docker['mean']*1e3:8.2f} ms ± {docker['stddev']*1e3:.2f}  ({docker_count} containers)")
 print(f"  ratio docker ps / berth list   {speedup:8.2f}x")
+print(f"  ratio engine / berth, request  {request_ratio:8.2f}x  (raw socket requests, see above)")
 print(f"  daemon RSS idle (0 apps)       {idle:>8} MiB")
 print(f"  daemon RSS with {apps} apps       {with_apps:>8} MiB  (after the list benchmark: {after} MiB, peak {peak} MiB)")
+print(f"  daemon CPU, {apps} apps, idle      {idle_cpu:>8} ms over {settle} s")
 print(f"  {apps} installs, 4 in parallel    {install_secs:>8} s")
 print(f"  target: berth list faster than docker ps   {'PASS' if list_ok else 'FAIL'}")
 print(f"  target: daemon RSS < {target} MiB with {apps} apps  {'PASS' if rss_ok else 'FAIL'} ({rss_worst:.1f} MiB)")

@@ -49,6 +49,7 @@ pub async fn follow_engine(inner: Arc<Inner>) {
 async fn connect(inner: &Arc<Inner>) -> Result<(), crate::OpError> {
     let info = inner.engine.info().await?;
     *lock(&inner.online_cpus) = info.online_cpus;
+    *lock(&inner.engine_version) = Some(info.version.clone());
     if inner.recovered.load(Ordering::Acquire) {
         let names: Vec<String> = inner.apps.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
         for name in names {

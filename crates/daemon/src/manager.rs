@@ -32,7 +32,7 @@ impl DaemonManager {
 #[async_trait]
 impl Manager for DaemonManager {
     async fn info(&self) -> Result<DaemonInfo, ApiError> {
-        let engine_version = self.inner.engine.info().await.ok().map(|i| i.version);
+        let engine_version = crate::registry::lock(&self.inner.engine_version).clone();
         Ok(DaemonInfo {
             version: env!("CARGO_PKG_VERSION").into(),
             ready: self.inner.recovered.load(std::sync::atomic::Ordering::Acquire),

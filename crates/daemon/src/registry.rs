@@ -65,6 +65,9 @@ pub struct Inner {
     pub store: Store,
     pub apps: RwLock<BTreeMap<String, AppHandle>>,
     pub online_cpus: Mutex<u32>,
+    /// The engine's version as of its last (re)connection, for `/v1/info`
+    /// (answered without asking the engine, like every read).
+    pub engine_version: Mutex<Option<String>>,
     /// Set once start-up recovery has run against a reachable engine.
     pub recovered: AtomicBool,
 }

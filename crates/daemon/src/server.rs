@@ -61,6 +61,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         store,
         apps: RwLock::new(BTreeMap::new()),
         online_cpus: Mutex::new(std::thread::available_parallelism().map_or(1, |n| n.get() as u32)),
+        engine_version: Mutex::new(None),
         recovered: AtomicBool::new(false),
     });
     tokio::spawn(events::follow_engine(inner.clone()));

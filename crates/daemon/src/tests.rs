@@ -51,6 +51,7 @@ fn inner(engine: &FakeEngine, dir: &tempfile::TempDir) -> Arc<Inner> {
         store: Store::open(&dir.path().join("berth.db")).unwrap(),
         apps: RwLock::new(BTreeMap::new()),
         online_cpus: Mutex::new(2),
+        engine_version: Mutex::new(None),
         recovered: AtomicBool::new(true),
     })
 }
