@@ -164,14 +164,7 @@ fn a_relative_archive_path_is_resolved_against_the_working_directory() {
     std::fs::create_dir(&workdir).unwrap();
     std::fs::rename(&built.path, workdir.join("rel.tar")).unwrap();
 
-    let run: Run = Command::new(bin())
-        .args(["install", &name, "./rel.tar", "-y", "--output", "json"])
-        .current_dir(&workdir)
-        .env("BERTH_SOCKET", &daemon.socket)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run berth")
-        .into();
+    let run = daemon.berth_in(&workdir, &["install", &name, "./rel.tar", "-y", "--output", "json"]);
     assert_eq!(run.code, 0, "{run:?}");
     let app: Value = serde_json::from_str(&run.stdout).expect("install json");
     assert_eq!(app["image_id"], built.image_id.as_str());
@@ -180,14 +173,7 @@ fn a_relative_archive_path_is_resolved_against_the_working_directory() {
 
     // A bare archive name (no ./) is a file in the working directory too.
     let bare = unique("rel");
-    let run: Run = Command::new(bin())
-        .args(["install", &bare, "rel.tar", "-y"])
-        .current_dir(&workdir)
-        .env("BERTH_SOCKET", &daemon.socket)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run berth")
-        .into();
+    let run = daemon.berth_in(&workdir, &["install", &bare, "rel.tar", "-y"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(daemon.app(&bare).expect("second app")["state"], "running");
 }

@@ -163,13 +163,16 @@ impl TestDaemon {
 
     /// Runs the CLI through another path to the binary (the `tpcm` symlink).
     pub fn berth_as(&self, program: &Path, args: &[&str]) -> Run {
-        Command::new(program)
-            .args(args)
-            .env("BERTH_SOCKET", &self.socket)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run berth")
-            .into()
+        self.run(Command::new(program).args(args))
+    }
+
+    /// Runs the CLI in the working directory `cwd`.
+    pub fn berth_in(&self, cwd: &Path, args: &[&str]) -> Run {
+        self.run(Command::new(&self.bin).args(args).current_dir(cwd))
+    }
+
+    fn run(&self, command: &mut Command) -> Run {
+        command.env("BERTH_SOCKET", &self.socket).stdin(Stdio::null()).output().expect("run berth").into()
     }
 
     /// A raw request to the daemon's API.
