@@ -20,6 +20,13 @@ pub struct InstallRequest {
     /// Memory limit, e.g. `512m`.
     #[serde(default)]
     pub memory: Option<String>,
+    /// Expected SHA-256 (hex) of the archive file or download; checked before
+    /// the image is used.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// A PEM file of extra CA certificates for an https source.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 /// An installed app as shown by `list` and `show`.

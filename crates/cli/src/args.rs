@@ -81,7 +81,7 @@ impl DaemonOptions {
 pub struct Install {
     /// App name: [a-z0-9][a-z0-9_.-]{0,62}.
     pub name: String,
-    /// An image archive (.tar, .tar.gz, .tgz) or a registry reference image[:tag].
+    /// An image archive (.tar, .tar.gz, .tgz), an http(s) URL of one, or a registry reference image[:tag].
     pub source: String,
     /// docker-run options for the container, e.g. "-e A=1 -p 8080:80".
     #[arg(long, allow_hyphen_values = true)]
@@ -92,6 +92,12 @@ pub struct Install {
     /// Memory limit, e.g. 256m.
     #[arg(long)]
     pub memory: Option<String>,
+    /// Expected SHA-256 of the archive (file or download), checked before the image is used.
+    #[arg(long)]
+    pub sha256: Option<String>,
+    /// Extra CA certificates (PEM) to trust for an https source.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
     /// Do not ask for confirmation.
     #[arg(short = 'y', long = "yes")]
     pub yes: bool,

@@ -93,12 +93,15 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         Verb::Install(install) => {
             let source = resolve_source(&install.source);
             confirm(install.yes, &format!("Install {} from {source}?", install.name))?;
+            let ca_file = install.ca_file.as_deref().map(absolute).transpose().map_err(Failure::output)?;
             let request = InstallRequest {
                 name: install.name,
                 source,
                 args: install.args.unwrap_or_default(),
                 cpus: install.cpus,
                 memory: install.memory,
+                sha256: install.sha256,
+                ca_file,
             };
             let mut bar = progress::Reporter::new();
             let app = client.install(&request, |event| bar.event(event)).await;
@@ -145,6 +148,9 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
 /// The daemon reads archives itself, so a path is made absolute here, where
 /// the user's working directory is known.
 fn resolve_source(source: &str) -> String {
+    if source.starts_with("http://") || source.starts_with("https://") {
+        return source.to_owned();
+    }
     let expanded = match source.strip_prefix("~/") {
         Some(rest) => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(rest)),
         None => None,
@@ -155,6 +161,10 @@ fn resolve_source(source: &str) -> String {
         (true, Ok(absolute)) => absolute.to_string_lossy().into_owned(),
         _ => source.to_owned(),
     }
+}
+
+fn absolute(path: &Path) -> std::io::Result<String> {
+    std::path::absolute(path).map(|p| p.to_string_lossy().into_owned())
 }
 
 /// Without `-y`, asks on a terminal; refuses when nobody can answer.

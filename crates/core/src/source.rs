@@ -11,6 +11,8 @@ use std::path::PathBuf;
 pub enum Source {
     /// A `docker save` archive on the daemon's host, plain or gzip-compressed.
     Archive { path: PathBuf },
+    /// An archive on an http or https server, streamed into the engine.
+    Url { url: String },
     /// An image in a registry, pulled by the engine.
     Registry { reference: ImageReference },
 }
@@ -21,6 +23,8 @@ pub enum SourceError {
     Empty,
     #[error("archive path {path:?} must be absolute")]
     RelativePath { path: String },
+    #[error("URL {url:?} is not valid: {reason}")]
+    BadUrl { url: String, reason: &'static str },
     #[error("{text:?} is neither a file nor a valid image reference: {reason}")]
     BadReference { text: String, reason: String },
 }
@@ -34,6 +38,17 @@ impl Source {
         let text = text.trim();
         if text.is_empty() {
             return Err(SourceError::Empty);
+        }
+        if let Some(rest) = text.strip_prefix("http://").or_else(|| text.strip_prefix("https://")) {
+            let bad = |reason| SourceError::BadUrl { url: text.to_owned(), reason };
+            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            if host.is_empty() || host.starts_with(':') {
+                return Err(bad("it names no host"));
+            }
+            if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(bad("it contains white space or control characters"));
+            }
+            return Ok(Source::Url { url: text.to_owned() });
         }
         if looks_like_path(text) {
             if !text.starts_with('/') {
@@ -49,6 +64,7 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Archive { path } => write!(f, "{}", path.display()),
+            Source::Url { url } => f.write_str(url),
             Source::Registry { reference } => write!(f, "{reference}"),
         }
     }
@@ -217,6 +233,16 @@ mod tests {
             Err(SourceError::RelativePath { path: "docker-tpcimage.gz".into() })
         );
         assert!(matches!(Source::parse("./x"), Err(SourceError::RelativePath { .. })));
+    }
+
+    #[test]
+    fn urls_are_downloads() {
+        let url = "https://files.example/tpc/app.tar.gz?x=1";
+        assert_eq!(Source::parse(url).unwrap(), Source::Url { url: url.into() });
+        assert_eq!(Source::parse("http://127.0.0.1:8080/a.tar").unwrap().to_string(), "http://127.0.0.1:8080/a.tar");
+        for bad in ["http://", "https:///a.tar", "http://:80/a", "http://a b/c"] {
+            assert!(matches!(Source::parse(bad), Err(SourceError::BadUrl { .. })), "{bad}");
+        }
     }
 
     #[test]

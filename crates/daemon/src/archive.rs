@@ -12,9 +12,11 @@ use bytes::Bytes;
 use flate2::read::MultiGzDecoder;
 use futures::StreamExt;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -44,6 +46,8 @@ pub enum ArchiveError {
     NoImages { path: PathBuf },
     #[error("{path} holds {count} images ({tags}); an app is made from exactly one")]
     SeveralImages { path: PathBuf, count: usize, tags: String },
+    #[error("{path}: {reason}")]
+    Source { path: PathBuf, reason: String },
     #[error("{path}: the engine stopped reading the archive")]
     EngineHungUp { path: PathBuf },
 }
@@ -64,27 +68,71 @@ struct ManifestEntry {
     repo_tags: Option<Vec<String>>,
 }
 
-/// Opens `path` and starts streaming it. Returns the bytes for the engine and
-/// the checker's verdict, which is ready once the stream has been consumed.
-pub fn stream(
-    path: &Path,
-    progress: ProgressSink,
-) -> Result<(ByteStream, JoinHandle<Result<ArchiveImage, ArchiveError>>), ArchiveError> {
-    let file = open(path)?;
-    let total = file.metadata().map(|m| m.len()).ok();
+/// Where an archive's bytes come from: a file, or a download.
+pub struct ArchiveInput {
+    /// The path or URL, for messages.
+    pub origin: PathBuf,
+    pub reader: Box<dyn Read + Send>,
+    pub total: Option<u64>,
+    /// What the progress bar says ("loading image", "downloading").
+    pub phase: &'static str,
+}
+
+impl ArchiveInput {
+    pub fn file(path: &Path) -> Result<Self, ArchiveError> {
+        let file = open(path)?;
+        let total = file.metadata().map(|m| m.len()).ok();
+        Ok(Self { origin: path.to_owned(), reader: Box::new(file), total, phase: "loading image" })
+    }
+}
+
+/// A checked archive: the one image it holds, and the SHA-256 of its bytes as
+/// read (compressed, as stored), for `--sha256`.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub image: ArchiveImage,
+    pub sha256: String,
+}
+
+/// The failure of the byte source itself (a download that gave up), told
+/// apart from what the bytes say (corrupt gzip, not a tar).
+#[derive(Debug)]
+pub struct SourceFailure(pub String);
+
+impl std::fmt::Display for SourceFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SourceFailure {}
+
+/// Starts streaming `input`. Returns the bytes for the engine and the
+/// checker's verdict, which is ready once the stream has been consumed.
+pub fn stream(input: ArchiveInput, progress: ProgressSink) -> (ByteStream, JoinHandle<Result<Checked, ArchiveError>>) {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_DEPTH);
-    let path = path.to_owned();
     let checker = tokio::task::spawn_blocking(move || {
-        let counted = CountingReader { inner: file, read: 0, reported: 0, total, progress };
-        let result = check_and_forward(&path, counted, &tx);
+        let digest = Arc::new(OnceLock::new());
+        let counted = CountingReader {
+            inner: input.reader,
+            read: 0,
+            reported: 0,
+            total: input.total,
+            phase: input.phase,
+            progress,
+            hasher: Sha256::new(),
+            digest: digest.clone(),
+        };
+        let result = check_and_forward(&input.origin, counted, &tx);
         if let Err(error) = &result {
             // Fail the upload too, so the engine does not load a partial archive.
             let _ = tx.blocking_send(Err(io::Error::other(error.to_string())));
         }
-        result
+        let image = result?;
+        let sha256 = digest.get().cloned().unwrap_or_default();
+        Ok(Checked { image, sha256 })
     });
-    let body = tokio_stream::wrappers::ReceiverStream::new(rx).boxed();
-    Ok((body, checker))
+    (tokio_stream::wrappers::ReceiverStream::new(rx).boxed(), checker)
 }
 
 /// Reads the archive only to learn which image it holds (crash recovery).
@@ -196,6 +244,9 @@ fn image_id_of(path: &Path, config: &str) -> Result<String, ArchiveError> {
 }
 
 fn classify_read_error(path: &Path, error: io::Error, gzip: bool) -> ArchiveError {
+    if let Some(failure) = error.get_ref().and_then(|e| e.downcast_ref::<SourceFailure>()) {
+        return ArchiveError::Source { path: path.to_owned(), reason: failure.0.clone() };
+    }
     let reason = error.to_string();
     if gzip
         && (error.kind() == io::ErrorKind::InvalidInput
@@ -230,22 +281,31 @@ impl Read for Tee<'_> {
     }
 }
 
-/// Counts bytes of the file (compressed) for the progress bar.
+/// Counts and hashes the source's bytes (compressed, as stored) for the
+/// progress bar and `--sha256`; the digest is published at the end.
 struct CountingReader {
-    inner: File,
+    inner: Box<dyn Read + Send>,
     read: u64,
     reported: u64,
     total: Option<u64>,
+    phase: &'static str,
     progress: ProgressSink,
+    hasher: Sha256,
+    digest: Arc<OnceLock<String>>,
 }
 
 impl Read for CountingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        if n == 0 && self.digest.get().is_none() {
+            let digest = std::mem::take(&mut self.hasher).finalize();
+            let _ = self.digest.set(digest.iter().map(|b| format!("{b:02x}")).collect());
+        }
         self.read += n as u64;
         if self.read - self.reported >= 4 << 20 || (n == 0 && self.read != self.reported) {
             self.reported = self.read;
-            (self.progress)(Progress { phase: "loading image".into(), current: self.read, total: self.total });
+            (self.progress)(Progress { phase: self.phase.into(), current: self.read, total: self.total });
         }
         Ok(n)
     }

@@ -21,6 +21,10 @@ pub enum OpError {
     #[error(transparent)]
     Archive(#[from] crate::archive::ArchiveError),
     #[error(transparent)]
+    Download(#[from] crate::download::DownloadError),
+    #[error("{origin}: SHA-256 is {actual}, not the expected {expected}")]
+    ChecksumMismatch { origin: String, expected: String, actual: String },
+    #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -42,7 +46,13 @@ impl OpError {
             OpError::Name(_) | OpError::Args(_) | OpError::Source(_) | OpError::InvalidValue { .. } => {
                 ErrorKind::InvalidInput
             }
-            OpError::Archive(_) => ErrorKind::BadSource,
+            OpError::Archive(_) | OpError::ChecksumMismatch { .. } => ErrorKind::BadSource,
+            OpError::Download(e) => match e {
+                crate::download::DownloadError::Unreachable { .. } | crate::download::DownloadError::Status { .. } => {
+                    ErrorKind::BadSource
+                }
+                crate::download::DownloadError::CaFile { .. } => ErrorKind::InvalidInput,
+            },
             OpError::Engine(e) => match e {
                 EngineError::Unreachable { .. } => ErrorKind::EngineUnavailable,
                 EngineError::NotFound { .. } | EngineError::Pull { .. } | EngineError::Load { .. } => {

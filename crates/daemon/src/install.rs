@@ -5,7 +5,7 @@
 
 use crate::actor;
 use crate::error::OpError;
-use crate::intake;
+use crate::intake::{self, FetchOptions};
 use crate::registry::{lock, now_secs, AppHandle, Inner, Runtime};
 use berth_api::{AppView, InstallEvent, InstallRequest, ProgressSender};
 use berth_core::engine::{Engine, EngineError, Progress, ProgressSink, RunState};
@@ -32,6 +32,7 @@ pub async fn install(
     progress: ProgressSender,
 ) -> Result<AppView, OpError> {
     let spec = validate(inner, &request)?;
+    let fetch = fetch_options(&request, &spec.source)?;
     preflight(inner, &spec).await?;
     let name = spec.name.to_string();
     let private_dir = inner.private_dir(&name);
@@ -52,7 +53,7 @@ pub async fn install(
     inner.insert(&name, AppHandle { runtime: runtime.clone(), commands: None });
 
     let sink = progress_sink(progress.clone());
-    match run_steps(inner, operation, &mut record, &runtime, sink).await {
+    match run_steps(inner, operation, &mut record, &runtime, &fetch, sink).await {
         Ok(()) => {
             let commands = actor::spawn(inner.clone(), runtime.clone(), false);
             inner.insert(&name, AppHandle { runtime, commands: Some(commands) });
@@ -106,6 +107,32 @@ fn validate(inner: &Inner, request: &InstallRequest) -> Result<AppSpec, OpError>
     })
 }
 
+/// `--sha256` and `--ca-file`, checked against the source they apply to.
+fn fetch_options(request: &InstallRequest, source: &Source) -> Result<FetchOptions, OpError> {
+    let invalid = |what, reason: &str| OpError::InvalidValue { what, reason: reason.to_owned() };
+    let sha256 = match request.sha256.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(_) if matches!(source, Source::Registry { .. }) => {
+            return Err(invalid("--sha256", "applies to archive files and downloads, not to registry images"))
+        }
+        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => Some(hex.to_ascii_lowercase()),
+        Some(_) => return Err(invalid("--sha256", "must be 64 hexadecimal digits")),
+    };
+    let ca_file = match request.ca_file.as_deref() {
+        None | Some("") => None,
+        Some(path) => {
+            if !matches!(source, Source::Url { url } if url.starts_with("https://")) {
+                return Err(invalid("--ca-file", "applies to https sources only"));
+            }
+            if !path.starts_with('/') {
+                return Err(invalid("--ca-file", "must be an absolute path"));
+            }
+            Some(std::path::PathBuf::from(path))
+        }
+    };
+    Ok(FetchOptions { sha256, ca_file })
+}
+
 /// Checks against the engine, still changing nothing.
 async fn preflight(inner: &Inner, spec: &AppSpec) -> Result<(), OpError> {
     if !inner.recovered.load(std::sync::atomic::Ordering::Acquire) {
@@ -133,6 +160,7 @@ async fn run_steps(
     operation: i64,
     record: &mut InstallRecord,
     runtime: &Mutex<Runtime>,
+    fetch: &FetchOptions,
     progress: ProgressSink,
 ) -> Result<(), OpError> {
     let engine = inner.engine.as_ref();
@@ -141,7 +169,7 @@ async fn run_steps(
     let preexisting: HashSet<String> = engine.image_ids().await?;
     record.preexisting_images = preexisting.iter().cloned().collect();
     step(inner, operation, record, InstallStep::FetchingImage).await?;
-    let fetched = intake::fetch(engine, &record.spec.source, &preexisting, progress.clone()).await?;
+    let fetched = intake::fetch(engine, &record.spec.source, fetch, &preexisting, progress.clone()).await?;
     record.spec.image_id = fetched.image_id;
     record.spec.image_ref = fetched.image_ref;
     lock(runtime).spec = record.spec.clone();

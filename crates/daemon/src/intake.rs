@@ -15,14 +15,29 @@ pub struct Intake {
     pub image_ref: String,
 }
 
+/// How to fetch, beyond the source itself.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    /// Expected SHA-256 of the archive's bytes, lowercase hex.
+    pub sha256: Option<String>,
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
 pub async fn fetch(
     engine: &dyn Engine,
     source: &Source,
+    options: &FetchOptions,
     preexisting: &HashSet<String>,
     progress: ProgressSink,
 ) -> Result<Intake, OpError> {
     match source {
-        Source::Archive { path } => load_archive(engine, path, preexisting, progress).await,
+        Source::Archive { path } => {
+            load_archive(engine, archive::ArchiveInput::file(path)?, options, preexisting, progress).await
+        }
+        Source::Url { url } => {
+            let input = crate::download::open(url, options.ca_file.as_deref()).await?;
+            load_archive(engine, input, options, preexisting, progress).await
+        }
         Source::Registry { reference } => {
             let text = reference.to_string();
             engine.pull_image(&text, progress).await?;
@@ -37,23 +52,33 @@ pub async fn fetch(
 
 async fn load_archive(
     engine: &dyn Engine,
-    path: &std::path::Path,
+    input: archive::ArchiveInput,
+    options: &FetchOptions,
     preexisting: &HashSet<String>,
     progress: ProgressSink,
 ) -> Result<Intake, OpError> {
-    let (body, checker) = archive::stream(path, progress.clone())?;
+    let origin = input.origin.display().to_string();
+    let (body, checker) = archive::stream(input, progress.clone());
     let loaded = engine.load_image(body, progress).await;
     let verdict = checker.await.map_err(|_| OpError::ShuttingDown)?;
+    let verdict = verdict.map_err(OpError::from).and_then(|checked| match &options.sha256 {
+        Some(expected) if *expected != checked.sha256 => Err(OpError::ChecksumMismatch {
+            origin: origin.clone(),
+            expected: expected.clone(),
+            actual: checked.sha256,
+        }),
+        _ => Ok(checked.image),
+    });
     match (verdict, loaded) {
         (Ok(image), Ok(_)) => confirm_loaded(engine, image).await,
         (Ok(_), Err(engine_error)) => Err(engine_error.into()),
-        (Err(archive_error), loaded) => {
-            // A multi-image archive loads fine in the engine but is refused
-            // here: take back what it added.
+        (Err(refusal), loaded) => {
+            // A multi-image archive, or one whose checksum is wrong, loads
+            // fine in the engine but is refused here: take back what it added.
             if let Ok(references) = loaded {
                 remove_added(engine, &references, preexisting).await;
             }
-            Err(archive_error.into())
+            Err(refusal)
         }
     }
 }
@@ -93,6 +118,9 @@ pub async fn identify(engine: &dyn Engine, source: &Source) -> Option<String> {
                 tokio::task::spawn_blocking(move || archive::identify(&path)).await.ok()?;
             image.ok().map(|i| i.id)
         }
+        // Reading the archive again would mean downloading it again; the
+        // journal's window between load and record is one SQLite write.
+        Source::Url { .. } => None,
         Source::Registry { reference } => {
             engine.inspect_image(&reference.to_string()).await.ok().flatten().map(|i| i.id)
         }

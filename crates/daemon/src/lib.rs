@@ -11,6 +11,7 @@ mod actor;
 mod archive;
 pub mod config;
 mod crash;
+mod download;
 mod error;
 mod events;
 mod install;

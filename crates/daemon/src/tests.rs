@@ -95,6 +95,8 @@ async fn install_web(inner: &Arc<Inner>, archive: &std::path::Path) -> crate::Op
         args: String::new(),
         cpus: None,
         memory: None,
+        sha256: None,
+        ca_file: None,
     };
     let (progress, _events) = mpsc::unbounded_channel();
     install::install(inner, request, progress).await.unwrap_err()

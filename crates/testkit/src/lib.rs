@@ -7,6 +7,7 @@ pub mod engine;
 pub mod fake;
 pub mod harness;
 pub mod http;
+pub mod http_server;
 pub mod image;
 
 pub use image::{

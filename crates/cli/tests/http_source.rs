@@ -1,0 +1,159 @@
+//! Installing from http: streamed, redirects followed, dropped transfers
+//! resumed with Range requests, `--sha256` checked before the image is used.
+//! The server is the testkit's loopback file server.
+
+use berth_testkit::harness::{image_exists, inspect, unique, Run, TestDaemon};
+use berth_testkit::http_server::FileServer;
+use berth_testkit::{write_plain_tar, ImageBuilder};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// A served gzip image archive of about `pad_kib` KiB of incompressible bytes.
+fn served(daemon: &mut TestDaemon, server: &FileServer, name: &str, pad_kib: u64) -> (String, String, String) {
+    let builder = ImageBuilder::new(&format!("berth-test/{name}:1"))
+        .service()
+        .label("berth.test.sweep", "1")
+        .pseudorandom_file("/opt/pad.bin", pad_kib * 1024, 7);
+    let archive = daemon.archive(&builder, true);
+    let path = format!("/files/{name}.tar.gz");
+    server.file(&path, &archive.path);
+    let sha = Sha256::digest(std::fs::read(&archive.path).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+    (server.url(&path), archive.image_id, sha)
+}
+
+fn assert_running(daemon: &TestDaemon, run: &Run, name: &str) {
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(inspect(name).expect("container")["State"]["Running"], true);
+    assert_eq!(daemon.app(name).unwrap()["state"], "running");
+}
+
+fn assert_refused(daemon: &TestDaemon, run: &Run, code: i32, name: &str, needles: &[&str]) {
+    assert_eq!(run.code, code, "{run:?}");
+    for needle in needles {
+        assert!(run.stderr.contains(needle), "stderr lacks {needle:?}: {run:?}");
+    }
+    assert!(daemon.app(name).is_none());
+    assert!(daemon.containers().is_empty());
+    assert!(!daemon.private_dir(name).exists());
+}
+
+#[test]
+fn installs_from_a_url_with_tpcm_syntax_and_follows_redirects() {
+    let mut daemon = TestDaemon::start(bin());
+    let server = FileServer::start();
+    let name = unique("http");
+    let (url, image_id, _) = served(&mut daemon, &server, &name, 64);
+    let tpcm = daemon.dir.path().join("tpcm");
+    std::os::unix::fs::symlink(bin(), &tpcm).unwrap();
+    let run = daemon.berth_as(&tpcm, &["install", &name, "--args", "-e A=1", &url, "-y"]);
+    assert_running(&daemon, &run, &name);
+    let app = daemon.app(&name).unwrap();
+    assert_eq!((app["source"].as_str(), app["image_id"].as_str()), (Some(url.as_str()), Some(image_id.as_str())));
+
+    let moved = unique("http");
+    server.redirect("/old/location.tar.gz", &url);
+    let run = daemon.berth(&["install", &moved, &server.url("/old/location.tar.gz"), "-y"]);
+    assert_running(&daemon, &run, &moved);
+}
+
+#[test]
+fn a_dropped_transfer_is_resumed_with_a_range_request() {
+    let mut daemon = TestDaemon::start(bin());
+    let server = FileServer::start();
+    let name = unique("resume");
+    let (url, image_id, sha) = served(&mut daemon, &server, &name, 2048);
+    let path = format!("/files/{name}.tar.gz");
+    server.break_after(&path, 700_000, 2);
+    let run = daemon.berth(&["install", &name, &url, "--sha256", &sha, "-y"]);
+    assert_running(&daemon, &run, &name);
+    assert!(image_exists(&image_id));
+    let ranges: Vec<Option<String>> =
+        server.requests().into_iter().filter(|(p, _)| *p == path).map(|(_, r)| r).collect();
+    assert_eq!(ranges, [None, Some("bytes=700000-".to_string()), Some("bytes=1400000-".to_string())]);
+}
+
+#[test]
+fn a_server_that_ignores_range_still_gives_the_right_bytes() {
+    let mut daemon = TestDaemon::start(bin());
+    let server = FileServer::start();
+    let name = unique("norange");
+    let (url, _, sha) = served(&mut daemon, &server, &name, 1024);
+    let path = format!("/files/{name}.tar.gz");
+    server.break_after(&path, 300_000, 1);
+    server.ignore_range(&path);
+    let run = daemon.berth(&["install", &name, &url, "--sha256", &sha, "-y"]);
+    assert_running(&daemon, &run, &name);
+}
+
+#[test]
+fn a_checksum_mismatch_leaves_nothing() {
+    let mut daemon = TestDaemon::start(bin());
+    let server = FileServer::start();
+    let name = unique("sha");
+    let (url, image_id, _) = served(&mut daemon, &server, &name, 64);
+    let wrong = "0".repeat(64);
+    let run = daemon.berth(&["install", &name, &url, "--sha256", &wrong, "-y"]);
+    assert_refused(&daemon, &run, 5, &name, &["SHA-256", &wrong]);
+    assert!(!image_exists(&image_id), "the loaded image was taken back");
+
+    // Local archives are checked the same way.
+    let file = daemon.dir.path().join(format!("{name}.local.tar"));
+    let archive = ImageBuilder::new(&format!("berth-test/{name}-local:1"))
+        .service()
+        .layer_marker(&name)
+        .write_tar(&file)
+        .unwrap();
+    daemon.sweep_image(&archive.image_id);
+    let run = daemon.berth(&["install", &name, &file.to_string_lossy(), "--sha256", &wrong, "-y"]);
+    assert_refused(&daemon, &run, 5, &name, &["SHA-256"]);
+    assert!(!image_exists(&archive.image_id));
+}
+
+#[test]
+fn download_failures_are_bad_sources_that_change_nothing() {
+    let mut daemon = TestDaemon::start(bin());
+    let server = FileServer::start();
+    let name = unique("dlfail");
+
+    let run = daemon.berth(&["install", &name, &server.url("/missing.tar.gz"), "-y"]);
+    assert_refused(&daemon, &run, 5, &name, &["/missing.tar.gz", "404"]);
+    server.status("/broken.tar.gz", 500);
+    let run = daemon.berth(&["install", &name, &server.url("/broken.tar.gz"), "-y"]);
+    assert_refused(&daemon, &run, 5, &name, &["500"]);
+
+    // Nothing listens on this port any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let run = daemon.berth(&["install", &name, &format!("http://127.0.0.1:{port}/a.tar"), "-y"]);
+    assert_refused(&daemon, &run, 5, &name, &[&format!("127.0.0.1:{port}")]);
+
+    let plain = daemon.dir.path().join("plain.tar");
+    write_plain_tar(&plain).unwrap();
+    server.file("/plain.tar", &plain);
+    let run = daemon.berth(&["install", &name, &server.url("/plain.tar"), "-y"]);
+    assert_refused(&daemon, &run, 5, &name, &["not an image archive"]);
+
+    // A transfer that keeps breaking off is given up, naming why.
+    let (url, image_id, _) = served(&mut daemon, &server, &name, 512);
+    server.break_after(&format!("/files/{name}.tar.gz"), 100_000, 100);
+    let run = daemon.berth(&["install", &name, &url, "-y"]);
+    assert_refused(&daemon, &run, 5, &name, &["download failed after 5 attempts"]);
+    assert!(!image_exists(&image_id));
+}
+
+#[test]
+fn checksum_and_ca_options_are_checked_against_the_source() {
+    let daemon = TestDaemon::start(bin());
+    let name = unique("opts");
+    let run = daemon.berth(&["install", &name, "busybox:1", "--sha256", &"a".repeat(64), "-y"]);
+    assert_refused(&daemon, &run, 2, &name, &["--sha256"]);
+    let run = daemon.berth(&["install", &name, "http://127.0.0.1:1/a.tar", "--sha256", "xyz", "-y"]);
+    assert_refused(&daemon, &run, 2, &name, &["--sha256", "64 hexadecimal"]);
+    let run = daemon.berth(&["install", &name, "http://127.0.0.1:1/a.tar", "--ca-file", "/etc/hostname", "-y"]);
+    assert_refused(&daemon, &run, 2, &name, &["--ca-file", "https"]);
+    let run = daemon.berth(&["install", &name, "http://", "-y"]);
+    assert_refused(&daemon, &run, 2, &name, &["URL"]);
+}
