@@ -157,3 +157,26 @@ fn checksum_and_ca_options_are_checked_against_the_source() {
     let run = daemon.berth(&["install", &name, "http://", "-y"]);
     assert_refused(&daemon, &run, 2, &name, &["URL"]);
 }
+
+#[test]
+fn https_is_verified_and_a_ca_file_adds_trust() {
+    let mut daemon = TestDaemon::start(bin());
+    let (server, ca_pem) = FileServer::start_tls();
+    let name = unique("https");
+    let (url, _, _) = served(&mut daemon, &server, &name, 64);
+    assert!(url.starts_with("https://"));
+
+    let run = daemon.berth(&["install", &name, &url, "-y"]);
+    assert_refused(&daemon, &run, 5, &name, &[&url]);
+    assert!(run.stderr.to_lowercase().contains("certificate"), "{run:?}");
+
+    let garbage = daemon.dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    let run = daemon.berth(&["install", &name, &url, "--ca-file", &garbage.to_string_lossy(), "-y"]);
+    assert_refused(&daemon, &run, 2, &name, &["garbage.pem"]);
+
+    let ca = daemon.dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let run = daemon.berth(&["install", &name, &url, "--ca-file", &ca.to_string_lossy(), "-y"]);
+    assert_running(&daemon, &run, &name);
+}

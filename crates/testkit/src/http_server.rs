@@ -1,10 +1,11 @@
-//! A small HTTP/1.1 file server on loopback for download tests: files,
-//! redirects, error statuses, `Range` requests, and transfers that break
-//! off after a given number of bytes (to test resuming).
+//! A small HTTP/1.1 (and HTTPS) file server on loopback for download tests:
+//! files, redirects, error statuses, `Range` requests, and transfers that
+//! break off after a given number of bytes (to test resuming). The HTTPS
+//! variant uses a certificate from its own throwaway CA.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -28,27 +29,63 @@ struct State {
 pub struct FileServer {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
+    scheme: &'static str,
 }
 
 impl FileServer {
     pub fn start() -> Self {
+        Self::listen(None)
+    }
+
+    /// An HTTPS server for `localhost` and `127.0.0.1`; returns it with the PEM
+    /// of the CA that signed its certificate.
+    pub fn start_tls() -> (Self, String) {
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("CA params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "berth test CA");
+        let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let params = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).expect("params");
+        let certificate = params.signed_by(&key, &issuer).expect("server certificate");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![certificate.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .expect("TLS config");
+        (Self::listen(Some(Arc::new(config))), ca.pem())
+    }
+
+    fn listen(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let addr = listener.local_addr().expect("address");
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let state = shared.clone();
+                let (state, tls) = (shared.clone(), tls.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &state);
+                    let _ = match tls {
+                        Some(config) => match rustls::ServerConnection::new(config) {
+                            Ok(connection) => serve(rustls::StreamOwned::new(connection, stream), &state),
+                            Err(_) => Ok(()),
+                        },
+                        None => serve(stream, &state),
+                    };
                 });
             }
         });
-        FileServer { addr, state }
+        FileServer { addr, state, scheme }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     pub fn file(&self, path: &str, file: &Path) {
@@ -82,23 +119,28 @@ impl FileServer {
     }
 }
 
-fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    let mut range = None;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+/// Reads the request head byte by byte (it is small), so that the same
+/// stream can then be written to, plain or TLS.
+fn read_head(stream: &mut impl Read) -> std::io::Result<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+        if stream.read(&mut byte)? == 0 {
             break;
         }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("range") {
-                range = Some(value.trim().to_owned());
-            }
-        }
+        head.push(byte[0]);
     }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+fn serve(mut out: impl Read + Write, state: &Mutex<State>) -> std::io::Result<()> {
+    let head = read_head(&mut out)?;
+    let mut lines = head.lines();
+    let path = lines.next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("/").to_owned();
+    let range = lines
+        .filter_map(|h| h.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("range"))
+        .map(|(_, value)| value.trim().to_owned());
     let (route, break_after, ignore_range) = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         s.requests.push((path.clone(), range.clone()));
@@ -112,7 +154,6 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         };
         (route, break_after, s.ignore_range.get(&path).copied().unwrap_or(false))
     };
-    let mut out = stream;
     match route {
         None => write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
         Some(Route::Status(code)) => {
@@ -146,7 +187,8 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             file.seek(SeekFrom::Start(start.unwrap_or(0)))?;
             let limit = break_after.unwrap_or(u64::MAX);
             std::io::copy(&mut file.take(limit), &mut out)?;
-            out.flush()
+            out.flush()?;
+            Ok(())
         }
     }
 }
