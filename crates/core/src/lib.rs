@@ -12,5 +12,6 @@ pub mod source;
 pub mod spec;
 pub mod status;
 pub mod supervise;
+pub mod units;
 
 pub use name::{AppName, NameError};
