@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what berth's demo and tests need, and nothing that is
 # already there: a Docker Engine (Debian's docker.io) that answers,
-# busybox-static (the offline test images are built from it) and a registry on
-# loopback (Debian's docker-registry, 127.0.0.1:5114). Idempotent.
+# busybox-static (the offline test images are built from it), a registry on
+# loopback (Debian's docker-registry, 127.0.0.1:5114) and systemd-analyze.
+# Idempotent.
 set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -15,6 +16,8 @@ missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+# systemd-analyze checks the units berth writes (installing it does not make systemd PID 1).
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     as_root apt-get update -qq

@@ -34,6 +34,9 @@ pub enum Verb {
     Logs(Logs),
     /// Stop and remove an app, its private directory and its image.
     Uninstall(Uninstall),
+    /// Run an app in the foreground, attached to its container's output, until
+    /// it stops (what its systemd unit runs). SIGTERM stops the app.
+    RunApp(Target),
 }
 
 impl Verb {

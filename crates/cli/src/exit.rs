@@ -7,6 +7,9 @@ use std::fmt;
 pub const USAGE: u8 = 2;
 pub const DAEMON_UNREACHABLE: u8 = 7;
 pub const NOT_CONFIRMED: u8 = 8;
+/// `run-app`: the app's container stopped while it should run (systemd's
+/// `Restart=on-failure` then starts it again). Same as a failed operation.
+pub const APP_STOPPED: u8 = 9;
 /// The daemon's configuration is invalid (sysexits' EX_CONFIG); systemd does
 /// not restart on it.
 pub const CONFIG: u8 = 78;
@@ -16,6 +19,8 @@ pub enum Failure {
     Client(ClientError),
     NotConfirmed(String),
     Output(std::io::Error),
+    /// `run-app`: the app stopped although it should run.
+    AppStopped(String),
 }
 
 impl Failure {
@@ -31,6 +36,7 @@ impl Failure {
                 (_, None) => 1,
             },
             Failure::NotConfirmed(_) => NOT_CONFIRMED,
+            Failure::AppStopped(_) => APP_STOPPED,
             // A closed pipe (`berth logs | head`) is not worth a loud failure.
             Failure::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
             Failure::Output(_) => 1,
@@ -50,6 +56,7 @@ impl fmt::Display for Failure {
             Failure::Client(e) => write!(f, "{e}"),
             Failure::NotConfirmed(why) => write!(f, "nothing done: {why}"),
             Failure::Output(e) => write!(f, "cannot write output: {e}"),
+            Failure::AppStopped(why) => write!(f, "the app stopped: {why}"),
         }
     }
 }

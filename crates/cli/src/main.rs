@@ -129,6 +129,7 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
                 stdout.flush().map_err(Failure::output)?;
             }
         }
+        Verb::RunApp(target) => run_app(client, &target.name).await?,
         Verb::Uninstall(uninstall) => {
             confirm(
                 uninstall.yes,
@@ -143,6 +144,39 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Starts the app and stays attached to its output until the container
+/// stops, like `docker start -a`, so that systemd sees the app's real state.
+async fn run_app(client: &Client, name: &str) -> Result<(), Failure> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(term), Ok(int)) => (term, int),
+        (Err(e), _) | (_, Err(e)) => return Err(Failure::output(e)),
+    };
+    client.lifecycle(name, "start").await?;
+    let mut output = client.logs(name, true, Some(0)).await?;
+    let mut stdout = std::io::stdout();
+    loop {
+        tokio::select! {
+            chunk = output.next() => match chunk {
+                Some(chunk) => {
+                    stdout.write_all(&chunk?).map_err(Failure::output)?;
+                    stdout.flush().map_err(Failure::output)?;
+                }
+                None => break,
+            },
+            _ = term.recv() => return client.lifecycle(name, "stop").await.map(drop).map_err(Failure::from),
+            _ = int.recv() => return client.lifecycle(name, "stop").await.map(drop).map_err(Failure::from),
+        }
+    }
+    // The output ended: the container stopped. Stopped on purpose, or not?
+    let app = client.show(name).await?;
+    if app.desired == "stopped" {
+        Ok(())
+    } else {
+        Err(Failure::AppStopped(app.failure.unwrap_or_else(|| format!("{name} is {}", app.state))))
+    }
 }
 
 /// The daemon reads archives itself, so a path is made absolute here, where

@@ -43,6 +43,7 @@ fn assert_nothing_left(daemon: &TestDaemon, name: &str, image: &str, point: &str
     assert!(daemon.containers().is_empty(), "{point}: container left: {:?}", daemon.containers());
     assert!(inspect(name).is_none(), "{point}: container left");
     assert!(!daemon.private_dir(name).exists(), "{point}: private directory left");
+    assert!(!daemon.unit_dir().join(format!("berth-app-{name}.service")).exists(), "{point}: systemd unit left");
     assert!(!image_exists(image), "{point}: image left");
 }
 

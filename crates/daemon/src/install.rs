@@ -183,6 +183,7 @@ async fn run_steps(
     // A leftover of ours (checked in preflight) from an earlier crash goes first.
     engine.remove_container(&name).await?;
     let container = engine.create_container(&inner.container_spec(&record.spec, operation)).await?;
+    crate::units::write_app_unit(inner, &record.spec.name)?;
     lock(runtime).container_id = Some(container);
 
     progress(Progress { phase: "starting".into(), current: 0, total: None });
@@ -277,6 +278,11 @@ pub async fn undo(inner: &Inner, operation: i64, record: &InstallRecord, reason:
             if c.label(LABEL_INSTANCE) == Some(inner.instance.as_str()) {
                 warn_on_error("removing the container", engine.remove_container(&name).await);
             }
+        }
+    }
+    if record.step >= InstallStep::ContainerCreated {
+        if let Err(e) = crate::units::remove_app_unit(&inner.config.unit_dir, &name) {
+            tracing::warn!(app = %name, error = %e, "could not remove the systemd unit");
         }
     }
     if record.step >= InstallStep::DirectoryReady && !record.directory_preexisted {

@@ -21,6 +21,7 @@ mod recovery;
 mod registry;
 mod server;
 mod uninstall;
+mod units;
 
 pub use config::{ConfigError, DaemonConfig, Settings};
 pub use error::OpError;

@@ -25,6 +25,8 @@ pub enum DaemonError {
     AlreadyRunning { root: PathBuf },
     #[error("a berth daemon already answers on {socket}")]
     SocketInUse { socket: PathBuf },
+    #[error("cannot install systemd targets: {0}")]
+    Units(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -35,7 +37,13 @@ impl DaemonError {
     /// Configuration problems are not worth a restart by systemd (see
     /// packaging/berth.service, RestartPreventExitStatus).
     pub fn is_configuration(&self) -> bool {
-        matches!(self, DaemonError::Config(_) | DaemonError::AlreadyRunning { .. } | DaemonError::SocketInUse { .. })
+        matches!(
+            self,
+            DaemonError::Config(_)
+                | DaemonError::AlreadyRunning { .. }
+                | DaemonError::SocketInUse { .. }
+                | DaemonError::Units(_)
+        )
     }
 }
 
@@ -53,6 +61,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let instance = instance_id(&config.root);
     tracing::info!(root = %config.root.display(), %instance, engine = %config.docker_host.as_deref().unwrap_or("default"), "berth daemon starting");
 
+    crate::units::install_targets(&config.unit_dir).map_err(|e| DaemonError::Units(e.to_string()))?;
     let listener = bind(&config.socket).await?;
     let inner = Arc::new(Inner {
         config,
@@ -67,9 +76,35 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     tokio::spawn(events::follow_engine(inner.clone()));
     let router = berth_api::router(Arc::new(DaemonManager { inner: inner.clone() }));
     let socket = inner.config.socket.clone();
+    notify_ready();
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await;
     let _ = std::fs::remove_file(&socket);
     served.map_err(io(&socket))
+}
+
+/// Tells systemd (`Type=notify`) that the API is served. Without
+/// `NOTIFY_SOCKET` (not started by systemd) there is no one to tell.
+fn notify_ready() {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let socket = socket.to_string_lossy().into_owned();
+    let sent = (|| -> std::io::Result<()> {
+        let datagram = std::os::unix::net::UnixDatagram::unbound()?;
+        match socket.strip_prefix('@') {
+            // An abstract socket: its name starts with a NUL byte.
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+                datagram.send_to_addr(b"READY=1", &address)?;
+            }
+            None => {
+                datagram.send_to(b"READY=1", &socket)?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = sent {
+        tracing::warn!(%socket, error = %e, "cannot notify systemd");
+    }
 }
 
 /// Identifies this daemon's containers: one per state root.

@@ -82,6 +82,11 @@ impl TestDaemon {
         self.dir.path().join("root")
     }
 
+    /// Where this daemon writes systemd units (never the system's).
+    pub fn unit_dir(&self) -> PathBuf {
+        self.dir.path().join("units")
+    }
+
     pub fn private_dir(&self, app: &str) -> PathBuf {
         self.root().join("tpc").join(app)
     }
@@ -96,6 +101,8 @@ impl TestDaemon {
             .arg(self.root())
             .arg("--socket")
             .arg(&self.socket)
+            .arg("--unit-dir")
+            .arg(self.unit_dir())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,111 @@
+//! Each app gets a systemd unit (written on install, removed on uninstall)
+//! that runs `berth run-app <name>` attached to the container; the units the
+//! daemon writes pass `systemd-analyze verify`.
+
+use berth_testkit::harness::{inspect, unique, TestDaemon};
+use berth_testkit::ImageBuilder;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+fn install(daemon: &mut TestDaemon, name: &str, builder: &ImageBuilder) {
+    let archive = daemon.archive(builder, false);
+    let run = daemon.berth(&["install", name, &archive.path.to_string_lossy(), "-y"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+fn talking(tag: &str) -> ImageBuilder {
+    ImageBuilder::new(&format!("berth-test/{tag}:1")).service().label("berth.test.sweep", "1").layer_marker(tag).cmd(&[
+        "/bin/sh",
+        "-c",
+        "trap 'exit 0' TERM; while :; do echo tick; sleep 0.2 & wait $!; done",
+    ])
+}
+
+#[test]
+fn install_writes_a_verified_unit_and_uninstall_removes_it() {
+    let mut daemon = TestDaemon::start(bin());
+    let name = unique("unit");
+    install(&mut daemon, &name, &talking(&name));
+    let units = daemon.unit_dir();
+    let unit = units.join(format!("berth-app-{name}.service"));
+    let text = std::fs::read_to_string(&unit).expect("unit written");
+    let socket = daemon.socket.to_string_lossy().into_owned();
+    assert!(text.contains(&format!("ExecStart={} --socket {socket} run-app {name}", bin().display())), "{text}");
+    assert!(text.contains("Requires=berth-ready.target") && text.contains("WantedBy=berth.target"), "{text}");
+    let link = units.join(format!("berth.target.wants/berth-app-{name}.service"));
+    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("..").join(format!("berth-app-{name}.service")));
+    assert!(units.join("berth-ready.target").is_file() && units.join("berth.target").is_file());
+
+    // systemd-analyze verify, with stand-ins for the units outside berth's.
+    let stub = |file: &str| {
+        let text = format!("[Unit]\nDescription=stand-in\n[Service]\nExecStart={} --version\n", bin().display());
+        std::fs::write(units.join(file), text).unwrap();
+    };
+    stub("docker.service");
+    stub("berth.service");
+    let mut unit_path = units.clone().into_os_string();
+    unit_path.push(":");
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&unit)
+        .arg(units.join("berth-ready.target"))
+        .arg(units.join("berth.target"))
+        .env("SYSTEMD_UNIT_PATH", unit_path)
+        .output()
+        .expect("systemd-analyze (Debian's systemd package; scripts/setup.sh installs it)");
+    let said = format!("{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
+    assert!(verify.status.success() && !said.contains("berth"), "systemd-analyze verify: {said}");
+
+    let run = daemon.berth(&["uninstall", &name, "-y"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!unit.exists(), "unit removed");
+    assert!(std::fs::symlink_metadata(&link).is_err(), "link removed");
+}
+
+#[test]
+fn run_app_is_attached_to_the_app_and_stops_it_on_sigterm() {
+    let mut daemon = TestDaemon::start(bin());
+    let name = unique("runapp");
+    install(&mut daemon, &name, &talking(&name));
+    assert_eq!(daemon.berth(&["stop", &name]).code, 0);
+
+    // run-app starts the stopped app and shows its output until a stop.
+    let attached = Command::new(bin())
+        .args(["run-app", &name])
+        .env("BERTH_SOCKET", &daemon.socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    daemon.wait_state(&name, "running", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(daemon.berth(&["stop", &name]).code, 0);
+    let output = attached.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "a stop asked for is a clean exit: {output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("tick"), "{output:?}");
+
+    // SIGTERM (systemctl stop) stops the app through berth.
+    let mut attached = Command::new(bin())
+        .args(["run-app", &name])
+        .env("BERTH_SOCKET", &daemon.socket)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    daemon.wait_state(&name, "running", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(attached.id() as i32, libc::SIGTERM) };
+    let status = attached.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(daemon.app(&name).unwrap()["desired"], "stopped");
+    assert_eq!(inspect(&name).unwrap()["State"]["Running"], false);
+
+    // A daemon that cannot be reached: run-app exits at once, non-zero.
+    let lost = Command::new(bin()).args(["run-app", &name]).env("BERTH_SOCKET", "/nonexistent.sock").output().unwrap();
+    assert_eq!(lost.status.code(), Some(7));
+}

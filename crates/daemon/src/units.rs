@@ -1,0 +1,100 @@
+//! The systemd side of an app (TPCM: "a systemd service for each TPC"; seed
+//! 001: units ordered after a readiness target). The daemon writes each app's
+//! unit and its `berth.target.wants/` link into `--unit-dir` as part of the
+//! install, removes them on uninstall, installs the two targets at start-up,
+//! and asks systemd to reload where systemd is PID 1.
+
+use crate::error::OpError;
+use crate::registry::Inner;
+use berth_core::units::{self, UnitSettings};
+use berth_core::AppName;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes the readiness and apps targets (idempotent; at every start-up).
+pub fn install_targets(unit_dir: &Path) -> Result<(), OpError> {
+    std::fs::create_dir_all(unit_dir.join(format!("{}.wants", units::APPS_TARGET))).map_err(OpError::io(unit_dir))?;
+    atomic_write(&unit_dir.join(units::READY_TARGET), units::render_ready_target().as_bytes())?;
+    atomic_write(&unit_dir.join(units::APPS_TARGET), units::render_apps_target().as_bytes())?;
+    Ok(())
+}
+
+/// The settings every app unit is rendered with: this very binary, and the
+/// socket the daemon serves.
+pub fn settings(inner: &Inner) -> Result<UnitSettings, OpError> {
+    let binary = std::env::current_exe().map_err(OpError::io("/proc/self/exe"))?;
+    let socket = std::path::absolute(&inner.config.socket).map_err(OpError::io(&inner.config.socket))?;
+    let settings = UnitSettings {
+        berth_binary: binary.to_string_lossy().into_owned(),
+        socket: socket.to_string_lossy().into_owned(),
+    };
+    settings.validate().map_err(|e| OpError::InvalidValue { what: "systemd unit", reason: e.to_string() })?;
+    Ok(settings)
+}
+
+/// Writes the app's unit and enables it (the `berth.target.wants/` link).
+pub fn write_app_unit(inner: &Inner, app: &AppName) -> Result<(), OpError> {
+    let dir = &inner.config.unit_dir;
+    install_targets(dir)?;
+    let unit = dir.join(units::app_unit_name(app));
+    atomic_write(&unit, units::render_app_unit(app, &settings(inner)?).as_bytes())?;
+    let link = dir.join(units::app_wants_link(app));
+    let target = PathBuf::from("..").join(units::app_unit_name(app));
+    match std::fs::read_link(&link) {
+        Ok(existing) if existing == target => {}
+        _ => {
+            remove_if_present(&link)?;
+            std::os::unix::fs::symlink(&target, &link).map_err(OpError::io(&link))?;
+        }
+    }
+    reload_systemd();
+    Ok(())
+}
+
+/// Removes the app's unit and link; what is already gone is fine.
+pub fn remove_app_unit(unit_dir: &Path, app: &str) -> Result<(), OpError> {
+    let Ok(app) = AppName::parse(app) else { return Ok(()) };
+    remove_if_present(&unit_dir.join(units::app_wants_link(&app)))?;
+    remove_if_present(&unit_dir.join(units::app_unit_name(&app)))?;
+    reload_systemd();
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<(), OpError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(OpError::io(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Where systemd runs the system, it must re-read units after a change.
+/// Elsewhere (containers, CI) there is nothing to tell.
+fn reload_systemd() {
+    if !Path::new("/run/systemd/system").is_dir() {
+        return;
+    }
+    match std::process::Command::new("systemctl").arg("daemon-reload").status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => tracing::warn!(%status, "systemctl daemon-reload failed"),
+        Err(e) => tracing::warn!(error = %e, "cannot run systemctl daemon-reload"),
+    }
+}
+
+/// Temp file in the same directory, fsync, rename, fsync the directory: the
+/// file is either the old one or the whole new one, even across a power cut.
+pub fn atomic_write(path: &Path, contents: &[u8]) -> Result<(), OpError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        OpError::io(path)(e)
+    })
+}
