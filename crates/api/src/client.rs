@@ -2,7 +2,7 @@
 //! request: a unix socket connects in microseconds and the CLI makes one or
 //! two requests per run.
 
-use crate::{ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, Uninstalled};
+use crate::{ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, Uninstalled, UpgradeRequest};
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use http_body_util::{BodyExt, BodyStream, Full};
@@ -105,10 +105,34 @@ impl Client {
     pub async fn install(
         &self,
         request: &InstallRequest,
-        mut on_progress: impl FnMut(&InstallEvent),
+        on_progress: impl FnMut(&InstallEvent),
     ) -> Result<AppView, ClientError> {
         let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let response = self.send(Method::POST, "/v1/apps", Some(body), "application/x-ndjson").await?;
+        self.operation("/v1/apps", Some(body), on_progress).await
+    }
+
+    pub async fn upgrade(
+        &self,
+        name: &str,
+        request: &UpgradeRequest,
+        on_progress: impl FnMut(&InstallEvent),
+    ) -> Result<AppView, ClientError> {
+        let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.operation(&app_path(name, "upgrade"), Some(body), on_progress).await
+    }
+
+    pub async fn rollback(&self, name: &str, on_progress: impl FnMut(&InstallEvent)) -> Result<AppView, ClientError> {
+        self.operation(&app_path(name, "rollback"), None, on_progress).await
+    }
+
+    /// A long operation answered with progress lines, then `done` or `error`.
+    async fn operation(
+        &self,
+        path: &str,
+        body: Option<Vec<u8>>,
+        mut on_progress: impl FnMut(&InstallEvent),
+    ) -> Result<AppView, ClientError> {
+        let response = self.send(Method::POST, path, body, "application/x-ndjson").await?;
         let mut lines = ndjson_lines(response);
         while let Some(line) = lines.next().await {
             let event: InstallEvent =

@@ -3,6 +3,7 @@
 
 use crate::{
     ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LogsQuery, UninstallQuery, Uninstalled,
+    UpgradeRequest,
 };
 use async_trait::async_trait;
 use axum::body::Body;
@@ -28,6 +29,11 @@ pub trait Manager: Send + Sync + 'static {
     /// Installs and returns once the app runs. Progress goes to `progress`.
     async fn install(&self, request: InstallRequest, progress: ProgressSender) -> Result<AppView, ApiError>;
     async fn uninstall(&self, name: &str, keep_data: bool) -> Result<Uninstalled, ApiError>;
+    /// Upgrades and returns once the new version passed probation (or the old one is back).
+    async fn upgrade(&self, name: &str, request: UpgradeRequest, progress: ProgressSender)
+        -> Result<AppView, ApiError>;
+    /// Returns to the previous version.
+    async fn rollback(&self, name: &str, progress: ProgressSender) -> Result<AppView, ApiError>;
     async fn start(&self, name: &str) -> Result<AppView, ApiError>;
     async fn stop(&self, name: &str) -> Result<AppView, ApiError>;
     async fn restart(&self, name: &str) -> Result<AppView, ApiError>;
@@ -51,8 +57,29 @@ impl IntoResponse for ApiError {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "berth", description = "berth's native API, served over the daemon's unix socket."),
-    paths(info, list_apps, install, show_app, uninstall, start_app, stop_app, restart_app, logs),
-    components(schemas(ApiError, ErrorKind, AppView, DaemonInfo, InstallEvent, InstallRequest, Uninstalled))
+    paths(
+        info,
+        list_apps,
+        install,
+        show_app,
+        uninstall,
+        start_app,
+        stop_app,
+        restart_app,
+        logs,
+        upgrade_app,
+        rollback_app
+    ),
+    components(schemas(
+        ApiError,
+        ErrorKind,
+        AppView,
+        DaemonInfo,
+        InstallEvent,
+        InstallRequest,
+        Uninstalled,
+        UpgradeRequest
+    ))
 )]
 struct ApiDoc;
 
@@ -70,6 +97,8 @@ pub fn router(manager: Arc<dyn Manager>) -> Router {
         .route("/v1/apps/{name}/stop", post(stop_app))
         .route("/v1/apps/{name}/restart", post(restart_app))
         .route("/v1/apps/{name}/logs", get(logs))
+        .route("/v1/apps/{name}/upgrade", post(upgrade_app))
+        .route("/v1/apps/{name}/rollback", post(rollback_app))
         .fallback(|| async { ApiError::new(ErrorKind::NotFound, "no such endpoint; see /v1/openapi.json") })
         .with_state(manager)
 }
@@ -97,20 +126,49 @@ async fn show_app(State(m): Shared, Path(name): Path<String>) -> Result<Json<App
     responses((status = 201, body = AppView), (status = 200, description = "ndjson stream of InstallEvent", content_type = "application/x-ndjson", body = InstallEvent),
         (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError), (status = 503, body = ApiError)))]
 async fn install(State(m): Shared, headers: HeaderMap, Json(request): Json<InstallRequest>) -> Response {
+    operation(&headers, StatusCode::CREATED, move |progress| async move { m.install(request, progress).await }).await
+}
+
+/// Upgrades an app; answers like an install (progress lines with
+/// `Accept: application/x-ndjson`, else the app once done).
+#[utoipa::path(post, path = "/v1/apps/{name}/upgrade", params(("name" = String, Path)), request_body = UpgradeRequest,
+    responses((status = 200, body = AppView), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 500, body = ApiError)))]
+async fn upgrade_app(
+    State(m): Shared,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Json(request): Json<UpgradeRequest>,
+) -> Response {
+    operation(&headers, StatusCode::OK, move |progress| async move { m.upgrade(&name, request, progress).await }).await
+}
+
+/// Returns an app to its previous version (image, settings, data).
+#[utoipa::path(post, path = "/v1/apps/{name}/rollback", params(("name" = String, Path)),
+    responses((status = 200, body = AppView), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+async fn rollback_app(State(m): Shared, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    operation(&headers, StatusCode::OK, move |progress| async move { m.rollback(&name, progress).await }).await
+}
+
+/// Runs a long operation on its own task — a client that hangs up does not
+/// cut it short between two journal steps — and answers with ndjson progress
+/// lines then one `done` or `error` line, or (without that `Accept`) with the
+/// result once it is there.
+async fn operation<F, Fut>(headers: &HeaderMap, success: StatusCode, run: F) -> Response
+where
+    F: FnOnce(ProgressSender) -> Fut,
+    Fut: std::future::Future<Output = Result<AppView, ApiError>> + Send + 'static,
+{
     let streaming =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/x-ndjson"));
     let (progress, mut events) = mpsc::unbounded_channel();
-    // The install runs on its own task: a client that hangs up does not cut
-    // an operation short between two journal steps.
-    let task = tokio::spawn(async move { m.install(request, progress).await });
+    let task = tokio::spawn(run(progress));
     if !streaming {
         return match task.await {
-            Ok(Ok(app)) => (StatusCode::CREATED, Json(app)).into_response(),
+            Ok(Ok(app)) => (success, Json(app)).into_response(),
             Ok(Err(error)) => error.into_response(),
-            Err(join) => ApiError::new(ErrorKind::Internal, format!("install task failed: {join}")).into_response(),
+            Err(join) => ApiError::new(ErrorKind::Internal, format!("operation task failed: {join}")).into_response(),
         };
     }
-    // Progress first, then exactly one `done` or `error` line.
     let (lines_tx, lines_rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
@@ -120,13 +178,12 @@ async fn install(State(m): Shared, headers: HeaderMap, Json(request): Json<Insta
             Ok(Ok(app)) => InstallEvent::Done { app: Box::new(app) },
             Ok(Err(error)) => InstallEvent::Error { error },
             Err(join) => InstallEvent::Error {
-                error: ApiError::new(ErrorKind::Internal, format!("install task failed: {join}")),
+                error: ApiError::new(ErrorKind::Internal, format!("operation task failed: {join}")),
             },
         };
         let _ = lines_tx.send(last);
     });
-    let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(lines_rx);
-    let lines = stream.map(|event| {
+    let lines = tokio_stream::wrappers::UnboundedReceiverStream::new(lines_rx).map(|event| {
         let mut line = serde_json::to_vec(&event).unwrap_or_default();
         line.push(b'\n');
         Ok::<_, std::convert::Infallible>(Bytes::from(line))

@@ -29,6 +29,27 @@ pub struct InstallRequest {
     pub ca_file: Option<String>,
 }
 
+/// `POST /v1/apps/{name}/upgrade`: the same options as an install; what is
+/// left out keeps its current value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UpgradeRequest {
+    pub source: String,
+    /// New docker-run options; absent: keep the current ones.
+    #[serde(default)]
+    pub args: Option<String>,
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    #[serde(default)]
+    pub memory: Option<String>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Skip the pre and post hooks (TPCM `--skip_data`).
+    #[serde(default)]
+    pub skip_data: bool,
+}
+
 /// An installed app as shown by `list` and `show`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AppView {
@@ -56,6 +77,11 @@ pub struct AppView {
     pub container_id: Option<String>,
     pub private_dir: String,
     pub created_at: i64,
+    /// The version the last upgrade replaced (`repo:tag`), kept for `rollback`.
+    #[serde(default)]
+    pub previous_image: Option<String>,
+    #[serde(default)]
+    pub previous_image_id: Option<String>,
 }
 
 /// One line of the `application/x-ndjson` answer to an install.

@@ -34,6 +34,11 @@ pub enum Verb {
     Logs(Logs),
     /// Stop and remove an app, its private directory and its image.
     Uninstall(Uninstall),
+    /// Upgrade an app to a new image (same sources and options as install), with
+    /// its pre/post hooks, probation and automatic rollback.
+    Upgrade(Upgrade),
+    /// Return an app to the version its last upgrade replaced (image, settings, data).
+    Rollback(Confirmed),
     /// Run an app in the foreground, attached to its container's output, until
     /// it stops (what its systemd unit runs). SIGTERM stops the app.
     RunApp(Target),
@@ -42,7 +47,7 @@ pub enum Verb {
 impl Verb {
     /// The operations of TPCM's `tpcm` command.
     pub fn is_tpcm(&self) -> bool {
-        matches!(self, Verb::Install(_) | Verb::Uninstall(_) | Verb::List(_))
+        matches!(self, Verb::Install(_) | Verb::Uninstall(_) | Verb::List(_) | Verb::Upgrade(_))
     }
 }
 
@@ -102,6 +107,40 @@ pub struct Install {
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
     /// Do not ask for confirmation.
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct Upgrade {
+    pub name: String,
+    /// The new image: an archive, an http(s) URL of one, or a registry reference.
+    pub source: String,
+    /// New docker-run options (default: keep the current ones).
+    #[arg(long, allow_hyphen_values = true)]
+    pub args: Option<String>,
+    #[arg(long, value_parser = parse_cpus, allow_hyphen_values = true)]
+    pub cpus: Option<f64>,
+    #[arg(long)]
+    pub memory: Option<String>,
+    #[arg(long)]
+    pub sha256: Option<String>,
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Skip the data backup and restore hooks (TPCM's --skip_data).
+    #[arg(long = "skip_data", alias = "skip-data")]
+    pub skip_data: bool,
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct Confirmed {
+    pub name: String,
     #[arg(short = 'y', long = "yes")]
     pub yes: bool,
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]

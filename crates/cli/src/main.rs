@@ -8,7 +8,7 @@ mod progress;
 
 use args::{Cli, Verb};
 use berth_api::client::Client;
-use berth_api::InstallRequest;
+use berth_api::{InstallRequest, UpgradeRequest};
 use clap::{CommandFactory, FromArgMatches};
 use exit::Failure;
 use futures::StreamExt;
@@ -128,6 +128,31 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
                 stdout.write_all(&chunk?).map_err(Failure::output)?;
                 stdout.flush().map_err(Failure::output)?;
             }
+        }
+        Verb::Upgrade(upgrade) => {
+            let source = resolve_source(&upgrade.source);
+            confirm(upgrade.yes, &format!("Upgrade {} to {source}?", upgrade.name))?;
+            let ca_file = upgrade.ca_file.as_deref().map(absolute).transpose().map_err(Failure::output)?;
+            let request = UpgradeRequest {
+                source,
+                args: upgrade.args,
+                cpus: upgrade.cpus,
+                memory: upgrade.memory,
+                sha256: upgrade.sha256,
+                ca_file,
+                skip_data: upgrade.skip_data,
+            };
+            let mut bar = progress::Reporter::new();
+            let app = client.upgrade(&upgrade.name, &request, |event| bar.event(event)).await;
+            bar.finish();
+            output::app(&app?, upgrade.output)?;
+        }
+        Verb::Rollback(target) => {
+            confirm(target.yes, &format!("Roll {} back to its previous version?", target.name))?;
+            let mut bar = progress::Reporter::new();
+            let app = client.rollback(&target.name, |event| bar.event(event)).await;
+            bar.finish();
+            output::app(&app?, target.output)?;
         }
         Verb::RunApp(target) => run_app(client, &target.name).await?,
         Verb::Uninstall(uninstall) => {

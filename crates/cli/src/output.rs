@@ -16,8 +16,8 @@ fn json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
 }
 
 pub fn apps(apps: &[AppView]) -> Result<(), Failure> {
-    let header = ["NAME", "IMAGE", "IMAGE ID", "STATE", "HEALTH", "UPTIME", "CPUS", "MEMORY", "NOTE"];
-    let rows: Vec<[String; 9]> = apps
+    let header = ["NAME", "IMAGE", "IMAGE ID", "STATE", "HEALTH", "UPTIME", "CPUS", "MEMORY", "PREVIOUS", "NOTE"];
+    let rows: Vec<[String; 10]> = apps
         .iter()
         .map(|a| {
             [
@@ -29,6 +29,7 @@ pub fn apps(apps: &[AppView]) -> Result<(), Failure> {
                 a.uptime_seconds.map_or_else(|| "-".into(), duration),
                 format!("{:.2}", a.cpus),
                 a.memory.map_or_else(|| "-".into(), size),
+                a.previous_image.clone().unwrap_or_else(|| "-".into()),
                 a.failure.clone().filter(|_| a.state != "running").unwrap_or_default(),
             ]
         })
@@ -71,6 +72,7 @@ pub fn app(app: &AppView, output: Output) -> Result<(), Failure> {
         ("args", if app.args.is_empty() { "-".into() } else { app.args.clone() }),
         ("container", app.container_id.as_deref().map_or_else(|| "-".into(), short_id)),
         ("private dir", app.private_dir.clone()),
+        ("previous", app.previous_image.clone().unwrap_or_else(|| "-".into())),
     ];
     let mut out = std::io::stdout().lock();
     for (key, value) in fields {

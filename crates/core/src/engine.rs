@@ -55,6 +55,15 @@ pub struct ImageInfo {
     pub size: u64,
 }
 
+/// How a command run in a container ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutcome {
+    /// `None` when it did not finish in time.
+    pub exit_code: Option<i64>,
+    /// stdout and stderr, interleaved as produced.
+    pub output: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
@@ -152,6 +161,20 @@ pub trait Engine: Send + Sync + 'static {
     /// Every container of this berth instance (labels `berth.app` and
     /// `berth.instance=<instance>`), running or not.
     async fn owned_containers(&self, instance: &str) -> Result<Vec<ContainerObservation>, EngineError>;
+
+    /// Renames a container (an upgrade keeps the old one aside until commit).
+    async fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError>;
+    /// Runs `argv` in the running container, as its default user, waiting at
+    /// most `timeout`; returns the exit code (`None` on timeout) and output.
+    async fn exec(
+        &self,
+        container: &str,
+        argv: &[String],
+        timeout: std::time::Duration,
+    ) -> Result<ExecOutcome, EngineError>;
+    /// The files under `path` inside `image` (a file or a directory), as a
+    /// tar archive; `None` when the image has no such path.
+    async fn image_files(&self, image: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError>;
 
     /// Events of this instance's containers from now on. Ends when the engine goes away.
     fn events(&self, instance: &str) -> BoxStream<'static, Result<ContainerEvent, EngineError>>;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub enum OperationKind {
     Install,
     Uninstall,
+    Upgrade,
 }
 
 impl OperationKind {
@@ -22,6 +23,7 @@ impl OperationKind {
         match self {
             OperationKind::Install => "install",
             OperationKind::Uninstall => "uninstall",
+            OperationKind::Upgrade => "upgrade",
         }
     }
 
@@ -29,6 +31,7 @@ impl OperationKind {
         match text {
             "install" => Some(Self::Install),
             "uninstall" => Some(Self::Uninstall),
+            "upgrade" => Some(Self::Upgrade),
             _ => None,
         }
     }
@@ -118,8 +121,76 @@ pub struct UninstallRecord {
     pub step: UninstallStep,
     pub app: String,
     pub image_id: String,
+    /// The image of the version kept for rollback, removed too when unused.
+    #[serde(default)]
+    pub previous_image_id: Option<String>,
     pub private_dir: String,
     pub keep_data: bool,
+}
+
+/// The steps of an upgrade (TPCM "TPC Docker Upgrade", made safe): the old
+/// app keeps running until the new image is in; it is stopped but kept; the
+/// new one must survive probation; only then is the old one removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpgradeStep {
+    Accepted,
+    FetchingImage,
+    ImageReady,
+    /// The private directory is being copied to the snapshot.
+    Snapshotting,
+    /// The old image's pre hook is running in the old container.
+    PreHook,
+    /// The old container is being stopped and renamed aside.
+    OldStopped,
+    /// The new container is being created and started.
+    NewStarted,
+    /// The new image's post hook is running in the new container.
+    PostHook,
+    Probation,
+    /// The new version is the app; the old container is being removed.
+    Committed,
+}
+
+/// What an upgrade (or a rollback to the previous version) needs to finish
+/// or to undo itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpgradeRecord {
+    pub step: UpgradeStep,
+    /// The app as it was: what an undo restores.
+    pub old: AppSpec,
+    /// The app as it will be; `image_id` is filled in at `ImageReady`.
+    pub new: AppSpec,
+    pub preexisting_images: Vec<String>,
+    /// Name the old container is kept under until commit.
+    pub aside: String,
+    /// Where this operation copies the private directory before touching it.
+    pub snapshot: String,
+    pub skip_data: bool,
+    /// A manual rollback: the data comes back from the kept snapshot, no hooks run.
+    pub rollback: bool,
+}
+
+impl UpgradeRecord {
+    /// The image this upgrade added to the engine, to remove on undo.
+    pub fn added_image(&self) -> Option<&str> {
+        let id = self.new.image_id.as_str();
+        // A rollback brings nothing: its image is the kept previous one.
+        let added = self.step >= UpgradeStep::ImageReady
+            && !self.rollback
+            && !id.is_empty()
+            && id != self.old.image_id
+            && !self.preexisting_images.iter().any(|p| p == id);
+        added.then_some(id)
+    }
+}
+
+pub fn recovery_for_upgrade(record: &UpgradeRecord) -> Recovery {
+    if record.step == UpgradeStep::Committed {
+        Recovery::RollForward
+    } else {
+        Recovery::RollBack
+    }
 }
 
 /// What recovery does with an operation that was `Running` at start-up.

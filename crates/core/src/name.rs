@@ -18,7 +18,12 @@ pub enum NameError {
     BadStart { name: String },
     #[error("app name {name:?} contains {found:?}; allowed are a-z, 0-9, '_', '.' and '-'")]
     BadCharacter { name: String, found: char },
+    #[error("app name {name:?} contains \".berth-\", which berth reserves for containers it keeps aside")]
+    Reserved { name: String },
 }
+
+/// Container names berth uses besides the app's own: `<name>.berth-old`.
+const RESERVED: &str = ".berth-";
 
 /// A validated app name matching `[a-z0-9][a-z0-9_.-]{0,62}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -26,6 +31,11 @@ pub enum NameError {
 pub struct AppName(String);
 
 impl AppName {
+    /// The name the app's previous container is kept under during an upgrade.
+    pub fn aside(&self) -> String {
+        format!("{}{RESERVED}old", self.0)
+    }
+
     pub fn parse(text: &str) -> Result<Self, NameError> {
         let mut chars = text.chars();
         let first = chars.next().ok_or(NameError::Empty)?;
@@ -38,6 +48,9 @@ impl AppName {
         }
         if let Some(found) = chars.find(|c| !is_name_char(*c)) {
             return Err(NameError::BadCharacter { name: text.to_owned(), found });
+        }
+        if text.contains(RESERVED) {
+            return Err(NameError::Reserved { name: text.to_owned() });
         }
         Ok(Self(text.to_owned()))
     }
@@ -97,6 +110,12 @@ mod tests {
         for (bad, c) in [("a/b", '/'), ("a b", ' '), ("aB", 'B'), ("a..\u{e9}", '\u{e9}'), ("a;rm", ';')] {
             assert_eq!(AppName::parse(bad), Err(NameError::BadCharacter { name: bad.into(), found: c }));
         }
+    }
+
+    #[test]
+    fn berths_own_suffixes_are_reserved() {
+        assert!(matches!(AppName::parse("web.berth-old"), Err(NameError::Reserved { .. })));
+        assert!(AppName::parse("web.berth").is_ok());
     }
 
     #[test]

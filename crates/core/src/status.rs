@@ -46,6 +46,8 @@ pub enum AppState {
     Failed,
     /// The uninstall operation is running.
     Uninstalling,
+    /// An upgrade or rollback is running.
+    Upgrading,
 }
 
 impl fmt::Display for AppState {
@@ -58,6 +60,7 @@ impl fmt::Display for AppState {
             AppState::Stopped => "stopped",
             AppState::Failed => "failed",
             AppState::Uninstalling => "uninstalling",
+            AppState::Upgrading => "upgrading",
         };
         f.write_str(text)
     }

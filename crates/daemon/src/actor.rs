@@ -7,7 +7,8 @@ use crate::error::OpError;
 use crate::install::start_and_check;
 use crate::registry::{lock, Inner, SharedRuntime};
 use crate::uninstall;
-use berth_api::{AppView, Uninstalled};
+use crate::upgrade;
+use berth_api::{AppView, ProgressSender, Uninstalled, UpgradeRequest};
 use berth_core::engine::{ContainerObservation, EngineError};
 use berth_core::reconcile::{plan, Action};
 use berth_core::spec::LABEL_INSTANCE;
@@ -27,6 +28,15 @@ pub enum Command {
     Uninstall {
         keep_data: bool,
         reply: Reply<Uninstalled>,
+    },
+    Upgrade {
+        request: UpgradeRequest,
+        progress: ProgressSender,
+        reply: Reply<AppView>,
+    },
+    Rollback {
+        progress: ProgressSender,
+        reply: Reply<AppView>,
     },
     /// Something happened to the container: look at it.
     Observe,
@@ -108,6 +118,14 @@ impl Actor {
                     return Flow::Exit;
                 }
             }
+            Command::Upgrade { request, progress, reply } => {
+                let result = self.upgrade(Some(request), progress).await;
+                let _ = reply.send(result);
+            }
+            Command::Rollback { progress, reply } => {
+                let result = self.upgrade(None, progress).await;
+                let _ = reply.send(result);
+            }
             Command::Observe => self.observe().await,
             Command::Reconcile => self.reconcile().await,
         }
@@ -164,15 +182,48 @@ impl Actor {
 
     async fn uninstall(&mut self, keep_data: bool) -> Result<Uninstalled, OpError> {
         self.restart_at = None;
-        let previous = lock(&self.runtime).state;
+        let state = lock(&self.runtime).state;
         self.set(|r| r.state = AppState::Uninstalling);
-        let spec = lock(&self.runtime).spec.clone();
-        let result = uninstall::uninstall(&self.inner, &spec, keep_data).await;
+        let (spec, previous) = {
+            let r = lock(&self.runtime);
+            (r.spec.clone(), r.previous.clone())
+        };
+        let result = uninstall::uninstall(&self.inner, &spec, previous.as_ref(), keep_data).await;
         match &result {
             Ok(_) => self.inner.remove(&self.name),
-            Err(_) => self.set(|r| r.state = previous),
+            Err(_) => self.set(|r| r.state = state),
         }
         result
+    }
+
+    /// An upgrade (`Some`) or a rollback (`None`). Supervision pauses: the
+    /// operation itself decides what runs until it ends.
+    async fn upgrade(&mut self, request: Option<UpgradeRequest>, progress: ProgressSender) -> Result<AppView, OpError> {
+        self.restart_at = None;
+        let (current, previous, state) = {
+            let r = lock(&self.runtime);
+            (r.spec.clone(), r.previous.clone(), r.state)
+        };
+        self.set(|r| r.state = AppState::Upgrading);
+        let result = match request {
+            Some(request) => upgrade::upgrade(&self.inner, &current, previous.as_ref(), request, progress).await,
+            None => upgrade::rollback(&self.inner, &current, previous.as_ref(), progress).await,
+        };
+        match &result {
+            Ok(new) => {
+                let new = new.clone();
+                self.fresh_start();
+                self.crashes.started(self.now());
+                self.set(|r| {
+                    r.spec = new;
+                    r.previous = Some(current);
+                    r.desired = DesiredState::Running;
+                });
+            }
+            Err(_) => self.set(|r| r.state = state),
+        }
+        self.observe().await;
+        result.and_then(|_| self.inner.view(&self.name))
     }
 
     /// Makes the engine match the app: create, recreate, start or stop.

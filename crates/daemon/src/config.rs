@@ -28,6 +28,10 @@ pub struct Settings {
     pub stop_timeout_secs: i64,
     /// How long a freshly started app must stay up for install and start to succeed.
     pub start_check_ms: u64,
+    /// How long a new version must stay up (and healthy, with a health check) before an upgrade commits.
+    pub probation_secs: u64,
+    /// How long an upgrade hook may run.
+    pub hook_timeout_secs: u64,
     pub restart: RestartSettings,
 }
 
@@ -47,6 +51,8 @@ impl Default for Settings {
             cpu_share: DEFAULT_CPU_SHARE,
             stop_timeout_secs: 10,
             start_check_ms: 1000,
+            probation_secs: 10,
+            hook_timeout_secs: 300,
             restart: RestartSettings::default(),
         }
     }

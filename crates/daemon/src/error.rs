@@ -36,6 +36,12 @@ pub enum OpError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("app {name:?} did not stay up: {reason}")]
     DidNotStart { name: String, reason: String },
+    #[error("{hook} hook of {app:?} failed{}: {output_tail}", exit_code.map(|c| format!(" with exit code {c}")).unwrap_or_default())]
+    HookFailed { app: String, hook: &'static str, exit_code: Option<i64>, output_tail: String },
+    #[error("upgrade of {app:?} failed at {step} and was rolled back: {cause}")]
+    UpgradeFailed { app: String, step: String, cause: Box<OpError> },
+    #[error("{app:?} has no previous version to roll back to")]
+    NoPreviousVersion { app: String },
     #[error("the daemon is shutting down")]
     ShuttingDown,
 }
@@ -71,7 +77,13 @@ impl OpError {
             OpError::NotFound { .. } => ErrorKind::NotFound,
             OpError::ForeignContainer { .. } => ErrorKind::Conflict,
             OpError::Io { .. } => ErrorKind::Internal,
-            OpError::DidNotStart { .. } => ErrorKind::OperationFailed,
+            OpError::DidNotStart { .. } | OpError::HookFailed { .. } => ErrorKind::OperationFailed,
+            OpError::UpgradeFailed { cause, .. } => match cause.kind() {
+                // Bad input found while fetching is the user's to fix; all else failed the upgrade.
+                kind @ (ErrorKind::BadSource | ErrorKind::EngineUnavailable) => kind,
+                _ => ErrorKind::OperationFailed,
+            },
+            OpError::NoPreviousVersion { .. } => ErrorKind::Conflict,
             OpError::ShuttingDown => ErrorKind::Internal,
         }
     }

@@ -70,7 +70,7 @@ pub async fn install(
 }
 
 /// Everything that can be checked without changing anything.
-fn validate(inner: &Inner, request: &InstallRequest) -> Result<AppSpec, OpError> {
+pub fn validate(inner: &Inner, request: &InstallRequest) -> Result<AppSpec, OpError> {
     let name = AppName::parse(&request.name)?;
     let source = Source::parse(&request.source)?;
     let options = parse_run_args(&request.args)?;
@@ -108,7 +108,7 @@ fn validate(inner: &Inner, request: &InstallRequest) -> Result<AppSpec, OpError>
 }
 
 /// `--sha256` and `--ca-file`, checked against the source they apply to.
-fn fetch_options(request: &InstallRequest, source: &Source) -> Result<FetchOptions, OpError> {
+pub fn fetch_options(request: &InstallRequest, source: &Source) -> Result<FetchOptions, OpError> {
     let invalid = |what, reason: &str| OpError::InvalidValue { what, reason: reason.to_owned() };
     let sha256 = match request.sha256.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -332,7 +332,7 @@ pub fn step_name<T: serde::Serialize>(step: T) -> String {
     serde_json::to_value(step).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-fn progress_sink(progress: ProgressSender) -> ProgressSink {
+pub fn progress_sink(progress: ProgressSender) -> ProgressSink {
     Arc::new(move |p: Progress| {
         let _ = progress.send(InstallEvent::Progress { phase: p.phase, current: p.current, total: p.total });
     })

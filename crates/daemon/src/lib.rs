@@ -14,14 +14,17 @@ mod crash;
 mod download;
 mod error;
 mod events;
+mod hooks;
 mod install;
 mod intake;
 mod manager;
 mod recovery;
 mod registry;
 mod server;
+mod snapshot;
 mod uninstall;
 mod units;
+mod upgrade;
 
 pub use config::{ConfigError, DaemonConfig, Settings};
 pub use error::OpError;

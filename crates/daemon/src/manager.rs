@@ -6,7 +6,7 @@ use crate::error::OpError;
 use crate::install;
 use crate::registry::Inner;
 use async_trait::async_trait;
-use berth_api::{ApiError, AppView, DaemonInfo, InstallRequest, Manager, ProgressSender, Uninstalled};
+use berth_api::{ApiError, AppView, DaemonInfo, InstallRequest, Manager, ProgressSender, Uninstalled, UpgradeRequest};
 use berth_core::engine::EngineError;
 use berth_core::AppName;
 use bytes::Bytes;
@@ -60,6 +60,19 @@ impl Manager for DaemonManager {
 
     async fn uninstall(&self, name: &str, keep_data: bool) -> Result<Uninstalled, ApiError> {
         self.ask(name, |reply| Command::Uninstall { keep_data, reply }).await
+    }
+
+    async fn upgrade(
+        &self,
+        name: &str,
+        request: UpgradeRequest,
+        progress: ProgressSender,
+    ) -> Result<AppView, ApiError> {
+        self.ask(name, |reply| Command::Upgrade { request, progress, reply }).await
+    }
+
+    async fn rollback(&self, name: &str, progress: ProgressSender) -> Result<AppView, ApiError> {
+        self.ask(name, |reply| Command::Rollback { progress, reply }).await
     }
 
     async fn start(&self, name: &str) -> Result<AppView, ApiError> {

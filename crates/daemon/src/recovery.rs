@@ -6,8 +6,10 @@ use crate::error::OpError;
 use crate::install;
 use crate::registry::{AppHandle, Inner, Runtime};
 use crate::uninstall;
+use crate::upgrade;
 use berth_core::journal::{
     recovery_for_install, recovery_for_uninstall, InstallRecord, OperationKind, Recovery, UninstallRecord,
+    UpgradeRecord,
 };
 use berth_core::spec::LABEL_APP;
 use berth_core::status::AppState;
@@ -31,6 +33,11 @@ pub async fn recover(inner: &Arc<Inner>) -> Result<(), OpError> {
                         install::undo(inner, id, &record, "the daemon stopped during the install").await;
                     }
                 }
+            }
+            OperationKind::Upgrade => {
+                let record: UpgradeRecord = operation.record()?;
+                tracing::warn!(operation = id, app = %operation.app, step = ?record.step, "undoing an upgrade cut short");
+                upgrade::undo(inner, id, &record, "the daemon stopped during the upgrade").await;
             }
             OperationKind::Uninstall => {
                 let record: UninstallRecord = operation.record()?;
@@ -56,7 +63,9 @@ async fn remove_orphans(inner: &Inner) -> Result<(), OpError> {
         inner.db(|s| s.apps()).await?.into_iter().map(|a| a.spec.name.to_string()).collect();
     for container in inner.engine.owned_containers(&inner.instance).await? {
         let app = container.label(LABEL_APP).unwrap_or_default();
-        if !installed.contains(app) {
+        // Also an old version kept aside by an upgrade that committed but
+        // did not get to remove it.
+        if !installed.contains(app) || container.name != app {
             tracing::warn!(container = %container.name, app, "removing a container no installed app owns");
             inner.engine.remove_container(&container.id).await?;
         }
@@ -71,6 +80,7 @@ async fn start_apps(inner: &Arc<Inner>) -> Result<(), OpError> {
         }
         let name = app.spec.name.to_string();
         let runtime = Runtime::new(app.spec, app.desired, AppState::Starting, app.created_at);
+        runtime.lock().unwrap_or_else(|e| e.into_inner()).previous = app.previous;
         let commands = actor::spawn(inner.clone(), runtime.clone(), true);
         inner.insert(&name, AppHandle { runtime, commands: Some(commands) });
     }

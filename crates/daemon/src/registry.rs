@@ -29,6 +29,8 @@ pub struct Runtime {
     pub failure: Option<String>,
     pub restarts: u32,
     pub created_at: i64,
+    /// The version the last upgrade replaced, kept for rollback.
+    pub previous: Option<AppSpec>,
 }
 
 impl Runtime {
@@ -44,6 +46,7 @@ impl Runtime {
             failure: None,
             restarts: 0,
             created_at,
+            previous: None,
         }))
     }
 }
@@ -163,6 +166,8 @@ impl Inner {
             container_id: r.container_id.clone(),
             private_dir: self.private_dir(r.spec.name.as_str()).to_string_lossy().into_owned(),
             created_at: r.created_at,
+            previous_image: r.previous.as_ref().map(|p| p.image_ref.clone()),
+            previous_image_id: r.previous.as_ref().map(|p| p.image_id.clone()),
         }
     }
 }

@@ -11,12 +11,18 @@ use berth_core::spec::{AppSpec, LABEL_INSTANCE};
 use berth_store::StoreError;
 use std::path::Path;
 
-pub async fn uninstall(inner: &Inner, spec: &AppSpec, keep_data: bool) -> Result<Uninstalled, OpError> {
+pub async fn uninstall(
+    inner: &Inner,
+    spec: &AppSpec,
+    previous: Option<&AppSpec>,
+    keep_data: bool,
+) -> Result<Uninstalled, OpError> {
     let name = spec.name.to_string();
     let record = UninstallRecord {
         step: UninstallStep::Accepted,
         app: name.clone(),
         image_id: spec.image_id.clone(),
+        previous_image_id: previous.map(|p| p.image_id.clone()).filter(|id| *id != spec.image_id),
         private_dir: inner.private_dir(&name).to_string_lossy().into_owned(),
         keep_data,
     };
@@ -54,10 +60,14 @@ pub async fn finish(inner: &Inner, operation: i64, mut record: UninstallRecord) 
 
     if !record.keep_data {
         remove_dir(Path::new(&record.private_dir)).await?;
+        remove_dir(&inner.config.root.join("snapshots").join(&name)).await?;
     }
     step(inner, operation, &mut record, UninstallStep::DirectoryRemoved).await?;
 
     let removed_image = remove_image_if_unused(inner, &record.image_id, &name).await?;
+    if let Some(previous) = record.previous_image_id.clone() {
+        remove_image_if_unused(inner, &previous, &name).await?;
+    }
     step(inner, operation, &mut record, UninstallStep::ImageRemoved).await?;
 
     crate::crash::point("uninstall:before_done");

@@ -5,20 +5,22 @@ use crate::convert::{container_event, observation_from_inspect, observation_from
 use crate::errors::translate;
 use async_trait::async_trait;
 use berth_core::engine::{
-    ByteStream, ContainerEvent, ContainerObservation, Engine, EngineError, EngineInfo, ImageInfo, Progress,
-    ProgressSink,
+    ByteStream, ContainerEvent, ContainerObservation, Engine, EngineError, EngineInfo, ExecOutcome, ImageInfo,
+    Progress, ProgressSink,
 };
 use berth_core::spec::{ContainerSpec, LABEL_APP, LABEL_INSTANCE};
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, EventsOptions, ImportImageOptions, InspectContainerOptions,
-    ListContainersOptions, ListImagesOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions,
-    StartContainerOptions, StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, DownloadFromContainerOptions, EventsOptions, ImportImageOptions,
+    InspectContainerOptions, ListContainersOptions, ListImagesOptions, LogsOptions, RemoveContainerOptions,
+    RemoveImageOptions, RenameContainerOptions, StartContainerOptions, StopContainerOptions,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
+use std::time::Duration;
 
 /// Requests that stream (loads, pulls, logs, events) may take long; the
 /// engine's own progress is what tells berth it is alive.
@@ -230,6 +232,72 @@ impl Engine for DockerEngine {
         let options = ListContainersOptions { all: true, filters: Some(owned_filter(instance)), ..Default::default() };
         let list = self.docker()?.list_containers(Some(options)).await.map_err(self.fail("containers"))?;
         Ok(list.into_iter().map(observation_from_summary).collect())
+    }
+
+    async fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError> {
+        let what = format!("container {name}");
+        let options = RenameContainerOptions { name: new_name.to_owned() };
+        self.docker()?.rename_container(name, options).await.map_err(self.fail(&what))
+    }
+
+    async fn exec(&self, container: &str, argv: &[String], timeout: Duration) -> Result<ExecOutcome, EngineError> {
+        let docker = self.docker()?;
+        let what = format!("container {container}");
+        let options = CreateExecOptions {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(argv.to_vec()),
+            ..Default::default()
+        };
+        let exec = docker.create_exec(container, options).await.map_err(self.fail(&what))?;
+        let started = docker.start_exec(&exec.id, None::<StartExecOptions>).await.map_err(self.fail(&what))?;
+        let mut output = Vec::new();
+        let finished = tokio::time::timeout(timeout, async {
+            if let StartExecResults::Attached { output: mut stream, .. } = started {
+                while let Some(Ok(chunk)) = stream.next().await {
+                    output.extend_from_slice(&chunk.into_bytes());
+                }
+            }
+        })
+        .await;
+        let exit_code = match finished {
+            Ok(()) => docker.inspect_exec(&exec.id).await.map_err(self.fail(&what))?.exit_code,
+            Err(_) => None,
+        };
+        Ok(ExecOutcome { exit_code, output: String::from_utf8_lossy(&output).into_owned() })
+    }
+
+    async fn image_files(&self, image: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        // The Engine API reads files from containers, not images: a container
+        // that is created but never started is the way in.
+        let docker = self.docker()?;
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image.to_owned()),
+            entrypoint: Some(vec!["/berth-never-runs".to_owned()]),
+            labels: Some(HashMap::from([("berth.scratch".to_owned(), "1".to_owned())])),
+            ..Default::default()
+        };
+        let scratch = docker.create_container(None::<CreateContainerOptions>, body).await.map_err(self.fail(image))?.id;
+        let options = DownloadFromContainerOptions { path: path.to_owned() };
+        let mut archive = Vec::new();
+        let mut stream = docker.download_from_container(&scratch, Some(options));
+        let mut result = Ok(Some(()));
+        while let Some(chunk) = stream.next().await {
+            match chunk.map_err(self.fail(path)) {
+                Ok(bytes) => archive.extend_from_slice(&bytes),
+                Err(EngineError::NotFound { .. }) => {
+                    result = Ok(None);
+                    break;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        drop(stream);
+        let _ = self.remove_container(&scratch).await;
+        result.map(|found| found.map(|()| archive))
     }
 
     fn events(&self, instance: &str) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {

@@ -41,6 +41,8 @@ fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredApp {
     pub spec: AppSpec,
+    /// The version the last upgrade replaced, for rollback.
+    pub previous: Option<AppSpec>,
     pub desired: DesiredState,
     pub installed: bool,
     pub created_at: i64,
@@ -92,8 +94,13 @@ CREATE TABLE IF NOT EXISTS operations (
 );
 -- One operation at a time per app, enforced by the database itself.
 CREATE UNIQUE INDEX IF NOT EXISTS one_running_operation_per_app ON operations(app) WHERE state = 'running';
-PRAGMA user_version = 1;
 ";
+
+/// Schema changes after the first version, applied in order, each once.
+const MIGRATIONS: &[&str] = &[
+    // 2: the version an upgrade replaced, kept for `berth rollback`.
+    "ALTER TABLE apps ADD COLUMN previous_spec TEXT;",
+];
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
@@ -112,6 +119,7 @@ impl Store {
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
             .map_err(open_err)?;
         connection.execute_batch(SCHEMA).map_err(open_err)?;
+        migrate(&connection).map_err(open_err)?;
         Ok(Self { connection: Arc::new(Mutex::new(connection)) })
     }
 
@@ -178,9 +186,44 @@ impl Store {
 
     /// Opens an uninstall's journal entry; refused while another operation runs.
     pub fn begin_uninstall<R: Serialize>(&self, name: &str, record: &R) -> Result<i64> {
+        self.begin_on_installed(name, OperationKind::Uninstall, record)
+    }
+
+    /// Opens an upgrade's (or rollback's) journal entry; refused while another operation runs.
+    pub fn begin_upgrade<R: Serialize>(&self, name: &str, record: &R) -> Result<i64> {
+        self.begin_on_installed(name, OperationKind::Upgrade, record)
+    }
+
+    /// Makes the new version the app, keeping `previous` for rollback, and
+    /// closes the operation, in one transaction.
+    pub fn commit_upgrade<R: Serialize>(
+        &self,
+        operation: i64,
+        spec: &AppSpec,
+        previous: &AppSpec,
+        record: &R,
+    ) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction().map_err(sql("committing an upgrade"))?;
+            let t = now();
+            tx.execute(
+                "UPDATE apps SET spec = ?2, previous_spec = ?3, desired = 'running', updated_at = ?4 WHERE name = ?1",
+                params![spec.name.as_str(), to_json(spec), to_json(previous), t],
+            )
+            .map_err(sql("committing an upgrade"))?;
+            tx.execute(
+                "UPDATE operations SET state = 'done', record = ?2, updated_at = ?3 WHERE id = ?1",
+                params![operation, to_json(record), t],
+            )
+            .map_err(sql("committing an upgrade"))?;
+            tx.commit().map_err(sql("committing an upgrade"))
+        })
+    }
+
+    fn begin_on_installed<R: Serialize>(&self, name: &str, kind: OperationKind, record: &R) -> Result<i64> {
         self.with(|c| {
             let tx =
-                c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("starting an uninstall"))?;
+                c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("starting an operation"))?;
             let installed: Option<bool> = tx
                 .query_row("SELECT installed FROM apps WHERE name = ?1", [name], |r| r.get(0))
                 .optional()
@@ -193,8 +236,8 @@ impl Store {
             if let Some(kind) = running_kind(&tx, name)? {
                 return Err(StoreError::Busy { name: name.to_owned(), kind });
             }
-            let id = insert_operation(&tx, name, OperationKind::Uninstall, &to_json(record), now())?;
-            tx.commit().map_err(sql("starting an uninstall"))?;
+            let id = insert_operation(&tx, name, kind, &to_json(record), now())?;
+            tx.commit().map_err(sql("starting an operation"))?;
             Ok(id)
         })
     }
@@ -240,7 +283,9 @@ impl Store {
     pub fn apps(&self) -> Result<Vec<StoredApp>> {
         self.with(|c| {
             let mut statement = c
-                .prepare_cached("SELECT name, spec, desired, installed, created_at FROM apps ORDER BY name")
+                .prepare_cached(
+                    "SELECT name, spec, desired, installed, created_at, previous_spec FROM apps ORDER BY name",
+                )
                 .map_err(sql("listing apps"))?;
             let rows = statement.query_map([], row_to_app).map_err(sql("listing apps"))?;
             rows.map(|row| row.map_err(sql("listing apps")).and_then(|r| r)).collect()
@@ -250,7 +295,7 @@ impl Store {
     pub fn app(&self, name: &str) -> Result<Option<StoredApp>> {
         self.with(|c| {
             c.query_row(
-                "SELECT name, spec, desired, installed, created_at FROM apps WHERE name = ?1",
+                "SELECT name, spec, desired, installed, created_at, previous_spec FROM apps WHERE name = ?1",
                 [name],
                 row_to_app,
             )
@@ -288,7 +333,8 @@ impl Store {
     pub fn image_in_use(&self, image_id: &str, except: &str) -> Result<bool> {
         self.with(|c| {
             c.query_row(
-                "SELECT EXISTS(SELECT 1 FROM apps WHERE name <> ?2 AND json_extract(spec, '$.image_id') = ?1)",
+                "SELECT EXISTS(SELECT 1 FROM apps WHERE name <> ?2 AND (json_extract(spec, '$.image_id') = ?1 \
+                 OR json_extract(previous_spec, '$.image_id') = ?1))",
                 params![image_id, except],
                 |r| r.get(0),
             )
@@ -303,6 +349,17 @@ impl Store {
                 .map_err(sql("pruning the journal"))
         })
     }
+}
+
+fn migrate(connection: &Connection) -> rusqlite::Result<()> {
+    let version: usize = connection.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (index, statement) in MIGRATIONS.iter().enumerate().skip(version.saturating_sub(1)) {
+        connection.execute_batch(&format!("BEGIN; {statement} PRAGMA user_version = {}; COMMIT;", index + 2))?;
+    }
+    if version == 0 {
+        connection.execute_batch(&format!("PRAGMA user_version = {};", MIGRATIONS.len() + 1))?;
+    }
+    Ok(())
 }
 
 fn insert_operation(
@@ -332,11 +389,13 @@ fn row_to_app(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredApp>> {
     let desired: String = row.get(2)?;
     let installed: bool = row.get(3)?;
     let created_at: i64 = row.get(4)?;
+    let previous: Option<String> = row.get(5)?;
     let corrupt = |reason: String| StoreError::Corrupt { what: format!("app {name:?}"), reason };
     Ok((|| {
         let spec: AppSpec = serde_json::from_str(&spec).map_err(|e| corrupt(e.to_string()))?;
+        let previous = previous.map(|p| serde_json::from_str(&p)).transpose().map_err(|e| corrupt(e.to_string()))?;
         let desired = DesiredState::parse(&desired).ok_or_else(|| corrupt(format!("desired state {desired:?}")))?;
-        Ok(StoredApp { spec, desired, installed, created_at })
+        Ok(StoredApp { spec, previous, desired, installed, created_at })
     })())
 }
 

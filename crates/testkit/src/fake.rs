@@ -5,8 +5,8 @@
 
 use async_trait::async_trait;
 use berth_core::engine::{
-    ByteStream, ContainerEvent, ContainerEventKind, ContainerObservation, Engine, EngineError, EngineInfo, ImageInfo,
-    ProgressSink, RunState,
+    ByteStream, ContainerEvent, ContainerEventKind, ContainerObservation, Engine, EngineError, EngineInfo, ExecOutcome,
+    ImageInfo, ProgressSink, RunState,
 };
 use berth_core::spec::{ContainerSpec, LABEL_APP, LABEL_INSTANCE};
 use berth_core::status::Health;
@@ -45,6 +45,8 @@ struct State {
     on_start: HashMap<String, VecDeque<OnStart>>,
     failures: HashMap<&'static str, VecDeque<EngineError>>,
     unreachable: bool,
+    exec_results: HashMap<String, VecDeque<ExecOutcome>>,
+    image_files: HashMap<(String, String), Vec<u8>>,
     calls: Vec<String>,
     clock: i64,
     next_id: u64,
@@ -92,6 +94,16 @@ impl FakeEngine {
     /// Makes the next call of `method` (e.g. "create_container") fail with `error`.
     pub fn fail_next(&self, method: &'static str, error: EngineError) {
         self.with(|s| s.failures.entry(method).or_default().push_back(error));
+    }
+
+    /// The next `exec` in `container` ends like this (by default: exit 0, no output).
+    pub fn on_exec(&self, container: &str, outcome: ExecOutcome) {
+        self.with(|s| s.exec_results.entry(container.into()).or_default().push_back(outcome));
+    }
+
+    /// What `image_files(image, path)` returns.
+    pub fn put_image_files(&self, image: &str, path: &str, tar: Vec<u8>) {
+        self.with(|s| s.image_files.insert((image.into(), path.into()), tar));
     }
 
     pub fn set_unreachable(&self, unreachable: bool) {
@@ -342,6 +354,42 @@ impl Engine for FakeEngine {
                 .map(observe)
                 .collect()
         }))
+    }
+
+    async fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError> {
+        self.enter("rename_container", name)?;
+        self.with(|s| {
+            if s.containers.contains_key(new_name) {
+                return Err(EngineError::Conflict { what: format!("container {new_name}") });
+            }
+            let mut c =
+                s.containers.remove(name).ok_or_else(|| EngineError::NotFound { what: format!("container {name}") })?;
+            c.spec.name = new_name.into();
+            s.containers.insert(new_name.into(), c);
+            Ok(())
+        })
+    }
+
+    async fn exec(
+        &self,
+        container: &str,
+        argv: &[String],
+        _timeout: std::time::Duration,
+    ) -> Result<ExecOutcome, EngineError> {
+        self.enter("exec", &format!("{container} {}", argv.join(" ")))?;
+        self.with(|s| {
+            let running = s.containers.get(container).is_some_and(|c| c.state == RunState::Running);
+            if !running {
+                return Err(EngineError::Conflict { what: format!("container {container} is not running") });
+            }
+            let scripted = s.exec_results.get_mut(container).and_then(VecDeque::pop_front);
+            Ok(scripted.unwrap_or(ExecOutcome { exit_code: Some(0), output: String::new() }))
+        })
+    }
+
+    async fn image_files(&self, image: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        self.enter("image_files", &format!("{image} {path}"))?;
+        Ok(self.with(|s| s.image_files.get(&(image.to_owned(), path.to_owned())).cloned()))
     }
 
     fn events(&self, instance: &str) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {

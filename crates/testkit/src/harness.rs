@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Settings that keep tests quick: a short start check and fast backoff.
-pub const TEST_SETTINGS: &str = "start_check_ms = 400\nstop_timeout_secs = 3\n\
+pub const TEST_SETTINGS: &str =
+    "start_check_ms = 400\nstop_timeout_secs = 3\nprobation_secs = 1\nhook_timeout_secs = 5\n\
 [restart]\ninitial_backoff_ms = 200\nmax_backoff_ms = 1000\nmax_crashes = 3\nstable_after_secs = 30\n";
 
 /// A name no other test (or test process) uses: `<prefix>-<pid>-<n>`.

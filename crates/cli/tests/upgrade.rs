@@ -1,0 +1,196 @@
+//! Upgrades with TPCM's hooks, probation and automatic rollback; manual
+//! rollback; and `kill -9` of the daemon at every step of an upgrade.
+
+use berth_testkit::harness::{image_exists, inspect, unique, Run, TestDaemon, TEST_SETTINGS};
+use berth_testkit::ImageBuilder;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// Writes /tpc/data/state once, then serves; TERM ends it.
+const APP: &str = "mkdir -p /tpc/data; [ -f /tpc/data/state ] || echo first-data > /tpc/data/state; \
+                   trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done";
+const PRE: &str =
+    "#!/bin/sh\nset -e\nmkdir -p /tpc/backup\ntar -cf - -C /tpc data | gzip > /tpc/backup/data.tar.gz\necho pre-ran\n";
+const POST: &str = "#!/bin/sh\nset -e\nmkdir -p /tpc/restored\ngunzip -c /tpc/backup/data.tar.gz | tar -xf - -C /tpc/restored\necho post-ran\n";
+
+fn version(name: &str, tag: &str) -> ImageBuilder {
+    ImageBuilder::new(&format!("berth-test/{name}:{tag}"))
+        .service()
+        .label("berth.test.sweep", "1")
+        .layer_marker(&format!("{name}-{tag}"))
+        .cmd(&["/bin/sh", "-c", APP])
+        .file("/tpc/hook/pre.sh", PRE, 0o755)
+        .file("/tpc/hook/post.sh", POST, 0o755)
+}
+
+struct Versions {
+    v1: String,
+    v1_id: String,
+}
+
+/// Installs `name` from v1 and returns where its archive is.
+fn installed(daemon: &mut TestDaemon, name: &str) -> Versions {
+    let v1 = daemon.archive(&version(name, "1"), false);
+    let run = daemon.berth(&["install", name, &v1.path.to_string_lossy(), "-y"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let state = daemon.private_dir(name).join("data/state");
+    daemon.wait_for("the app's data", Duration::from_secs(10), |_| state.exists().then_some(()));
+    Versions { v1: v1.path.to_string_lossy().into_owned(), v1_id: v1.image_id }
+}
+
+fn upgrade(daemon: &TestDaemon, name: &str, archive: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["upgrade", name, archive, "-y", "-o", "json"];
+    args.extend_from_slice(extra);
+    daemon.berth(&args)
+}
+
+/// The old version runs again, untouched, and nothing of the new one is left.
+fn assert_old_version_back(
+    daemon: &TestDaemon,
+    name: &str,
+    versions: &Versions,
+    old_container: &Value,
+    new_image: &str,
+) {
+    let app = daemon.wait_state(name, "running", Duration::from_secs(15));
+    assert_eq!(app["image_id"], versions.v1_id.as_str());
+    let container = inspect(name).expect("container");
+    assert_eq!(container["Id"], *old_container, "the very same old container");
+    assert_eq!(container["State"]["Running"], true);
+    assert!(inspect(&format!("{name}.berth-old")).is_none(), "nothing kept aside");
+    assert_eq!(std::fs::read_to_string(daemon.private_dir(name).join("data/state")).unwrap(), "first-data\n");
+    assert!(!daemon.private_dir(name).join("restored").exists(), "data as before the upgrade");
+    assert!(!image_exists(new_image), "the new image is taken back");
+}
+
+#[test]
+fn hooks_carry_the_data_to_the_new_version_and_the_old_one_is_kept_for_rollback() {
+    let mut daemon = TestDaemon::start(bin());
+    let name = unique("upg");
+    let versions = installed(&mut daemon, &name);
+    let v2 = daemon.archive(&version(&name, "2"), true);
+
+    let run = upgrade(&daemon, &name, &v2.path.to_string_lossy(), &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("pre hook: done") && run.stderr.contains("post hook: done"), "{run:?}");
+    let app: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(app["image_id"], v2.image_id.as_str());
+    assert_eq!(app["previous_image_id"], versions.v1_id.as_str());
+    assert_eq!(app["state"], "running");
+    let restored = daemon.private_dir(&name).join("restored/data/state");
+    assert_eq!(std::fs::read_to_string(restored).unwrap(), "first-data\n", "pre.sh backed up, post.sh restored");
+    assert!(inspect(&format!("{name}.berth-old")).is_none(), "old container removed at commit");
+    assert!(image_exists(&versions.v1_id), "previous image kept for rollback");
+    let table = daemon.berth(&["list"]).stdout;
+    assert!(table.contains("PREVIOUS") && table.contains(&format!("berth-test/{name}:1")), "{table}");
+
+    // Manual rollback: previous image and settings, and the data as it was before the upgrade.
+    std::fs::write(daemon.private_dir(&name).join("data/state"), "written-by-v2\n").unwrap();
+    let run = daemon.berth(&["rollback", &name, "-y", "-o", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let app: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(app["image_id"], versions.v1_id.as_str());
+    assert_eq!(app["previous_image_id"], v2.image_id.as_str(), "rolling back again returns to v2");
+    assert_eq!(std::fs::read_to_string(daemon.private_dir(&name).join("data/state")).unwrap(), "first-data\n");
+    assert!(!daemon.private_dir(&name).join("restored").exists());
+    assert_eq!(inspect(&name).unwrap()["Image"], versions.v1_id.as_str());
+
+    // Uninstall takes both versions' images.
+    assert_eq!(daemon.berth(&["uninstall", &name, "-y"]).code, 0);
+    assert!(!image_exists(&versions.v1_id) && !image_exists(&v2.image_id));
+}
+
+#[test]
+fn a_new_version_that_crashes_is_rolled_back() {
+    let mut daemon = TestDaemon::start(bin());
+    let name = unique("upgcrash");
+    let versions = installed(&mut daemon, &name);
+    let old = inspect(&name).unwrap()["Id"].clone();
+    let broken = daemon.archive(&version(&name, "2").cmd(&["/bin/sh", "-c", "echo cannot-start; exit 3"]), false);
+    let run = upgrade(&daemon, &name, &broken.path.to_string_lossy(), &[]);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert!(run.stderr.contains("new_started") && run.stderr.contains("exited with code 3"), "{run:?}");
+    assert!(run.stderr.contains("rolled back"), "{run:?}");
+    assert_old_version_back(&daemon, &name, &versions, &old, &broken.image_id);
+    assert!(daemon.app(&name).unwrap()["previous_image_id"].is_null());
+}
+
+#[test]
+fn failing_hooks_roll_back_naming_the_hook_and_its_output() {
+    let mut daemon = TestDaemon::start(bin());
+    let name = unique("upghook");
+    let versions = installed(&mut daemon, &name);
+    let old = inspect(&name).unwrap()["Id"].clone();
+    let bad_post = version(&name, "2").file("/tpc/hook/post.sh", "#!/bin/sh\necho post-broke\nexit 4\n", 0o755);
+    let archive = daemon.archive(&bad_post, false);
+    let run = upgrade(&daemon, &name, &archive.path.to_string_lossy(), &[]);
+    assert_eq!(run.code, 9, "{run:?}");
+    for needle in ["post_hook", "post hook", "exit code 4", "post-broke"] {
+        assert!(run.stderr.contains(needle), "{needle}: {run:?}");
+    }
+    assert_old_version_back(&daemon, &name, &versions, &old, &archive.image_id);
+
+    // --skip_data: the hooks are not run, so the same image upgrades fine.
+    let run = upgrade(&daemon, &name, &archive.path.to_string_lossy(), &["--skip_data"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!daemon.private_dir(&name).join("restored").exists(), "no hook ran");
+    assert_eq!(daemon.app(&name).unwrap()["image_id"], archive.image_id.as_str());
+}
+
+#[test]
+fn a_failing_pre_hook_leaves_the_old_version_running() {
+    let mut daemon = TestDaemon::start(bin());
+    let name = unique("upgpre");
+    let v1 = version(&name, "1").file("/tpc/hook/pre.sh", "#!/bin/sh\necho no-backup-today >&2\nexit 2\n", 0o755);
+    let archive = daemon.archive(&v1, false);
+    assert_eq!(daemon.berth(&["install", &name, &archive.path.to_string_lossy(), "-y"]).code, 0);
+    let old = inspect(&name).unwrap()["Id"].clone();
+    let started = inspect(&name).unwrap()["State"]["StartedAt"].clone();
+    let v2 = daemon.archive(&version(&name, "2"), false);
+    let run = upgrade(&daemon, &name, &v2.path.to_string_lossy(), &[]);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert!(run.stderr.contains("pre_hook") && run.stderr.contains("no-backup-today"), "{run:?}");
+    let c = inspect(&name).unwrap();
+    assert_eq!((c["Id"].clone(), c["State"]["StartedAt"].clone()), (old, started), "never stopped");
+    assert!(!image_exists(&v2.image_id));
+}
+
+#[test]
+fn an_upgrade_killed_at_any_step_is_undone_or_finished_on_restart() {
+    let points = [
+        "upgrade:before_fetching_image",
+        "upgrade:before_image_ready",
+        "upgrade:before_snapshotting",
+        "upgrade:before_pre_hook",
+        "upgrade:before_old_stopped",
+        "upgrade:before_new_started",
+        "upgrade:before_post_hook",
+        "upgrade:before_probation",
+        "upgrade:after_committed",
+    ];
+    for point in points {
+        let mut daemon = TestDaemon::start_with(bin(), TEST_SETTINGS, &[("BERTH_TEST_CRASH_AT", point)], None);
+        let name = unique("upgkill");
+        let versions = installed(&mut daemon, &name);
+        let old = inspect(&name).unwrap()["Id"].clone();
+        let v2 = daemon.archive(&version(&name, "2"), false);
+        let run = upgrade(&daemon, &name, &v2.path.to_string_lossy(), &[]);
+        assert_ne!(run.code, 0, "{point}: {run:?}");
+        assert!(daemon.wait_exit(Duration::from_secs(20)).is_some(), "{point}: the daemon killed itself");
+        daemon.launch(&[]);
+        if point == "upgrade:after_committed" {
+            let app = daemon.wait_state(&name, "running", Duration::from_secs(15));
+            assert_eq!(app["image_id"], v2.image_id.as_str(), "{point}");
+            assert!(inspect(&format!("{name}.berth-old")).is_none(), "{point}: old container cleaned up");
+            assert_eq!(inspect(&name).unwrap()["Image"], v2.image_id.as_str());
+        } else {
+            assert_old_version_back(&daemon, &name, &versions, &old, &v2.image_id);
+        }
+        let _ = &versions.v1;
+    }
+}
