@@ -2,7 +2,10 @@
 //! request: a unix socket connects in microseconds and the CLI makes one or
 //! two requests per run.
 
-use crate::{ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, Uninstalled, UpgradeRequest};
+use crate::{
+    ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, MigrationStatus, Uninstalled,
+    UpgradeRequest,
+};
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use http_body_util::{BodyExt, BodyStream, Full};
@@ -167,6 +170,14 @@ impl Client {
         }
         let response = self.send(Method::GET, &path, None, "application/octet-stream").await?;
         Ok(body_chunks(response))
+    }
+
+    /// `verb` is `export` or `import`; `None` reads the status.
+    pub async fn migrate(&self, verb: Option<&str>) -> Result<MigrationStatus, ClientError> {
+        match verb {
+            Some(verb) => self.json(Method::POST, &format!("/v1/migrate/{verb}"), None).await,
+            None => self.json(Method::GET, "/v1/migrate", None).await,
+        }
     }
 
     pub async fn openapi(&self) -> Result<serde_json::Value, ClientError> {

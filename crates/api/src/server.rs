@@ -2,8 +2,8 @@
 //! back; the daemon implements the manager.
 
 use crate::{
-    ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LogsQuery, UninstallQuery, Uninstalled,
-    UpgradeRequest,
+    ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LogsQuery, MigrationResult,
+    MigrationStatus, UninstallQuery, Uninstalled, UpgradeRequest,
 };
 use async_trait::async_trait;
 use axum::body::Body;
@@ -32,6 +32,11 @@ pub trait Manager: Send + Sync + 'static {
     /// Upgrades and returns once the new version passed probation (or the old one is back).
     async fn upgrade(&self, name: &str, request: UpgradeRequest, progress: ProgressSender)
         -> Result<AppView, ApiError>;
+    /// Saves every app into the migration store.
+    async fn migrate_export(&self) -> Result<MigrationStatus, ApiError>;
+    /// Restores every app of a pending migration.
+    async fn migrate_import(&self) -> Result<MigrationStatus, ApiError>;
+    async fn migrate_status(&self) -> Result<MigrationStatus, ApiError>;
     /// Returns to the previous version.
     async fn rollback(&self, name: &str, progress: ProgressSender) -> Result<AppView, ApiError>;
     async fn start(&self, name: &str) -> Result<AppView, ApiError>;
@@ -68,7 +73,10 @@ impl IntoResponse for ApiError {
         restart_app,
         logs,
         upgrade_app,
-        rollback_app
+        rollback_app,
+        migrate_export,
+        migrate_import,
+        migrate_status
     ),
     components(schemas(
         ApiError,
@@ -78,7 +86,9 @@ impl IntoResponse for ApiError {
         InstallEvent,
         InstallRequest,
         Uninstalled,
-        UpgradeRequest
+        UpgradeRequest,
+        MigrationStatus,
+        MigrationResult
     ))
 )]
 struct ApiDoc;
@@ -99,6 +109,9 @@ pub fn router(manager: Arc<dyn Manager>) -> Router {
         .route("/v1/apps/{name}/logs", get(logs))
         .route("/v1/apps/{name}/upgrade", post(upgrade_app))
         .route("/v1/apps/{name}/rollback", post(rollback_app))
+        .route("/v1/migrate", get(migrate_status))
+        .route("/v1/migrate/export", post(migrate_export))
+        .route("/v1/migrate/import", post(migrate_import))
         .fallback(|| async { ApiError::new(ErrorKind::NotFound, "no such endpoint; see /v1/openapi.json") })
         .with_state(manager)
 }
@@ -147,6 +160,23 @@ async fn upgrade_app(
     responses((status = 200, body = AppView), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 async fn rollback_app(State(m): Shared, Path(name): Path<String>, headers: HeaderMap) -> Response {
     operation(&headers, StatusCode::OK, move |progress| async move { m.rollback(&name, progress).await }).await
+}
+
+/// Saves every app (committed container, settings, private directory) into the migration store.
+#[utoipa::path(post, path = "/v1/migrate/export", responses((status = 200, body = MigrationStatus)))]
+async fn migrate_export(State(m): Shared) -> Result<Json<MigrationStatus>, ApiError> {
+    m.migrate_export().await.map(Json)
+}
+
+/// Restores every app of the pending migration (idempotent).
+#[utoipa::path(post, path = "/v1/migrate/import", responses((status = 200, body = MigrationStatus)))]
+async fn migrate_import(State(m): Shared) -> Result<Json<MigrationStatus>, ApiError> {
+    m.migrate_import().await.map(Json)
+}
+
+#[utoipa::path(get, path = "/v1/migrate", responses((status = 200, body = MigrationStatus)))]
+async fn migrate_status(State(m): Shared) -> Result<Json<MigrationStatus>, ApiError> {
+    m.migrate_status().await.map(Json)
 }
 
 /// Runs a long operation on its own task — a client that hangs up does not

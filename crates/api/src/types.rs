@@ -129,3 +129,20 @@ pub struct Uninstalled {
     pub kept_data: bool,
     pub removed_image: bool,
 }
+
+/// `GET /v1/migrate`: the migration store's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MigrationStatus {
+    /// `none`, `pending` (exported, not yet imported), `imported` or `partial`.
+    pub state: String,
+    pub exported_at: Option<i64>,
+    pub directory: String,
+    pub apps: Vec<MigrationResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MigrationResult {
+    pub name: String,
+    /// `exported`, `imported`, `already present` or `failed: <reason>`.
+    pub result: String,
+}

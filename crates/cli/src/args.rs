@@ -39,6 +39,9 @@ pub enum Verb {
     Upgrade(Upgrade),
     /// Return an app to the version its last upgrade replaced (image, settings, data).
     Rollback(Confirmed),
+    /// Move every app across a host OS replacement.
+    #[command(subcommand)]
+    Migrate(Migrate),
     /// Run an app in the foreground, attached to its container's output, until
     /// it stops (what its systemd unit runs). SIGTERM stops the app.
     RunApp(Target),
@@ -136,6 +139,16 @@ pub struct Upgrade {
     pub yes: bool,
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     pub output: Output,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Migrate {
+    /// Save every app (its container as an image, settings, private directory) into <root>/migration.
+    Export(ReadOptions),
+    /// Restore every app of the pending migration (the daemon also does this at start).
+    Import(ReadOptions),
+    /// Show the migration store's state and the result per app.
+    Status(ReadOptions),
 }
 
 #[derive(Args, Debug)]

@@ -154,6 +154,18 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
             bar.finish();
             output::app(&app?, target.output)?;
         }
+        Verb::Migrate(migrate) => {
+            let (verb, read) = match migrate {
+                args::Migrate::Export(read) => (Some("export"), read),
+                args::Migrate::Import(read) => (Some("import"), read),
+                args::Migrate::Status(read) => (None, read),
+            };
+            let status = client.migrate(verb).await?;
+            output::migration(&status, read.output)?;
+            if status.apps.iter().any(|a| a.result.starts_with("failed")) {
+                return Err(Failure::AppStopped("some apps failed; see the results above".into()));
+            }
+        }
         Verb::RunApp(target) => run_app(client, &target.name).await?,
         Verb::Uninstall(uninstall) => {
             confirm(

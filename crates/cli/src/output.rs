@@ -2,7 +2,7 @@
 
 use crate::args::Output;
 use crate::exit::Failure;
-use berth_api::{AppView, Uninstalled};
+use berth_api::{AppView, MigrationStatus, Uninstalled};
 use std::io::Write;
 
 pub fn raw_json(bytes: &[u8]) -> Result<(), Failure> {
@@ -88,6 +88,20 @@ pub fn uninstalled(done: &Uninstalled, output: Output) -> Result<(), Failure> {
     let data = if done.kept_data { "data kept" } else { "data removed" };
     let image = if done.removed_image { "image removed" } else { "image kept" };
     println!("uninstalled {} ({data}, {image})", done.name);
+    Ok(())
+}
+
+pub fn migration(status: &MigrationStatus, output: Output) -> Result<(), Failure> {
+    if output.is_json() {
+        return json(status);
+    }
+    let mut out = std::io::stdout().lock();
+    let when = status.exported_at.map_or_else(|| "-".to_owned(), |t| t.to_string());
+    writeln!(out, "migration: {} (exported at {when}, in {})", status.state, status.directory)
+        .map_err(Failure::output)?;
+    for app in &status.apps {
+        writeln!(out, "  {:<24} {}", app.name, app.result).map_err(Failure::output)?;
+    }
     Ok(())
 }
 

@@ -176,6 +176,11 @@ pub trait Engine: Send + Sync + 'static {
     /// tar archive; `None` when the image has no such path.
     async fn image_files(&self, image: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError>;
 
+    /// Saves the container's filesystem as a new image `reference`; returns its id.
+    async fn commit_container(&self, name: &str, reference: &str) -> Result<String, EngineError>;
+    /// The image as a `docker save` archive (uncompressed tar).
+    fn save_image(&self, image: &str) -> BoxStream<'static, Result<Bytes, EngineError>>;
+
     /// Events of this instance's containers from now on. Ends when the engine goes away.
     fn events(&self, instance: &str) -> BoxStream<'static, Result<ContainerEvent, EngineError>>;
     /// The container's output (stdout and stderr, in order).

@@ -18,6 +18,7 @@ mod hooks;
 mod install;
 mod intake;
 mod manager;
+mod migrate;
 mod recovery;
 mod registry;
 mod server;

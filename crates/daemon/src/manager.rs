@@ -6,7 +6,10 @@ use crate::error::OpError;
 use crate::install;
 use crate::registry::Inner;
 use async_trait::async_trait;
-use berth_api::{ApiError, AppView, DaemonInfo, InstallRequest, Manager, ProgressSender, Uninstalled, UpgradeRequest};
+use berth_api::{
+    ApiError, AppView, DaemonInfo, InstallRequest, Manager, MigrationStatus, ProgressSender, Uninstalled,
+    UpgradeRequest,
+};
 use berth_core::engine::EngineError;
 use berth_core::AppName;
 use bytes::Bytes;
@@ -73,6 +76,18 @@ impl Manager for DaemonManager {
 
     async fn rollback(&self, name: &str, progress: ProgressSender) -> Result<AppView, ApiError> {
         self.ask(name, |reply| Command::Rollback { progress, reply }).await
+    }
+
+    async fn migrate_export(&self) -> Result<MigrationStatus, ApiError> {
+        Ok(crate::migrate::export(&self.inner).await?)
+    }
+
+    async fn migrate_import(&self) -> Result<MigrationStatus, ApiError> {
+        Ok(crate::migrate::import(&self.inner).await?)
+    }
+
+    async fn migrate_status(&self) -> Result<MigrationStatus, ApiError> {
+        Ok(crate::migrate::status(&self.inner)?)
     }
 
     async fn start(&self, name: &str) -> Result<AppView, ApiError> {

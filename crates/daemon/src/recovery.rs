@@ -47,6 +47,7 @@ pub async fn recover(inner: &Arc<Inner>) -> Result<(), OpError> {
             }
         }
     }
+    crate::migrate::import_pending(inner).await;
     remove_orphans(inner).await?;
     start_apps(inner).await?;
     inner.recovered.store(true, Ordering::Release);

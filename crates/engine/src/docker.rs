@@ -300,6 +300,34 @@ impl Engine for DockerEngine {
         result.map(|found| found.map(|()| archive))
     }
 
+    async fn commit_container(&self, name: &str, reference: &str) -> Result<String, EngineError> {
+        let (repo, tag) = split_tag(reference);
+        let options = bollard::query_parameters::CommitContainerOptions {
+            container: Some(name.to_owned()),
+            repo: Some(repo.to_owned()),
+            tag: tag.map(str::to_owned),
+            comment: Some("berth migrate export".to_owned()),
+            pause: true,
+            ..Default::default()
+        };
+        let what = format!("container {name}");
+        let committed = self
+            .docker()?
+            .commit_container(options, bollard::models::ContainerConfig::default())
+            .await
+            .map_err(self.fail(&what))?;
+        Ok(committed.id)
+    }
+
+    fn save_image(&self, image: &str) -> BoxStream<'static, Result<Bytes, EngineError>> {
+        let docker = match self.docker() {
+            Ok(docker) => docker,
+            Err(e) => return futures::stream::iter([Err(e)]).boxed(),
+        };
+        let (endpoint, what) = (self.endpoint.clone(), format!("image {image}"));
+        docker.export_image(image).map(move |chunk| chunk.map_err(|e| translate(e, &endpoint, &what))).boxed()
+    }
+
     fn events(&self, instance: &str) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {
         let mut filters = owned_filter(instance);
         filters.insert("type".into(), vec!["container".into()]);

@@ -265,6 +265,22 @@ impl Store {
         })
     }
 
+    /// Records an app brought in by a migration: its row is created, or its
+    /// spec replaced (the image id changes to the migrated image's).
+    pub fn put_migrated(&self, spec: &AppSpec, desired: DesiredState) -> Result<()> {
+        self.with(|c| {
+            let t = now();
+            c.execute(
+                "INSERT INTO apps (name, spec, desired, installed, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?4)
+                 ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, desired = excluded.desired, installed = 1,
+                 updated_at = excluded.updated_at",
+                params![spec.name.as_str(), to_json(spec), desired.as_str(), t],
+            )
+            .map_err(sql("recording a migrated app"))?;
+            Ok(())
+        })
+    }
+
     pub fn set_desired(&self, name: &str, desired: DesiredState) -> Result<()> {
         self.with(|c| {
             let changed = c

@@ -392,6 +392,30 @@ impl Engine for FakeEngine {
         Ok(self.with(|s| s.image_files.get(&(image.to_owned(), path.to_owned())).cloned()))
     }
 
+    async fn commit_container(&self, name: &str, reference: &str) -> Result<String, EngineError> {
+        self.enter("commit_container", name)?;
+        self.with(|s| {
+            if !s.containers.contains_key(name) {
+                return Err(EngineError::NotFound { what: format!("container {name}") });
+            }
+            s.next_id += 1;
+            let id = format!("sha256:{:064x}", s.next_id);
+            let info = ImageInfo { id: id.clone(), repo_tags: vec![reference.to_owned()], size: 1 };
+            s.images.insert(id.clone(), info);
+            Ok(id)
+        })
+    }
+
+    fn save_image(&self, image: &str) -> BoxStream<'static, Result<Bytes, EngineError>> {
+        let known = self.with(|s| s.images.contains_key(image));
+        let item = if known {
+            Ok(Bytes::from(format!("saved {image}")))
+        } else {
+            Err(EngineError::NotFound { what: format!("image {image}") })
+        };
+        futures::stream::iter([item]).boxed()
+    }
+
     fn events(&self, instance: &str) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {
         let _ = instance;
         tokio_stream::wrappers::BroadcastStream::new(self.events.subscribe())

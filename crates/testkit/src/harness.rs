@@ -79,6 +79,11 @@ impl TestDaemon {
         daemon
     }
 
+    /// Points the next `launch` at another engine (a replaced host OS).
+    pub fn set_docker_host(&mut self, host: &str) {
+        self.docker_host = Some(host.to_owned());
+    }
+
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("root")
     }

@@ -1,0 +1,425 @@
+#!/usr/bin/env bash
+# berth benchmark: installing from http. `tpcm install <app> http://…/big.tar.gz -y`
+# (a ~100 MB gzipped image archive served on the loopback) against the shell
+# pipeline `curl -s http://…/big.tar.gz | gunzip | docker load`, measured in
+# the same run, alternating, with the image removed between runs so that every
+# run really loads it. Prints the figures and pass/fail against the target
+# (berth within 10% of the pipeline, see docs/PERFORMANCE.md); it exits 0
+# whether or not the target is met, and non-zero only when something broke.
+#
+# Usage, from the repository root:   scripts/bench-install.sh
+# Environment:
+#   CARGO_TARGET_DIR  build directory (default ~/.cache/berth/target)
+#   BENCH_RUNS        measured runs per side (default 5)
+#   BENCH_WARMUP      unmeasured runs per side first (default 1)
+#   BENCH_PAD_MB      incompressible payload of the image in MiB (default 100)
+#   BENCH_EXPORT      if set, the per-run figures (TSV) are copied to this path
+#   BENCH_DAEMON_LOG  if set, the daemon's log is copied to this path at exit
+#
+# Everything the run creates (daemon, http server, event listener, containers,
+# the image, the work directory) is removed on exit. If a run was killed with
+# SIGKILL, the next run finds its state file and removes its leftovers first.
+set -euo pipefail
+
+RUNS="${BENCH_RUNS:-5}"
+WARMUP="${BENCH_WARMUP:-1}"
+PAD_MB="${BENCH_PAD_MB:-100}"
+TARGET_RATIO=1.10
+IMAGE_TAG="berth-bench/big:1"
+APP_PREFIX="big-"
+DOCKER_SOCK=/var/run/docker.sock
+CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/berth"
+STATE_FILE="$CACHE_DIR/bench-install.state"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}"
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'bench-install: %s\n' "$*" >&2; exit 1; }
+
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive number, not '$RUNS'"
+[[ "$WARMUP" =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a number, not '$WARMUP'"
+[[ "$PAD_MB" =~ ^[1-9][0-9]*$ ]] || die "BENCH_PAD_MB must be a positive number, not '$PAD_MB'"
+
+# ---------------------------------------------------------------- prerequisites
+apt_install() { # $1: package
+    say "installing $1"
+    export DEBIAN_FRONTEND=noninteractive
+    local apt_log
+    apt_log=$(mktemp)
+    apt-get install -y "$1" >"$apt_log" 2>&1 \
+        || { apt-get update >>"$apt_log" 2>&1 && apt-get install -y "$1" >>"$apt_log" 2>&1; } \
+        || { cat "$apt_log" >&2; rm -f "$apt_log"; die "could not install $1 (apt-get install -y $1)"; }
+    rm -f "$apt_log"
+}
+command -v docker >/dev/null || die "the docker CLI is needed (it is the comparison baseline)"
+command -v python3 >/dev/null || die "python3 is needed (it serves the archive over http)"
+command -v gunzip >/dev/null || die "gunzip is needed (it is part of the baseline)"
+command -v cargo >/dev/null || die "cargo is needed"
+command -v curl >/dev/null || apt_install curl
+curl -sf --unix-socket "$DOCKER_SOCK" http://x/_ping >/dev/null \
+    || die "the Docker Engine does not answer on $DOCKER_SOCK (start it: nohup dockerd > /tmp/dockerd.log 2>&1 &)"
+[ -n "${EPOCHREALTIME:-}" ] || die "bash 5 is needed (\$EPOCHREALTIME)"
+
+# -------------------------------------------------- one run at a time, leftovers
+mkdir -p "$CACHE_DIR"
+exec 9>"$CACHE_DIR/bench-install.lock"
+flock -n 9 || die "another scripts/bench-install.sh is running (lock $CACHE_DIR/bench-install.lock)"
+
+remove_containers() { # $1: instance
+    local ids
+    ids=$(docker ps -aq --filter "label=berth.instance=$1")
+    if [ -n "$ids" ]; then
+        # shellcheck disable=SC2086
+        docker rm -f -v $ids >/dev/null || true
+    fi
+}
+
+stop_daemon() { # $1: pid, $2: work dir (only a berth daemon of that dir is stopped)
+    local pid=$1 dir=$2 i
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "daemon --root $dir/root" || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+stop_helper() { # $1: pid, $2: text its command line must hold (so a reused pid is left alone)
+    local pid=$1 mark=$2
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$mark" || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+}
+
+remove_image() { # the benchmark image, if it is the benchmark's (labelled as a test image)
+    local label
+    label=$(docker image inspect --format '{{index .Config.Labels "berth.test.sweep"}}' "$IMAGE_TAG" 2>/dev/null) || return 0
+    [ "$label" = 1 ] || die "$IMAGE_TAG exists and is not a benchmark image; remove it first"
+    docker rmi -f "$IMAGE_TAG" >/dev/null
+}
+
+if [ -s "$STATE_FILE" ]; then
+    say "removing the leftovers of an interrupted run ($STATE_FILE)"
+    # shellcheck disable=SC1090
+    (
+        . "$STATE_FILE"
+        stop_helper "${OLD_EVENTS_PID:-}" "events --since"
+        stop_helper "${OLD_HTTP_PID:-}" "http.server --bind 127.0.0.1"
+        stop_daemon "${OLD_PID:-}" "${OLD_W:-/nonexistent}"
+        if [ -n "${OLD_INSTANCE:-}" ]; then remove_containers "$OLD_INSTANCE"; fi
+        remove_image || true
+        if [ -n "${OLD_W:-}" ]; then rm -rf "$OLD_W"; fi
+    )
+    rm -f "$STATE_FILE"
+fi
+
+# --------------------------------------------------------------------- build
+say "building release binaries (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+cargo build --release --quiet -p berth-cli -p berth-testkit
+BERTH="$CARGO_TARGET_DIR/release/berth"
+MKIMAGE="$CARGO_TARGET_DIR/release/berth-mkimage"
+[ -x "$BERTH" ] && [ -x "$MKIMAGE" ] || die "build produced no $BERTH / $MKIMAGE"
+
+# ---------------------------------------------------------- work dir, cleanup
+W=$(mktemp -d -t berth-bench-install.XXXXXX)
+SOCK="$W/berth.sock"
+DAEMON_PID=""
+HTTP_PID=""
+EVENTS_PID=""
+INSTANCE=""
+
+save_state() {
+    printf 'OLD_W=%q\nOLD_PID=%q\nOLD_INSTANCE=%q\nOLD_HTTP_PID=%q\nOLD_EVENTS_PID=%q\n' \
+        "$W" "$DAEMON_PID" "$INSTANCE" "$HTTP_PID" "$EVENTS_PID" >"$STATE_FILE"
+}
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM HUP
+    set +e
+    say "cleaning up"
+    stop_helper "$EVENTS_PID" "events --since"
+    stop_helper "$HTTP_PID" "http.server --bind 127.0.0.1"
+    stop_daemon "$DAEMON_PID" "$W"
+    [ -n "$INSTANCE" ] && remove_containers "$INSTANCE"
+    (remove_image)
+    [ -z "${BENCH_DAEMON_LOG:-}" ] || cp "$W/daemon.log" "$BENCH_DAEMON_LOG"
+    if [ "$status" -ne 0 ]; then
+        for log in run.log daemon.log; do
+            [ -s "$W/$log" ] || continue
+            echo "--- last lines of $log:" >&2
+            tail -n 30 "$W/$log" >&2
+        done
+    fi
+    rm -rf "$W"
+    rm -f "$STATE_FILE"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+save_state
+
+# The names the run needs must be free.
+taken=$(docker ps -a --format '{{.Names}}' | grep -cE "^${APP_PREFIX}[0-9]+\$" || true)
+[ "$taken" -eq 0 ] || die "$taken container(s) named ${APP_PREFIX}N already exist; remove them first (docker ps -a --filter name=$APP_PREFIX)"
+remove_image
+
+info() { curl -sf --unix-socket "$SOCK" http://x/v1/info; }
+json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print(str(v).lower() if isinstance(v,bool) else v)' "$1"; }
+image_present() { docker image inspect "$IMAGE_TAG" >/dev/null 2>&1; }
+now_us() { # wall clock in microseconds, into the variable named $1 (no fork)
+    local t=$EPOCHREALTIME
+    printf -v "$1" '%s' "${t//[.,]/}"
+}
+# CPU time is read without starting processes, so that the readings do not
+# count themselves: the shell's children times include every process it waited for.
+cpu_ms_of() { # utime + stime of process $2 in ms, into the variable named $1
+    local -a f=()
+    read -r -a f <"/proc/$2/stat" 2>/dev/null || f=()
+    if [ "${#f[@]}" -ge 15 ]; then
+        printf -v "$1" '%s' $(((f[13] + f[14]) * 1000 / CLK_TCK))
+    else
+        printf -v "$1" '%s' 0
+    fi
+}
+children_cpu_ms() { # user + system time of this shell's finished children in ms, into the variable named $1
+    local line
+    times >"$W/times.txt" # `times` in $(…) would report the subshell's children
+    { read -r line; read -r line; } <"$W/times.txt"
+    [[ "$line" =~ ^([0-9]+)m([0-9]+)[.,]([0-9]{3})s\ ([0-9]+)m([0-9]+)[.,]([0-9]{3})s$ ]] \
+        || die "cannot read the output of times: $line"
+    local r=("${BASH_REMATCH[@]}")
+    printf -v "$1" '%s' $(((10#${r[1]} * 60 + 10#${r[2]}) * 1000 + 10#${r[3]} + (10#${r[4]} * 60 + 10#${r[5]}) * 1000 + 10#${r[6]}))
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# ------------------------------------------------------------------- archive
+say "writing the image archive ($PAD_MB MiB incompressible payload, gzip)"
+IMAGE_ID=$("$MKIMAGE" --tag "$IMAGE_TAG" --gzip --pad-mb "$PAD_MB" --out "$W/big.tar.gz" --label berth.test.sweep=1)
+ARCHIVE_BYTES=$(stat -c %s "$W/big.tar.gz")
+TAR_BYTES=$(gunzip -c "$W/big.tar.gz" | wc -c)
+say "archive $(du -h "$W/big.tar.gz" | cut -f1) ($ARCHIVE_BYTES bytes, $TAR_BYTES as tar), image $IMAGE_ID"
+
+# --------------------------------------------------------------- http server
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL="http://127.0.0.1:$PORT/big.tar.gz"
+python3 -m http.server --bind 127.0.0.1 "$PORT" --directory "$W" </dev/null >"$W/http.log" 2>&1 9>&- &
+HTTP_PID=$!
+save_state
+for _ in $(seq 100); do
+    kill -0 "$HTTP_PID" 2>/dev/null || die "the http server exited: $(cat "$W/http.log")"
+    curl -sfI "$URL" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -sfI "$URL" >/dev/null || die "the http server does not answer on $URL"
+say "serving $URL (python3 http.server, pid $HTTP_PID)"
+
+# -------------------------------------------------------------------- daemon
+mkdir -p "$W/root"
+printf 'start_check_ms = 100\n' >"$W/root/berth.toml"
+say "starting the daemon (work dir $W)"
+RUST_LOG="${RUST_LOG:-info}" "$BERTH" daemon --root "$W/root" --unit-dir "$W/units" --socket "$SOCK" \
+    </dev/null >"$W/daemon.log" 2>&1 9>&- &
+DAEMON_PID=$!
+save_state
+ready=""
+for _ in $(seq 300); do
+    kill -0 "$DAEMON_PID" 2>/dev/null || die "the daemon exited during start-up"
+    if out=$(info 2>/dev/null) && [ "$(json_field ready <<<"$out")" = true ]; then
+        ready=$out
+        break
+    fi
+    sleep 0.1
+done
+[ -n "$ready" ] || die "the daemon did not become ready within 30 s"
+INSTANCE=$(json_field instance <<<"$ready")
+[ -n "$INSTANCE" ] && [ "$INSTANCE" != None ] || die "no instance in /v1/info: $ready"
+save_state
+ln -s "$BERTH" "$W/tpcm"
+say "daemon ready: pid $DAEMON_PID, instance $INSTANCE"
+
+# The engine's own record of when each image finished loading and when each
+# container was created and started, to split the times below.
+docker events --since "$(date +%s)" --filter type=image --filter type=container \
+    --format '{{.TimeNano}} {{.Type}} {{.Action}} {{index .Actor.Attributes "name"}}' \
+    </dev/null >"$W/events.log" 2>"$W/events.err" 9>&- &
+EVENTS_PID=$!
+save_state
+sleep 1
+kill -0 "$EVENTS_PID" 2>/dev/null || die "docker events exited: $(cat "$W/events.err")"
+
+DOCKERD_PID=$(pidof dockerd 2>/dev/null | awk 'NF == 1 { print $1 }') || true
+[ -n "$DOCKERD_PID" ] && [ -r "/proc/$DOCKERD_PID/stat" ] || DOCKERD_PID=""
+
+# ------------------------------------------------------------------- the runs
+# One line per run in runs.tsv:
+#   side  round  start_us  end_us  dockerd_cpu_ms  daemon_cpu_ms  children_cpu_ms  app
+printf 'side\tround\tstart_us\tend_us\tdockerd_cpu_ms\tberth_daemon_cpu_ms\tclient_cpu_ms\tapp\n' >"$W/runs.tsv"
+LEFTOVER_IMAGES=0
+
+measure() { # $1: side, $2: round, $3: app (or -), then the command
+    local side=$1 round=$2 app=$3 start end d0=0 d1=0 b0 b1 c0 c1
+    shift 3
+    children_cpu_ms c0
+    [ -z "$DOCKERD_PID" ] || cpu_ms_of d0 "$DOCKERD_PID"
+    cpu_ms_of b0 "$DAEMON_PID"
+    now_us start
+    "$@" >"$W/run.log" 2>&1 9>&- || die "$side run $round failed: $*"
+    now_us end
+    cpu_ms_of b1 "$DAEMON_PID"
+    [ -z "$DOCKERD_PID" ] || cpu_ms_of d1 "$DOCKERD_PID"
+    children_cpu_ms c1
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$side" "$round" "$start" "$end" \
+        $((d1 - d0)) $((b1 - b0)) $((c1 - c0)) "$app" >>"$W/runs.tsv"
+}
+
+run_berth() { # $1: round
+    local app="$APP_PREFIX$1"
+    measure berth "$1" "$app" "$W/tpcm" --socket "$SOCK" install "$app" "$URL" -y
+    "$BERTH" --socket "$SOCK" uninstall "$app" -y >"$W/uninstall.log" 2>&1 9>&- \
+        || { cat "$W/uninstall.log" >&2; die "uninstalling $app failed"; }
+    if image_present; then
+        # berth uninstall removes an image no other app uses; it did not.
+        LEFTOVER_IMAGES=$((LEFTOVER_IMAGES + 1))
+        docker rmi -f "$IMAGE_TAG" >/dev/null
+    fi
+}
+
+run_baseline() { # $1: round
+    measure baseline "$1" - bash -c 'set -o pipefail; curl -sf "$1" | gunzip | docker load' _ "$URL"
+    grep -q "Loaded image: $IMAGE_TAG" "$W/run.log" || die "docker load did not report $IMAGE_TAG: $(cat "$W/run.log")"
+    docker rmi "$IMAGE_TAG" >/dev/null
+}
+
+image_present && die "$IMAGE_TAG is still in the engine"
+say "$WARMUP warm-up and $RUNS measured runs per side, alternating (berth first in odd rounds, the pipeline first in even ones)"
+for ((round = 1 - WARMUP; round <= RUNS; round++)); do
+    label="round $round"
+    ((round < 1)) && label="warm-up"
+    if ((round % 2 != 0)); then
+        run_berth "$round"
+        run_baseline "$round"
+    else
+        run_baseline "$round"
+        run_berth "$round"
+    fi
+    printf '    %-8s berth %6.2f s   pipeline %6.2f s\n' "$label" \
+        "$(awk -F'\t' -v r="$round" '$1 == "berth" && $2 == r { print ($4 - $3) / 1e6 }' "$W/runs.tsv")" \
+        "$(awk -F'\t' -v r="$round" '$1 == "baseline" && $2 == r { print ($4 - $3) / 1e6 }' "$W/runs.tsv")"
+done
+
+# What starting the baseline's shell costs (it is inside the pipeline's times).
+now_us shell_start
+for _ in $(seq 20); do bash -c 'set -o pipefail; true'; done
+now_us shell_end
+SHELL_MS=$(awk -v us=$((shell_end - shell_start)) 'BEGIN { printf "%.1f", us / 20 / 1000 }')
+sleep 1 # let the last events arrive
+RSS_PEAK=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$DAEMON_PID/status")
+[ -z "${BENCH_EXPORT:-}" ] || cp "$W/runs.tsv" "$BENCH_EXPORT"
+
+# ------------------------------------------------------------------ summary
+python3 - "$W/runs.tsv" "$W/events.log" "$ARCHIVE_BYTES" "$TAR_BYTES" "$TARGET_RATIO" "$SHELL_MS" "$RSS_PEAK" \
+    "$LEFTOVER_IMAGES" "$([ -n "$DOCKERD_PID" ] && echo yes || echo no)" <<'PY'
+import csv, statistics, sys
+runs_path, events_path, archive_bytes, tar_bytes, target, shell_ms, rss_peak, leftovers, have_dockerd = sys.argv[1:]
+target = float(target)
+runs = [r for r in csv.DictReader(open(runs_path), delimiter="\t") if int(r["round"]) >= 1]
+events = []
+for line in open(events_path):
+    parts = line.split()
+    if len(parts) >= 3:
+        events.append((int(parts[0]), parts[1], parts[2], parts[3] if len(parts) > 3 else ""))
+
+def first_event(start_ns, end_ns, kind, action, name=None):
+    for t, k, a, n in events:
+        if start_ns <= t <= end_ns and k == kind and a == action and (name is None or n == name):
+            return t
+    return None
+
+rows = {"berth": [], "baseline": []}
+for r in runs:
+    start, end = int(r["start_us"]) * 1000, int(r["end_us"]) * 1000
+    loaded = first_event(start, end, "image", "load")
+    row = {
+        "total": (end - start) / 1e9,
+        "loaded": None if loaded is None else (loaded - start) / 1e9,
+        "after_load": None if loaded is None else (end - loaded) / 1e9,
+        "dockerd_cpu": int(r["dockerd_cpu_ms"]) / 1e3,
+        "berth_cpu": int(r["berth_daemon_cpu_ms"]) / 1e3,
+        "client_cpu": int(r["client_cpu_ms"]) / 1e3,
+    }
+    if r["side"] == "berth":
+        created = first_event(start, end, "container", "create", r["app"])
+        started = first_event(start, end, "container", "start", r["app"])
+        row["create"] = None if created is None or loaded is None else (created - loaded) / 1e9
+        row["start"] = None if started is None or created is None else (started - created) / 1e9
+        row["tail"] = None if started is None else (end - started) / 1e9
+    rows[r["side"]].append(row)
+
+def stats(side, key):
+    values = [row[key] for row in rows[side] if row.get(key) is not None]
+    if len(values) != len(rows[side]) or not values:
+        return None
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0), min(values), max(values)
+
+def fmt(s, unit="s"):
+    if s is None:
+        return f"{'n/a':>8} {'':>7} {'':>8} {'':>8}"
+    return f"{s[0]:8.3f} {s[1]:7.3f} {s[2]:8.3f} {s[3]:8.3f}"
+
+mb = int(archive_bytes) / 1e6
+n = len(rows["berth"])
+print()
+print(f"install from http, {n} runs per side, alternating; archive {mb:.1f} MB gzip "
+      f"({int(tar_bytes) / 1e6:.1f} MB tar)")
+print(f"  {'seconds':<58} {'mean':>8} {'stddev':>7} {'min':>8} {'max':>8}")
+table = [
+    ("berth: tpcm install … -y, total", "berth", "total"),
+    ("pipeline: curl | gunzip | docker load, total", "baseline", "total"),
+    ("berth: start → engine's image load event", "berth", "loaded"),
+    ("pipeline: start → engine's image load event", "baseline", "loaded"),
+    ("berth: load event → container created", "berth", "create"),
+    ("berth: container created → started", "berth", "start"),
+    ("berth: started → install returns (start check 100 ms)", "berth", "tail"),
+    ("pipeline: load event → docker load returns", "baseline", "after_load"),
+]
+for name, side, key in table:
+    print(f"  {name:<58} {fmt(stats(side, key))}")
+print()
+print("CPU seconds per run (mean)")
+if have_dockerd == "yes":
+    print(f"  {'dockerd':<58} berth {stats('berth', 'dockerd_cpu')[0]:6.2f}   pipeline {stats('baseline', 'dockerd_cpu')[0]:6.2f}")
+print(f"  {'berth daemon (download, gunzip, tar check, sha256, upload)':<58} {stats('berth', 'berth_cpu')[0]:12.2f}")
+print(f"  {'client processes (tpcm / bash+curl+gunzip+docker CLI)':<58} berth {stats('berth', 'client_cpu')[0]:6.2f}   pipeline {stats('baseline', 'client_cpu')[0]:6.2f}")
+
+total_b, total_p = stats("berth", "total"), stats("baseline", "total")
+ratio = total_b[0] / total_p[0]
+load_b, load_p = stats("berth", "loaded"), stats("baseline", "loaded")
+print()
+print("summary")
+print(f"  tpcm install (http)           {total_b[0]:7.3f} s ± {total_b[1]:.3f}  ({mb / total_b[0]:.1f} MB/s of archive)")
+print(f"  curl | gunzip | docker load   {total_p[0]:7.3f} s ± {total_p[1]:.3f}  ({mb / total_p[0]:.1f} MB/s of archive)")
+print(f"  ratio berth / pipeline, total          {ratio:6.3f}")
+if load_b and load_p:
+    print(f"  ratio berth / pipeline, image loaded   {load_b[0] / load_p[0]:6.3f}  (start → the engine's load event)")
+print(f"  the pipeline's bash start-up (inside its times): {shell_ms} ms")
+print(f"  berth daemon peak RSS during the run: {rss_peak} MiB")
+if int(leftovers):
+    print(f"  NOTE: after {leftovers} uninstall(s) the image was still in the engine (removed by the script)")
+print(f"  target: tpcm install within {round((target - 1) * 100)}% of the pipeline   "
+      f"{'PASS' if ratio <= target else 'FAIL'} ({ratio:.3f})")
+PY
+printf '  machine: %s CPUs (%s), %s RAM, kernel %s\n' "$(nproc)" \
+    "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
+    "$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)" "$(uname -r)"
+printf '  docker: engine %s (storage %s), CLI %s; curl %s; %s; %s\n' \
+    "$(docker version --format '{{.Server.Version}}' 2>/dev/null)" \
+    "$(docker info --format '{{.Driver}}' 2>/dev/null)" \
+    "$(docker version --format '{{.Client.Version}}' 2>/dev/null)" \
+    "$(curl --version | awk 'NR == 1 { print $2 }')" "$(python3 --version)" "$("$BERTH" --version)"
+printf '  load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
