@@ -3,7 +3,7 @@
 //! two requests per run.
 
 use crate::{
-    ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, MigrationStatus, Uninstalled,
+    ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LoginRequest, MigrationStatus, Uninstalled,
     UpgradeRequest,
 };
 use bytes::Bytes;
@@ -172,6 +172,17 @@ impl Client {
         Ok(body_chunks(response))
     }
 
+    pub async fn login(&self, request: &LoginRequest) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.send(Method::POST, "/v1/registries", Some(body), "application/json").await.map(drop)
+    }
+
+    pub async fn logout(&self, registry: &str) -> Result<(), ClientError> {
+        self.send(Method::DELETE, &format!("/v1/registries/{}", encode(registry)), None, "application/json")
+            .await
+            .map(drop)
+    }
+
     /// `verb` is `export` or `import`; `None` reads the status.
     pub async fn migrate(&self, verb: Option<&str>) -> Result<MigrationStatus, ClientError> {
         match verb {
@@ -188,18 +199,21 @@ impl Client {
 /// `/v1/apps/<name>[/<verb>]`, with the name percent-encoded so that no input
 /// can change the path.
 fn app_path(name: &str, verb: &str) -> String {
-    let encoded: String = name
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
+    let encoded = encode(name);
     if verb.is_empty() {
         format!("/v1/apps/{encoded}")
     } else {
         format!("/v1/apps/{encoded}/{verb}")
     }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 async fn collect(response: Response<Incoming>) -> Result<Bytes, ClientError> {

@@ -2,7 +2,7 @@
 //! back; the daemon implements the manager.
 
 use crate::{
-    ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LogsQuery, MigrationResult,
+    ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LoginRequest, LogsQuery, MigrationResult,
     MigrationStatus, UninstallQuery, Uninstalled, UpgradeRequest,
 };
 use async_trait::async_trait;
@@ -37,6 +37,10 @@ pub trait Manager: Send + Sync + 'static {
     /// Restores every app of a pending migration.
     async fn migrate_import(&self) -> Result<MigrationStatus, ApiError>;
     async fn migrate_status(&self) -> Result<MigrationStatus, ApiError>;
+    /// Stores a registry login (never echoed back).
+    async fn login(&self, request: LoginRequest) -> Result<(), ApiError>;
+    /// Forgets a registry login; `false` when there was none.
+    async fn logout(&self, registry: &str) -> Result<bool, ApiError>;
     /// Returns to the previous version.
     async fn rollback(&self, name: &str, progress: ProgressSender) -> Result<AppView, ApiError>;
     async fn start(&self, name: &str) -> Result<AppView, ApiError>;
@@ -76,7 +80,9 @@ impl IntoResponse for ApiError {
         rollback_app,
         migrate_export,
         migrate_import,
-        migrate_status
+        migrate_status,
+        login,
+        logout
     ),
     components(schemas(
         ApiError,
@@ -88,7 +94,8 @@ impl IntoResponse for ApiError {
         Uninstalled,
         UpgradeRequest,
         MigrationStatus,
-        MigrationResult
+        MigrationResult,
+        LoginRequest
     ))
 )]
 struct ApiDoc;
@@ -109,6 +116,8 @@ pub fn router(manager: Arc<dyn Manager>) -> Router {
         .route("/v1/apps/{name}/logs", get(logs))
         .route("/v1/apps/{name}/upgrade", post(upgrade_app))
         .route("/v1/apps/{name}/rollback", post(rollback_app))
+        .route("/v1/registries", post(login))
+        .route("/v1/registries/{registry}", axum::routing::delete(logout))
         .route("/v1/migrate", get(migrate_status))
         .route("/v1/migrate/export", post(migrate_export))
         .route("/v1/migrate/import", post(migrate_import))
@@ -160,6 +169,22 @@ async fn upgrade_app(
     responses((status = 200, body = AppView), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 async fn rollback_app(State(m): Shared, Path(name): Path<String>, headers: HeaderMap) -> Response {
     operation(&headers, StatusCode::OK, move |progress| async move { m.rollback(&name, progress).await }).await
+}
+
+/// Stores a login for a registry (file mode 0600 in berth's root).
+#[utoipa::path(post, path = "/v1/registries", request_body = LoginRequest, responses((status = 204), (status = 400, body = ApiError)))]
+async fn login(State(m): Shared, Json(request): Json<LoginRequest>) -> Result<StatusCode, ApiError> {
+    m.login(request).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+/// Forgets the login for a registry.
+#[utoipa::path(delete, path = "/v1/registries/{registry}", params(("registry" = String, Path)),
+    responses((status = 204), (status = 404, body = ApiError)))]
+async fn logout(State(m): Shared, Path(registry): Path<String>) -> Result<StatusCode, ApiError> {
+    match m.logout(&registry).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(ApiError::new(ErrorKind::NotFound, format!("no login for {registry}"))),
+    }
 }
 
 /// Saves every app (committed container, settings, private directory) into the migration store.

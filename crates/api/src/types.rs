@@ -27,6 +27,9 @@ pub struct InstallRequest {
     /// A PEM file of extra CA certificates for an https source.
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// `USER:PASSWORD` for a registry source, for this pull only.
+    #[serde(default)]
+    pub registry_auth: Option<String>,
 }
 
 /// `POST /v1/apps/{name}/upgrade`: the same options as an install; what is
@@ -45,6 +48,8 @@ pub struct UpgradeRequest {
     pub sha256: Option<String>,
     #[serde(default)]
     pub ca_file: Option<String>,
+    #[serde(default)]
+    pub registry_auth: Option<String>,
     /// Skip the pre and post hooks (TPCM `--skip_data`).
     #[serde(default)]
     pub skip_data: bool,
@@ -145,4 +150,13 @@ pub struct MigrationResult {
     pub name: String,
     /// `exported`, `imported`, `already present` or `failed: <reason>`.
     pub result: String,
+}
+
+/// `POST /v1/registries`: store a login for a registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// `host[:port]`, as in image references.
+    pub registry: String,
+    pub username: String,
+    pub password: String,
 }

@@ -39,6 +39,10 @@ pub enum Verb {
     Upgrade(Upgrade),
     /// Return an app to the version its last upgrade replaced (image, settings, data).
     Rollback(Confirmed),
+    /// Store a login for a registry (kept 0600 in berth's root).
+    Login(Login),
+    /// Forget the login for a registry.
+    Logout(Registry),
     /// Move every app across a host OS replacement.
     #[command(subcommand)]
     Migrate(Migrate),
@@ -110,6 +114,9 @@ pub struct Install {
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
     /// Do not ask for confirmation.
+    /// USER:PASSWORD for a registry source, for this pull only (see also `berth login`).
+    #[arg(long)]
+    pub registry_auth: Option<String>,
     #[arg(short = 'y', long = "yes")]
     pub yes: bool,
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
@@ -135,10 +142,29 @@ pub struct Upgrade {
     /// Skip the data backup and restore hooks (TPCM's --skip_data).
     #[arg(long = "skip_data", alias = "skip-data")]
     pub skip_data: bool,
+    /// USER:PASSWORD for a registry source, for this pull only (see also `berth login`).
+    #[arg(long)]
+    pub registry_auth: Option<String>,
     #[arg(short = 'y', long = "yes")]
     pub yes: bool,
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct Login {
+    /// host[:port] of the registry, as in image references.
+    pub registry: String,
+    #[arg(short, long)]
+    pub username: String,
+    /// Read the password from standard input (else it is asked for on the terminal, not echoed).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct Registry {
+    pub registry: String,
 }
 
 #[derive(Subcommand, Debug)]

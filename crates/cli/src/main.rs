@@ -8,7 +8,7 @@ mod progress;
 
 use args::{Cli, Verb};
 use berth_api::client::Client;
-use berth_api::{InstallRequest, UpgradeRequest};
+use berth_api::{InstallRequest, LoginRequest, UpgradeRequest};
 use clap::{CommandFactory, FromArgMatches};
 use exit::Failure;
 use futures::StreamExt;
@@ -102,6 +102,7 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
                 memory: install.memory,
                 sha256: install.sha256,
                 ca_file,
+                registry_auth: install.registry_auth,
             };
             let mut bar = progress::Reporter::new();
             let app = client.install(&request, |event| bar.event(event)).await;
@@ -140,6 +141,7 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
                 memory: upgrade.memory,
                 sha256: upgrade.sha256,
                 ca_file,
+                registry_auth: upgrade.registry_auth,
                 skip_data: upgrade.skip_data,
             };
             let mut bar = progress::Reporter::new();
@@ -153,6 +155,16 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
             let app = client.rollback(&target.name, |event| bar.event(event)).await;
             bar.finish();
             output::app(&app?, target.output)?;
+        }
+        Verb::Login(login) => {
+            let password = read_password(login.password_stdin)?;
+            let request = LoginRequest { registry: login.registry.clone(), username: login.username, password };
+            client.login(&request).await?;
+            println!("login for {} stored", login.registry);
+        }
+        Verb::Logout(registry) => {
+            client.logout(&registry.registry).await?;
+            println!("login for {} removed", registry.registry);
         }
         Verb::Migrate(migrate) => {
             let (verb, read) = match migrate {
@@ -236,6 +248,59 @@ fn resolve_source(source: &str) -> String {
 
 fn absolute(path: &Path) -> std::io::Result<String> {
     std::path::absolute(path).map(|p| p.to_string_lossy().into_owned())
+}
+
+/// A password from stdin (`--password-stdin`), or asked for on the terminal
+/// with echo off. Never an argument: other processes can read those.
+fn read_password(from_stdin: bool) -> Result<String, Failure> {
+    let stdin = std::io::stdin();
+    if !from_stdin && !stdin.is_terminal() {
+        return Err(Failure::NotConfirmed("no terminal to ask for the password on; use --password-stdin".into()));
+    }
+    if !from_stdin {
+        eprint!("Password: ");
+        let _ = std::io::stderr().flush();
+    }
+    let echo = (!from_stdin).then(EchoOff::new).flatten();
+    let mut line = String::new();
+    let read = stdin.read_line(&mut line);
+    drop(echo);
+    if !from_stdin {
+        eprintln!();
+    }
+    read.map_err(Failure::output)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        return Err(Failure::NotConfirmed("empty password".into()));
+    }
+    Ok(password)
+}
+
+/// Terminal echo off while it lives.
+struct EchoOff(libc::termios);
+
+impl EchoOff {
+    fn new() -> Option<Self> {
+        // SAFETY: tcgetattr/tcsetattr on stdin with a termios we own.
+        unsafe {
+            let mut saved: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(libc::STDIN_FILENO, &mut saved) != 0 {
+                return None;
+            }
+            let mut quiet = saved;
+            quiet.c_lflag &= !libc::ECHO;
+            (libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &quiet) == 0).then_some(EchoOff(saved))
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        // SAFETY: restores the settings saved in `new`.
+        unsafe {
+            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &self.0);
+        }
+    }
 }
 
 /// Without `-y`, asks on a terminal; refuses when nobody can answer.

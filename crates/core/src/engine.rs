@@ -55,6 +55,20 @@ pub struct ImageInfo {
     pub size: u64,
 }
 
+/// A login for one registry.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryCredentials {
+    // Never print the password, not even in a debug log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCredentials").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
 /// How a command run in a container ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecOutcome {
@@ -145,7 +159,12 @@ pub trait Engine: Send + Sync + 'static {
     /// Loads a `docker save` archive (uncompressed tar bytes); returns what the
     /// engine reports as loaded (references such as `repo:tag` or image ids).
     async fn load_image(&self, archive: ByteStream, progress: ProgressSink) -> Result<Vec<String>, EngineError>;
-    async fn pull_image(&self, reference: &str, progress: ProgressSink) -> Result<(), EngineError>;
+    async fn pull_image(
+        &self,
+        reference: &str,
+        credentials: Option<&RegistryCredentials>,
+        progress: ProgressSink,
+    ) -> Result<(), EngineError>;
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError>;
     async fn image_ids(&self) -> Result<HashSet<String>, EngineError>;
     /// Removes an image; an image that is already gone is not an error.

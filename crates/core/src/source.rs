@@ -114,6 +114,15 @@ impl ImageReference {
         Ok(Self { repository: repository.to_owned(), tag: tag.map(str::to_owned), digest })
     }
 
+    /// The registry the image lives in: the first path component when it
+    /// names a host (has a '.' or ':' or is `localhost`), else Docker Hub.
+    pub fn registry(&self) -> &str {
+        match self.repository.split_once('/') {
+            Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first,
+            _ => "docker.io",
+        }
+    }
+
     /// The reference as the engine should pull it: `latest` when no tag or
     /// digest was given (seed 003: "by default 'latest' would be taken").
     pub fn tag_or_latest(&self) -> &str {

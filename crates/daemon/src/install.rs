@@ -32,7 +32,7 @@ pub async fn install(
     progress: ProgressSender,
 ) -> Result<AppView, OpError> {
     let spec = validate(inner, &request)?;
-    let fetch = fetch_options(&request, &spec.source)?;
+    let fetch = fetch_options(&request, &spec.source, &inner.config.root)?;
     preflight(inner, &spec).await?;
     let name = spec.name.to_string();
     let private_dir = inner.private_dir(&name);
@@ -108,7 +108,7 @@ pub fn validate(inner: &Inner, request: &InstallRequest) -> Result<AppSpec, OpEr
 }
 
 /// `--sha256` and `--ca-file`, checked against the source they apply to.
-pub fn fetch_options(request: &InstallRequest, source: &Source) -> Result<FetchOptions, OpError> {
+pub fn fetch_options(request: &InstallRequest, source: &Source, root: &Path) -> Result<FetchOptions, OpError> {
     let invalid = |what, reason: &str| OpError::InvalidValue { what, reason: reason.to_owned() };
     let sha256 = match request.sha256.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -130,7 +130,14 @@ pub fn fetch_options(request: &InstallRequest, source: &Source) -> Result<FetchO
             Some(std::path::PathBuf::from(path))
         }
     };
-    Ok(FetchOptions { sha256, ca_file })
+    let registry_auth = match request.registry_auth.as_deref() {
+        None | Some("") => None,
+        Some(_) if !matches!(source, Source::Registry { .. }) => {
+            return Err(invalid("--registry-auth", "applies to registry images only"))
+        }
+        Some(auth) => Some(crate::registries::parse_auth(auth)?),
+    };
+    Ok(FetchOptions { sha256, ca_file, registry_auth, root: root.to_owned() })
 }
 
 /// Checks against the engine, still changing nothing.

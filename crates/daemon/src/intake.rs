@@ -21,6 +21,10 @@ pub struct FetchOptions {
     /// Expected SHA-256 of the archive's bytes, lowercase hex.
     pub sha256: Option<String>,
     pub ca_file: Option<std::path::PathBuf>,
+    /// A login for this pull only (`--registry-auth`); else the stored one.
+    pub registry_auth: Option<berth_core::engine::RegistryCredentials>,
+    /// berth's root, where stored logins are.
+    pub root: std::path::PathBuf,
 }
 
 pub async fn fetch(
@@ -40,7 +44,11 @@ pub async fn fetch(
         }
         Source::Registry { reference } => {
             let text = reference.to_string();
-            engine.pull_image(&text, progress).await?;
+            let credentials = match &options.registry_auth {
+                Some(given) => Some(given.clone()),
+                None => crate::registries::for_registry(&options.root, reference.registry())?,
+            };
+            engine.pull_image(&text, credentials.as_ref(), progress).await?;
             let image = engine.inspect_image(&text).await?.ok_or_else(|| EngineError::Pull {
                 reference: text.clone(),
                 reason: "the engine reported success but has no such image".into(),

@@ -20,6 +20,7 @@ mod intake;
 mod manager;
 mod migrate;
 mod recovery;
+mod registries;
 mod registry;
 mod server;
 mod snapshot;

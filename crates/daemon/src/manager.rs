@@ -7,7 +7,7 @@ use crate::install;
 use crate::registry::Inner;
 use async_trait::async_trait;
 use berth_api::{
-    ApiError, AppView, DaemonInfo, InstallRequest, Manager, MigrationStatus, ProgressSender, Uninstalled,
+    ApiError, AppView, DaemonInfo, InstallRequest, LoginRequest, Manager, MigrationStatus, ProgressSender, Uninstalled,
     UpgradeRequest,
 };
 use berth_core::engine::EngineError;
@@ -88,6 +88,25 @@ impl Manager for DaemonManager {
 
     async fn migrate_status(&self) -> Result<MigrationStatus, ApiError> {
         Ok(crate::migrate::status(&self.inner)?)
+    }
+
+    async fn login(&self, request: LoginRequest) -> Result<(), ApiError> {
+        crate::registries::validate_registry(&request.registry)?;
+        if request.username.is_empty() || request.password.is_empty() {
+            return Err(OpError::InvalidValue {
+                what: "login",
+                reason: "username and password must not be empty".into(),
+            }
+            .into());
+        }
+        let login = berth_core::engine::RegistryCredentials { username: request.username, password: request.password };
+        crate::registries::store(&self.inner.config.root, &request.registry, Some(login))?;
+        Ok(())
+    }
+
+    async fn logout(&self, registry: &str) -> Result<bool, ApiError> {
+        crate::registries::validate_registry(registry)?;
+        Ok(crate::registries::store(&self.inner.config.root, registry, None)?)
     }
 
     async fn start(&self, name: &str) -> Result<AppView, ApiError> {

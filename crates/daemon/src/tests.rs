@@ -97,6 +97,7 @@ async fn install_web(inner: &Arc<Inner>, archive: &std::path::Path) -> crate::Op
         memory: None,
         sha256: None,
         ca_file: None,
+        registry_auth: None,
     };
     let (progress, _events) = mpsc::unbounded_channel();
     install::install(inner, request, progress).await.unwrap_err()

@@ -53,9 +53,10 @@ pub async fn upgrade(
         memory: request.memory.clone().or(current.memory.map(|m| m.to_string())),
         sha256: request.sha256.clone(),
         ca_file: request.ca_file.clone(),
+        registry_auth: request.registry_auth.clone(),
     };
     let new = install::validate(inner, &as_install)?;
-    let fetch = install::fetch_options(&as_install, &new.source)?;
+    let fetch = install::fetch_options(&as_install, &new.source, &inner.config.root)?;
     run(inner, current, previous, new, Some(fetch), request.skip_data, false, progress).await
 }
 

@@ -6,7 +6,7 @@ use crate::errors::translate;
 use async_trait::async_trait;
 use berth_core::engine::{
     ByteStream, ContainerEvent, ContainerObservation, Engine, EngineError, EngineInfo, ExecOutcome, ImageInfo,
-    Progress, ProgressSink,
+    Progress, ProgressSink, RegistryCredentials,
 };
 use berth_core::spec::{ContainerSpec, LABEL_APP, LABEL_INSTANCE};
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
@@ -136,14 +136,24 @@ impl Engine for DockerEngine {
         Ok(loaded)
     }
 
-    async fn pull_image(&self, reference: &str, progress: ProgressSink) -> Result<(), EngineError> {
+    async fn pull_image(
+        &self,
+        reference: &str,
+        credentials: Option<&RegistryCredentials>,
+        progress: ProgressSink,
+    ) -> Result<(), EngineError> {
         let (repository, tag) = split_tag(reference);
         let options = CreateImageOptions {
             from_image: Some(repository.to_owned()),
             tag: tag.map(str::to_owned),
             ..Default::default()
         };
-        let mut replies = self.docker()?.create_image(Some(options), None, None);
+        let credentials = credentials.map(|c| bollard::auth::DockerCredentials {
+            username: Some(c.username.clone()),
+            password: Some(c.password.clone()),
+            ..Default::default()
+        });
+        let mut replies = self.docker()?.create_image(Some(options), None, credentials);
         // Layers report independently; the sum over layers is what a user wants to see.
         let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
         while let Some(reply) = replies.next().await {

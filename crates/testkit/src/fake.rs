@@ -217,7 +217,12 @@ impl Engine for FakeEngine {
         Ok(vec![loaded])
     }
 
-    async fn pull_image(&self, reference: &str, _progress: ProgressSink) -> Result<(), EngineError> {
+    async fn pull_image(
+        &self,
+        reference: &str,
+        _credentials: Option<&berth_core::engine::RegistryCredentials>,
+        _progress: ProgressSink,
+    ) -> Result<(), EngineError> {
         self.enter("pull_image", reference)?;
         let known = self.with(|s| s.images.values().any(|i| i.repo_tags.iter().any(|t| t == reference)));
         if known {

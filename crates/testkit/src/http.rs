@@ -69,14 +69,25 @@ pub fn docker_load(archive: &Path) -> Response {
 
 /// Pushes `repository:tag` from the engine to its (unauthenticated) registry.
 pub fn docker_push(repository: &str, tag: &str) -> Response {
+    docker_push_as(repository, tag, None)
+}
+
+/// Pushes with a login (`user`, `password`) when given.
+pub fn docker_push_as(repository: &str, tag: &str, login: Option<(&str, &str)>) -> Response {
+    use base64::Engine as _;
     // The engine insists on an auth header even for an open registry: "{}".
+    let auth = match login {
+        Some((user, password)) => serde_json::json!({ "username": user, "password": password }).to_string(),
+        None => "{}".to_owned(),
+    };
+    let header = base64::engine::general_purpose::URL_SAFE.encode(auth);
     let path = format!("/v1.41/images/{repository}/push?tag={}", encode(tag));
     request_with_headers(
         Path::new(DOCKER_SOCKET),
         "POST",
         &path,
         "application/json",
-        &[("X-Registry-Auth", "e30=")],
+        &[("X-Registry-Auth", &header)],
         b"",
     )
     .unwrap_or_else(|e| panic!("docker push: {e}"))

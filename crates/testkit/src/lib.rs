@@ -9,6 +9,7 @@ pub mod harness;
 pub mod http;
 pub mod http_server;
 pub mod image;
+pub mod registry;
 
 pub use image::{
     write_corrupt_gzip, write_empty_manifest_tar, write_multi_image_tar, write_plain_tar, write_truncated_tar,
