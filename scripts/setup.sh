@@ -18,6 +18,8 @@ command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 # systemd-analyze checks the units berth writes (installing it does not make systemd PID 1).
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# sshd for the scp/sftp source tests (each test runs its own, on loopback).
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     as_root apt-get update -qq
@@ -46,6 +48,15 @@ if ! engine_answers; then
     exit 1
 fi
 log "docker engine $(docker version --format '{{.Server.Version}}') is up"
+
+# The account the scp/sftp tests log in as (password and key); it can only be
+# reached through the tests' own sshd instances, which listen on loopback.
+if ! id berth-ssh-test >/dev/null 2>&1; then
+    log "creating the test account berth-ssh-test"
+    as_root useradd --create-home --shell /bin/sh berth-ssh-test
+    echo 'berth-ssh-test:berth-ssh-test-pw' | as_root chpasswd
+fi
+as_root mkdir -p /run/sshd
 
 registry_answers() { (exec 3<>/dev/tcp/127.0.0.1/5114) 2>/dev/null; }
 if ! registry_answers; then

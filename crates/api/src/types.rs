@@ -30,6 +30,32 @@ pub struct InstallRequest {
     /// `USER:PASSWORD` for a registry source, for this pull only.
     #[serde(default)]
     pub registry_auth: Option<String>,
+    /// The ssh source: `scp` or `sftp`; `source` is then the remote path.
+    #[serde(default, flatten)]
+    pub ssh: SshSource,
+}
+
+/// TPCM's `--protocol scp|sftp --server --username [--password]`.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SshSource {
+    #[serde(default)]
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub server: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Never stored or logged.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// A private key file (absolute path).
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// `SHA256:…` fingerprint of a host key to accept although it is not in a known_hosts file.
+    #[serde(default)]
+    pub accept_host_key: Option<String>,
+    /// The invoking user's `~/.ssh` (known_hosts, default keys).
+    #[serde(default)]
+    pub user_ssh_dir: Option<String>,
 }
 
 /// `POST /v1/apps/{name}/upgrade`: the same options as an install; what is
@@ -50,6 +76,8 @@ pub struct UpgradeRequest {
     pub ca_file: Option<String>,
     #[serde(default)]
     pub registry_auth: Option<String>,
+    #[serde(default, flatten)]
+    pub ssh: SshSource,
     /// Skip the pre and post hooks (TPCM `--skip_data`).
     #[serde(default)]
     pub skip_data: bool,
@@ -159,4 +187,17 @@ pub struct LoginRequest {
     pub registry: String,
     pub username: String,
     pub password: String,
+}
+
+impl std::fmt::Debug for SshSource {
+    // The password never reaches a log, not even a debug one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshSource")
+            .field("protocol", &self.protocol)
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "…"))
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
 }

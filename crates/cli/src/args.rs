@@ -117,6 +117,23 @@ pub struct Install {
     /// USER:PASSWORD for a registry source, for this pull only (see also `berth login`).
     #[arg(long)]
     pub registry_auth: Option<String>,
+    /// TPCM: copy the image from an ssh server with `scp` or `sftp`; SOURCE is then the remote path.
+    #[arg(long, value_parser = ["scp", "sftp"])]
+    pub protocol: Option<String>,
+    /// host[:port] of the ssh server.
+    #[arg(long)]
+    pub server: Option<String>,
+    #[arg(long)]
+    pub username: Option<String>,
+    /// The ssh password (asked for on a terminal when neither this nor --identity is given).
+    #[arg(long)]
+    pub password: Option<String>,
+    /// A private key file for the ssh server.
+    #[arg(long)]
+    pub identity: Option<PathBuf>,
+    /// Accept this host key (its SHA256:… fingerprint) although no known_hosts file has it.
+    #[arg(long)]
+    pub accept_host_key: Option<String>,
     #[arg(short = 'y', long = "yes")]
     pub yes: bool,
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
@@ -145,6 +162,23 @@ pub struct Upgrade {
     /// USER:PASSWORD for a registry source, for this pull only (see also `berth login`).
     #[arg(long)]
     pub registry_auth: Option<String>,
+    /// TPCM: copy the image from an ssh server with `scp` or `sftp`; SOURCE is then the remote path.
+    #[arg(long, value_parser = ["scp", "sftp"])]
+    pub protocol: Option<String>,
+    /// host[:port] of the ssh server.
+    #[arg(long)]
+    pub server: Option<String>,
+    #[arg(long)]
+    pub username: Option<String>,
+    /// The ssh password (asked for on a terminal when neither this nor --identity is given).
+    #[arg(long)]
+    pub password: Option<String>,
+    /// A private key file for the ssh server.
+    #[arg(long)]
+    pub identity: Option<PathBuf>,
+    /// Accept this host key (its SHA256:… fingerprint) although no known_hosts file has it.
+    #[arg(long)]
+    pub accept_host_key: Option<String>,
     #[arg(short = 'y', long = "yes")]
     pub yes: bool,
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]

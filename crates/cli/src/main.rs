@@ -8,7 +8,7 @@ mod progress;
 
 use args::{Cli, Verb};
 use berth_api::client::Client;
-use berth_api::{InstallRequest, LoginRequest, UpgradeRequest};
+use berth_api::{InstallRequest, LoginRequest, SshSource, UpgradeRequest};
 use clap::{CommandFactory, FromArgMatches};
 use exit::Failure;
 use futures::StreamExt;
@@ -91,7 +91,9 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
     match verb {
         Verb::Daemon(_) => unreachable!("handled in main"),
         Verb::Install(install) => {
-            let source = resolve_source(&install.source);
+            // A remote path (scp/sftp) is the server's, not ours to resolve.
+            let source =
+                if install.protocol.is_some() { install.source.clone() } else { resolve_source(&install.source) };
             confirm(install.yes, &format!("Install {} from {source}?", install.name))?;
             let ca_file = install.ca_file.as_deref().map(absolute).transpose().map_err(Failure::output)?;
             let request = InstallRequest {
@@ -103,6 +105,14 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
                 sha256: install.sha256,
                 ca_file,
                 registry_auth: install.registry_auth,
+                ssh: ssh_source(
+                    install.protocol,
+                    install.server,
+                    install.username,
+                    install.password,
+                    install.identity,
+                    install.accept_host_key,
+                )?,
             };
             let mut bar = progress::Reporter::new();
             let app = client.install(&request, |event| bar.event(event)).await;
@@ -131,7 +141,8 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
             }
         }
         Verb::Upgrade(upgrade) => {
-            let source = resolve_source(&upgrade.source);
+            let source =
+                if upgrade.protocol.is_some() { upgrade.source.clone() } else { resolve_source(&upgrade.source) };
             confirm(upgrade.yes, &format!("Upgrade {} to {source}?", upgrade.name))?;
             let ca_file = upgrade.ca_file.as_deref().map(absolute).transpose().map_err(Failure::output)?;
             let request = UpgradeRequest {
@@ -142,6 +153,14 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
                 sha256: upgrade.sha256,
                 ca_file,
                 registry_auth: upgrade.registry_auth,
+                ssh: ssh_source(
+                    upgrade.protocol,
+                    upgrade.server,
+                    upgrade.username,
+                    upgrade.password,
+                    upgrade.identity,
+                    upgrade.accept_host_key,
+                )?,
                 skip_data: upgrade.skip_data,
             };
             let mut bar = progress::Reporter::new();
@@ -248,6 +267,26 @@ fn resolve_source(source: &str) -> String {
 
 fn absolute(path: &Path) -> std::io::Result<String> {
     std::path::absolute(path).map(|p| p.to_string_lossy().into_owned())
+}
+
+/// TPCM's ssh options. Without `--password` or `--identity`, the password is
+/// asked for on a terminal; without a terminal, the user's own keys are tried.
+fn ssh_source(
+    protocol: Option<String>,
+    server: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    identity: Option<PathBuf>,
+    accept_host_key: Option<String>,
+) -> Result<SshSource, Failure> {
+    let password = match (&protocol, password, &identity) {
+        (Some(_), None, None) if std::io::stdin().is_terminal() => Some(read_password(false)?),
+        (_, password, _) => password,
+    };
+    let identity = identity.as_deref().map(absolute).transpose().map_err(Failure::output)?;
+    let user_ssh_dir =
+        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".ssh").to_string_lossy().into_owned());
+    Ok(SshSource { protocol, server, username, password, identity, accept_host_key, user_ssh_dir })
 }
 
 /// A password from stdin (`--password-stdin`), or asked for on the terminal

@@ -15,6 +15,53 @@ pub enum Source {
     Url { url: String },
     /// An image in a registry, pulled by the engine.
     Registry { reference: ImageReference },
+    /// An archive on an ssh server, copied with scp or sftp.
+    Ssh { protocol: SshProtocol, server: String, username: String, path: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SshProtocol {
+    Scp,
+    Sftp,
+}
+
+impl SshProtocol {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "scp" => Some(Self::Scp),
+            "sftp" => Some(Self::Sftp),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SshProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SshProtocol::Scp => "scp",
+            SshProtocol::Sftp => "sftp",
+        })
+    }
+}
+
+impl Source {
+    /// TPCM's `--protocol scp|sftp --server <host[:port]> --username <user> <path>`.
+    pub fn ssh(protocol: &str, server: &str, username: &str, path: &str) -> Result<Self, SourceError> {
+        let bad = |reason: &'static str| SourceError::BadSsh { reason };
+        let protocol = SshProtocol::parse(protocol).ok_or(bad("--protocol must be scp or sftp"))?;
+        let clean = |t: &str| !t.is_empty() && !t.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !clean(server) || server.contains('/') || server.contains('@') {
+            return Err(bad("--server must be a host name or address, with an optional :port"));
+        }
+        if !clean(username) || username.contains(':') || username.contains('@') {
+            return Err(bad("--username must be a plain user name"));
+        }
+        if !path.starts_with('/') || path.chars().any(|c| c.is_control()) {
+            return Err(bad("the remote image path must be absolute"));
+        }
+        Ok(Source::Ssh { protocol, server: server.to_owned(), username: username.to_owned(), path: path.to_owned() })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +70,8 @@ pub enum SourceError {
     Empty,
     #[error("archive path {path:?} must be absolute")]
     RelativePath { path: String },
+    #[error("{reason}")]
+    BadSsh { reason: &'static str },
     #[error("URL {url:?} is not valid: {reason}")]
     BadUrl { url: String, reason: &'static str },
     #[error("{text:?} is neither a file nor a valid image reference: {reason}")]
@@ -65,6 +114,7 @@ impl fmt::Display for Source {
         match self {
             Source::Archive { path } => write!(f, "{}", path.display()),
             Source::Url { url } => f.write_str(url),
+            Source::Ssh { protocol, server, username, path } => write!(f, "{protocol}://{username}@{server}{path}"),
             Source::Registry { reference } => write!(f, "{reference}"),
         }
     }

@@ -30,7 +30,7 @@ pub enum Command {
         reply: Reply<Uninstalled>,
     },
     Upgrade {
-        request: UpgradeRequest,
+        request: Box<UpgradeRequest>,
         progress: ProgressSender,
         reply: Reply<AppView>,
     },
@@ -119,7 +119,7 @@ impl Actor {
                 }
             }
             Command::Upgrade { request, progress, reply } => {
-                let result = self.upgrade(Some(request), progress).await;
+                let result = self.upgrade(Some(*request), progress).await;
                 let _ = reply.send(result);
             }
             Command::Rollback { progress, reply } => {

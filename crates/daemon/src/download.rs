@@ -42,7 +42,7 @@ pub async fn open(url: &str, ca_file: Option<&Path>) -> Result<ArchiveInput, Dow
     tokio::spawn(transfer(client, url.to_owned(), response, tx));
     Ok(ArchiveInput {
         origin: PathBuf::from(url),
-        reader: Box::new(ChannelReader { rx, pending: Bytes::new() }),
+        reader: Box::new(ChannelReader::new(rx)),
         total,
         phase: "downloading",
     })
@@ -168,10 +168,16 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// The download as a blocking reader, for the archive checker's thread.
-struct ChannelReader {
+/// A transfer as a blocking reader, for the archive checker's thread.
+pub struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     pending: Bytes,
+}
+
+impl ChannelReader {
+    pub fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
+        Self { rx, pending: Bytes::new() }
+    }
 }
 
 impl Read for ChannelReader {

@@ -22,6 +22,8 @@ pub enum OpError {
     Archive(#[from] crate::archive::ArchiveError),
     #[error(transparent)]
     Download(#[from] crate::download::DownloadError),
+    #[error(transparent)]
+    Ssh(#[from] crate::ssh::SshError),
     #[error("{origin}: SHA-256 is {actual}, not the expected {expected}")]
     ChecksumMismatch { origin: String, expected: String, actual: String },
     #[error(transparent)]
@@ -53,6 +55,16 @@ impl OpError {
                 ErrorKind::InvalidInput
             }
             OpError::Archive(_) | OpError::ChecksumMismatch { .. } => ErrorKind::BadSource,
+            OpError::Ssh(e) => match e {
+                crate::ssh::SshError::Identity { .. } | crate::ssh::SshError::NoCredentials { .. } => {
+                    ErrorKind::InvalidInput
+                }
+                crate::ssh::SshError::Unreachable { .. }
+                | crate::ssh::SshError::UnknownHostKey { .. }
+                | crate::ssh::SshError::HostKeyChanged { .. }
+                | crate::ssh::SshError::AuthenticationFailed { .. }
+                | crate::ssh::SshError::Remote { .. } => ErrorKind::BadSource,
+            },
             OpError::Download(e) => match e {
                 crate::download::DownloadError::Unreachable { .. } | crate::download::DownloadError::Status { .. } => {
                     ErrorKind::BadSource

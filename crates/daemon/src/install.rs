@@ -72,7 +72,15 @@ pub async fn install(
 /// Everything that can be checked without changing anything.
 pub fn validate(inner: &Inner, request: &InstallRequest) -> Result<AppSpec, OpError> {
     let name = AppName::parse(&request.name)?;
-    let source = Source::parse(&request.source)?;
+    let source = match &request.ssh.protocol {
+        Some(protocol) => Source::ssh(
+            protocol,
+            request.ssh.server.as_deref().unwrap_or_default(),
+            request.ssh.username.as_deref().unwrap_or_default(),
+            &request.source,
+        )?,
+        None => Source::parse(&request.source)?,
+    };
     let options = parse_run_args(&request.args)?;
     let online = *lock(&inner.online_cpus);
     let cpus = request.cpus.or(options.cpus).unwrap_or_else(|| inner.default_cpus());
@@ -137,7 +145,53 @@ pub fn fetch_options(request: &InstallRequest, source: &Source, root: &Path) -> 
         }
         Some(auth) => Some(crate::registries::parse_auth(auth)?),
     };
-    Ok(FetchOptions { sha256, ca_file, registry_auth, root: root.to_owned() })
+    let ssh = ssh_options(request, source)?;
+    Ok(FetchOptions { sha256, ca_file, registry_auth, root: root.to_owned(), ssh })
+}
+
+/// Authentication and trust for an scp/sftp source; refused for others.
+fn ssh_options(request: &InstallRequest, source: &Source) -> Result<crate::ssh::SshOptions, OpError> {
+    let given = &request.ssh;
+    let is_ssh = matches!(source, Source::Ssh { .. });
+    let has_ssh_options = given.password.is_some() || given.identity.is_some() || given.accept_host_key.is_some();
+    if !is_ssh {
+        if has_ssh_options || given.server.is_some() || given.username.is_some() {
+            return Err(OpError::InvalidValue {
+                what: "--server/--username/--password",
+                reason: "need --protocol scp or sftp".into(),
+            });
+        }
+        return Ok(crate::ssh::SshOptions::default());
+    }
+    let absolute = |what: &'static str, path: &str| {
+        if path.starts_with('/') {
+            Ok(std::path::PathBuf::from(path))
+        } else {
+            Err(OpError::InvalidValue { what, reason: format!("{path:?} must be an absolute path") })
+        }
+    };
+    if let Some(fingerprint) = &given.accept_host_key {
+        if !fingerprint.starts_with("SHA256:") {
+            return Err(OpError::InvalidValue {
+                what: "--accept-host-key",
+                reason: "give the SHA256:… fingerprint".into(),
+            });
+        }
+    }
+    let mut known_hosts = vec![std::path::PathBuf::from("/etc/ssh/ssh_known_hosts")];
+    let mut default_identities = Vec::new();
+    if let Some(dir) = &given.user_ssh_dir {
+        let dir = absolute("ssh directory", dir)?;
+        known_hosts.push(dir.join("known_hosts"));
+        default_identities.extend(["id_ed25519", "id_ecdsa", "id_rsa"].map(|k| dir.join(k)));
+    }
+    Ok(crate::ssh::SshOptions {
+        password: given.password.clone(),
+        identity: given.identity.as_deref().map(|p| absolute("--identity", p)).transpose()?,
+        known_hosts,
+        accept_host_key: given.accept_host_key.clone(),
+        default_identities,
+    })
 }
 
 /// Checks against the engine, still changing nothing.

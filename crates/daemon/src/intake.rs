@@ -25,6 +25,8 @@ pub struct FetchOptions {
     pub registry_auth: Option<berth_core::engine::RegistryCredentials>,
     /// berth's root, where stored logins are.
     pub root: std::path::PathBuf,
+    /// Authentication and host keys for scp and sftp sources.
+    pub ssh: crate::ssh::SshOptions,
 }
 
 pub async fn fetch(
@@ -40,6 +42,10 @@ pub async fn fetch(
         }
         Source::Url { url } => {
             let input = crate::download::open(url, options.ca_file.as_deref()).await?;
+            load_archive(engine, input, options, preexisting, progress).await
+        }
+        Source::Ssh { protocol, server, username, path } => {
+            let input = crate::ssh::open(*protocol, server, username, path, &options.ssh).await?;
             load_archive(engine, input, options, preexisting, progress).await
         }
         Source::Registry { reference } => {
@@ -128,7 +134,7 @@ pub async fn identify(engine: &dyn Engine, source: &Source) -> Option<String> {
         }
         // Reading the archive again would mean downloading it again; the
         // journal's window between load and record is one SQLite write.
-        Source::Url { .. } => None,
+        Source::Url { .. } | Source::Ssh { .. } => None,
         Source::Registry { reference } => {
             engine.inspect_image(&reference.to_string()).await.ok().flatten().map(|i| i.id)
         }

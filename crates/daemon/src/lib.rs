@@ -24,6 +24,7 @@ mod registries;
 mod registry;
 mod server;
 mod snapshot;
+mod ssh;
 mod uninstall;
 mod units;
 mod upgrade;

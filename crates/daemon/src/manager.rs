@@ -71,7 +71,7 @@ impl Manager for DaemonManager {
         request: UpgradeRequest,
         progress: ProgressSender,
     ) -> Result<AppView, ApiError> {
-        self.ask(name, |reply| Command::Upgrade { request, progress, reply }).await
+        self.ask(name, |reply| Command::Upgrade { request: Box::new(request), progress, reply }).await
     }
 
     async fn rollback(&self, name: &str, progress: ProgressSender) -> Result<AppView, ApiError> {

@@ -98,6 +98,7 @@ async fn install_web(inner: &Arc<Inner>, archive: &std::path::Path) -> crate::Op
         sha256: None,
         ca_file: None,
         registry_auth: None,
+        ssh: Default::default(),
     };
     let (progress, _events) = mpsc::unbounded_channel();
     install::install(inner, request, progress).await.unwrap_err()

@@ -54,6 +54,7 @@ pub async fn upgrade(
         sha256: request.sha256.clone(),
         ca_file: request.ca_file.clone(),
         registry_auth: request.registry_auth.clone(),
+        ssh: request.ssh.clone(),
     };
     let new = install::validate(inner, &as_install)?;
     let fetch = install::fetch_options(&as_install, &new.source, &inner.config.root)?;

@@ -179,6 +179,16 @@ impl TestDaemon {
         self.run(Command::new(program).args(args))
     }
 
+    /// Runs the CLI with extra environment (e.g. another `HOME`).
+    pub fn berth_env(&self, env: &[(&str, &Path)], args: &[&str]) -> Run {
+        let mut command = Command::new(&self.bin);
+        command.args(args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        self.run(&mut command)
+    }
+
     /// Runs the CLI in the working directory `cwd`.
     pub fn berth_in(&self, cwd: &Path, args: &[&str]) -> Run {
         self.run(Command::new(&self.bin).args(args).current_dir(cwd))

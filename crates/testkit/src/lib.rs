@@ -10,6 +10,7 @@ pub mod http;
 pub mod http_server;
 pub mod image;
 pub mod registry;
+pub mod sshd;
 
 pub use image::{
     write_corrupt_gzip, write_empty_manifest_tar, write_multi_image_tar, write_plain_tar, write_truncated_tar,
