@@ -24,6 +24,8 @@ pub enum ErrorKind {
     EngineUnavailable,
     /// The operation ran and failed, e.g. the app exited right after start.
     OperationFailed,
+    /// Not enough disk space for the operation; refused before anything changed.
+    InsufficientSpace,
     /// A fault of berth itself (state database, file system).
     Internal,
 }
@@ -37,6 +39,7 @@ impl ErrorKind {
             ErrorKind::BadSource => 422,
             ErrorKind::EngineUnavailable => 503,
             ErrorKind::OperationFailed => 500,
+            ErrorKind::InsufficientSpace => 507,
             ErrorKind::Internal => 500,
         }
     }
@@ -52,6 +55,7 @@ impl ErrorKind {
             ErrorKind::BadSource => 5,
             ErrorKind::EngineUnavailable => 6,
             ErrorKind::OperationFailed => 9,
+            ErrorKind::InsufficientSpace => 10,
         }
     }
 
@@ -64,6 +68,7 @@ impl ErrorKind {
             ErrorKind::BadSource => "bad_source",
             ErrorKind::EngineUnavailable => "engine_unavailable",
             ErrorKind::OperationFailed => "operation_failed",
+            ErrorKind::InsufficientSpace => "insufficient_space",
             ErrorKind::Internal => "internal",
         }
     }
@@ -102,6 +107,7 @@ mod tests {
             ErrorKind::BadSource,
             ErrorKind::EngineUnavailable,
             ErrorKind::OperationFailed,
+            ErrorKind::InsufficientSpace,
             ErrorKind::Internal,
         ] {
             let json = serde_json::to_string(&kind).unwrap();

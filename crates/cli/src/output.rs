@@ -16,12 +16,14 @@ fn json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
 }
 
 pub fn apps(apps: &[AppView]) -> Result<(), Failure> {
-    let header = ["NAME", "IMAGE", "IMAGE ID", "STATE", "HEALTH", "UPTIME", "CPUS", "MEMORY", "PREVIOUS", "NOTE"];
-    let rows: Vec<[String; 10]> = apps
+    let header =
+        ["NAME", "SOURCE", "IMAGE", "IMAGE ID", "STATE", "HEALTH", "UPTIME", "CPUS", "MEMORY", "PREVIOUS", "NOTE"];
+    let rows: Vec<[String; 11]> = apps
         .iter()
         .map(|a| {
             [
                 a.name.clone(),
+                a.source.clone(),
                 a.image.clone(),
                 short_id(&a.image_id),
                 a.state.clone(),

@@ -161,6 +161,23 @@ fn a_failing_pre_hook_leaves_the_old_version_running() {
 }
 
 #[test]
+fn a_hook_that_hangs_is_stopped_by_its_timeout() {
+    let mut daemon = TestDaemon::start(bin());
+    let name = unique("upghang");
+    let versions = installed(&mut daemon, &name);
+    let old = inspect(&name).unwrap()["Id"].clone();
+    // TEST_SETTINGS: hook_timeout_secs = 5.
+    let hanging = version(&name, "2").file("/tpc/hook/post.sh", "#!/bin/sh\necho restoring\nsleep 600\n", 0o755);
+    let archive = daemon.archive(&hanging, false);
+    let started = std::time::Instant::now();
+    let run = upgrade(&daemon, &name, &archive.path.to_string_lossy(), &[]);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert!(run.stderr.contains("did not finish within 5s") && run.stderr.contains("restoring"), "{run:?}");
+    assert!(started.elapsed() < Duration::from_secs(60), "the hang was cut short");
+    assert_old_version_back(&daemon, &name, &versions, &old, &archive.image_id);
+}
+
+#[test]
 fn an_upgrade_killed_at_any_step_is_undone_or_finished_on_restart() {
     let points = [
         "upgrade:before_fetching_image",

@@ -46,6 +46,8 @@ pub struct EngineInfo {
     pub version: String,
     pub api_version: String,
     pub online_cpus: u32,
+    /// Where the engine keeps images (`DockerRootDir`), when it says.
+    pub root_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -42,6 +42,8 @@ pub enum OpError {
     HookFailed { app: String, hook: &'static str, exit_code: Option<i64>, output_tail: String },
     #[error("upgrade of {app:?} failed at {step} and was rolled back: {cause}")]
     UpgradeFailed { app: String, step: String, cause: Box<OpError> },
+    #[error("not enough disk space on {path}: {needed} bytes needed, {available} available")]
+    InsufficientSpace { path: String, needed: u64, available: u64 },
     #[error("{app:?} has no previous version to roll back to")]
     NoPreviousVersion { app: String },
     #[error("the daemon is shutting down")]
@@ -96,6 +98,7 @@ impl OpError {
                 _ => ErrorKind::OperationFailed,
             },
             OpError::NoPreviousVersion { .. } => ErrorKind::Conflict,
+            OpError::InsufficientSpace { .. } => ErrorKind::InsufficientSpace,
             OpError::ShuttingDown => ErrorKind::Internal,
         }
     }

@@ -11,6 +11,7 @@ mod actor;
 mod archive;
 pub mod config;
 mod crash;
+mod disk;
 mod download;
 mod error;
 mod events;

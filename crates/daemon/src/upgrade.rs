@@ -138,6 +138,7 @@ async fn steps(
     let private_dir = inner.private_dir(&name);
     let say = |phase: String| progress(Progress { phase, current: 0, total: None });
 
+    preflight(inner, &record.new, &private_dir).await?;
     if let Some(fetch) = fetch {
         let preexisting: HashSet<String> = engine.image_ids().await?;
         record.preexisting_images = preexisting.iter().cloned().collect();
@@ -194,6 +195,27 @@ async fn steps(
     step(inner, operation, record, UpgradeStep::Probation).await?;
     say(format!("probation: {}s", inner.config.settings.probation_secs));
     probation(inner, &name).await
+}
+
+/// TPCM upgrade step 1, made safe: refuse before anything is fetched when
+/// the disks cannot hold the new image and the snapshot of the data.
+async fn preflight(inner: &Inner, new: &AppSpec, private_dir: &std::path::Path) -> Result<(), OpError> {
+    let image_bytes = match &new.source {
+        // The archive's size is a lower bound of what the engine will store.
+        berth_core::source::Source::Archive { path } => std::fs::metadata(path).map_or(0, |m| m.len()),
+        _ => 0,
+    };
+    let engine_root = inner.engine.info().await.ok().and_then(|info| info.root_dir).map(PathBuf::from);
+    let (dir, snapshots) = (private_dir.to_owned(), inner.config.root.join("snapshots"));
+    blocking(move || {
+        let data_bytes = crate::disk::tree_size(&dir);
+        let mut needs = vec![(snapshots.as_path(), data_bytes)];
+        if let Some(root) = &engine_root {
+            needs.push((root.as_path(), image_bytes));
+        }
+        crate::disk::check(&needs)
+    })
+    .await
 }
 
 fn describe(hook: &str, run: &HookRun) -> String {

@@ -111,6 +111,7 @@ impl Engine for DockerEngine {
             version: version.version.unwrap_or_default(),
             api_version: version.api_version.unwrap_or_default(),
             online_cpus: info.ncpu.and_then(|n| u32::try_from(n).ok()).unwrap_or(1),
+            root_dir: info.docker_root_dir,
         })
     }
 

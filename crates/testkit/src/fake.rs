@@ -202,7 +202,7 @@ impl Engine for FakeEngine {
 
     async fn info(&self) -> Result<EngineInfo, EngineError> {
         self.enter("info", "")?;
-        Ok(EngineInfo { version: "fake".into(), api_version: "1.41".into(), online_cpus: 2 })
+        Ok(EngineInfo { version: "fake".into(), api_version: "1.41".into(), online_cpus: 2, root_dir: None })
     }
 
     async fn load_image(&self, mut archive: ByteStream, _progress: ProgressSink) -> Result<Vec<String>, EngineError> {
