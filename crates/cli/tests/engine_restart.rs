@@ -36,11 +36,17 @@ fn apps_come_back_after_an_engine_restart_and_a_reboot() {
     });
     daemon.wait_state(&web, "running", Duration::from_secs(10));
 
-    // Reboot: both go down, both come back.
+    // Reboot: both go down; berth comes up before the engine does.
     daemon.terminate();
     engine.stop();
-    engine.launch();
+    let _ = std::fs::remove_file(engine.socket());
     daemon.launch(&[]);
+    let waiting = daemon.app(&web).expect("listed from the database before the engine answers");
+    assert_eq!(waiting["state"], "starting");
+    assert_eq!(waiting["failure"], "waiting for the container engine");
+    let refused = daemon.berth(&["restart", &web]);
+    assert_eq!(refused.code, 6, "{refused:?}");
+    engine.launch();
     daemon.wait_for("the app to run after the reboot", Duration::from_secs(30), |_| {
         engine.inspect(&web).filter(|c| c["State"]["Running"] == true)
     });

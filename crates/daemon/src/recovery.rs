@@ -75,6 +75,8 @@ async fn remove_orphans(inner: &Inner) -> Result<(), OpError> {
 }
 
 async fn start_apps(inner: &Arc<Inner>) -> Result<(), OpError> {
+    // What was listed before the engine answered goes: the journal may have changed it.
+    inner.apps.write().unwrap_or_else(|e| e.into_inner()).clear();
     for app in inner.db(|s| s.apps()).await? {
         if !app.installed {
             continue;
@@ -84,6 +86,25 @@ async fn start_apps(inner: &Arc<Inner>) -> Result<(), OpError> {
         runtime.lock().unwrap_or_else(|e| e.into_inner()).previous = app.previous;
         let commands = actor::spawn(inner.clone(), runtime.clone(), true);
         inner.insert(&name, AppHandle { runtime, commands: Some(commands) });
+    }
+    Ok(())
+}
+
+/// Before the engine answers: list what the database knows, so `berth list`
+/// is not empty while the engine starts (apps show as `starting`, with why).
+pub async fn show_stored_apps(inner: &Arc<Inner>) -> Result<(), OpError> {
+    for app in inner.db(|s| s.apps()).await? {
+        if !app.installed {
+            continue;
+        }
+        let name = app.spec.name.to_string();
+        let runtime = Runtime::new(app.spec, app.desired, AppState::Starting, app.created_at);
+        {
+            let mut r = runtime.lock().unwrap_or_else(|e| e.into_inner());
+            r.previous = app.previous;
+            r.failure = Some("waiting for the container engine".into());
+        }
+        inner.insert(&name, AppHandle { runtime, commands: None });
     }
     Ok(())
 }

@@ -115,6 +115,14 @@ impl Inner {
         let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
         match apps.get(name) {
             None => Err(OpError::NotFound { name: name.to_owned() }),
+            // Shown from the database while the engine has not answered yet.
+            Some(AppHandle { commands: None, .. }) if !self.recovered.load(std::sync::atomic::Ordering::Acquire) => {
+                Err(berth_core::engine::EngineError::Unreachable {
+                    endpoint: self.engine.endpoint(),
+                    reason: "berth is waiting for the engine to answer".into(),
+                }
+                .into())
+            }
             Some(AppHandle { commands: None, .. }) => {
                 Err(OpError::Store(StoreError::Busy { name: name.to_owned(), kind: "install".into() }))
             }

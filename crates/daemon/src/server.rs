@@ -73,6 +73,9 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         engine_version: Mutex::new(None),
         recovered: AtomicBool::new(false),
     });
+    if let Err(e) = crate::recovery::show_stored_apps(&inner).await {
+        tracing::warn!(error = %e, "cannot list the stored apps");
+    }
     tokio::spawn(events::follow_engine(inner.clone()));
     let router = berth_api::router(Arc::new(DaemonManager { inner: inner.clone() }));
     let socket = inner.config.socket.clone();
