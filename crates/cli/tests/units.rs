@@ -109,3 +109,42 @@ fn run_app_is_attached_to_the_app_and_stops_it_on_sigterm() {
     let lost = Command::new(bin()).args(["run-app", &name]).env("BERTH_SOCKET", "/nonexistent.sock").output().unwrap();
     assert_eq!(lost.status.code(), Some(7));
 }
+
+/// Where systemd is PID 1 berth hands supervision to the units. systemd is
+/// not PID 1 here, so a recording `systemctl` stands in for it: the test
+/// checks what berth asks of systemd, and that berth itself stands down.
+#[test]
+fn with_systemd_supervising_berth_drives_the_units_and_does_not_restart_apps_itself() {
+    use std::os::unix::fs::PermissionsExt;
+    let tools = tempfile::tempdir().unwrap();
+    let calls = tools.path().join("calls");
+    let fake = tools.path().join("systemctl");
+    std::fs::write(&fake, format!("#!/bin/sh\necho \"$@\" >> {}\n", calls.display())).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", tools.path().display(), std::env::var("PATH").unwrap_or_default());
+    let settings = format!("supervisor = \"systemd\"\n{}", berth_testkit::harness::TEST_SETTINGS);
+    let mut daemon = TestDaemon::start_with(bin(), &settings, &[("PATH", &path)], None);
+    let name = unique("sysd");
+    install(&mut daemon, &name, &talking(&name));
+    let unit = format!("berth-app-{name}.service");
+    let recorded = || std::fs::read_to_string(&calls).unwrap_or_default();
+    assert!(
+        recorded().contains("daemon-reload") && recorded().contains(&format!("start --no-block {unit}")),
+        "{}",
+        recorded()
+    );
+
+    // A crash is systemd's to handle (run-app exits, Restart=on-failure).
+    assert_eq!(berth_testkit::http::docker("POST", &format!("/containers/{name}/kill"), None).status, 204);
+    let app = daemon.wait_state(&name, "restarting", Duration::from_secs(10));
+    assert!(app["failure"].as_str().unwrap().contains("systemd restarts it"), "{app}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(inspect(&name).unwrap()["State"]["Running"], false, "berth did not restart it itself");
+
+    // What run-app does when systemd restarts the unit: start through the API.
+    assert_eq!(daemon.berth(&["start", &name]).code, 0);
+    assert_eq!(inspect(&name).unwrap()["State"]["Running"], true);
+
+    assert_eq!(daemon.berth(&["uninstall", &name, "-y"]).code, 0);
+    assert!(recorded().contains(&format!("stop --no-block {unit}")), "{}", recorded());
+}

@@ -150,8 +150,16 @@ impl Actor {
     async fn start(&mut self) -> Result<AppView, OpError> {
         self.set_desired(DesiredState::Running).await?;
         self.fresh_start();
-        self.reconcile().await;
+        self.reconcile_with(true).await;
+        self.attach_unit();
         self.inner.view(&self.name)
+    }
+
+    /// Where systemd supervises, its unit must be running to watch the app.
+    fn attach_unit(&self) {
+        if let Ok(name) = berth_core::AppName::parse(&self.name) {
+            crate::units::start_app_unit(&self.inner, &name);
+        }
     }
 
     async fn stop(&mut self) -> Result<AppView, OpError> {
@@ -166,7 +174,8 @@ impl Actor {
         self.set_desired(DesiredState::Running).await?;
         self.fresh_start();
         self.inner.engine.stop_container(&self.name, self.inner.config.settings.stop_timeout_secs).await?;
-        self.reconcile().await;
+        self.reconcile_with(true).await;
+        self.attach_unit();
         self.inner.view(&self.name)
     }
 
@@ -226,9 +235,16 @@ impl Actor {
         result.and_then(|_| self.inner.view(&self.name))
     }
 
-    /// Makes the engine match the app: create, recreate, start or stop.
+    /// Makes the engine match the app: create, recreate, start or stop. Where
+    /// systemd supervises, only the user's start (or the unit's `run-app`)
+    /// starts a container; the engine's events and start-up only create.
     async fn reconcile(&mut self) {
-        if let Err(e) = self.try_reconcile().await {
+        let may_start = !self.inner.systemd;
+        self.reconcile_with(may_start).await;
+    }
+
+    async fn reconcile_with(&mut self, may_start: bool) {
+        if let Err(e) = self.try_reconcile(may_start).await {
             tracing::warn!(app = %self.name, error = %e, "reconcile failed");
             let text = e.to_string();
             self.set(|r| r.failure = Some(text));
@@ -240,7 +256,7 @@ impl Actor {
         self.observe().await;
     }
 
-    async fn try_reconcile(&mut self) -> Result<(), OpError> {
+    async fn try_reconcile(&mut self, may_start: bool) -> Result<(), OpError> {
         let engine = self.inner.engine.clone();
         let (spec, desired) = {
             let r = lock(&self.runtime);
@@ -253,7 +269,12 @@ impl Actor {
                 return Err(OpError::ForeignContainer { name: self.name.clone() });
             }
         }
-        let action = plan(desired, &container_spec.hash(), observed.as_ref());
+        let action = match plan(desired, &container_spec.hash(), observed.as_ref()) {
+            Action::Start if !may_start => Action::Nothing,
+            Action::Create { .. } if !may_start => Action::Create { start: false },
+            Action::Recreate { .. } if !may_start => Action::Recreate { start: false },
+            action => action,
+        };
         if action != Action::Nothing {
             tracing::info!(app = %self.name, ?action, "reconciling");
         }
@@ -345,6 +366,15 @@ impl Actor {
             },
             None => lock(&self.runtime).failure.clone().unwrap_or_else(|| "could not be started".into()),
         };
+        if self.inner.systemd {
+            // The app's unit sees its run-app exit and restarts it (Restart=on-failure).
+            tracing::info!(app = %self.name, %reason, "app exited; systemd restarts its unit");
+            self.set(|r| {
+                r.state = AppState::Restarting;
+                r.failure = Some(format!("{reason}; systemd restarts it"));
+            });
+            return;
+        }
         let jitter: f64 = rand::random();
         match self.crashes.exited(&self.policy, self.now(), jitter) {
             RestartDecision::RestartAfter { delay, attempt } => {

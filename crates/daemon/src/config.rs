@@ -32,7 +32,30 @@ pub struct Settings {
     pub probation_secs: u64,
     /// How long an upgrade hook may run.
     pub hook_timeout_secs: u64,
+    /// Who restarts crashed apps: `berth` (the daemon), `systemd` (each app's
+    /// unit, `Restart=on-failure`), or `auto`: systemd where it is PID 1.
+    pub supervisor: SupervisorMode,
     pub restart: RestartSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SupervisorMode {
+    #[default]
+    Auto,
+    Berth,
+    Systemd,
+}
+
+impl SupervisorMode {
+    /// Whether systemd supervises the apps on this host.
+    pub fn is_systemd(self) -> bool {
+        match self {
+            SupervisorMode::Auto => Path::new("/run/systemd/system").is_dir(),
+            SupervisorMode::Berth => false,
+            SupervisorMode::Systemd => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -53,6 +76,7 @@ impl Default for Settings {
             start_check_ms: 1000,
             probation_secs: 10,
             hook_timeout_secs: 300,
+            supervisor: SupervisorMode::Auto,
             restart: RestartSettings::default(),
         }
     }

@@ -57,6 +57,7 @@ pub async fn install(
         Ok(()) => {
             let commands = actor::spawn(inner.clone(), runtime.clone(), false);
             inner.insert(&name, AppHandle { runtime, commands: Some(commands) });
+            crate::units::start_app_unit(inner, &record.spec.name);
             inner.view(&name)
         }
         Err(error) => {
@@ -342,7 +343,7 @@ pub async fn undo(inner: &Inner, operation: i64, record: &InstallRecord, reason:
         }
     }
     if record.step >= InstallStep::ContainerCreated {
-        if let Err(e) = crate::units::remove_app_unit(&inner.config.unit_dir, &name) {
+        if let Err(e) = crate::units::remove_app_unit(inner, &name) {
             tracing::warn!(app = %name, error = %e, "could not remove the systemd unit");
         }
     }

@@ -73,6 +73,8 @@ pub struct Inner {
     pub engine_version: Mutex<Option<String>>,
     /// Set once start-up recovery has run against a reachable engine.
     pub recovered: AtomicBool,
+    /// systemd runs each app's unit and restarts it; the daemon does not.
+    pub systemd: bool,
 }
 
 pub fn now_secs() -> i64 {

@@ -63,6 +63,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
 
     crate::units::install_targets(&config.unit_dir).map_err(|e| DaemonError::Units(e.to_string()))?;
     let listener = bind(&config.socket).await?;
+    let systemd = config.settings.supervisor.is_systemd();
     let inner = Arc::new(Inner {
         config,
         instance,
@@ -72,6 +73,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         online_cpus: Mutex::new(std::thread::available_parallelism().map_or(1, |n| n.get() as u32)),
         engine_version: Mutex::new(None),
         recovered: AtomicBool::new(false),
+        systemd,
     });
     if let Err(e) = crate::recovery::show_stored_apps(&inner).await {
         tracing::warn!(error = %e, "cannot list the stored apps");

@@ -53,6 +53,7 @@ fn inner(engine: &FakeEngine, dir: &tempfile::TempDir) -> Arc<Inner> {
         online_cpus: Mutex::new(2),
         engine_version: Mutex::new(None),
         recovered: AtomicBool::new(true),
+        systemd: false,
     })
 }
 

@@ -55,7 +55,7 @@ pub async fn finish(inner: &Inner, operation: i64, mut record: UninstallRecord) 
             engine.remove_container(&name).await?;
         }
     }
-    crate::units::remove_app_unit(&inner.config.unit_dir, &name)?;
+    crate::units::remove_app_unit(inner, &name)?;
     step(inner, operation, &mut record, UninstallStep::ContainerRemoved).await?;
 
     if !record.keep_data {

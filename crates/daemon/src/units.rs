@@ -47,17 +47,34 @@ pub fn write_app_unit(inner: &Inner, app: &AppName) -> Result<(), OpError> {
             std::os::unix::fs::symlink(&target, &link).map_err(OpError::io(&link))?;
         }
     }
-    reload_systemd();
+    if inner.systemd {
+        systemctl(&["daemon-reload"]);
+    }
     Ok(())
 }
 
 /// Removes the app's unit and link; what is already gone is fine.
-pub fn remove_app_unit(unit_dir: &Path, app: &str) -> Result<(), OpError> {
+pub fn remove_app_unit(inner: &Inner, app: &str) -> Result<(), OpError> {
     let Ok(app) = AppName::parse(app) else { return Ok(()) };
+    let unit_dir = &inner.config.unit_dir;
+    if inner.systemd {
+        // Without blocking: the unit's run-app may be waiting on this very daemon.
+        systemctl(&["stop", "--no-block", &units::app_unit_name(&app)]);
+    }
     remove_if_present(&unit_dir.join(units::app_wants_link(&app)))?;
     remove_if_present(&unit_dir.join(units::app_unit_name(&app)))?;
-    reload_systemd();
+    if inner.systemd {
+        systemctl(&["daemon-reload"]);
+    }
     Ok(())
+}
+
+/// Where systemd supervises: have it run the app's unit (which attaches
+/// `berth run-app` to the app), without waiting for it.
+pub fn start_app_unit(inner: &Inner, app: &AppName) {
+    if inner.systemd {
+        systemctl(&["start", "--no-block", &units::app_unit_name(app)]);
+    }
 }
 
 fn remove_if_present(path: &Path) -> Result<(), OpError> {
@@ -67,16 +84,13 @@ fn remove_if_present(path: &Path) -> Result<(), OpError> {
     }
 }
 
-/// Where systemd runs the system, it must re-read units after a change.
-/// Elsewhere (containers, CI) there is nothing to tell.
-fn reload_systemd() {
-    if !Path::new("/run/systemd/system").is_dir() {
-        return;
-    }
-    match std::process::Command::new("systemctl").arg("daemon-reload").status() {
+/// Runs `systemctl` with these arguments (no shell involved). A failure is
+/// logged: the daemon's own state is already right, systemd catches up.
+fn systemctl(args: &[&str]) {
+    match std::process::Command::new("systemctl").args(args).status() {
         Ok(status) if status.success() => {}
-        Ok(status) => tracing::warn!(%status, "systemctl daemon-reload failed"),
-        Err(e) => tracing::warn!(error = %e, "cannot run systemctl daemon-reload"),
+        Ok(status) => tracing::warn!(?args, %status, "systemctl failed"),
+        Err(e) => tracing::warn!(?args, error = %e, "cannot run systemctl"),
     }
 }
 
