@@ -56,6 +56,9 @@ pub struct SshSource {
     /// The invoking user's `~/.ssh` (known_hosts, default keys).
     #[serde(default)]
     pub user_ssh_dir: Option<String>,
+    /// The invoking user's ssh agent socket (`SSH_AUTH_SOCK`).
+    #[serde(default)]
+    pub agent_socket: Option<String>,
 }
 
 /// `POST /v1/apps/{name}/upgrade`: the same options as an install; what is

@@ -286,7 +286,11 @@ fn ssh_source(
     let identity = identity.as_deref().map(absolute).transpose().map_err(Failure::output)?;
     let user_ssh_dir =
         std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".ssh").to_string_lossy().into_owned());
-    Ok(SshSource { protocol, server, username, password, identity, accept_host_key, user_ssh_dir })
+    let agent_socket = std::env::var_os("SSH_AUTH_SOCK")
+        .map(PathBuf::from)
+        .and_then(|p| std::path::absolute(p).ok())
+        .map(|p| p.to_string_lossy().into_owned());
+    Ok(SshSource { protocol, server, username, password, identity, accept_host_key, user_ssh_dir, agent_socket })
 }
 
 /// A password from stdin (`--password-stdin`), or asked for on the terminal

@@ -238,3 +238,49 @@ fn ssh_failures_change_nothing() {
     );
     assert_eq!(relative.code, 2, "{relative:?}");
 }
+
+#[test]
+fn the_invoking_users_ssh_agent_is_used() {
+    let s = setup();
+    let server = s.sshd.server();
+    let name = unique("agent");
+    let args = [
+        "install",
+        name.as_str(),
+        "--protocol",
+        "scp",
+        "--server",
+        server.as_str(),
+        "--username",
+        USER,
+        s.remote.as_str(),
+        "-y",
+    ];
+
+    // No password, no identity, no terminal, no keys, no agent: nothing to log in with.
+    let run = s.daemon.berth_env(&[("HOME", &s.home)], &args);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("no way to authenticate"), "{run:?}");
+
+    let socket = s.daemon.dir.path().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(std::time::Instant::now() < deadline, "ssh-agent did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let added =
+        std::process::Command::new("ssh-add").arg(s.sshd.client_key()).env("SSH_AUTH_SOCK", &socket).output().unwrap();
+    assert!(added.status.success(), "{added:?}");
+    let run = s.daemon.berth_env(&[("HOME", &s.home), ("SSH_AUTH_SOCK", &socket)], &args);
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(inspect(&name).unwrap()["State"]["Running"], true);
+}

@@ -192,6 +192,7 @@ fn ssh_options(request: &InstallRequest, source: &Source) -> Result<crate::ssh::
         known_hosts,
         accept_host_key: given.accept_host_key.clone(),
         default_identities,
+        agent: given.agent_socket.as_deref().map(|p| absolute("SSH_AUTH_SOCK", p)).transpose()?,
     })
 }
 

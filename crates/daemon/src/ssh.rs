@@ -49,6 +49,8 @@ pub struct SshOptions {
     pub accept_host_key: Option<String>,
     /// Keys tried when neither a password nor an identity is given.
     pub default_identities: Vec<PathBuf>,
+    /// The invoking user's ssh agent (`SSH_AUTH_SOCK`), tried before the default keys.
+    pub agent: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for SshOptions {
@@ -188,10 +190,20 @@ async fn authenticate(
         let result = session.authenticate_password(username, password.as_str()).await.map_err(unreachable)?;
         return if result.success() { Ok(()) } else { Err(failed()) };
     }
+    if options.identity.is_none() {
+        if let Some(socket) = &options.agent {
+            if authenticate_with_agent(session, username, socket).await? {
+                return Ok(());
+            }
+        }
+    }
     let identities: Vec<PathBuf> = match &options.identity {
         Some(identity) => vec![identity.clone()],
         None => options.default_identities.iter().filter(|p| p.is_file()).cloned().collect(),
     };
+    if identities.is_empty() && options.agent.is_some() {
+        return Err(failed());
+    }
     if identities.is_empty() {
         return Err(SshError::NoCredentials { server: server.to_owned() });
     }
@@ -205,6 +217,30 @@ async fn authenticate(
         }
     }
     Err(failed())
+}
+
+/// Tries every key the agent holds; `false` when none is accepted (or the
+/// agent cannot be reached, which is not worth failing for: keys may follow).
+async fn authenticate_with_agent(
+    session: &mut client::Handle<HostKeyCheck>,
+    username: &str,
+    socket: &std::path::Path,
+) -> Result<bool, SshError> {
+    let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_uds(socket).await else {
+        tracing::warn!(socket = %socket.display(), "cannot reach the ssh agent");
+        return Ok(false);
+    };
+    let identities = agent.request_identities().await.unwrap_or_default();
+    for identity in identities {
+        let key = identity.public_key().into_owned();
+        let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
+        match session.authenticate_publickey_with(username, key, hash, &mut agent).await {
+            Ok(result) if result.success() => return Ok(true),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "the ssh agent could not sign"),
+        }
+    }
+    Ok(false)
 }
 
 /// scp's source side announces a file as `C<mode> <size> <name>\n`; errors
