@@ -96,9 +96,39 @@ impl DaemonOptions {
 pub struct Install {
     /// App name: [a-z0-9][a-z0-9_.-]{0,62}.
     pub name: String,
-    /// An image archive (.tar, .tar.gz, .tgz), an http(s) URL of one, or a registry reference image[:tag].
+    /// An image archive (.tar, .tar.gz, .tgz), an http(s) URL of one, a registry reference
+    /// image[:tag], or with --protocol a path on an ssh server.
     pub source: String,
-    /// docker-run options for the container, e.g. "-e A=1 -p 8080:80".
+    #[command(flatten)]
+    pub from: SourceOptions,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct Upgrade {
+    pub name: String,
+    /// The new image, given as for install.
+    pub source: String,
+    #[command(flatten)]
+    pub from: SourceOptions,
+    /// Skip the data backup and restore hooks (TPCM's --skip_data).
+    #[arg(long = "skip_data", alias = "skip-data")]
+    pub skip_data: bool,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// What install and upgrade share: the container's options and how to fetch the image.
+#[derive(Args, Debug)]
+pub struct SourceOptions {
+    /// docker-run options for the container, e.g. "-e A=1 -p 8080:80" (upgrade: default keeps the current ones).
     #[arg(long, allow_hyphen_values = true)]
     pub args: Option<String>,
     /// CPU limit in CPUs (default: 20% of the host's CPUs).
@@ -113,7 +143,6 @@ pub struct Install {
     /// Extra CA certificates (PEM) to trust for an https source.
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
-    /// Do not ask for confirmation.
     /// USER:PASSWORD for a registry source, for this pull only (see also `berth login`).
     #[arg(long)]
     pub registry_auth: Option<String>,
@@ -134,55 +163,6 @@ pub struct Install {
     /// Accept this host key (its SHA256:… fingerprint) although no known_hosts file has it.
     #[arg(long)]
     pub accept_host_key: Option<String>,
-    #[arg(short = 'y', long = "yes")]
-    pub yes: bool,
-    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
-    pub output: Output,
-}
-
-#[derive(Args, Debug)]
-pub struct Upgrade {
-    pub name: String,
-    /// The new image: an archive, an http(s) URL of one, or a registry reference.
-    pub source: String,
-    /// New docker-run options (default: keep the current ones).
-    #[arg(long, allow_hyphen_values = true)]
-    pub args: Option<String>,
-    #[arg(long, value_parser = parse_cpus, allow_hyphen_values = true)]
-    pub cpus: Option<f64>,
-    #[arg(long)]
-    pub memory: Option<String>,
-    #[arg(long)]
-    pub sha256: Option<String>,
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
-    /// Skip the data backup and restore hooks (TPCM's --skip_data).
-    #[arg(long = "skip_data", alias = "skip-data")]
-    pub skip_data: bool,
-    /// USER:PASSWORD for a registry source, for this pull only (see also `berth login`).
-    #[arg(long)]
-    pub registry_auth: Option<String>,
-    /// TPCM: copy the image from an ssh server with `scp` or `sftp`; SOURCE is then the remote path.
-    #[arg(long, value_parser = ["scp", "sftp"])]
-    pub protocol: Option<String>,
-    /// host[:port] of the ssh server.
-    #[arg(long)]
-    pub server: Option<String>,
-    #[arg(long)]
-    pub username: Option<String>,
-    /// The ssh password (asked for on a terminal when neither this nor --identity is given).
-    #[arg(long)]
-    pub password: Option<String>,
-    /// A private key file for the ssh server.
-    #[arg(long)]
-    pub identity: Option<PathBuf>,
-    /// Accept this host key (its SHA256:… fingerprint) although no known_hosts file has it.
-    #[arg(long)]
-    pub accept_host_key: Option<String>,
-    #[arg(short = 'y', long = "yes")]
-    pub yes: bool,
-    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
-    pub output: Output,
 }
 
 #[derive(Args, Debug)]

@@ -91,34 +91,24 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
     match verb {
         Verb::Daemon(_) => unreachable!("handled in main"),
         Verb::Install(install) => {
-            // A remote path (scp/sftp) is the server's, not ours to resolve.
-            let source =
-                if install.protocol.is_some() { install.source.clone() } else { resolve_source(&install.source) };
+            let source = source_of(&install.source, &install.from);
             confirm(install.yes, &format!("Install {} from {source}?", install.name))?;
-            let ca_file = install.ca_file.as_deref().map(absolute).transpose().map_err(Failure::output)?;
+            let fetched = Fetch::from(install.from)?;
             let request = InstallRequest {
                 name: install.name,
                 source,
-                args: install.args.unwrap_or_default(),
-                cpus: install.cpus,
-                memory: install.memory,
-                sha256: install.sha256,
-                ca_file,
-                registry_auth: install.registry_auth,
-                ssh: ssh_source(
-                    install.protocol,
-                    install.server,
-                    install.username,
-                    install.password,
-                    install.identity,
-                    install.accept_host_key,
-                )?,
+                args: fetched.args.unwrap_or_default(),
+                cpus: fetched.cpus,
+                memory: fetched.memory,
+                sha256: fetched.sha256,
+                ca_file: fetched.ca_file,
+                registry_auth: fetched.registry_auth,
+                ssh: fetched.ssh,
             };
             let mut bar = progress::Reporter::new();
             let app = client.install(&request, |event| bar.event(event)).await;
             bar.finish();
-            let app = app?;
-            output::app(&app, install.output)?;
+            output::app(&app?, install.output)?;
         }
         Verb::List(read) => {
             if read.output.is_json() {
@@ -141,26 +131,18 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
             }
         }
         Verb::Upgrade(upgrade) => {
-            let source =
-                if upgrade.protocol.is_some() { upgrade.source.clone() } else { resolve_source(&upgrade.source) };
+            let source = source_of(&upgrade.source, &upgrade.from);
             confirm(upgrade.yes, &format!("Upgrade {} to {source}?", upgrade.name))?;
-            let ca_file = upgrade.ca_file.as_deref().map(absolute).transpose().map_err(Failure::output)?;
+            let fetched = Fetch::from(upgrade.from)?;
             let request = UpgradeRequest {
                 source,
-                args: upgrade.args,
-                cpus: upgrade.cpus,
-                memory: upgrade.memory,
-                sha256: upgrade.sha256,
-                ca_file,
-                registry_auth: upgrade.registry_auth,
-                ssh: ssh_source(
-                    upgrade.protocol,
-                    upgrade.server,
-                    upgrade.username,
-                    upgrade.password,
-                    upgrade.identity,
-                    upgrade.accept_host_key,
-                )?,
+                args: fetched.args,
+                cpus: fetched.cpus,
+                memory: fetched.memory,
+                sha256: fetched.sha256,
+                ca_file: fetched.ca_file,
+                registry_auth: fetched.registry_auth,
+                ssh: fetched.ssh,
                 skip_data: upgrade.skip_data,
             };
             let mut bar = progress::Reporter::new();
@@ -269,28 +251,63 @@ fn absolute(path: &Path) -> std::io::Result<String> {
     std::path::absolute(path).map(|p| p.to_string_lossy().into_owned())
 }
 
-/// TPCM's ssh options. Without `--password` or `--identity`, the password is
-/// asked for on a terminal; without a terminal, the user's own keys are tried.
-fn ssh_source(
-    protocol: Option<String>,
-    server: Option<String>,
-    username: Option<String>,
-    password: Option<String>,
-    identity: Option<PathBuf>,
-    accept_host_key: Option<String>,
-) -> Result<SshSource, Failure> {
-    let password = match (&protocol, password, &identity) {
-        (Some(_), None, None) if std::io::stdin().is_terminal() => Some(read_password(false)?),
-        (_, password, _) => password,
-    };
-    let identity = identity.as_deref().map(absolute).transpose().map_err(Failure::output)?;
-    let user_ssh_dir =
-        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".ssh").to_string_lossy().into_owned());
-    let agent_socket = std::env::var_os("SSH_AUTH_SOCK")
-        .map(PathBuf::from)
-        .and_then(|p| std::path::absolute(p).ok())
-        .map(|p| p.to_string_lossy().into_owned());
-    Ok(SshSource { protocol, server, username, password, identity, accept_host_key, user_ssh_dir, agent_socket })
+/// A remote path (scp/sftp) is the server's; a local one is made absolute here.
+fn source_of(source: &str, from: &args::SourceOptions) -> String {
+    if from.protocol.is_some() {
+        source.to_owned()
+    } else {
+        resolve_source(source)
+    }
+}
+
+/// The source options as the API takes them.
+struct Fetch {
+    args: Option<String>,
+    cpus: Option<f64>,
+    memory: Option<String>,
+    sha256: Option<String>,
+    ca_file: Option<String>,
+    registry_auth: Option<String>,
+    ssh: SshSource,
+}
+
+impl Fetch {
+    /// Paths are made absolute (the daemon has another working directory).
+    /// TPCM's ssh options: without `--password` or `--identity`, the password
+    /// is asked for on a terminal; without a terminal, the user's agent and
+    /// keys are tried.
+    fn from(from: args::SourceOptions) -> Result<Self, Failure> {
+        let ca_file = from.ca_file.as_deref().map(absolute).transpose().map_err(Failure::output)?;
+        let password = match (&from.protocol, from.password, &from.identity) {
+            (Some(_), None, None) if std::io::stdin().is_terminal() => Some(read_password(false)?),
+            (_, password, _) => password,
+        };
+        let identity = from.identity.as_deref().map(absolute).transpose().map_err(Failure::output)?;
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let user_ssh_dir = home.map(|home| home.join(".ssh").to_string_lossy().into_owned());
+        let agent_socket = std::env::var_os("SSH_AUTH_SOCK")
+            .and_then(|p| std::path::absolute(PathBuf::from(p)).ok())
+            .map(|p| p.to_string_lossy().into_owned());
+        let ssh = SshSource {
+            protocol: from.protocol,
+            server: from.server,
+            username: from.username,
+            password,
+            identity,
+            accept_host_key: from.accept_host_key,
+            user_ssh_dir,
+            agent_socket,
+        };
+        Ok(Fetch {
+            args: from.args,
+            cpus: from.cpus,
+            memory: from.memory,
+            sha256: from.sha256,
+            ca_file,
+            registry_auth: from.registry_auth,
+            ssh,
+        })
+    }
 }
 
 /// A password from stdin (`--password-stdin`), or asked for on the terminal
