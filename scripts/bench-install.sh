@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # berth benchmark: installing from http. `tpcm install <app> http://…/big.tar.gz -y`
 # (a ~100 MB gzipped image archive served on the loopback) against the shell
-# pipeline `curl -s http://…/big.tar.gz | gunzip | docker load`, measured in
-# the same run, alternating, with the image removed between runs so that every
-# run really loads it. Prints the figures and pass/fail against the target
-# (berth within 10% of the pipeline, see docs/PERFORMANCE.md); it exits 0
-# whether or not the target is met, and non-zero only when something broke.
+# pipeline `curl -sf http://…/big.tar.gz | gunzip | docker load`, and against
+# the same pipeline followed by `docker run -d` (which, like the install, also
+# creates and starts a container), measured in the same run, taking turns,
+# with the image removed between runs so that every run really loads it.
+# Prints the figures and pass/fail against the target (berth within 10% of
+# the pipeline, see docs/PERFORMANCE.md); it exits 0 whether or not the
+# target is met, and non-zero only when something broke.
 #
 # Usage, from the repository root:   scripts/bench-install.sh
 # Environment:
 #   CARGO_TARGET_DIR  build directory (default ~/.cache/berth/target)
-#   BENCH_RUNS        measured runs per side (default 5)
-#   BENCH_WARMUP      unmeasured runs per side first (default 1)
+#   BENCH_RUNS        measured runs per command (default 5)
+#   BENCH_WARMUP      unmeasured runs per command first (default 1)
 #   BENCH_PAD_MB      incompressible payload of the image in MiB (default 100)
 #   BENCH_EXPORT      if set, the per-run figures (TSV) are copied to this path
+#   BENCH_EVENTS      if set, the engine events seen during the run are copied to this path
 #   BENCH_DAEMON_LOG  if set, the daemon's log is copied to this path at exit
 #
 # Everything the run creates (daemon, http server, event listener, containers,
@@ -66,9 +69,10 @@ mkdir -p "$CACHE_DIR"
 exec 9>"$CACHE_DIR/bench-install.lock"
 flock -n 9 || die "another scripts/bench-install.sh is running (lock $CACHE_DIR/bench-install.lock)"
 
-remove_containers() { # $1: instance
+BENCH_LABEL=berth.bench-install
+remove_containers() { # $1: a label filter: berth.instance=… (the daemon's), or $BENCH_LABEL=… (docker run's)
     local ids
-    ids=$(docker ps -aq --filter "label=berth.instance=$1")
+    ids=$(docker ps -aq --filter "label=$1")
     if [ -n "$ids" ]; then
         # shellcheck disable=SC2086
         docker rm -f -v $ids >/dev/null || true
@@ -107,9 +111,10 @@ if [ -s "$STATE_FILE" ]; then
     (
         . "$STATE_FILE"
         stop_helper "${OLD_EVENTS_PID:-}" "events --since"
-        stop_helper "${OLD_HTTP_PID:-}" "http.server --bind 127.0.0.1"
+        stop_helper "${OLD_HTTP_PID:-}" "http.server --bind 127.0.0.1 ${OLD_PORT:-0} --directory ${OLD_W:-/nonexistent}"
         stop_daemon "${OLD_PID:-}" "${OLD_W:-/nonexistent}"
-        if [ -n "${OLD_INSTANCE:-}" ]; then remove_containers "$OLD_INSTANCE"; fi
+        if [ -n "${OLD_INSTANCE:-}" ]; then remove_containers "berth.instance=$OLD_INSTANCE"; fi
+        if [ -n "${OLD_W:-}" ]; then remove_containers "$BENCH_LABEL=$OLD_W"; fi
         remove_image || true
         if [ -n "${OLD_W:-}" ]; then rm -rf "$OLD_W"; fi
     )
@@ -128,23 +133,26 @@ W=$(mktemp -d -t berth-bench-install.XXXXXX)
 SOCK="$W/berth.sock"
 DAEMON_PID=""
 HTTP_PID=""
+PORT=""
 EVENTS_PID=""
 INSTANCE=""
 
 save_state() {
-    printf 'OLD_W=%q\nOLD_PID=%q\nOLD_INSTANCE=%q\nOLD_HTTP_PID=%q\nOLD_EVENTS_PID=%q\n' \
-        "$W" "$DAEMON_PID" "$INSTANCE" "$HTTP_PID" "$EVENTS_PID" >"$STATE_FILE"
+    printf 'OLD_W=%q\nOLD_PID=%q\nOLD_INSTANCE=%q\nOLD_HTTP_PID=%q\nOLD_PORT=%q\nOLD_EVENTS_PID=%q\n' \
+        "$W" "$DAEMON_PID" "$INSTANCE" "$HTTP_PID" "$PORT" "$EVENTS_PID" >"$STATE_FILE"
 }
 
 cleanup() {
     local status=$?
     trap - EXIT INT TERM HUP
+    trap '' PIPE # the output may be gone (`… | head`): clean up all the same
     set +e
     say "cleaning up"
     stop_helper "$EVENTS_PID" "events --since"
-    stop_helper "$HTTP_PID" "http.server --bind 127.0.0.1"
+    stop_helper "$HTTP_PID" "http.server --bind 127.0.0.1 $PORT --directory $W"
     stop_daemon "$DAEMON_PID" "$W"
-    [ -n "$INSTANCE" ] && remove_containers "$INSTANCE"
+    [ -n "$INSTANCE" ] && remove_containers "berth.instance=$INSTANCE"
+    remove_containers "$BENCH_LABEL=$W"
     (remove_image)
     [ -z "${BENCH_DAEMON_LOG:-}" ] || cp "$W/daemon.log" "$BENCH_DAEMON_LOG"
     if [ "$status" -ne 0 ]; then
@@ -162,10 +170,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
+trap 'exit 141' PIPE
 save_state
 
 # The names the run needs must be free.
-taken=$(docker ps -a --format '{{.Names}}' | grep -cE "^${APP_PREFIX}[0-9]+\$" || true)
+taken=$(docker ps -a --format '{{.Names}}' | grep -cE "^${APP_PREFIX}(run-)?[0-9]+\$" || true)
 [ "$taken" -eq 0 ] || die "$taken container(s) named ${APP_PREFIX}N already exist; remove them first (docker ps -a --filter name=$APP_PREFIX)"
 remove_image
 
@@ -246,15 +255,17 @@ say "daemon ready: pid $DAEMON_PID, instance $INSTANCE"
 # The engine's own record of when each image finished loading and when each
 # container was created and started, to split the times below.
 docker events --since "$(date +%s)" --filter type=image --filter type=container \
-    --format '{{.TimeNano}} {{.Type}} {{.Action}} {{index .Actor.Attributes "name"}}' \
+    --format '{{.TimeNano}} {{.Type}} {{.Action}} {{.ID}} {{index .Actor.Attributes "name"}}' \
     </dev/null >"$W/events.log" 2>"$W/events.err" 9>&- &
 EVENTS_PID=$!
 save_state
 sleep 1
 kill -0 "$EVENTS_PID" 2>/dev/null || die "docker events exited: $(cat "$W/events.err")"
 
-DOCKERD_PID=$(pidof dockerd 2>/dev/null | awk 'NF == 1 { print $1 }') || true
-[ -n "$DOCKERD_PID" ] && [ -r "/proc/$DOCKERD_PID/stat" ] || DOCKERD_PID=""
+# The engine's CPU time is reported when its process can be told: its pid file,
+# or the only dockerd running.
+DOCKERD_PID=$(cat /var/run/docker.pid 2>/dev/null || pidof dockerd 2>/dev/null | awk 'NF == 1 { print $1 }') || true
+[ -n "$DOCKERD_PID" ] && [ "$(cat "/proc/$DOCKERD_PID/comm" 2>/dev/null)" = dockerd ] || DOCKERD_PID=""
 
 # ------------------------------------------------------------------- the runs
 # One line per run in runs.tsv:
@@ -296,21 +307,28 @@ run_baseline() { # $1: round
     docker rmi "$IMAGE_TAG" >/dev/null
 }
 
+run_docker_run() { # $1: round
+    local name="${APP_PREFIX}run-$1"
+    measure run "$1" "$name" bash -c 'set -o pipefail; curl -sf "$1" | gunzip | docker load && docker run -d --name "$2" --label "$3" "$4"' \
+        _ "$URL" "$name" "$BENCH_LABEL=$W" "$IMAGE_TAG"
+    docker rm -f -v "$name" >/dev/null
+    docker rmi "$IMAGE_TAG" >/dev/null
+}
+
 image_present && die "$IMAGE_TAG is still in the engine"
-say "$WARMUP warm-up and $RUNS measured runs per side, alternating (berth first in odd rounds, the pipeline first in even ones)"
+SIDES=(berth baseline docker_run)
+seconds() { # $1: side, $2: round
+    awk -F'\t' -v s="$1" -v r="$2" '$1 == s && $2 == r { printf "%.2f", ($4 - $3) / 1e6 }' "$W/runs.tsv"
+}
+say "$WARMUP warm-up and $RUNS measured rounds; each round runs the three commands once, the order rotating"
 for ((round = 1 - WARMUP; round <= RUNS; round++)); do
     label="round $round"
     ((round < 1)) && label="warm-up"
-    if ((round % 2 != 0)); then
-        run_berth "$round"
-        run_baseline "$round"
-    else
-        run_baseline "$round"
-        run_berth "$round"
-    fi
-    printf '    %-8s berth %6.2f s   pipeline %6.2f s\n' "$label" \
-        "$(awk -F'\t' -v r="$round" '$1 == "berth" && $2 == r { print ($4 - $3) / 1e6 }' "$W/runs.tsv")" \
-        "$(awk -F'\t' -v r="$round" '$1 == "baseline" && $2 == r { print ($4 - $3) / 1e6 }' "$W/runs.tsv")"
+    for ((k = 0; k < 3; k++)); do
+        "run_${SIDES[(round + WARMUP + k) % 3]}" "$round"
+    done
+    printf '    %-8s tpcm install %s s   pipeline %s s   pipeline + docker run %s s\n' \
+        "$label" "$(seconds berth "$round")" "$(seconds baseline "$round")" "$(seconds run "$round")"
 done
 
 # What starting the baseline's shell costs (it is inside the pipeline's times).
@@ -321,30 +339,32 @@ SHELL_MS=$(awk -v us=$((shell_end - shell_start)) 'BEGIN { printf "%.1f", us / 2
 sleep 1 # let the last events arrive
 RSS_PEAK=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$DAEMON_PID/status")
 [ -z "${BENCH_EXPORT:-}" ] || cp "$W/runs.tsv" "$BENCH_EXPORT"
+[ -z "${BENCH_EVENTS:-}" ] || cp "$W/events.log" "$BENCH_EVENTS"
 
 # ------------------------------------------------------------------ summary
-python3 - "$W/runs.tsv" "$W/events.log" "$ARCHIVE_BYTES" "$TAR_BYTES" "$TARGET_RATIO" "$SHELL_MS" "$RSS_PEAK" \
+python3 - "$W/runs.tsv" "$W/events.log" "$IMAGE_ID" "$ARCHIVE_BYTES" "$TAR_BYTES" "$TARGET_RATIO" "$SHELL_MS" "$RSS_PEAK" \
     "$LEFTOVER_IMAGES" "$([ -n "$DOCKERD_PID" ] && echo yes || echo no)" <<'PY'
 import csv, statistics, sys
-runs_path, events_path, archive_bytes, tar_bytes, target, shell_ms, rss_peak, leftovers, have_dockerd = sys.argv[1:]
+runs_path, events_path, image_id, archive_bytes, tar_bytes, target, shell_ms, rss_peak, leftovers, have_dockerd = sys.argv[1:]
 target = float(target)
 runs = [r for r in csv.DictReader(open(runs_path), delimiter="\t") if int(r["round"]) >= 1]
 events = []
 for line in open(events_path):
     parts = line.split()
-    if len(parts) >= 3:
-        events.append((int(parts[0]), parts[1], parts[2], parts[3] if len(parts) > 3 else ""))
+    if len(parts) >= 4:
+        events.append((int(parts[0]), parts[1], parts[2], parts[3], parts[4] if len(parts) > 4 else ""))
 
-def first_event(start_ns, end_ns, kind, action, name=None):
-    for t, k, a, n in events:
-        if start_ns <= t <= end_ns and k == kind and a == action and (name is None or n == name):
+def first_event(start_ns, end_ns, kind, action, actor=None, name=None):
+    """The first such engine event inside the run (other programs may use the engine meanwhile)."""
+    for t, k, a, i, n in events:
+        if start_ns <= t <= end_ns and k == kind and a == action and actor in (None, i) and name in (None, n):
             return t
     return None
 
-rows = {"berth": [], "baseline": []}
+rows = {"berth": [], "baseline": [], "run": []}
 for r in runs:
     start, end = int(r["start_us"]) * 1000, int(r["end_us"]) * 1000
-    loaded = first_event(start, end, "image", "load")
+    loaded = first_event(start, end, "image", "load", actor=image_id)
     row = {
         "total": (end - start) / 1e9,
         "loaded": None if loaded is None else (loaded - start) / 1e9,
@@ -353,9 +373,9 @@ for r in runs:
         "berth_cpu": int(r["berth_daemon_cpu_ms"]) / 1e3,
         "client_cpu": int(r["client_cpu_ms"]) / 1e3,
     }
-    if r["side"] == "berth":
-        created = first_event(start, end, "container", "create", r["app"])
-        started = first_event(start, end, "container", "start", r["app"])
+    if r["app"] != "-":
+        created = first_event(start, end, "container", "create", name=r["app"])
+        started = first_event(start, end, "container", "start", name=r["app"])
         row["create"] = None if created is None or loaded is None else (created - loaded) / 1e9
         row["start"] = None if started is None or created is None else (started - created) / 1e9
         row["tail"] = None if started is None else (end - started) / 1e9
@@ -375,38 +395,51 @@ def fmt(s, unit="s"):
 mb = int(archive_bytes) / 1e6
 n = len(rows["berth"])
 print()
-print(f"install from http, {n} runs per side, alternating; archive {mb:.1f} MB gzip "
+print(f"install from http, {n} runs per command, taking turns; archive {mb:.1f} MB gzip "
       f"({int(tar_bytes) / 1e6:.1f} MB tar)")
 print(f"  {'seconds':<58} {'mean':>8} {'stddev':>7} {'min':>8} {'max':>8}")
 table = [
-    ("berth: tpcm install … -y, total", "berth", "total"),
-    ("pipeline: curl | gunzip | docker load, total", "baseline", "total"),
-    ("berth: start → engine's image load event", "berth", "loaded"),
-    ("pipeline: start → engine's image load event", "baseline", "loaded"),
-    ("berth: load event → container created", "berth", "create"),
-    ("berth: container created → started", "berth", "start"),
-    ("berth: started → install returns (start check 100 ms)", "berth", "tail"),
-    ("pipeline: load event → docker load returns", "baseline", "after_load"),
+    ("A  tpcm install … -y, total", "berth", "total"),
+    ("B  curl | gunzip | docker load, total", "baseline", "total"),
+    ("C  curl | gunzip | docker load && docker run -d, total", "run", "total"),
+    (None, None, None),
+    ("A  start → the engine's image load event", "berth", "loaded"),
+    ("B  start → the engine's image load event", "baseline", "loaded"),
+    ("C  start → the engine's image load event", "run", "loaded"),
+    (None, None, None),
+    ("A  load event → container created", "berth", "create"),
+    ("A  container created → started", "berth", "start"),
+    ("A  started → install returns (start check 100 ms)", "berth", "tail"),
+    ("B  load event → docker load returns", "baseline", "after_load"),
+    ("C  load event → container created", "run", "create"),
+    ("C  container created → started", "run", "start"),
+    ("C  started → docker run returns", "run", "tail"),
 ]
 for name, side, key in table:
-    print(f"  {name:<58} {fmt(stats(side, key))}")
+    print(f"  {name:<58} {fmt(stats(side, key))}" if name else "")
 print()
 print("CPU seconds per run (mean)")
-if have_dockerd == "yes":
-    print(f"  {'dockerd':<58} berth {stats('berth', 'dockerd_cpu')[0]:6.2f}   pipeline {stats('baseline', 'dockerd_cpu')[0]:6.2f}")
-print(f"  {'berth daemon (download, gunzip, tar check, sha256, upload)':<58} {stats('berth', 'berth_cpu')[0]:12.2f}")
-print(f"  {'client processes (tpcm / bash+curl+gunzip+docker CLI)':<58} berth {stats('berth', 'client_cpu')[0]:6.2f}   pipeline {stats('baseline', 'client_cpu')[0]:6.2f}")
+print(f"  {'':<34} {'A':>6} {'B':>6} {'C':>6}")
+cpu_rows = [("dockerd", "dockerd_cpu")] if have_dockerd == "yes" else []
+cpu_rows += [("berth daemon", "berth_cpu"), ("client processes", "client_cpu")]
+for name, key in cpu_rows:
+    print(f"  {name:<34} " + " ".join(f"{stats(side, key)[0]:6.2f}" for side in ("berth", "baseline", "run")))
+print("  (client processes: A tpcm; B, C bash, curl, gunzip and the docker CLI.")
+print("   The berth daemon downloads, gunzips, checks the tar, hashes and uploads.)")
 
-total_b, total_p = stats("berth", "total"), stats("baseline", "total")
+total_b, total_p, total_r = stats("berth", "total"), stats("baseline", "total"), stats("run", "total")
 ratio = total_b[0] / total_p[0]
-load_b, load_p = stats("berth", "loaded"), stats("baseline", "loaded")
+load_b, load_p, load_r = stats("berth", "loaded"), stats("baseline", "loaded"), stats("run", "loaded")
 print()
 print("summary")
-print(f"  tpcm install (http)           {total_b[0]:7.3f} s ± {total_b[1]:.3f}  ({mb / total_b[0]:.1f} MB/s of archive)")
-print(f"  curl | gunzip | docker load   {total_p[0]:7.3f} s ± {total_p[1]:.3f}  ({mb / total_p[0]:.1f} MB/s of archive)")
-print(f"  ratio berth / pipeline, total          {ratio:6.3f}")
-if load_b and load_p:
-    print(f"  ratio berth / pipeline, image loaded   {load_b[0] / load_p[0]:6.3f}  (start → the engine's load event)")
+print(f"  A tpcm install (http)               {total_b[0]:7.3f} s ± {total_b[1]:.3f}  ({mb / total_b[0]:.1f} MB/s of archive)")
+print(f"  B curl | gunzip | docker load      {total_p[0]:7.3f} s ± {total_p[1]:.3f}  ({mb / total_p[0]:.1f} MB/s of archive)")
+print(f"  C B && docker run -d               {total_r[0]:7.3f} s ± {total_r[1]:.3f}")
+print(f"  {'ratio A / B, total (the target)':<56} {ratio:6.3f}")
+if load_b and load_p and load_r:
+    print(f"  {'ratio A / B, start → image loaded':<56} {load_b[0] / load_p[0]:6.3f}")
+    print(f"  {'ratio A / C, start → image loaded':<56} {load_b[0] / load_r[0]:6.3f}")
+print(f"  {'ratio A / C, total (both end with a started container)':<56} {total_b[0] / total_r[0]:6.3f}")
 print(f"  the pipeline's bash start-up (inside its times): {shell_ms} ms")
 print(f"  berth daemon peak RSS during the run: {rss_peak} MiB")
 if int(leftovers):

@@ -148,7 +148,7 @@ json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[
 mkdir -p "$W/root"
 printf 'start_check_ms = 100\n' >"$W/root/berth.toml"
 say "starting the daemon (work dir $W)"
-RUST_LOG="${RUST_LOG:-info}" "$BERTH" daemon --root "$W/root" --socket "$SOCK" </dev/null >"$W/daemon.log" 2>&1 9>&- &
+RUST_LOG="${RUST_LOG:-info}" "$BERTH" daemon --root "$W/root" --unit-dir "$W/units" --socket "$SOCK" </dev/null >"$W/daemon.log" 2>&1 9>&- &
 DAEMON_PID=$!
 save_state
 ready=""

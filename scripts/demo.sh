@@ -16,7 +16,7 @@ mkdir -p "$DEMO"
 
 if ! "$BIN/berth" list >/dev/null 2>&1; then
     echo "== starting berth daemon (root $DEMO/root, log $DEMO/daemon.log)"
-    nohup "$BIN/berth" daemon --root "$DEMO/root" >>"$DEMO/daemon.log" 2>&1 &
+    nohup "$BIN/berth" daemon --root "$DEMO/root" --unit-dir "$DEMO/units" >>"$DEMO/daemon.log" 2>&1 &
     echo $! >"$DEMO/daemon.pid"
     for _ in $(seq 1 100); do
         "$BIN/berth" list >/dev/null 2>&1 && break

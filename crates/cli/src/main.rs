@@ -44,6 +44,8 @@ fn run_daemon(options: args::DaemonOptions, socket: PathBuf) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not into files or the journal.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = match options.into_config(socket) {
         Ok(config) => config,

@@ -270,6 +270,7 @@ async fn run_steps(
 async fn step(inner: &Inner, operation: i64, record: &mut InstallRecord, next: InstallStep) -> Result<(), OpError> {
     // The previous step is done and the next one not yet recorded.
     crate::crash::point(&format!("install:before_{}", step_name(next)));
+    tracing::info!(app = %record.spec.name, operation, step = %step_name(next), "install");
     record.step = next;
     let snapshot = record.clone();
     inner.db(move |s| s.record_step(operation, &snapshot)).await

@@ -83,6 +83,7 @@ async fn step(
 ) -> Result<(), OpError> {
     // The step's action is done and not yet recorded.
     crate::crash::point(&format!("uninstall:before_{}", crate::install::step_name(reached)));
+    tracing::info!(app = %record.app, operation, step = %crate::install::step_name(reached), "uninstall");
     record.step = reached;
     let snapshot = record.clone();
     inner.db(move |s| s.record_step(operation, &snapshot)).await

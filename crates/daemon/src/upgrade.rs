@@ -255,6 +255,7 @@ async fn probation(inner: &Inner, name: &str) -> Result<(), OpError> {
 
 async fn step(inner: &Inner, operation: i64, record: &mut UpgradeRecord, next: UpgradeStep) -> Result<(), OpError> {
     crate::crash::point(&format!("upgrade:before_{}", step_name(next)));
+    tracing::info!(app = %record.old.name, operation, step = %step_name(next), "upgrade");
     record.step = next;
     let snapshot = record.clone();
     inner.db(move |s| s.record_step(operation, &snapshot)).await
