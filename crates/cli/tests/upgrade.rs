@@ -161,6 +161,25 @@ fn a_failing_pre_hook_leaves_the_old_version_running() {
 }
 
 #[test]
+fn a_new_version_whose_health_check_fails_is_rolled_back() {
+    let mut daemon = TestDaemon::start(bin());
+    let name = unique("upgsick");
+    let versions = installed(&mut daemon, &name);
+    let old = inspect(&name).unwrap()["Id"].clone();
+    let sick = daemon.archive(&version(&name, "2").healthcheck(&["false"], 200, 1), false);
+    let run = upgrade(&daemon, &name, &sick.path.to_string_lossy(), &["--skip_data"]);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert!(run.stderr.contains("probation") && run.stderr.contains("unhealthy"), "{run:?}");
+    assert_old_version_back(&daemon, &name, &versions, &old, &sick.image_id);
+
+    // A healthy one passes probation.
+    let healthy = daemon.archive(&version(&name, "3").healthcheck(&["true"], 200, 1), false);
+    let run = upgrade(&daemon, &name, &healthy.path.to_string_lossy(), &["--skip_data"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(daemon.app(&name).unwrap()["health"], "healthy");
+}
+
+#[test]
 fn a_hook_that_hangs_is_stopped_by_its_timeout() {
     let mut daemon = TestDaemon::start(bin());
     let name = unique("upghang");
