@@ -3,8 +3,8 @@
 //! two requests per run.
 
 use crate::{
-    ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LoginRequest, MigrationStatus, Uninstalled,
-    UpgradeRequest,
+    ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LoginRequest, MigrationStatus,
+    SraExecRequest, SraExecResult, SraImage, SraLoadRequest, Uninstalled, UpgradeRequest,
 };
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
@@ -170,6 +170,17 @@ impl Client {
         }
         let response = self.send(Method::GET, &path, None, "application/octet-stream").await?;
         Ok(body_chunks(response))
+    }
+
+    pub async fn sra_load(&self, path: &str) -> Result<SraImage, ClientError> {
+        let body = serde_json::to_vec(&SraLoadRequest { path: path.to_owned() })
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.json(Method::POST, "/v1/sra/images", Some(body)).await
+    }
+
+    pub async fn sra_exec(&self, request: &SraExecRequest) -> Result<SraExecResult, ClientError> {
+        let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.json(Method::POST, "/v1/sra/exec", Some(body)).await
     }
 
     pub async fn login(&self, request: &LoginRequest) -> Result<(), ClientError> {

@@ -3,7 +3,8 @@
 
 use crate::{
     ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LoginRequest, LogsQuery, MigrationResult,
-    MigrationStatus, UninstallQuery, Uninstalled, UpgradeRequest,
+    MigrationStatus, SraExecRequest, SraExecResult, SraImage, SraLoadRequest, UninstallQuery, Uninstalled,
+    UpgradeRequest,
 };
 use async_trait::async_trait;
 use axum::body::Body;
@@ -37,6 +38,10 @@ pub trait Manager: Send + Sync + 'static {
     /// Restores every app of a pending migration.
     async fn migrate_import(&self) -> Result<MigrationStatus, ApiError>;
     async fn migrate_status(&self) -> Result<MigrationStatus, ApiError>;
+    /// Loads an SRA image archive (refused without the SRA label).
+    async fn sra_load(&self, request: SraLoadRequest) -> Result<SraImage, ApiError>;
+    /// Runs an SRA command per the SRA specification's running procedure.
+    async fn sra_exec(&self, request: SraExecRequest) -> Result<SraExecResult, ApiError>;
     /// Stores a registry login (never echoed back).
     async fn login(&self, request: LoginRequest) -> Result<(), ApiError>;
     /// Forgets a registry login; `false` when there was none.
@@ -82,7 +87,9 @@ impl IntoResponse for ApiError {
         migrate_import,
         migrate_status,
         login,
-        logout
+        logout,
+        sra_load,
+        sra_exec
     ),
     components(schemas(
         ApiError,
@@ -95,7 +102,11 @@ impl IntoResponse for ApiError {
         UpgradeRequest,
         MigrationStatus,
         MigrationResult,
-        LoginRequest
+        LoginRequest,
+        SraExecRequest,
+        SraExecResult,
+        SraImage,
+        SraLoadRequest
     ))
 )]
 struct ApiDoc;
@@ -116,6 +127,8 @@ pub fn router(manager: Arc<dyn Manager>) -> Router {
         .route("/v1/apps/{name}/logs", get(logs))
         .route("/v1/apps/{name}/upgrade", post(upgrade_app))
         .route("/v1/apps/{name}/rollback", post(rollback_app))
+        .route("/v1/sra/images", post(sra_load))
+        .route("/v1/sra/exec", post(sra_exec))
         .route("/v1/registries", post(login))
         .route("/v1/registries/{registry}", axum::routing::delete(logout))
         .route("/v1/migrate", get(migrate_status))
@@ -169,6 +182,20 @@ async fn upgrade_app(
     responses((status = 200, body = AppView), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 async fn rollback_app(State(m): Shared, Path(name): Path<String>, headers: HeaderMap) -> Response {
     operation(&headers, StatusCode::OK, move |progress| async move { m.rollback(&name, progress).await }).await
+}
+
+/// Loads an SRA image archive from a path on the daemon's host.
+#[utoipa::path(post, path = "/v1/sra/images", request_body = SraLoadRequest,
+    responses((status = 200, body = SraImage), (status = 400, body = ApiError), (status = 422, body = ApiError)))]
+async fn sra_load(State(m): Shared, Json(request): Json<SraLoadRequest>) -> Result<Json<SraImage>, ApiError> {
+    m.sra_load(request).await.map(Json)
+}
+
+/// Runs `/srm/sra/command` in the execution container of (image, tmp dir, log dir).
+#[utoipa::path(post, path = "/v1/sra/exec", request_body = SraExecRequest,
+    responses((status = 200, body = SraExecResult), (status = 400, body = ApiError), (status = 500, body = ApiError)))]
+async fn sra_exec(State(m): Shared, Json(request): Json<SraExecRequest>) -> Result<Json<SraExecResult>, ApiError> {
+    m.sra_exec(request).await.map(Json)
 }
 
 /// Stores a login for a registry (file mode 0600 in berth's root).

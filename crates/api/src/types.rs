@@ -204,3 +204,50 @@ impl std::fmt::Debug for SshSource {
             .finish_non_exhaustive()
     }
 }
+
+/// `POST /v1/sra/exec`: run `/srm/sra/command` as the SRA specification's
+/// "Detailed Running Procedure" does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SraExecRequest {
+    /// Image reference or id of an SRA image.
+    pub image: String,
+    /// Host directory bound at /tmp.
+    pub tmp_dir: String,
+    /// Host directory bound at /srm/sra/log.
+    pub log_dir: String,
+    /// `UID:GID` the command runs as (default 660:660, the SRM appliance's srm user).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// `NAME=VALUE` each.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Seconds before a hung command is killed (default 300).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// The command XML, given to the command's stdin.
+    pub input: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SraExecResult {
+    /// SHA-1 of image id + tmp dir + log dir; the container's `srm.sra.eid` label.
+    pub execution_id: String,
+    pub container_id: String,
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// `POST /v1/sra/images`: load an SRA image archive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SraLoadRequest {
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SraImage {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    /// The value of the `com.vmware.srm.sra` label.
+    pub label: String,
+}

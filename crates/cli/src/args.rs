@@ -39,6 +39,9 @@ pub enum Verb {
     Upgrade(Upgrade),
     /// Return an app to the version its last upgrade replaced (image, settings, data).
     Rollback(Confirmed),
+    /// Storage Replication Adapters (VMware SRM).
+    #[command(subcommand)]
+    Sra(Sra),
     /// Store a login for a registry (kept 0600 in berth's root).
     Login(Login),
     /// Forget the login for a registry.
@@ -163,6 +166,36 @@ pub struct SourceOptions {
     /// Accept this host key (its SHA256:… fingerprint) although no known_hosts file has it.
     #[arg(long)]
     pub accept_host_key: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Sra {
+    /// Load an SRA image archive (.tar or .tar.gz); refused without the com.vmware.srm.sra label.
+    Load { file: PathBuf },
+    /// Run an SRA command: the command XML on stdin; the command's stdout, stderr and exit code are passed on.
+    Exec(SraExec),
+}
+
+#[derive(Args, Debug)]
+pub struct SraExec {
+    /// The SRA image (reference or id).
+    #[arg(long)]
+    pub image: String,
+    /// Host directory bound at /tmp in the execution container.
+    #[arg(long)]
+    pub tmp_dir: PathBuf,
+    /// Host directory bound at /srm/sra/log.
+    #[arg(long)]
+    pub log_dir: PathBuf,
+    /// UID:GID to run the command as (default 660:660).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// NAME=VALUE for the command's environment (repeatable).
+    #[arg(long)]
+    pub env: Vec<String>,
+    /// Seconds before a hung command is killed (default 300).
+    #[arg(long)]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Args, Debug)]

@@ -21,6 +21,8 @@ pub enum Failure {
     Output(std::io::Error),
     /// `run-app`: the app stopped although it should run.
     AppStopped(String),
+    /// `sra exec`: the SRA command's own non-zero exit code, passed on.
+    Command(i64),
 }
 
 impl Failure {
@@ -37,6 +39,7 @@ impl Failure {
             },
             Failure::NotConfirmed(_) => NOT_CONFIRMED,
             Failure::AppStopped(_) => APP_STOPPED,
+            Failure::Command(code) => u8::try_from(*code).ok().filter(|c| *c != 0).unwrap_or(1),
             // A closed pipe (`berth logs | head`) is not worth a loud failure.
             Failure::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
             Failure::Output(_) => 1,
@@ -57,6 +60,7 @@ impl fmt::Display for Failure {
             Failure::NotConfirmed(why) => write!(f, "nothing done: {why}"),
             Failure::Output(e) => write!(f, "cannot write output: {e}"),
             Failure::AppStopped(why) => write!(f, "the app stopped: {why}"),
+            Failure::Command(code) => write!(f, "the SRA command exited with code {code}"),
         }
     }
 }

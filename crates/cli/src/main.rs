@@ -8,7 +8,7 @@ mod progress;
 
 use args::{Cli, Verb};
 use berth_api::client::Client;
-use berth_api::{InstallRequest, LoginRequest, SshSource, UpgradeRequest};
+use berth_api::{InstallRequest, LoginRequest, SraExecRequest, SshSource, UpgradeRequest};
 use clap::{CommandFactory, FromArgMatches};
 use exit::Failure;
 use futures::StreamExt;
@@ -158,6 +158,36 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
             let app = client.rollback(&target.name, |event| bar.event(event)).await;
             bar.finish();
             output::app(&app?, target.output)?;
+        }
+        Verb::Sra(args::Sra::Load { file }) => {
+            let path = absolute(&file).map_err(Failure::output)?;
+            let image = client.sra_load(&path).await?;
+            println!(
+                "loaded SRA image {} ({}), {}={}",
+                image.repo_tags.join(", "),
+                image.id,
+                "com.vmware.srm.sra",
+                image.label
+            );
+        }
+        Verb::Sra(args::Sra::Exec(exec)) => {
+            let mut input = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input).map_err(Failure::output)?;
+            let request = SraExecRequest {
+                image: exec.image,
+                tmp_dir: absolute(&exec.tmp_dir).map_err(Failure::output)?,
+                log_dir: absolute(&exec.log_dir).map_err(Failure::output)?,
+                user: exec.user,
+                env: exec.env,
+                timeout_secs: exec.timeout,
+                input,
+            };
+            let result = client.sra_exec(&request).await?;
+            std::io::stdout().write_all(result.stdout.as_bytes()).map_err(Failure::output)?;
+            std::io::stderr().write_all(result.stderr.as_bytes()).map_err(Failure::output)?;
+            if result.exit_code != 0 {
+                return Err(Failure::Command(result.exit_code));
+            }
         }
         Verb::Login(login) => {
             let password = read_password(login.password_stdin)?;

@@ -55,6 +55,7 @@ pub struct ImageInfo {
     pub id: String,
     pub repo_tags: Vec<String>,
     pub size: u64,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A login for one registry.
@@ -69,6 +70,37 @@ impl std::fmt::Debug for RegistryCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegistryCredentials").field("username", &self.username).finish_non_exhaustive()
     }
+}
+
+/// A command to run in a running container, `docker exec -i -u … -e …` style.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    pub argv: Vec<String>,
+    /// `uid:gid` or a user name; `None`: the container's user.
+    pub user: Option<String>,
+    /// `NAME=VALUE` each.
+    pub env: Vec<String>,
+    /// Written to the command's stdin, which is then closed.
+    pub stdin: Option<Bytes>,
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecResult {
+    /// `None` when it did not finish in time.
+    pub exit_code: Option<i64>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// A container outside berth's app model (an SRA execution container):
+/// the image's own entry point, stdin kept open (`docker run -di`).
+#[derive(Debug, Clone, Default)]
+pub struct PlainContainer {
+    pub image: String,
+    /// `host:container` bind mounts.
+    pub binds: Vec<String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// How a command run in a container ended.
@@ -201,6 +233,12 @@ pub trait Engine: Send + Sync + 'static {
     async fn commit_container(&self, name: &str, reference: &str) -> Result<String, EngineError>;
     /// The image as a `docker save` archive (uncompressed tar).
     fn save_image(&self, image: &str) -> BoxStream<'static, Result<Bytes, EngineError>>;
+
+    /// Runs a command with stdin, user and environment (SRA execution).
+    async fn exec_with(&self, container: &str, request: ExecRequest) -> Result<ExecResult, EngineError>;
+    /// Every container (running or not) with label `key=value`.
+    async fn containers_labelled(&self, key: &str, value: &str) -> Result<Vec<ContainerObservation>, EngineError>;
+    async fn create_plain_container(&self, spec: &PlainContainer) -> Result<String, EngineError>;
 
     /// Events of this instance's containers from now on. Ends when the engine goes away.
     fn events(&self, instance: &str) -> BoxStream<'static, Result<ContainerEvent, EngineError>>;

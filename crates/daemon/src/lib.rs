@@ -25,6 +25,7 @@ mod registries;
 mod registry;
 mod server;
 mod snapshot;
+mod sra;
 mod ssh;
 mod uninstall;
 mod units;

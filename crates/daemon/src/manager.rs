@@ -7,8 +7,8 @@ use crate::install;
 use crate::registry::Inner;
 use async_trait::async_trait;
 use berth_api::{
-    ApiError, AppView, DaemonInfo, InstallRequest, LoginRequest, Manager, MigrationStatus, ProgressSender, Uninstalled,
-    UpgradeRequest,
+    ApiError, AppView, DaemonInfo, InstallRequest, LoginRequest, Manager, MigrationStatus, ProgressSender,
+    SraExecRequest, SraExecResult, SraImage, SraLoadRequest, Uninstalled, UpgradeRequest,
 };
 use berth_core::engine::EngineError;
 use berth_core::AppName;
@@ -88,6 +88,14 @@ impl Manager for DaemonManager {
 
     async fn migrate_status(&self) -> Result<MigrationStatus, ApiError> {
         Ok(crate::migrate::status(&self.inner)?)
+    }
+
+    async fn sra_load(&self, request: SraLoadRequest) -> Result<SraImage, ApiError> {
+        Ok(crate::sra::load(&self.inner, &request.path).await?)
+    }
+
+    async fn sra_exec(&self, request: SraExecRequest) -> Result<SraExecResult, ApiError> {
+        Ok(crate::sra::exec(&self.inner, request).await?)
     }
 
     async fn login(&self, request: LoginRequest) -> Result<(), ApiError> {

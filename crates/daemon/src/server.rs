@@ -72,6 +72,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         apps: RwLock::new(BTreeMap::new()),
         online_cpus: Mutex::new(std::thread::available_parallelism().map_or(1, |n| n.get() as u32)),
         engine_version: Mutex::new(None),
+        sra_locks: Mutex::new(Default::default()),
         recovered: AtomicBool::new(false),
         systemd,
     });

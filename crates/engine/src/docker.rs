@@ -5,8 +5,8 @@ use crate::convert::{container_event, observation_from_inspect, observation_from
 use crate::errors::translate;
 use async_trait::async_trait;
 use berth_core::engine::{
-    ByteStream, ContainerEvent, ContainerObservation, Engine, EngineError, EngineInfo, ExecOutcome, ImageInfo,
-    Progress, ProgressSink, RegistryCredentials,
+    ByteStream, ContainerEvent, ContainerObservation, Engine, EngineError, EngineInfo, ExecOutcome, ExecRequest,
+    ExecResult, ImageInfo, PlainContainer, Progress, ProgressSink, RegistryCredentials,
 };
 use berth_core::spec::{ContainerSpec, LABEL_APP, LABEL_INSTANCE};
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
@@ -185,6 +185,7 @@ impl Engine for DockerEngine {
                 id: image.id.unwrap_or_default(),
                 repo_tags: image.repo_tags.unwrap_or_default(),
                 size: image.size.unwrap_or_default().max(0) as u64,
+                labels: image.config.and_then(|c| c.labels).unwrap_or_default().into_iter().collect(),
             })),
             Err(EngineError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -337,6 +338,72 @@ impl Engine for DockerEngine {
         };
         let (endpoint, what) = (self.endpoint.clone(), format!("image {image}"));
         docker.export_image(image).map(move |chunk| chunk.map_err(|e| translate(e, &endpoint, &what))).boxed()
+    }
+
+    async fn exec_with(&self, container: &str, request: ExecRequest) -> Result<ExecResult, EngineError> {
+        let docker = self.docker()?;
+        let what = format!("container {container}");
+        let options = CreateExecOptions {
+            attach_stdin: Some(request.stdin.is_some()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(request.argv.clone()),
+            user: request.user.clone(),
+            env: (!request.env.is_empty()).then(|| request.env.clone()),
+            ..Default::default()
+        };
+        let exec = docker.create_exec(container, options).await.map_err(self.fail(&what))?;
+        let started = docker.start_exec(&exec.id, None::<StartExecOptions>).await.map_err(self.fail(&what))?;
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let finished = tokio::time::timeout(request.timeout, async {
+            if let StartExecResults::Attached { mut output, mut input } = started {
+                if let Some(bytes) = &request.stdin {
+                    use tokio::io::AsyncWriteExt;
+                    let _ = input.write_all(bytes).await;
+                    // Closing stdin is what tells the command the XML is complete.
+                    let _ = input.shutdown().await;
+                }
+                drop(input);
+                while let Some(Ok(chunk)) = output.next().await {
+                    match chunk {
+                        bollard::container::LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                        other => stdout.extend_from_slice(&other.into_bytes()),
+                    }
+                }
+            }
+        })
+        .await;
+        let exit_code = match finished {
+            Ok(()) => docker.inspect_exec(&exec.id).await.map_err(self.fail(&what))?.exit_code,
+            Err(_) => None,
+        };
+        Ok(ExecResult { exit_code, stdout, stderr })
+    }
+
+    async fn containers_labelled(&self, key: &str, value: &str) -> Result<Vec<ContainerObservation>, EngineError> {
+        let filters = HashMap::from([("label".to_owned(), vec![format!("{key}={value}")])]);
+        let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+        let list = self.docker()?.list_containers(Some(options)).await.map_err(self.fail("containers"))?;
+        Ok(list.into_iter().map(observation_from_summary).collect())
+    }
+
+    async fn create_plain_container(&self, spec: &PlainContainer) -> Result<String, EngineError> {
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            // `docker run -di`: stdin open, no tty, the image's own entry point.
+            open_stdin: Some(true),
+            attach_stdin: Some(false),
+            tty: Some(false),
+            labels: Some(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            host_config: Some(bollard::models::HostConfig { binds: Some(spec.binds.clone()), ..Default::default() }),
+            ..Default::default()
+        };
+        let created = self
+            .docker()?
+            .create_container(None::<CreateContainerOptions>, body)
+            .await
+            .map_err(self.fail(&format!("a container of {}", spec.image)))?;
+        Ok(created.id)
     }
 
     fn events(&self, instance: &str) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {

@@ -76,13 +76,23 @@ impl FakeEngine {
 
     /// Adds an image as if it had been loaded or pulled before.
     pub fn add_image(&self, id: &str, tags: &[&str]) {
-        let info = ImageInfo { id: id.into(), repo_tags: tags.iter().map(|t| t.to_string()).collect(), size: 1 };
+        let info = ImageInfo {
+            id: id.into(),
+            repo_tags: tags.iter().map(|t| t.to_string()).collect(),
+            size: 1,
+            labels: Default::default(),
+        };
         self.with(|s| s.images.insert(id.into(), info));
     }
 
     /// The image the next `load_image` call loads.
     pub fn load_next(&self, id: &str, tags: &[&str]) {
-        let info = ImageInfo { id: id.into(), repo_tags: tags.iter().map(|t| t.to_string()).collect(), size: 1 };
+        let info = ImageInfo {
+            id: id.into(),
+            repo_tags: tags.iter().map(|t| t.to_string()).collect(),
+            size: 1,
+            labels: Default::default(),
+        };
         self.with(|s| s.next_load = Some(info));
     }
 
@@ -405,7 +415,12 @@ impl Engine for FakeEngine {
             }
             s.next_id += 1;
             let id = format!("sha256:{:064x}", s.next_id);
-            let info = ImageInfo { id: id.clone(), repo_tags: vec![reference.to_owned()], size: 1 };
+            let info = ImageInfo {
+                id: id.clone(),
+                repo_tags: vec![reference.to_owned()],
+                size: 1,
+                labels: Default::default(),
+            };
             s.images.insert(id.clone(), info);
             Ok(id)
         })
@@ -419,6 +434,44 @@ impl Engine for FakeEngine {
             Err(EngineError::NotFound { what: format!("image {image}") })
         };
         futures::stream::iter([item]).boxed()
+    }
+
+    async fn exec_with(
+        &self,
+        container: &str,
+        request: berth_core::engine::ExecRequest,
+    ) -> Result<berth_core::engine::ExecResult, EngineError> {
+        let outcome = self.exec(container, &request.argv, request.timeout).await?;
+        Ok(berth_core::engine::ExecResult {
+            exit_code: outcome.exit_code,
+            stdout: outcome.output.into_bytes(),
+            stderr: Vec::new(),
+        })
+    }
+
+    async fn containers_labelled(&self, key: &str, value: &str) -> Result<Vec<ContainerObservation>, EngineError> {
+        self.enter("containers_labelled", key)?;
+        Ok(self.with(|s| {
+            s.containers
+                .values()
+                .filter(|c| c.spec.labels.get(key).map(String::as_str) == Some(value))
+                .map(observe)
+                .collect()
+        }))
+    }
+
+    async fn create_plain_container(&self, spec: &berth_core::engine::PlainContainer) -> Result<String, EngineError> {
+        let name = format!("plain-{}", self.with(|s| s.next_id + 1));
+        let container = ContainerSpec {
+            name,
+            image_id: spec.image.clone(),
+            options: Default::default(),
+            nano_cpus: 0,
+            memory: None,
+            private_dir: String::new(),
+            labels: spec.labels.clone(),
+        };
+        self.create_container(&container).await
     }
 
     fn events(&self, instance: &str) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {
