@@ -163,10 +163,9 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
             let path = absolute(&file).map_err(Failure::output)?;
             let image = client.sra_load(&path).await?;
             println!(
-                "loaded SRA image {} ({}), {}={}",
+                "loaded SRA image {} ({}), com.vmware.srm.sra={}",
                 image.repo_tags.join(", "),
                 image.id,
-                "com.vmware.srm.sra",
                 image.label
             );
         }
