@@ -178,6 +178,14 @@ impl Client {
         self.json(Method::POST, "/v1/sra/images", Some(body)).await
     }
 
+    pub async fn sra_list(&self) -> Result<Vec<SraImage>, ClientError> {
+        self.json(Method::GET, "/v1/sra/images", None).await
+    }
+
+    pub async fn sra_remove(&self, image: &str) -> Result<SraImage, ClientError> {
+        self.json(Method::DELETE, &format!("/v1/sra/images/{}", encode(image)), None).await
+    }
+
     pub async fn sra_exec(&self, request: &SraExecRequest) -> Result<SraExecResult, ClientError> {
         let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
         self.json(Method::POST, "/v1/sra/exec", Some(body)).await

@@ -40,6 +40,9 @@ pub trait Manager: Send + Sync + 'static {
     async fn migrate_status(&self) -> Result<MigrationStatus, ApiError>;
     /// Loads an SRA image archive (refused without the SRA label).
     async fn sra_load(&self, request: SraLoadRequest) -> Result<SraImage, ApiError>;
+    async fn sra_list(&self) -> Result<Vec<SraImage>, ApiError>;
+    /// Removes an SRA image and its execution containers.
+    async fn sra_remove(&self, image: &str) -> Result<SraImage, ApiError>;
     /// Runs an SRA command per the SRA specification's running procedure.
     async fn sra_exec(&self, request: SraExecRequest) -> Result<SraExecResult, ApiError>;
     /// Stores a registry login (never echoed back).
@@ -89,6 +92,8 @@ impl IntoResponse for ApiError {
         login,
         logout,
         sra_load,
+        sra_list,
+        sra_remove,
         sra_exec
     ),
     components(schemas(
@@ -127,7 +132,8 @@ pub fn router(manager: Arc<dyn Manager>) -> Router {
         .route("/v1/apps/{name}/logs", get(logs))
         .route("/v1/apps/{name}/upgrade", post(upgrade_app))
         .route("/v1/apps/{name}/rollback", post(rollback_app))
-        .route("/v1/sra/images", post(sra_load))
+        .route("/v1/sra/images", post(sra_load).get(sra_list))
+        .route("/v1/sra/images/{image}", axum::routing::delete(sra_remove))
         .route("/v1/sra/exec", post(sra_exec))
         .route("/v1/registries", post(login))
         .route("/v1/registries/{registry}", axum::routing::delete(logout))
@@ -189,6 +195,19 @@ async fn rollback_app(State(m): Shared, Path(name): Path<String>, headers: Heade
     responses((status = 200, body = SraImage), (status = 400, body = ApiError), (status = 422, body = ApiError)))]
 async fn sra_load(State(m): Shared, Json(request): Json<SraLoadRequest>) -> Result<Json<SraImage>, ApiError> {
     m.sra_load(request).await.map(Json)
+}
+
+/// The SRA images, with their execution containers counted.
+#[utoipa::path(get, path = "/v1/sra/images", responses((status = 200, body = Vec<SraImage>)))]
+async fn sra_list(State(m): Shared) -> Result<Json<Vec<SraImage>>, ApiError> {
+    m.sra_list().await.map(Json)
+}
+
+/// Removes an SRA image (reference or id) and its execution containers.
+#[utoipa::path(delete, path = "/v1/sra/images/{image}", params(("image" = String, Path)),
+    responses((status = 200, body = SraImage), (status = 404, body = ApiError)))]
+async fn sra_remove(State(m): Shared, Path(image): Path<String>) -> Result<Json<SraImage>, ApiError> {
+    m.sra_remove(&image).await.map(Json)
 }
 
 /// Runs `/srm/sra/command` in the execution container of (image, tmp dir, log dir).

@@ -250,4 +250,7 @@ pub struct SraImage {
     pub repo_tags: Vec<String>,
     /// The value of the `com.vmware.srm.sra` label.
     pub label: String,
+    /// Execution containers of this image, running or not.
+    #[serde(default)]
+    pub containers: usize,
 }

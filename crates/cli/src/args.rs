@@ -172,6 +172,10 @@ pub struct SourceOptions {
 pub enum Sra {
     /// Load an SRA image archive (.tar or .tar.gz); refused without the com.vmware.srm.sra label.
     Load { file: PathBuf },
+    /// List the SRA images (repository:tag, image id, label value, execution containers).
+    List(ReadOptions),
+    /// Remove an SRA image and its execution containers.
+    Remove { image: String },
     /// Run an SRA command: the command XML on stdin; the command's stdout, stderr and exit code are passed on.
     Exec(SraExec),
 }

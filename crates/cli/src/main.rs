@@ -169,6 +169,11 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
                 image.label
             );
         }
+        Verb::Sra(args::Sra::List(read)) => output::sra_images(&client.sra_list().await?, read.output)?,
+        Verb::Sra(args::Sra::Remove { image }) => {
+            let removed = client.sra_remove(&image).await?;
+            println!("removed SRA image {} and {} execution container(s)", removed.id, removed.containers);
+        }
         Verb::Sra(args::Sra::Exec(exec)) => {
             let mut input = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut input).map_err(Failure::output)?;

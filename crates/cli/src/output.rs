@@ -2,7 +2,7 @@
 
 use crate::args::Output;
 use crate::exit::Failure;
-use berth_api::{AppView, MigrationStatus, Uninstalled};
+use berth_api::{AppView, MigrationStatus, SraImage, Uninstalled};
 use std::io::Write;
 
 pub fn raw_json(bytes: &[u8]) -> Result<(), Failure> {
@@ -90,6 +90,20 @@ pub fn uninstalled(done: &Uninstalled, output: Output) -> Result<(), Failure> {
     let data = if done.kept_data { "data kept" } else { "data removed" };
     let image = if done.removed_image { "image removed" } else { "image kept" };
     println!("uninstalled {} ({data}, {image})", done.name);
+    Ok(())
+}
+
+pub fn sra_images(images: &[SraImage], output: Output) -> Result<(), Failure> {
+    if output.is_json() {
+        return json(&images);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:<40}  {:<71}  {:<16}  CONTAINERS", "IMAGE", "ID", "LABEL").map_err(Failure::output)?;
+    for image in images {
+        let name = image.repo_tags.first().cloned().unwrap_or_else(|| "-".into());
+        writeln!(out, "{name:<40}  {:<71}  {:<16}  {}", image.id, image.label, image.containers)
+            .map_err(Failure::output)?;
+    }
     Ok(())
 }
 

@@ -183,3 +183,26 @@ fn a_hung_command_times_out_and_bad_directories_are_refused() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("--tmp-dir"), "{run:?}");
 }
+
+#[test]
+fn list_counts_execution_containers_and_remove_takes_them_with_the_image() {
+    let sra = loaded();
+    let (tmp, log) = (dir(&sra, "ltmp"), dir(&sra, "llog"));
+    assert_eq!(exec(&sra, &tmp, &log, "queryInfo", &[]).code, 0);
+    let run = sra.daemon.berth(&["sra", "list", "-o", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let images: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).unwrap();
+    let ours = images.iter().find(|i| i["id"] == sra.image.as_str()).expect("listed");
+    assert_eq!((ours["label"].as_str(), ours["containers"].as_u64()), (Some("vendor-x"), Some(1)));
+    let table = sra.daemon.berth(&["sra", "list"]).stdout;
+    assert!(table.contains(&sra.image) && table.contains("vendor-x"), "{table}");
+
+    let run = sra.daemon.berth(&["sra", "remove", &sra.image]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!image_exists(&sra.image));
+    assert!(containers_of(&eid(&sra.image, &tmp, &log)).is_empty());
+
+    // Not an SRA image: refused, untouched.
+    let run = sra.daemon.berth(&["sra", "remove", "berth-test/none:404"]);
+    assert_eq!(run.code, 5, "{run:?}");
+}

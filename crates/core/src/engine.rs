@@ -236,8 +236,11 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Runs a command with stdin, user and environment (SRA execution).
     async fn exec_with(&self, container: &str, request: ExecRequest) -> Result<ExecResult, EngineError>;
-    /// Every container (running or not) with label `key=value`.
+    /// Every container (running or not) with label `key=value`, or with the
+    /// label `key` at all when `value` is empty.
     async fn containers_labelled(&self, key: &str, value: &str) -> Result<Vec<ContainerObservation>, EngineError>;
+    /// Every image carrying the label `key`.
+    async fn images_labelled(&self, key: &str) -> Result<Vec<ImageInfo>, EngineError>;
     async fn create_plain_container(&self, spec: &PlainContainer) -> Result<String, EngineError>;
 
     /// Events of this instance's containers from now on. Ends when the engine goes away.

@@ -94,6 +94,14 @@ impl Manager for DaemonManager {
         Ok(crate::sra::load(&self.inner, &request.path).await?)
     }
 
+    async fn sra_list(&self) -> Result<Vec<SraImage>, ApiError> {
+        Ok(crate::sra::list(&self.inner).await?)
+    }
+
+    async fn sra_remove(&self, image: &str) -> Result<SraImage, ApiError> {
+        Ok(crate::sra::remove(&self.inner, image).await?)
+    }
+
     async fn sra_exec(&self, request: SraExecRequest) -> Result<SraExecResult, ApiError> {
         Ok(crate::sra::exec(&self.inner, request).await?)
     }

@@ -46,7 +46,7 @@ pub async fn load(inner: &Inner, path: &str) -> Result<SraImage, OpError> {
         .await?
         .ok_or_else(|| EngineError::Load { reason: format!("the engine did not keep {}", checked.image.id) })?;
     match image.labels.get(SRA_LABEL) {
-        Some(label) => Ok(SraImage { id: image.id, repo_tags: image.repo_tags, label: label.clone() }),
+        Some(label) => Ok(SraImage { id: image.id, repo_tags: image.repo_tags, label: label.clone(), containers: 0 }),
         None => {
             if !preexisting.contains(&image.id) {
                 let _ = engine.remove_image(&image.id).await;
@@ -57,6 +57,49 @@ pub async fn load(inner: &Inner, path: &str) -> Result<SraImage, OpError> {
             })
         }
     }
+}
+
+/// The SRA images in the engine, with how many execution containers each has.
+pub async fn list(inner: &Inner) -> Result<Vec<SraImage>, OpError> {
+    let engine = inner.engine.as_ref();
+    let containers = engine.containers_labelled(EID_LABEL, "").await?;
+    let mut images: Vec<SraImage> = engine
+        .images_labelled(SRA_LABEL)
+        .await?
+        .into_iter()
+        .map(|i| SraImage {
+            containers: containers.iter().filter(|c| c.image_id == i.id).count(),
+            label: i.labels.get(SRA_LABEL).cloned().unwrap_or_default(),
+            id: i.id,
+            repo_tags: i.repo_tags,
+        })
+        .collect();
+    images.sort_by(|a, b| a.repo_tags.cmp(&b.repo_tags).then(a.id.cmp(&b.id)));
+    Ok(images)
+}
+
+/// Removes an SRA image and its execution containers.
+pub async fn remove(inner: &Inner, reference: &str) -> Result<SraImage, OpError> {
+    let engine = inner.engine.as_ref();
+    let image = engine
+        .inspect_image(reference)
+        .await?
+        .ok_or_else(|| EngineError::NotFound { what: format!("image {reference}") })?;
+    let label = image.labels.get(SRA_LABEL).cloned().ok_or_else(|| OpError::InvalidValue {
+        what: "SRA image",
+        reason: format!("{reference} has no {SRA_LABEL} label; berth removes only SRA images"),
+    })?;
+    let containers: Vec<_> =
+        engine.containers_labelled(EID_LABEL, "").await?.into_iter().filter(|c| c.image_id == image.id).collect();
+    for container in &containers {
+        engine.remove_container(&container.id).await?;
+    }
+    // Every tag goes with it: the image is what is removed, not one name of it.
+    for tag in &image.repo_tags {
+        engine.remove_image(tag).await?;
+    }
+    engine.remove_image(&image.id).await?;
+    Ok(SraImage { id: image.id, repo_tags: image.repo_tags, label, containers: containers.len() })
 }
 
 pub async fn exec(inner: &Inner, request: SraExecRequest) -> Result<SraExecResult, OpError> {

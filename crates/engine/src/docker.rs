@@ -381,10 +381,26 @@ impl Engine for DockerEngine {
     }
 
     async fn containers_labelled(&self, key: &str, value: &str) -> Result<Vec<ContainerObservation>, EngineError> {
-        let filters = HashMap::from([("label".to_owned(), vec![format!("{key}={value}")])]);
+        let label = if value.is_empty() { key.to_owned() } else { format!("{key}={value}") };
+        let filters = HashMap::from([("label".to_owned(), vec![label])]);
         let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
         let list = self.docker()?.list_containers(Some(options)).await.map_err(self.fail("containers"))?;
         Ok(list.into_iter().map(observation_from_summary).collect())
+    }
+
+    async fn images_labelled(&self, key: &str) -> Result<Vec<ImageInfo>, EngineError> {
+        let filters = HashMap::from([("label".to_owned(), vec![key.to_owned()])]);
+        let options = ListImagesOptions { filters: Some(filters), ..Default::default() };
+        let images = self.docker()?.list_images(Some(options)).await.map_err(self.fail("images"))?;
+        Ok(images
+            .into_iter()
+            .map(|i| ImageInfo {
+                id: i.id,
+                repo_tags: i.repo_tags.into_iter().filter(|t| t != "<none>:<none>").collect(),
+                size: i.size.max(0) as u64,
+                labels: i.labels.into_iter().collect(),
+            })
+            .collect())
     }
 
     async fn create_plain_container(&self, spec: &PlainContainer) -> Result<String, EngineError> {

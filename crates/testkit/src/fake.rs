@@ -460,6 +460,11 @@ impl Engine for FakeEngine {
         }))
     }
 
+    async fn images_labelled(&self, key: &str) -> Result<Vec<ImageInfo>, EngineError> {
+        self.enter("images_labelled", key)?;
+        Ok(self.with(|s| s.images.values().filter(|i| i.labels.contains_key(key)).cloned().collect()))
+    }
+
     async fn create_plain_container(&self, spec: &berth_core::engine::PlainContainer) -> Result<String, EngineError> {
         let name = format!("plain-{}", self.with(|s| s.next_id + 1));
         let container = ContainerSpec {
