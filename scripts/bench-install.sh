@@ -37,24 +37,15 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-say() { printf '==> %s\n' "$*"; }
-die() { printf 'bench-install: %s\n' "$*" >&2; exit 1; }
+BENCH_NAME=bench-install
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive number, not '$RUNS'"
 [[ "$WARMUP" =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a number, not '$WARMUP'"
 [[ "$PAD_MB" =~ ^[1-9][0-9]*$ ]] || die "BENCH_PAD_MB must be a positive number, not '$PAD_MB'"
 
 # ---------------------------------------------------------------- prerequisites
-apt_install() { # $1: package
-    say "installing $1"
-    export DEBIAN_FRONTEND=noninteractive
-    local apt_log
-    apt_log=$(mktemp)
-    apt-get install -y "$1" >"$apt_log" 2>&1 \
-        || { apt-get update >>"$apt_log" 2>&1 && apt-get install -y "$1" >>"$apt_log" 2>&1; } \
-        || { cat "$apt_log" >&2; rm -f "$apt_log"; die "could not install $1 (apt-get install -y $1)"; }
-    rm -f "$apt_log"
-}
 command -v docker >/dev/null || die "the docker CLI is needed (it is the comparison baseline)"
 command -v python3 >/dev/null || die "python3 is needed (it serves the archive over http)"
 command -v gunzip >/dev/null || die "gunzip is needed (it is part of the baseline)"
@@ -70,27 +61,6 @@ exec 9>"$CACHE_DIR/bench-install.lock"
 flock -n 9 || die "another scripts/bench-install.sh is running (lock $CACHE_DIR/bench-install.lock)"
 
 BENCH_LABEL=berth.bench-install
-remove_containers() { # $1: a label filter: berth.instance=… (the daemon's), or $BENCH_LABEL=… (docker run's)
-    local ids
-    ids=$(docker ps -aq --filter "label=$1")
-    if [ -n "$ids" ]; then
-        # shellcheck disable=SC2086
-        docker rm -f -v $ids >/dev/null || true
-    fi
-}
-
-stop_daemon() { # $1: pid, $2: work dir (only a berth daemon of that dir is stopped)
-    local pid=$1 dir=$2 i
-    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "daemon --root $dir/root" || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
 stop_helper() { # $1: pid, $2: text its command line must hold (so a reused pid is left alone)
     local pid=$1 mark=$2
     [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
@@ -178,8 +148,6 @@ taken=$(docker ps -a --format '{{.Names}}' | grep -cE "^${APP_PREFIX}(run-)?[0-9
 [ "$taken" -eq 0 ] || die "$taken container(s) named ${APP_PREFIX}N already exist; remove them first (docker ps -a --filter name=$APP_PREFIX)"
 remove_image
 
-info() { curl -sf --unix-socket "$SOCK" http://x/v1/info; }
-json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print(str(v).lower() if isinstance(v,bool) else v)' "$1"; }
 image_present() { docker image inspect "$IMAGE_TAG" >/dev/null 2>&1; }
 now_us() { # wall clock in microseconds, into the variable named $1 (no fork)
     local t=$EPOCHREALTIME

@@ -30,8 +30,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-say() { printf '==> %s\n' "$*"; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+BENCH_NAME=bench
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 # ---------------------------------------------------------------- prerequisites
 command -v docker >/dev/null || die "the docker CLI is needed (it is the comparison baseline)"
@@ -40,41 +41,12 @@ command -v python3 >/dev/null || die "python3 is needed"
 command -v cargo >/dev/null || die "cargo is needed"
 curl -sf --unix-socket "$DOCKER_SOCK" http://x/_ping >/dev/null \
     || die "the Docker Engine does not answer on $DOCKER_SOCK (start it: nohup dockerd > /tmp/dockerd.log 2>&1 &)"
-if ! command -v hyperfine >/dev/null; then
-    say "installing hyperfine"
-    export DEBIAN_FRONTEND=noninteractive
-    apt_log=$(mktemp)
-    apt-get install -y hyperfine >"$apt_log" 2>&1 \
-        || { apt-get update >>"$apt_log" 2>&1 && apt-get install -y hyperfine >>"$apt_log" 2>&1; } \
-        || { cat "$apt_log" >&2; rm -f "$apt_log"; die "could not install hyperfine (apt-get install -y hyperfine)"; }
-    rm -f "$apt_log"
-fi
+command -v hyperfine >/dev/null || apt_install hyperfine
 
 # -------------------------------------------------- one run at a time, leftovers
 mkdir -p "$CACHE_DIR"
 exec 9>"$CACHE_DIR/bench.lock"
 flock -n 9 || die "another scripts/bench.sh is running (lock $CACHE_DIR/bench.lock)"
-
-remove_containers() { # $1: instance
-    local ids
-    ids=$(docker ps -aq --filter "label=berth.instance=$1")
-    if [ -n "$ids" ]; then
-        # shellcheck disable=SC2086
-        docker rm -f -v $ids >/dev/null || true
-    fi
-}
-
-stop_daemon() { # $1: pid, $2: work dir (only a berth daemon of that dir is stopped)
-    local pid=$1 dir=$2 i
-    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "daemon --root $dir/root" || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
 
 if [ -s "$STATE_FILE" ]; then
     say "removing the leftovers of an interrupted run ($STATE_FILE)"
@@ -82,7 +54,7 @@ if [ -s "$STATE_FILE" ]; then
     (
         . "$STATE_FILE"
         stop_daemon "${OLD_PID:-}" "${OLD_W:-/nonexistent}"
-        if [ -n "${OLD_INSTANCE:-}" ]; then remove_containers "$OLD_INSTANCE"; fi
+        if [ -n "${OLD_INSTANCE:-}" ]; then remove_containers "berth.instance=$OLD_INSTANCE"; fi
         if [ -n "${OLD_IMAGE:-}" ]; then docker rmi -f "$OLD_IMAGE" >/dev/null 2>&1 || true; fi
         if [ -n "${OLD_W:-}" ]; then rm -rf "$OLD_W"; fi
     )
@@ -113,7 +85,7 @@ cleanup() {
     set +e
     say "cleaning up"
     stop_daemon "$DAEMON_PID" "$W"
-    [ -n "$INSTANCE" ] && remove_containers "$INSTANCE"
+    [ -n "$INSTANCE" ] && remove_containers "berth.instance=$INSTANCE"
     [ -n "$IMAGE_ID" ] && docker rmi -f "$IMAGE_ID" >/dev/null 2>&1
     [ -z "${BENCH_DAEMON_LOG:-}" ] || cp "$W/daemon.log" "$BENCH_DAEMON_LOG"
     if [ "$status" -ne 0 ] && [ -s "$W/daemon.log" ]; then
@@ -141,8 +113,6 @@ rss_mib() { # VmRSS of the daemon in MiB, one decimal
 hwm_mib() { # VmHWM (peak RSS) of the daemon in MiB, one decimal
     awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$DAEMON_PID/status"
 }
-info() { curl -sf --unix-socket "$SOCK" http://x/v1/info; }
-json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print(str(v).lower() if isinstance(v,bool) else v)' "$1"; }
 
 # -------------------------------------------------------------------- daemon
 mkdir -p "$W/root"

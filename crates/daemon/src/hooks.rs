@@ -46,7 +46,7 @@ pub async fn run(
     let hook_dir = private_dir.join("hook");
     std::fs::create_dir_all(&hook_dir).map_err(OpError::io(&hook_dir))?;
     let target = hook_dir.join(format!("{hook}.sh"));
-    crate::units::atomic_write(&target, &script)?;
+    crate::files::atomic_write(&target, &script)?;
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).map_err(OpError::io(&target))?;
 
     let outcome = engine.exec(container, std::slice::from_ref(&path_in_image), timeout).await?;

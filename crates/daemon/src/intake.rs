@@ -38,15 +38,16 @@ pub async fn fetch(
 ) -> Result<Intake, OpError> {
     match source {
         Source::Archive { path } => {
-            load_archive(engine, archive::ArchiveInput::file(path)?, options, preexisting, progress).await
+            let input = archive::ArchiveInput::file(path)?;
+            load(engine, input, options.sha256.as_deref(), preexisting, progress).await
         }
         Source::Url { url } => {
             let input = crate::download::open(url, options.ca_file.as_deref()).await?;
-            load_archive(engine, input, options, preexisting, progress).await
+            load(engine, input, options.sha256.as_deref(), preexisting, progress).await
         }
         Source::Ssh { protocol, server, username, path } => {
             let input = crate::ssh::open(*protocol, server, username, path, &options.ssh).await?;
-            load_archive(engine, input, options, preexisting, progress).await
+            load(engine, input, options.sha256.as_deref(), preexisting, progress).await
         }
         Source::Registry { reference } => {
             let text = reference.to_string();
@@ -64,10 +65,13 @@ pub async fn fetch(
     }
 }
 
-async fn load_archive(
+/// Streams an image archive into the engine while checking it (and its
+/// SHA-256, when expected); returns its one image. Whatever a refused archive
+/// loaded is taken out again, unless it was in `preexisting`.
+pub async fn load(
     engine: &dyn Engine,
     input: archive::ArchiveInput,
-    options: &FetchOptions,
+    sha256: Option<&str>,
     preexisting: &HashSet<String>,
     progress: ProgressSink,
 ) -> Result<Intake, OpError> {
@@ -75,10 +79,10 @@ async fn load_archive(
     let (body, checker) = archive::stream(input, progress.clone());
     let loaded = engine.load_image(body, progress).await;
     let verdict = checker.await.map_err(|_| OpError::ShuttingDown)?;
-    let verdict = verdict.map_err(OpError::from).and_then(|checked| match &options.sha256 {
-        Some(expected) if *expected != checked.sha256 => Err(OpError::ChecksumMismatch {
+    let verdict = verdict.map_err(OpError::from).and_then(|checked| match sha256 {
+        Some(expected) if expected != checked.sha256 => Err(OpError::ChecksumMismatch {
             origin: origin.clone(),
-            expected: expected.clone(),
+            expected: expected.to_owned(),
             actual: checked.sha256,
         }),
         _ => Ok(checked.image),

@@ -15,6 +15,7 @@ mod disk;
 mod download;
 mod error;
 mod events;
+mod files;
 mod hooks;
 mod install;
 mod intake;

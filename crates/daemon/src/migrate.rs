@@ -7,10 +7,10 @@
 //! start and restores every app; `berth migrate import` does it on demand.
 //! One app failing does not stop the others; results are kept per app.
 
-use crate::archive::{self, ArchiveInput};
+use crate::archive::ArchiveInput;
 use crate::error::OpError;
+use crate::files::atomic_write;
 use crate::registry::{lock, now_secs, Inner};
-use crate::units::atomic_write;
 use berth_api::{MigrationResult, MigrationStatus};
 use berth_core::engine::{EngineError, ProgressSink};
 use berth_core::spec::{AppSpec, LABEL_INSTANCE};
@@ -223,12 +223,9 @@ async fn import_app(inner: &Arc<Inner>, dir: &Path, app: &MigratedApp) -> Result
     let name = app.spec.name.to_string();
     let app_dir = dir.join(&name);
     let input = ArchiveInput::file(&app_dir.join("image.tar.gz"))?;
-    let sink: ProgressSink = Arc::new(|_| {});
-    let (body, checker) = archive::stream(input, sink.clone());
-    let loaded = engine.load_image(body, sink).await;
-    let checked = checker.await.map_err(|_| OpError::ShuttingDown)??;
-    loaded?;
-    let image_id = checked.image.id;
+    let preexisting = engine.image_ids().await?;
+    let quiet: ProgressSink = Arc::new(|_| {});
+    let image_id = crate::intake::load(engine, input, None, &preexisting, quiet).await?.image_id;
 
     let existing = engine.inspect_container(&name).await?;
     let ours = existing.as_ref().is_some_and(|c| c.label(LABEL_INSTANCE) == Some(inner.instance.as_str()));

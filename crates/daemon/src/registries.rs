@@ -4,8 +4,6 @@
 use crate::error::OpError;
 use berth_core::engine::RegistryCredentials;
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 fn file(root: &Path) -> PathBuf {
@@ -35,17 +33,7 @@ pub fn store(root: &Path, registry: &str, credentials: Option<RegistryCredential
         }
         None => all.remove(registry).is_some(),
     };
-    let path = file(root);
-    let temp = root.join(".registries.json.tmp");
-    let write = || -> std::io::Result<()> {
-        // Created 0600 from the start: the file is never readable by others, not even briefly.
-        let mut out = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp)?;
-        out.write_all(&serde_json::to_vec_pretty(&all).unwrap_or_default())?;
-        out.sync_all()?;
-        std::fs::rename(&temp, &path)?;
-        std::fs::File::open(root)?.sync_all()
-    };
-    write().map_err(OpError::io(&path))?;
+    crate::files::atomic_write_mode(&file(root), &serde_json::to_vec_pretty(&all).unwrap_or_default(), 0o600)?;
     Ok(changed)
 }
 

@@ -5,7 +5,7 @@
 //! when stopped, created like `docker run -di` otherwise; then
 //! `/srm/sra/command` is executed in it with the XML on stdin.
 
-use crate::archive::{self, ArchiveInput};
+use crate::archive::ArchiveInput;
 use crate::error::OpError;
 use crate::registry::Inner;
 use berth_api::{SraExecRequest, SraExecResult, SraImage};
@@ -36,15 +36,13 @@ pub fn execution_id(image_id: &str, tmp_dir: &str, log_dir: &str) -> String {
 pub async fn load(inner: &Inner, path: &str) -> Result<SraImage, OpError> {
     let engine = inner.engine.as_ref();
     let preexisting = engine.image_ids().await?;
-    let sink: ProgressSink = Arc::new(|_| {});
-    let (body, checker) = archive::stream(ArchiveInput::file(Path::new(path))?, sink.clone());
-    let loaded = engine.load_image(body, sink).await;
-    let checked = checker.await.map_err(|_| OpError::ShuttingDown)??;
-    loaded?;
+    let quiet: ProgressSink = Arc::new(|_| {});
+    let input = ArchiveInput::file(Path::new(path))?;
+    let loaded = crate::intake::load(engine, input, None, &preexisting, quiet).await?;
     let image = engine
-        .inspect_image(&checked.image.id)
+        .inspect_image(&loaded.image_id)
         .await?
-        .ok_or_else(|| EngineError::Load { reason: format!("the engine did not keep {}", checked.image.id) })?;
+        .ok_or_else(|| EngineError::Load { reason: format!("the engine did not keep {}", loaded.image_id) })?;
     match image.labels.get(SRA_LABEL) {
         Some(label) => Ok(SraImage { id: image.id, repo_tags: image.repo_tags, label: label.clone(), containers: 0 }),
         None => {

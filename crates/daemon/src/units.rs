@@ -5,10 +5,10 @@
 //! and asks systemd to reload where systemd is PID 1.
 
 use crate::error::OpError;
+use crate::files::atomic_write;
 use crate::registry::Inner;
 use berth_core::units::{self, UnitSettings};
 use berth_core::AppName;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Writes the readiness and apps targets (idempotent; at every start-up).
@@ -92,23 +92,4 @@ fn systemctl(args: &[&str]) {
         Ok(status) => tracing::warn!(?args, %status, "systemctl failed"),
         Err(e) => tracing::warn!(?args, error = %e, "cannot run systemctl"),
     }
-}
-
-/// Temp file in the same directory, fsync, rename, fsync the directory: the
-/// file is either the old one or the whole new one, even across a power cut.
-pub fn atomic_write(path: &Path, contents: &[u8]) -> Result<(), OpError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        OpError::io(path)(e)
-    })
 }

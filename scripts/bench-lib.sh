@@ -1,0 +1,40 @@
+# Helpers shared by scripts/bench.sh and scripts/bench-install.sh (sourced).
+# The sourcing script sets BENCH_NAME (for messages) and SOCK (berth's socket).
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf '%s: %s\n' "${BENCH_NAME:-bench}" "$*" >&2; exit 1; }
+
+apt_install() { # $1: package
+    say "installing $1"
+    export DEBIAN_FRONTEND=noninteractive
+    local apt_log
+    apt_log=$(mktemp)
+    apt-get install -y "$1" >"$apt_log" 2>&1 \
+        || { apt-get update >>"$apt_log" 2>&1 && apt-get install -y "$1" >>"$apt_log" 2>&1; } \
+        || { cat "$apt_log" >&2; rm -f "$apt_log"; die "could not install $1 (apt-get install -y $1)"; }
+    rm -f "$apt_log"
+}
+
+remove_containers() { # $1: a label filter, e.g. berth.instance=<id>
+    local ids
+    ids=$(docker ps -aq --filter "label=$1")
+    if [ -n "$ids" ]; then
+        # shellcheck disable=SC2086
+        docker rm -f -v $ids >/dev/null || true
+    fi
+}
+
+stop_daemon() { # $1: pid, $2: work dir (only a berth daemon of that dir is stopped)
+    local pid=$1 dir=$2 i
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "daemon --root $dir/root" || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+info() { curl -sf --unix-socket "$SOCK" http://x/v1/info; }
+json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print(str(v).lower() if isinstance(v,bool) else v)' "$1"; }
