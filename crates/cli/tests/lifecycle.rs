@@ -193,3 +193,24 @@ fn args_become_the_container_configuration() {
         .iter()
         .any(|b| b == &Value::from(format!("{}:/shared:ro", host_dir.display()))));
 }
+
+#[test]
+fn concurrent_installs_of_one_archive_all_succeed() {
+    let mut daemon = TestDaemon::start(bin());
+    let first = unique("conc");
+    let archive = daemon.archive(&service(&first), false);
+    let path = archive.path.to_string_lossy().into_owned();
+    let names: Vec<String> = (0..4).map(|_| unique("conc")).collect();
+    std::thread::scope(|scope| {
+        let runs: Vec<_> =
+            names.iter().map(|name| scope.spawn(|| daemon.berth(&["install", name, &path, "-y"]))).collect();
+        for run in runs {
+            let run = run.join().unwrap();
+            assert_eq!(run.code, 0, "{run:?}");
+        }
+    });
+    for name in &names {
+        assert!(daemon.unit_dir().join(format!("berth-app-{name}.service")).is_file());
+        assert_eq!(inspect(name).unwrap()["State"]["Running"], true);
+    }
+}

@@ -34,8 +34,10 @@ pub fn settings(inner: &Inner) -> Result<UnitSettings, OpError> {
 
 /// Writes the app's unit and enables it (the `berth.target.wants/` link).
 pub fn write_app_unit(inner: &Inner, app: &AppName) -> Result<(), OpError> {
+    // The targets are written at start-up; only the enable link's directory is needed here.
     let dir = &inner.config.unit_dir;
-    install_targets(dir)?;
+    let wants = dir.join(format!("{}.wants", units::APPS_TARGET));
+    std::fs::create_dir_all(&wants).map_err(OpError::io(&wants))?;
     let unit = dir.join(units::app_unit_name(app));
     atomic_write(&unit, units::render_app_unit(app, &settings(inner)?).as_bytes())?;
     let link = dir.join(units::app_wants_link(app));
