@@ -197,26 +197,7 @@ curl -sfI "$URL" >/dev/null || die "the http server does not answer on $URL"
 say "serving $URL (python3 http.server, pid $HTTP_PID)"
 
 # -------------------------------------------------------------------- daemon
-mkdir -p "$W/root"
-printf 'start_check_ms = 100\n' >"$W/root/berth.toml"
-say "starting the daemon (work dir $W)"
-RUST_LOG="${RUST_LOG:-info}" "$BERTH" daemon --root "$W/root" --unit-dir "$W/units" --socket "$SOCK" \
-    </dev/null >"$W/daemon.log" 2>&1 9>&- &
-DAEMON_PID=$!
-save_state
-ready=""
-for _ in $(seq 300); do
-    kill -0 "$DAEMON_PID" 2>/dev/null || die "the daemon exited during start-up"
-    if out=$(info 2>/dev/null) && [ "$(json_field ready <<<"$out")" = true ]; then
-        ready=$out
-        break
-    fi
-    sleep 0.1
-done
-[ -n "$ready" ] || die "the daemon did not become ready within 30 s"
-INSTANCE=$(json_field instance <<<"$ready")
-[ -n "$INSTANCE" ] && [ "$INSTANCE" != None ] || die "no instance in /v1/info: $ready"
-save_state
+start_daemon
 ln -s "$BERTH" "$W/tpcm"
 say "daemon ready: pid $DAEMON_PID, instance $INSTANCE"
 

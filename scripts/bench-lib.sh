@@ -38,3 +38,29 @@ stop_daemon() { # $1: pid, $2: work dir (only a berth daemon of that dir is stop
 
 info() { curl -sf --unix-socket "$SOCK" http://x/v1/info; }
 json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print(str(v).lower() if isinstance(v,bool) else v)' "$1"; }
+
+# Starts `$BERTH daemon` on $W (start_check_ms = 100, so installs are quick),
+# waits until it is ready, and sets DAEMON_PID and INSTANCE. Calls the
+# script's save_state after each, so an interrupted run can be cleaned up.
+start_daemon() {
+    mkdir -p "$W/root"
+    printf 'start_check_ms = 100\n' >"$W/root/berth.toml"
+    say "starting the daemon (work dir $W)"
+    RUST_LOG="${RUST_LOG:-info}" "$BERTH" daemon --root "$W/root" --unit-dir "$W/units" --socket "$SOCK" \
+        </dev/null >"$W/daemon.log" 2>&1 9>&- &
+    DAEMON_PID=$!
+    save_state
+    local ready="" out
+    for _ in $(seq 300); do
+        kill -0 "$DAEMON_PID" 2>/dev/null || die "the daemon exited during start-up"
+        if out=$(info 2>/dev/null) && [ "$(json_field ready <<<"$out")" = true ]; then
+            ready=$out
+            break
+        fi
+        sleep 0.1
+    done
+    [ -n "$ready" ] || die "the daemon did not become ready within 30 s"
+    INSTANCE=$(json_field instance <<<"$ready")
+    [ -n "$INSTANCE" ] && [ "$INSTANCE" != None ] || die "no instance in /v1/info: $ready"
+    save_state
+}
