@@ -37,7 +37,8 @@ fi
 if ! engine_answers; then
     # No systemd (containers, CI sandboxes): run the engine directly.
     log "starting dockerd (log: /var/log/berth-dockerd.log)"
-    as_root sh -c 'nohup dockerd >/var/log/berth-dockerd.log 2>&1 &'
+    # setsid: the engine outlives the shell, session and process group that started it.
+    as_root setsid -f sh -c 'exec dockerd >>/var/log/berth-dockerd.log 2>&1 </dev/null'
     for _ in $(seq 1 60); do
         engine_answers && break
         sleep 0.5
@@ -62,7 +63,7 @@ registry_answers() { (exec 3<>/dev/tcp/127.0.0.1/5114) 2>/dev/null; }
 if ! registry_answers; then
     log "starting docker-registry on 127.0.0.1:5114 (log: /var/log/berth-registry.log)"
     config="$(cd "$(dirname "$0")" && pwd)/registry.yml"
-    as_root sh -c "nohup docker-registry serve '$config' >/var/log/berth-registry.log 2>&1 &"
+    as_root setsid -f sh -c "exec docker-registry serve '$config' >>/var/log/berth-registry.log 2>&1 </dev/null"
     for _ in $(seq 1 40); do
         registry_answers && break
         sleep 0.25

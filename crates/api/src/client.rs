@@ -4,7 +4,8 @@
 
 use crate::{
     ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LoginRequest, MigrationStatus,
-    SraExecRequest, SraExecResult, SraImage, SraLoadRequest, Uninstalled, UpgradeRequest,
+    SraConfigCopyRequest, SraConfigState, SraEvent, SraExecRequest, SraExecResult, SraImage, SraLoadRequest,
+    SraRunRequest, Uninstalled, UpgradeRequest,
 };
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
@@ -135,18 +136,33 @@ impl Client {
         body: Option<Vec<u8>>,
         mut on_progress: impl FnMut(&InstallEvent),
     ) -> Result<AppView, ClientError> {
+        self.streamed(path, body, |event: InstallEvent| match event {
+            InstallEvent::Done { app } => Some(Ok(*app)),
+            InstallEvent::Error { error } => Some(Err(error)),
+            progress => {
+                on_progress(&progress);
+                None
+            }
+        })
+        .await
+    }
+
+    /// Reads ndjson events until `last` turns one into the outcome.
+    async fn streamed<E: serde::de::DeserializeOwned, T>(
+        &self,
+        path: &str,
+        body: Option<Vec<u8>>,
+        mut last: impl FnMut(E) -> Option<Result<T, ApiError>>,
+    ) -> Result<T, ClientError> {
         let response = self.send(Method::POST, path, body, "application/x-ndjson").await?;
         let mut lines = ndjson_lines(response);
         while let Some(line) = lines.next().await {
-            let event: InstallEvent =
-                serde_json::from_slice(&line?).map_err(|e| ClientError::Protocol(e.to_string()))?;
-            match event {
-                InstallEvent::Done { app } => return Ok(*app),
-                InstallEvent::Error { error } => return Err(ClientError::Api(error)),
-                progress => on_progress(&progress),
+            let event: E = serde_json::from_slice(&line?).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            if let Some(outcome) = last(event) {
+                return outcome.map_err(ClientError::Api);
             }
         }
-        Err(ClientError::Protocol("the install stream ended without a result".into()))
+        Err(ClientError::Protocol(format!("the answer to {path} ended without a result")))
     }
 
     pub async fn uninstall(&self, name: &str, keep_data: bool) -> Result<Uninstalled, ClientError> {
@@ -186,9 +202,64 @@ impl Client {
         self.json(Method::DELETE, &format!("/v1/sra/images/{}", encode(image)), None).await
     }
 
-    pub async fn sra_exec(&self, request: &SraExecRequest) -> Result<SraExecResult, ClientError> {
+    pub async fn sra_exec(
+        &self,
+        request: &SraExecRequest,
+        on_progress: impl FnMut(Option<u8>),
+    ) -> Result<SraExecResult, ClientError> {
         let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.json(Method::POST, "/v1/sra/exec", Some(body)).await
+        self.sra_streamed("/v1/sra/exec", body, on_progress).await
+    }
+
+    pub async fn sra_run(
+        &self,
+        request: &SraRunRequest,
+        on_progress: impl FnMut(Option<u8>),
+    ) -> Result<SraExecResult, ClientError> {
+        let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.sra_streamed("/v1/sra/run", body, on_progress).await
+    }
+
+    async fn sra_streamed(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        mut on_progress: impl FnMut(Option<u8>),
+    ) -> Result<SraExecResult, ClientError> {
+        self.streamed(path, Some(body), |event: SraEvent| match event {
+            SraEvent::Progress { percent } => {
+                on_progress(percent);
+                None
+            }
+            SraEvent::Done { result } => Some(Ok(*result)),
+            SraEvent::Error { error } => Some(Err(error)),
+        })
+        .await
+    }
+
+    pub async fn sra_config_download(&self, image: &str) -> Result<Bytes, ClientError> {
+        let path = format!("/v1/sra/images/{}/config", encode(image));
+        let response = self.send(Method::GET, &path, None, "application/gzip").await?;
+        let mut chunks = body_chunks(response);
+        let mut archive = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            archive.extend_from_slice(&chunk?);
+        }
+        Ok(Bytes::from(archive))
+    }
+
+    pub async fn sra_config_upload(&self, image: &str, archive: Vec<u8>) -> Result<SraConfigState, ClientError> {
+        self.json(Method::PUT, &format!("/v1/sra/images/{}/config", encode(image)), Some(archive)).await
+    }
+
+    pub async fn sra_config_copy(&self, from: &str, to: &str) -> Result<SraConfigState, ClientError> {
+        let body = serde_json::to_vec(&SraConfigCopyRequest { from: from.to_owned(), to: to.to_owned() })
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.json(Method::POST, "/v1/sra/config/copy", Some(body)).await
+    }
+
+    pub async fn sra_config_reset(&self, image: &str) -> Result<SraConfigState, ClientError> {
+        self.json(Method::POST, &format!("/v1/sra/images/{}/config/reset", encode(image)), None).await
     }
 
     pub async fn login(&self, request: &LoginRequest) -> Result<(), ClientError> {

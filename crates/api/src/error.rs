@@ -26,6 +26,9 @@ pub enum ErrorKind {
     OperationFailed,
     /// Not enough disk space for the operation; refused before anything changed.
     InsufficientSpace,
+    /// The request was based on a state that is no longer current, e.g. an
+    /// SRA configuration upload whose version file names an older digest.
+    Stale,
     /// A fault of berth itself (state database, file system).
     Internal,
 }
@@ -35,7 +38,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidInput => 400,
             ErrorKind::NotFound => 404,
-            ErrorKind::Conflict | ErrorKind::Busy => 409,
+            ErrorKind::Conflict | ErrorKind::Busy | ErrorKind::Stale => 409,
             ErrorKind::BadSource => 422,
             ErrorKind::EngineUnavailable => 503,
             ErrorKind::OperationFailed => 500,
@@ -44,8 +47,9 @@ impl ErrorKind {
         }
     }
 
-    /// The CLI's exit code (README, "Exit codes"). 7 and 8 are the CLI's own:
-    /// daemon unreachable and confirmation refused.
+    /// The CLI's exit code (README, "Exit codes"). 7, 8 and 12 are the CLI's
+    /// own: daemon unreachable, confirmation refused, and an SRA response
+    /// holding an `<Error>`.
     pub fn exit_code(self) -> i32 {
         match self {
             ErrorKind::Internal => 1,
@@ -56,6 +60,7 @@ impl ErrorKind {
             ErrorKind::EngineUnavailable => 6,
             ErrorKind::OperationFailed => 9,
             ErrorKind::InsufficientSpace => 10,
+            ErrorKind::Stale => 11,
         }
     }
 
@@ -69,6 +74,7 @@ impl ErrorKind {
             ErrorKind::EngineUnavailable => "engine_unavailable",
             ErrorKind::OperationFailed => "operation_failed",
             ErrorKind::InsufficientSpace => "insufficient_space",
+            ErrorKind::Stale => "stale",
             ErrorKind::Internal => "internal",
         }
     }
@@ -108,12 +114,13 @@ mod tests {
             ErrorKind::EngineUnavailable,
             ErrorKind::OperationFailed,
             ErrorKind::InsufficientSpace,
+            ErrorKind::Stale,
             ErrorKind::Internal,
         ] {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
             assert_eq!(serde_json::from_str::<ErrorKind>(&json).unwrap(), kind);
-            assert!(kind.exit_code() != 0 && ![7, 8].contains(&kind.exit_code()));
+            assert!(kind.exit_code() != 0 && ![7, 8, 12].contains(&kind.exit_code()));
         }
     }
 }

@@ -9,5 +9,5 @@ mod server;
 mod types;
 
 pub use error::{ApiError, ErrorKind};
-pub use server::{openapi_document, router, Manager, ProgressSender};
+pub use server::{openapi_document, router, Manager, ProgressSender, SraProgressSender, StreamedEvent};
 pub use types::*;

@@ -3,8 +3,8 @@
 
 use crate::{
     ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LoginRequest, LogsQuery, MigrationResult,
-    MigrationStatus, SraExecRequest, SraExecResult, SraImage, SraLoadRequest, UninstallQuery, Uninstalled,
-    UpgradeRequest,
+    MigrationStatus, SraConfigCopyRequest, SraConfigState, SraEvent, SraExecRequest, SraExecResult, SraImage,
+    SraLoadRequest, SraResponseError, SraRunRequest, SraTarget, UninstallQuery, Uninstalled, UpgradeRequest,
 };
 use async_trait::async_trait;
 use axum::body::Body;
@@ -21,6 +21,8 @@ use utoipa::OpenApi;
 
 /// Sends install progress to the client; dropping it is fine.
 pub type ProgressSender = mpsc::UnboundedSender<InstallEvent>;
+/// Sends SRA command progress to the client; dropping it is fine.
+pub type SraProgressSender = mpsc::UnboundedSender<SraEvent>;
 
 #[async_trait]
 pub trait Manager: Send + Sync + 'static {
@@ -44,7 +46,17 @@ pub trait Manager: Send + Sync + 'static {
     /// Removes an SRA image and its execution containers.
     async fn sra_remove(&self, image: &str) -> Result<SraImage, ApiError>;
     /// Runs an SRA command per the SRA specification's running procedure.
-    async fn sra_exec(&self, request: SraExecRequest) -> Result<SraExecResult, ApiError>;
+    async fn sra_exec(&self, request: SraExecRequest, progress: SraProgressSender) -> Result<SraExecResult, ApiError>;
+    /// Writes the envelope of an SRA command, runs it and reads its response.
+    async fn sra_run(&self, request: SraRunRequest, progress: SraProgressSender) -> Result<SraExecResult, ApiError>;
+    /// The image's configuration as a `.tar.gz` with `sra-configuration-version.txt`.
+    async fn sra_config_download(&self, image: &str) -> Result<Vec<u8>, ApiError>;
+    /// Replaces the configuration when the archive's version digest is current.
+    async fn sra_config_upload(&self, image: &str, archive: Bytes) -> Result<SraConfigState, ApiError>;
+    /// Copies the configuration of one image (version) to another.
+    async fn sra_config_copy(&self, request: SraConfigCopyRequest) -> Result<SraConfigState, ApiError>;
+    /// Puts back the configuration shipped in the image.
+    async fn sra_config_reset(&self, image: &str) -> Result<SraConfigState, ApiError>;
     /// Stores a registry login (never echoed back).
     async fn login(&self, request: LoginRequest) -> Result<(), ApiError>;
     /// Forgets a registry login; `false` when there was none.
@@ -94,7 +106,12 @@ impl IntoResponse for ApiError {
         sra_load,
         sra_list,
         sra_remove,
-        sra_exec
+        sra_exec,
+        sra_run,
+        sra_config_download,
+        sra_config_upload,
+        sra_config_copy,
+        sra_config_reset
     ),
     components(schemas(
         ApiError,
@@ -108,10 +125,16 @@ impl IntoResponse for ApiError {
         MigrationStatus,
         MigrationResult,
         LoginRequest,
+        SraTarget,
         SraExecRequest,
+        SraRunRequest,
         SraExecResult,
+        SraResponseError,
+        SraEvent,
         SraImage,
-        SraLoadRequest
+        SraLoadRequest,
+        SraConfigState,
+        SraConfigCopyRequest
     ))
 )]
 struct ApiDoc;
@@ -135,6 +158,16 @@ pub fn router(manager: Arc<dyn Manager>) -> Router {
         .route("/v1/sra/images", post(sra_load).get(sra_list))
         .route("/v1/sra/images/{image}", axum::routing::delete(sra_remove))
         .route("/v1/sra/exec", post(sra_exec))
+        .route("/v1/sra/run", post(sra_run))
+        .route(
+            "/v1/sra/images/{image}/config",
+            get(sra_config_download)
+                .put(sra_config_upload)
+                // The daemon applies its own, configurable limits to what the archive holds.
+                .layer(axum::extract::DefaultBodyLimit::max(CONFIG_UPLOAD_MAX_BYTES)),
+        )
+        .route("/v1/sra/images/{image}/config/reset", post(sra_config_reset))
+        .route("/v1/sra/config/copy", post(sra_config_copy))
         .route("/v1/registries", post(login))
         .route("/v1/registries/{registry}", axum::routing::delete(logout))
         .route("/v1/migrate", get(migrate_status))
@@ -210,11 +243,64 @@ async fn sra_remove(State(m): Shared, Path(image): Path<String>) -> Result<Json<
     m.sra_remove(&image).await.map(Json)
 }
 
-/// Runs `/srm/sra/command` in the execution container of (image, tmp dir, log dir).
+/// Runs `/srm/sra/command` in the execution container of (image, tmp dir,
+/// log dir). With `Accept: application/x-ndjson` the answer streams
+/// `SraEvent` lines (a `progress` line per status-file update, then `done`
+/// or `error`); otherwise it is the result once the command has ended.
 #[utoipa::path(post, path = "/v1/sra/exec", request_body = SraExecRequest,
-    responses((status = 200, body = SraExecResult), (status = 400, body = ApiError), (status = 500, body = ApiError)))]
-async fn sra_exec(State(m): Shared, Json(request): Json<SraExecRequest>) -> Result<Json<SraExecResult>, ApiError> {
-    m.sra_exec(request).await.map(Json)
+    responses((status = 200, body = SraExecResult), (status = 400, body = ApiError), (status = 422, body = ApiError), (status = 500, body = ApiError)))]
+async fn sra_exec(State(m): Shared, headers: HeaderMap, Json(request): Json<SraExecRequest>) -> Response {
+    operation(&headers, StatusCode::OK, move |progress| async move { m.sra_exec(request, progress).await }).await
+}
+
+/// Writes the command envelope, runs the command like `/v1/sra/exec` and
+/// answers with the response XML of the output file and its `<Error>`.
+#[utoipa::path(post, path = "/v1/sra/run", request_body = SraRunRequest,
+    responses((status = 200, body = SraExecResult), (status = 400, body = ApiError), (status = 422, body = ApiError), (status = 500, body = ApiError)))]
+async fn sra_run(State(m): Shared, headers: HeaderMap, Json(request): Json<SraRunRequest>) -> Response {
+    operation(&headers, StatusCode::OK, move |progress| async move { m.sra_run(request, progress).await }).await
+}
+
+/// Largest upload body the router takes (the daemon's own limits are tighter).
+const CONFIG_UPLOAD_MAX_BYTES: usize = 1 << 30;
+
+/// Downloads the image's configuration: a `.tar.gz` of /srm/sra/conf plus
+/// `sra-configuration-version.txt` holding its digest.
+#[utoipa::path(get, path = "/v1/sra/images/{image}/config", params(("image" = String, Path)),
+    responses((status = 200, content_type = "application/gzip", body = Vec<u8>), (status = 404, body = ApiError)))]
+async fn sra_config_download(State(m): Shared, Path(image): Path<String>) -> Result<Response, ApiError> {
+    let archive = m.sra_config_download(&image).await?;
+    Ok(([(header::CONTENT_TYPE, "application/gzip")], archive).into_response())
+}
+
+/// Uploads a configuration archive; 409 (`stale`) when its version file does
+/// not name the current digest, 400 for an unsafe or malformed archive.
+#[utoipa::path(put, path = "/v1/sra/images/{image}/config", params(("image" = String, Path)),
+    request_body(content = Vec<u8>, content_type = "application/gzip"),
+    responses((status = 200, body = SraConfigState), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+async fn sra_config_upload(
+    State(m): Shared,
+    Path(image): Path<String>,
+    body: Bytes,
+) -> Result<Json<SraConfigState>, ApiError> {
+    m.sra_config_upload(&image, body).await.map(Json)
+}
+
+/// Copies the configuration from one SRA image to another (e.g. to a new version).
+#[utoipa::path(post, path = "/v1/sra/config/copy", request_body = SraConfigCopyRequest,
+    responses((status = 200, body = SraConfigState), (status = 404, body = ApiError)))]
+async fn sra_config_copy(
+    State(m): Shared,
+    Json(request): Json<SraConfigCopyRequest>,
+) -> Result<Json<SraConfigState>, ApiError> {
+    m.sra_config_copy(request).await.map(Json)
+}
+
+/// Resets the image's configuration to the factory one shipped in the image.
+#[utoipa::path(post, path = "/v1/sra/images/{image}/config/reset", params(("image" = String, Path)),
+    responses((status = 200, body = SraConfigState), (status = 404, body = ApiError)))]
+async fn sra_config_reset(State(m): Shared, Path(image): Path<String>) -> Result<Json<SraConfigState>, ApiError> {
+    m.sra_config_reset(&image).await.map(Json)
 }
 
 /// Stores a login for a registry (file mode 0600 in berth's root).
@@ -254,10 +340,11 @@ async fn migrate_status(State(m): Shared) -> Result<Json<MigrationStatus>, ApiEr
 /// cut it short between two journal steps — and answers with ndjson progress
 /// lines then one `done` or `error` line, or (without that `Accept`) with the
 /// result once it is there.
-async fn operation<F, Fut>(headers: &HeaderMap, success: StatusCode, run: F) -> Response
+async fn operation<E, F, Fut>(headers: &HeaderMap, success: StatusCode, run: F) -> Response
 where
-    F: FnOnce(ProgressSender) -> Fut,
-    Fut: std::future::Future<Output = Result<AppView, ApiError>> + Send + 'static,
+    E: StreamedEvent,
+    F: FnOnce(mpsc::UnboundedSender<E>) -> Fut,
+    Fut: std::future::Future<Output = Result<E::Outcome, ApiError>> + Send + 'static,
 {
     let streaming =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/x-ndjson"));
@@ -265,7 +352,7 @@ where
     let task = tokio::spawn(run(progress));
     if !streaming {
         return match task.await {
-            Ok(Ok(app)) => (success, Json(app)).into_response(),
+            Ok(Ok(outcome)) => (success, Json(outcome)).into_response(),
             Ok(Err(error)) => error.into_response(),
             Err(join) => ApiError::new(ErrorKind::Internal, format!("operation task failed: {join}")).into_response(),
         };
@@ -276,11 +363,8 @@ where
             let _ = lines_tx.send(event);
         }
         let last = match task.await {
-            Ok(Ok(app)) => InstallEvent::Done { app: Box::new(app) },
-            Ok(Err(error)) => InstallEvent::Error { error },
-            Err(join) => InstallEvent::Error {
-                error: ApiError::new(ErrorKind::Internal, format!("operation task failed: {join}")),
-            },
+            Ok(result) => E::finished(result),
+            Err(join) => E::finished(Err(ApiError::new(ErrorKind::Internal, format!("operation task failed: {join}")))),
         };
         let _ = lines_tx.send(last);
     });
@@ -331,4 +415,30 @@ async fn logs(State(m): Shared, Path(name): Path<String>, Query(q): Query<LogsQu
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .body(body)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}
+
+/// An ndjson progress line type whose last line carries the outcome.
+pub trait StreamedEvent: serde::Serialize + Send + 'static {
+    type Outcome: serde::Serialize + Send + 'static;
+    fn finished(result: Result<Self::Outcome, ApiError>) -> Self;
+}
+
+impl StreamedEvent for InstallEvent {
+    type Outcome = AppView;
+    fn finished(result: Result<AppView, ApiError>) -> Self {
+        match result {
+            Ok(app) => InstallEvent::Done { app: Box::new(app) },
+            Err(error) => InstallEvent::Error { error },
+        }
+    }
+}
+
+impl StreamedEvent for SraEvent {
+    type Outcome = SraExecResult;
+    fn finished(result: Result<SraExecResult, ApiError>) -> Self {
+        match result {
+            Ok(result) => SraEvent::Done { result: Box::new(result) },
+            Err(error) => SraEvent::Error { error },
+        }
+    }
 }

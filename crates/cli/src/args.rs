@@ -170,18 +170,23 @@ pub struct SourceOptions {
 
 #[derive(Subcommand, Debug)]
 pub enum Sra {
-    /// Load an SRA image archive (.tar or .tar.gz); refused without the com.vmware.srm.sra label.
+    /// Load an SRA image archive (.tar or .tar.gz); refused without the com.vmware.srm.sra label or an executable /srm/sra/command.
     Load { file: PathBuf },
-    /// List the SRA images (repository:tag, image id, label value, execution containers).
+    /// List the SRA images (repository:tag, image id, label value, execution containers, configuration digest).
     List(ReadOptions),
-    /// Remove an SRA image and its execution containers.
+    /// Remove an SRA image, its execution containers and its configuration.
     Remove { image: String },
     /// Run an SRA command: the command XML on stdin; the command's stdout, stderr and exit code are passed on.
     Exec(SraExec),
+    /// Run an SRA command by name: berth writes the envelope and prints the response XML (or the SRA's <Error>).
+    Run(SraRun),
+    /// The SRA configuration service: download, upload, copy, reset.
+    #[command(subcommand)]
+    Config(SraConfig),
 }
 
 #[derive(Args, Debug)]
-pub struct SraExec {
+pub struct SraTargetArgs {
     /// The SRA image (reference or id).
     #[arg(long)]
     pub image: String,
@@ -197,9 +202,51 @@ pub struct SraExec {
     /// NAME=VALUE for the command's environment (repeatable).
     #[arg(long)]
     pub env: Vec<String>,
-    /// Seconds before a hung command is killed (default 300).
+    /// Seconds without a status-file update before the command is killed (default 300).
     #[arg(long)]
     pub timeout: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct SraExec {
+    #[command(flatten)]
+    pub target: SraTargetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SraRun {
+    /// The SRA command, e.g. queryInfo, queryCapabilities, discoverArrays.
+    pub command: String,
+    #[command(flatten)]
+    pub target: SraTargetArgs,
+    /// A file holding the <Connections> element for the envelope.
+    #[arg(long)]
+    pub connections: Option<PathBuf>,
+    /// A file holding the command's parameters element (e.g. <DiscoverDevicesParameters>).
+    #[arg(long)]
+    pub parameters: Option<PathBuf>,
+    /// <LogLevel> of the envelope (default info).
+    #[arg(long)]
+    pub log_level: Option<String>,
+    #[command(flatten)]
+    pub read: ReadOptions,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SraConfig {
+    /// Write the image's configuration as a .tar.gz with sra-configuration-version.txt.
+    Download {
+        image: String,
+        /// The archive to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Replace the configuration with an edited download (refused, exit 11, if it changed since).
+    Upload { image: String, file: PathBuf },
+    /// Copy the configuration from one image (version) to another.
+    Copy { from: String, to: String },
+    /// Put back the configuration shipped in the image.
+    Reset { image: String },
 }
 
 #[derive(Args, Debug)]

@@ -13,6 +13,8 @@ pub const APP_STOPPED: u8 = 9;
 /// The daemon's configuration is invalid (sysexits' EX_CONFIG); systemd does
 /// not restart on it.
 pub const CONFIG: u8 = 78;
+/// `sra run`: the SRA's response holds a command-level `<Error>`.
+pub const SRA_REPORTED: u8 = 12;
 
 #[derive(Debug)]
 pub enum Failure {
@@ -23,6 +25,10 @@ pub enum Failure {
     AppStopped(String),
     /// `sra exec`: the SRA command's own non-zero exit code, passed on.
     Command(i64),
+    /// `sra run`: the SRA answered with an `<Error>` (the readable form).
+    SraReported(String),
+    /// A file the CLI was to read.
+    Input(String),
 }
 
 impl Failure {
@@ -40,6 +46,8 @@ impl Failure {
             Failure::NotConfirmed(_) => NOT_CONFIRMED,
             Failure::AppStopped(_) => APP_STOPPED,
             Failure::Command(code) => u8::try_from(*code).ok().filter(|c| *c != 0).unwrap_or(1),
+            Failure::SraReported(_) => SRA_REPORTED,
+            Failure::Input(_) => USAGE,
             // A closed pipe (`berth logs | head`) is not worth a loud failure.
             Failure::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
             Failure::Output(_) => 1,
@@ -61,6 +69,8 @@ impl fmt::Display for Failure {
             Failure::Output(e) => write!(f, "cannot write output: {e}"),
             Failure::AppStopped(why) => write!(f, "the app stopped: {why}"),
             Failure::Command(code) => write!(f, "the SRA command exited with code {code}"),
+            Failure::SraReported(message) => f.write_str(message),
+            Failure::Input(message) => f.write_str(message),
         }
     }
 }

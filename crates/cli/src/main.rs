@@ -8,7 +8,7 @@ mod progress;
 
 use args::{Cli, Verb};
 use berth_api::client::Client;
-use berth_api::{InstallRequest, LoginRequest, SraExecRequest, SshSource, UpgradeRequest};
+use berth_api::{InstallRequest, LoginRequest, SraExecRequest, SraRunRequest, SraTarget, SshSource, UpgradeRequest};
 use clap::{CommandFactory, FromArgMatches};
 use exit::Failure;
 use futures::StreamExt;
@@ -177,21 +177,68 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         Verb::Sra(args::Sra::Exec(exec)) => {
             let mut input = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut input).map_err(Failure::output)?;
-            let request = SraExecRequest {
-                image: exec.image,
-                tmp_dir: absolute(&exec.tmp_dir).map_err(Failure::output)?,
-                log_dir: absolute(&exec.log_dir).map_err(Failure::output)?,
-                user: exec.user,
-                env: exec.env,
-                timeout_secs: exec.timeout,
-                input,
-            };
-            let result = client.sra_exec(&request).await?;
+            let request = SraExecRequest { target: sra_target(exec.target)?, input };
+            let mut bar = progress::Percent::new("SRA command");
+            let result = client.sra_exec(&request, |p| bar.update(p)).await;
+            bar.finish();
+            let result = result?;
             std::io::stdout().write_all(result.stdout.as_bytes()).map_err(Failure::output)?;
             std::io::stderr().write_all(result.stderr.as_bytes()).map_err(Failure::output)?;
             if result.exit_code != 0 {
                 return Err(Failure::Command(result.exit_code));
             }
+        }
+        Verb::Sra(args::Sra::Run(run)) => {
+            let read_fragment = |path: &Option<PathBuf>| -> Result<Option<String>, Failure> {
+                path.as_ref()
+                    .map(|p| {
+                        std::fs::read_to_string(p)
+                            .map_err(|e| Failure::Input(format!("cannot read {}: {e}", p.display())))
+                    })
+                    .transpose()
+            };
+            let request = SraRunRequest {
+                connections: read_fragment(&run.connections)?,
+                parameters: read_fragment(&run.parameters)?,
+                target: sra_target(run.target)?,
+                command: run.command.clone(),
+                log_level: run.log_level,
+            };
+            let mut bar = progress::Percent::new(&run.command);
+            let result = client.sra_run(&request, |p| bar.update(p)).await;
+            bar.finish();
+            let result = result?;
+            if run.read.output.is_json() {
+                output::json(&result)?;
+            } else if let Some(response) = &result.response {
+                std::io::stdout().write_all(response.as_bytes()).map_err(Failure::output)?;
+            }
+            std::io::stderr().write_all(result.stderr.as_bytes()).map_err(Failure::output)?;
+            if let Some(error) = &result.sra_error {
+                return Err(Failure::SraReported(error.message.clone()));
+            }
+            if result.exit_code != 0 {
+                return Err(Failure::Command(result.exit_code));
+            }
+        }
+        Verb::Sra(args::Sra::Config(args::SraConfig::Download { image, output })) => {
+            let archive = client.sra_config_download(&image).await?;
+            write_atomically(&output, &archive).map_err(Failure::output)?;
+            println!("wrote the configuration of {image} to {}", output.display());
+        }
+        Verb::Sra(args::Sra::Config(args::SraConfig::Upload { image, file })) => {
+            let archive =
+                std::fs::read(&file).map_err(|e| Failure::Input(format!("cannot read {}: {e}", file.display())))?;
+            let state = client.sra_config_upload(&image, archive).await?;
+            println!("configuration of {image} replaced: digest {} ({} entries)", state.digest, state.entries);
+        }
+        Verb::Sra(args::Sra::Config(args::SraConfig::Copy { from, to })) => {
+            let state = client.sra_config_copy(&from, &to).await?;
+            println!("configuration of {from} copied to {to}: digest {}", state.digest);
+        }
+        Verb::Sra(args::Sra::Config(args::SraConfig::Reset { image })) => {
+            let state = client.sra_config_reset(&image).await?;
+            println!("configuration of {image} reset to the image's own: digest {}", state.digest);
         }
         Verb::Login(login) => {
             let password = read_password(login.password_stdin)?;
@@ -281,6 +328,33 @@ fn resolve_source(source: &str) -> String {
         (true, Ok(absolute)) => absolute.to_string_lossy().into_owned(),
         _ => source.to_owned(),
     }
+}
+
+/// A download is either all there or not there: temp file, fsync, rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+fn sra_target(target: args::SraTargetArgs) -> Result<SraTarget, Failure> {
+    Ok(SraTarget {
+        image: target.image,
+        tmp_dir: absolute(&target.tmp_dir).map_err(Failure::output)?,
+        log_dir: absolute(&target.log_dir).map_err(Failure::output)?,
+        user: target.user,
+        env: target.env,
+        timeout_secs: target.timeout,
+    })
 }
 
 fn absolute(path: &Path) -> std::io::Result<String> {

@@ -10,7 +10,7 @@ pub fn raw_json(bytes: &[u8]) -> Result<(), Failure> {
     out.write_all(bytes).and_then(|_| out.write_all(b"\n")).map_err(Failure::output)
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+pub fn json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Failure::Output(std::io::Error::other(e)))?;
     raw_json(text.as_bytes())
 }
@@ -98,10 +98,12 @@ pub fn sra_images(images: &[SraImage], output: Output) -> Result<(), Failure> {
         return json(&images);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:<40}  {:<71}  {:<16}  CONTAINERS", "IMAGE", "ID", "LABEL").map_err(Failure::output)?;
+    writeln!(out, "{:<40}  {:<71}  {:<16}  {:<10}  CONFIG DIGEST", "IMAGE", "ID", "LABEL", "CONTAINERS")
+        .map_err(Failure::output)?;
     for image in images {
         let name = image.repo_tags.first().cloned().unwrap_or_else(|| "-".into());
-        writeln!(out, "{name:<40}  {:<71}  {:<16}  {}", image.id, image.label, image.containers)
+        let digest = image.config_digest.as_deref().unwrap_or("-");
+        writeln!(out, "{name:<40}  {:<71}  {:<16}  {:<10}  {digest}", image.id, image.label, image.containers)
             .map_err(Failure::output)?;
     }
     Ok(())

@@ -57,3 +57,41 @@ impl Reporter {
         }
     }
 }
+
+/// SRA command progress (percentages from the status file): a bar on a
+/// terminal, a line per update otherwise.
+pub struct Percent {
+    bar: Option<ProgressBar>,
+    label: String,
+}
+
+impl Percent {
+    pub fn new(label: &str) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(100);
+            bar.set_style(
+                ProgressStyle::with_template("{msg:20} [{bar:30}] {pos:>3}%")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_message(label.to_owned());
+            bar
+        });
+        Self { bar, label: label.to_owned() }
+    }
+
+    pub fn update(&mut self, percent: Option<u8>) {
+        match (&self.bar, percent) {
+            (Some(bar), Some(p)) => bar.set_position(u64::from(p)),
+            (Some(bar), None) => bar.tick(),
+            (None, Some(p)) => eprintln!("{}: {p}%", self.label),
+            (None, None) => eprintln!("{}: status updated", self.label),
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,105 +1,13 @@
 //! SRA images and commands, per the SRA specification's "Detailed Running
 //! Procedure", against the real engine with an SRA image built offline.
 
+mod sra_support;
+
 use berth_testkit::harness::{image_exists, inspect, unique, TestDaemon};
-use berth_testkit::http::{docker, encode};
+use berth_testkit::http::{docker, docker_load};
 use berth_testkit::ImageBuilder;
-use sha1::{Digest, Sha1};
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
-
-const COMMAND: &str = r#"#!/bin/sh
-input=$(cat)
-out=$(echo "$input" | sed -n 's:.*<OutputFile>\(.*\)</OutputFile>.*:\1:p')
-name=$(echo "$input" | sed -n 's:.*<Name>\(.*\)</Name>.*:\1:p')
-echo "<Response><Name>$name</Name></Response>" > "$out"
-echo "ran $name as $(id -u):$(id -g) FOO=$FOO"
-echo "log line" >> /srm/sra/log/sra.log
-echo "to stderr" >&2
-case "$name" in slow) sleep 30;; fail) exit 3;; esac
-exit 0
-"#;
-
-fn xml(name: &str) -> String {
-    format!("<?xml version=\"1.0\"?><Command xmlns=\"http://www.vmware.com/srm/sra/v2\"><Name>{name}</Name><OutputFile>/tmp/out-{name}.xml</OutputFile><StatusFile>/tmp/status</StatusFile></Command>")
-}
-
-struct Sra {
-    daemon: TestDaemon,
-    image: String,
-}
-
-impl Drop for Sra {
-    fn drop(&mut self) {
-        // Execution containers are the SRA procedure's, not an app's: sweep them by image.
-        let filters = format!(r#"{{"ancestor":["{}"],"label":["srm.sra.eid"]}}"#, self.image);
-        let list = docker("GET", &format!("/containers/json?all=1&filters={}", encode(&filters)), None).json();
-        for c in list.as_array().cloned().unwrap_or_default() {
-            docker("DELETE", &format!("/containers/{}?force=1", c["Id"].as_str().unwrap_or_default()), None);
-        }
-    }
-}
-
-fn loaded() -> Sra {
-    let mut daemon = TestDaemon::start(bin());
-    let name = unique("sra");
-    let builder = ImageBuilder::new(&format!("berth-test/{name}:1"))
-        .service()
-        .label("berth.test.sweep", "1")
-        .label("com.vmware.srm.sra", "vendor-x")
-        .layer_marker(&name)
-        .file("/srm/sra/command", COMMAND, 0o755);
-    let archive = daemon.archive(&builder, true);
-    let run = daemon.berth(&["sra", "load", &archive.path.to_string_lossy()]);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("vendor-x"), "{run:?}");
-    Sra { daemon, image: archive.image_id }
-}
-
-fn dir(sra: &Sra, name: &str) -> PathBuf {
-    let dir = sra.daemon.dir.path().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    // The command runs as 660:660 and writes here.
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    dir
-}
-
-fn exec(sra: &Sra, tmp: &Path, log: &Path, command: &str, extra: &[&str]) -> berth_testkit::harness::Run {
-    let mut child = Command::new(bin())
-        .args(["sra", "exec", "--image", &sra.image, "--tmp-dir"])
-        .arg(tmp)
-        .arg("--log-dir")
-        .arg(log)
-        .args(extra)
-        .env("BERTH_SOCKET", &sra.daemon.socket)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(xml(command).as_bytes()).unwrap();
-    child.wait_with_output().unwrap().into()
-}
-
-fn eid(image: &str, tmp: &Path, log: &Path) -> String {
-    let text = format!("{image}{}{}", tmp.display(), log.display());
-    Sha1::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn containers_of(eid: &str) -> Vec<serde_json::Value> {
-    let filters = format!(r#"{{"label":["srm.sra.eid={eid}"]}}"#);
-    docker("GET", &format!("/containers/json?all=1&filters={}", encode(&filters)), None)
-        .json()
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
+use sra_support::*;
+use std::time::{Duration, Instant};
 
 #[test]
 fn an_image_without_the_sra_label_is_refused_and_taken_out() {
@@ -114,6 +22,39 @@ fn an_image_without_the_sra_label_is_refused_and_taken_out() {
 }
 
 #[test]
+fn an_image_without_an_executable_entry_point_is_refused() {
+    let mut daemon = TestDaemon::start(bin());
+    let base = |name: &str| {
+        ImageBuilder::new(&format!("berth-test/{name}:1"))
+            .service()
+            .label("berth.test.sweep", "1")
+            .label("com.vmware.srm.sra", "x")
+            .layer_marker(name)
+    };
+    let missing = daemon.archive(&base(&unique("nocmd")), false);
+    let run = daemon.berth(&["sra", "load", &missing.path.to_string_lossy()]);
+    assert_eq!(run.code, 5, "{run:?}");
+    assert!(run.stderr.contains("has no /srm/sra/command"), "{run:?}");
+    assert!(!image_exists(&missing.image_id));
+
+    let private = daemon.archive(&base(&unique("privcmd")).file("/srm/sra/command", "#!/bin/sh\n", 0o744), false);
+    let run = daemon.berth(&["sra", "load", &private.path.to_string_lossy()]);
+    assert_eq!(run.code, 5, "{run:?}");
+    assert!(run.stderr.contains("mode 0744") && run.stderr.contains("not executable by others"), "{run:?}");
+    assert!(!image_exists(&private.image_id));
+
+    // Loaded behind berth's back: the command itself fails with a clear message.
+    assert_eq!(docker_load(&missing.path).status, 200);
+    let sra = Sra { daemon, image: missing.image_id.clone(), tag: String::new() };
+    let (tmp, log) = (dir(&sra, "ntmp"), dir(&sra, "nlog"));
+    let run = exec(&sra, &tmp, &log, "queryInfo", &[]);
+    assert_eq!(run.code, 5, "{run:?}");
+    assert!(run.stderr.contains("has no /srm/sra/command"), "{run:?}");
+    remove_execution_containers(&missing.image_id);
+    docker("DELETE", &format!("/images/{}?force=1", missing.image_id), None);
+}
+
+#[test]
 fn commands_run_as_the_procedure_says_and_containers_are_reused() {
     let sra = loaded();
     let (tmp, log) = (dir(&sra, "tmp"), dir(&sra, "log"));
@@ -123,7 +64,7 @@ fn commands_run_as_the_procedure_says_and_containers_are_reused() {
     assert!(run.stderr.contains("to stderr"), "{run:?}");
     assert_eq!(
         std::fs::read_to_string(tmp.join("out-queryInfo.xml")).unwrap(),
-        "<Response><Name>queryInfo</Name></Response>\n"
+        "<Response xmlns=\"http://www.vmware.com/srm/sra/v2\"><Name>queryInfo</Name></Response>\n"
     );
     assert!(std::fs::read_to_string(log.join("sra.log")).unwrap().contains("log line"));
 
@@ -135,7 +76,8 @@ fn commands_run_as_the_procedure_says_and_containers_are_reused() {
     assert_eq!(inspected["Config"]["OpenStdin"], true, "docker run -di");
     assert_eq!(inspected["Config"]["Tty"], false);
     let binds: Vec<String> = serde_json::from_value(inspected["HostConfig"]["Binds"].clone()).unwrap();
-    assert_eq!(binds, [format!("{}:/tmp", tmp.display()), format!("{}:/srm/sra/log", log.display())]);
+    assert_eq!(binds[..2], [format!("{}:/tmp", tmp.display()), format!("{}:/srm/sra/log", log.display())]);
+    assert!(binds[2].ends_with(":/srm/sra/conf"), "{binds:?}");
 
     // Reused while running; started again when stopped.
     assert_eq!(exec(&sra, &tmp, &log, "queryStrings", &[]).code, 0);
@@ -173,19 +115,151 @@ fn concurrent_commands_of_one_execution_id_share_one_container() {
 }
 
 #[test]
-fn a_hung_command_times_out_and_bad_directories_are_refused() {
+fn status_updates_are_progress_and_move_the_timeout() {
     let sra = loaded();
-    let (tmp, log) = (dir(&sra, "ttmp"), dir(&sra, "tlog"));
-    let run = exec(&sra, &tmp, &log, "slow", &["--timeout", "2"]);
-    assert_eq!(run.code, 9, "{run:?}");
-    assert!(run.stderr.contains("did not finish within 2s"), "{run:?}");
-    let run = exec(&sra, &sra.daemon.dir.path().join("missing"), &log, "queryInfo", &[]);
-    assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("--tmp-dir"), "{run:?}");
+    let (tmp, log) = (dir(&sra, "ptmp"), dir(&sra, "plog"));
+    // Four updates a second apart: 4 s in all, more than the 2 s timeout,
+    // but never 2 s without an update.
+    let run = exec(&sra, &tmp, &log, "progress", &["--timeout", "2"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for percent in [10, 40, 70, 100] {
+        assert!(run.stderr.contains(&format!("SRA command: {percent}%")), "{percent}: {run:?}");
+    }
+
+    // The REST answer streams the same events.
+    let body = serde_json::json!({
+        "image": sra.image, "tmp_dir": tmp, "log_dir": log, "input": envelope("progress"), "timeout_secs": 2
+    });
+    let response = berth_testkit::http::request_with_headers(
+        &sra.daemon.socket,
+        "POST",
+        "/v1/sra/exec",
+        "application/json",
+        &[("Accept", "application/x-ndjson")],
+        body.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(response.status, 200);
+    let events: Vec<serde_json::Value> =
+        response.text().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let percents: Vec<_> = events.iter().filter(|e| e["event"] == "progress").map(|e| e["percent"].clone()).collect();
+    assert_eq!(percents, [10, 40, 70, 100].map(serde_json::Value::from), "{events:?}");
+    let last = events.last().unwrap();
+    assert_eq!((last["event"].as_str(), last["result"]["exit_code"].as_i64()), (Some("done"), Some(0)), "{last}");
 }
 
 #[test]
-fn list_counts_execution_containers_and_remove_takes_them_with_the_image() {
+fn a_hung_command_is_killed_and_bad_input_is_refused() {
+    let sra = loaded();
+    let (tmp, log) = (dir(&sra, "ttmp"), dir(&sra, "tlog"));
+    let started = Instant::now();
+    let run = exec(&sra, &tmp, &log, "hang", &["--timeout", "2"]);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert!(run.stderr.contains("did not finish within 2s"), "{run:?}");
+    assert!(run.stderr.contains("SRA command: 5%"), "{run:?}");
+    assert!(started.elapsed() < Duration::from_secs(25), "killed, not waited for");
+    // Killed, with what it started: no `sleep 30` is left in the container.
+    let container = containers_of(&eid(&sra.image, &tmp, &log))[0]["Id"].as_str().unwrap().to_owned();
+    let left = processes(&container);
+    assert!(!left.iter().any(|p| p.contains("sleep 30")), "{left:?}");
+
+    let run = exec(&sra, &sra.daemon.dir.path().join("missing"), &log, "queryInfo", &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("--tmp-dir"), "{run:?}");
+    let run = exec_input(&sra, &sra.image, &tmp, &log, "<Command><Name>x</Name>", &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("the command XML is not well-formed XML: line 1"), "{run:?}");
+    let run = exec_input(&sra, &sra.image, &tmp, &log, "<Response/>", &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("not <Command>"), "{run:?}");
+    for (option, value, expected) in
+        [("--user", "srm", "--user"), ("--env", "NOEQUALS", "--env"), ("--timeout", "0", "--timeout")]
+    {
+        let run = exec(&sra, &tmp, &log, "queryInfo", &[option, value]);
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(run.stderr.contains(expected), "{run:?}");
+    }
+}
+
+#[test]
+fn run_writes_the_envelope_and_shows_the_response() {
+    let sra = loaded();
+    let (tmp, log) = (dir(&sra, "rtmp"), dir(&sra, "rlog"));
+    let connections = sra.daemon.dir.path().join("connections.xml");
+    std::fs::write(
+        &connections,
+        r#"<Connections><Connection id="array"><Addresses><Address id="mgmt">10.0.0.1</Address></Addresses><Username>u</Username><Password>p</Password></Connection></Connections>"#,
+    )
+    .unwrap();
+    let run =
+        sra_run(&sra, &sra.image, &tmp, &log, "discoverArrays", &["--connections", &connections.to_string_lossy()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout.trim(),
+        r#"<Response xmlns="http://www.vmware.com/srm/sra/v2"><Name>discoverArrays</Name></Response>"#
+    );
+    let envelope = std::fs::read_to_string(log.join("last-input.xml")).unwrap();
+    for part in [
+        "<Name>discoverArrays</Name>",
+        "<OutputFile>/tmp/sra-output-",
+        "<StatusFile>/tmp/sra-status-",
+        "<LogLevel>info</LogLevel>",
+        "<LogDirectory>/srm/sra/log</LogDirectory>",
+        r#"<Address id="mgmt">10.0.0.1</Address>"#,
+    ] {
+        assert!(envelope.contains(part), "{part}: {envelope}");
+    }
+    // The output and status files are gone afterwards, as with SRM.
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    let failed = sra_run(&sra, &sra.image, &tmp, &log, "error", &[]);
+    assert_eq!(failed.code, 12, "{failed:?}");
+    assert!(
+        failed.stderr.contains("the SRA reported error 42: Array unreachable (fix: Check the address)"),
+        "{failed:?}"
+    );
+    let json = sra_run(&sra, &sra.image, &tmp, &log, "error", &["-o", "json"]);
+    let result: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(result["sra_error"]["code"], "42");
+
+    let silent = sra_run(&sra, &sra.image, &tmp, &log, "noout", &[]);
+    assert_eq!(silent.code, 9, "{silent:?}");
+    assert!(silent.stderr.contains("wrote no output file"), "{silent:?}");
+
+    std::fs::write(&connections, "<Connections><Connection id=\"a\"></Connections>").unwrap();
+    let bad =
+        sra_run(&sra, &sra.image, &tmp, &log, "discoverArrays", &["--connections", &connections.to_string_lossy()]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("--connections is not well-formed XML: line 1"), "{bad:?}");
+    let bad = sra_run(&sra, &sra.image, &tmp, &log, "query Info", &[]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+}
+
+#[test]
+fn idle_containers_are_stopped_but_never_under_a_command() {
+    let daemon = TestDaemon::start_with(
+        bin(),
+        &format!("{}[sra]\nidle_stop_secs = 1\n", berth_testkit::harness::TEST_SETTINGS),
+        &[],
+        None,
+    );
+    let sra = loaded_with(daemon);
+    let (tmp, log) = (dir(&sra, "itmp"), dir(&sra, "ilog"));
+    // Runs 4 s, four times the idle time: it must not be stopped under it.
+    let run = exec(&sra, &tmp, &log, "progress", &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let container = containers_of(&eid(&sra.image, &tmp, &log))[0]["Id"].as_str().unwrap().to_owned();
+    sra.daemon.wait_for("the idle container to stop", Duration::from_secs(30), |_| {
+        (inspect(&container)?["State"]["Running"] == false).then_some(())
+    });
+    let run = exec(&sra, &tmp, &log, "queryInfo", &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(containers_of(&eid(&sra.image, &tmp, &log)).len(), 1);
+}
+
+#[test]
+fn list_shows_containers_and_digest_and_remove_takes_everything() {
     let sra = loaded();
     let (tmp, log) = (dir(&sra, "ltmp"), dir(&sra, "llog"));
     assert_eq!(exec(&sra, &tmp, &log, "queryInfo", &[]).code, 0);
@@ -194,13 +268,17 @@ fn list_counts_execution_containers_and_remove_takes_them_with_the_image() {
     let images: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).unwrap();
     let ours = images.iter().find(|i| i["id"] == sra.image.as_str()).expect("listed");
     assert_eq!((ours["label"].as_str(), ours["containers"].as_u64()), (Some("vendor-x"), Some(1)));
+    let digest = ours["config_digest"].as_str().expect("a digest").to_owned();
+    assert_eq!(digest.len(), 40);
     let table = sra.daemon.berth(&["sra", "list"]).stdout;
-    assert!(table.contains(&sra.image) && table.contains("vendor-x"), "{table}");
+    assert!(table.contains(&sra.image) && table.contains("vendor-x") && table.contains(&digest), "{table}");
+    assert!(config_root(&sra, &sra.image).is_dir());
 
     let run = sra.daemon.berth(&["sra", "remove", &sra.image]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(!image_exists(&sra.image));
     assert!(containers_of(&eid(&sra.image, &tmp, &log)).is_empty());
+    assert!(!config_root(&sra, &sra.image).exists(), "the configuration goes with the image");
 
     // Not an SRA image: refused, untouched.
     let run = sra.daemon.berth(&["sra", "remove", "berth-test/none:404"]);

@@ -82,12 +82,15 @@ pub struct ExecRequest {
     pub env: Vec<String>,
     /// Written to the command's stdin, which is then closed.
     pub stdin: Option<Bytes>,
-    pub timeout: std::time::Duration,
 }
+
+/// Resolves when a running command is to be given up (a deadline that the
+/// caller may keep moving, a cancellation).
+pub type StopSignal = futures::future::BoxFuture<'static, ()>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecResult {
-    /// `None` when it did not finish in time.
+    /// `None` when it was stopped before it finished.
     pub exit_code: Option<i64>,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
@@ -218,7 +221,8 @@ pub trait Engine: Send + Sync + 'static {
     /// Renames a container (an upgrade keeps the old one aside until commit).
     async fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError>;
     /// Runs `argv` in the running container, as its default user, waiting at
-    /// most `timeout`; returns the exit code (`None` on timeout) and output.
+    /// most `timeout` (then killing it); returns the exit code (`None` on
+    /// timeout) and output.
     async fn exec(
         &self,
         container: &str,
@@ -234,8 +238,15 @@ pub trait Engine: Send + Sync + 'static {
     /// The image as a `docker save` archive (uncompressed tar).
     fn save_image(&self, image: &str) -> BoxStream<'static, Result<Bytes, EngineError>>;
 
-    /// Runs a command with stdin, user and environment (SRA execution).
-    async fn exec_with(&self, container: &str, request: ExecRequest) -> Result<ExecResult, EngineError>;
+    /// Runs a command with stdin, user and environment (SRA execution). When
+    /// `stop` resolves first, the command and every process it started are
+    /// killed and `exit_code` is `None`.
+    async fn exec_with(
+        &self,
+        container: &str,
+        request: ExecRequest,
+        stop: StopSignal,
+    ) -> Result<ExecResult, EngineError>;
     /// Every container (running or not) with label `key=value`, or with the
     /// label `key` at all when `value` is empty.
     async fn containers_labelled(&self, key: &str, value: &str) -> Result<Vec<ContainerObservation>, EngineError>;

@@ -10,6 +10,7 @@ pub mod reconcile;
 pub mod run_args;
 pub mod source;
 pub mod spec;
+pub mod sra_xml;
 pub mod status;
 pub mod supervise;
 pub mod units;

@@ -36,6 +36,25 @@ pub struct Settings {
     /// unit, `Restart=on-failure`), or `auto`: systemd where it is PID 1.
     pub supervisor: SupervisorMode,
     pub restart: RestartSettings,
+    pub sra: SraSettings,
+}
+
+/// `[sra]`: storage replication adapters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SraSettings {
+    /// An execution container with no command for this long is stopped (never while a command runs).
+    pub idle_stop_secs: u64,
+    /// Upper bound of the file content in an uploaded configuration archive.
+    pub config_max_bytes: u64,
+    /// Upper bound of the files, directories and links in an uploaded configuration archive.
+    pub config_max_entries: u64,
+}
+
+impl Default for SraSettings {
+    fn default() -> Self {
+        Self { idle_stop_secs: 900, config_max_bytes: 64 << 20, config_max_entries: 10_000 }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -78,6 +97,7 @@ impl Default for Settings {
             hook_timeout_secs: 300,
             supervisor: SupervisorMode::Auto,
             restart: RestartSettings::default(),
+            sra: SraSettings::default(),
         }
     }
 }
@@ -129,6 +149,9 @@ impl Settings {
         }
         if !(0.0..=1.0).contains(&self.restart.jitter) {
             return Err("restart.jitter must be between 0 and 1".into());
+        }
+        if self.sra.idle_stop_secs == 0 || self.sra.config_max_bytes == 0 || self.sra.config_max_entries == 0 {
+            return Err("sra.idle_stop_secs, sra.config_max_bytes and sra.config_max_entries must be positive".into());
         }
         Ok(())
     }

@@ -48,6 +48,8 @@ pub enum OpError {
     NoPreviousVersion { app: String },
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    #[error(transparent)]
+    Sra(#[from] crate::sra::SraError),
 }
 
 impl OpError {
@@ -100,6 +102,7 @@ impl OpError {
             OpError::NoPreviousVersion { .. } => ErrorKind::Conflict,
             OpError::InsufficientSpace { .. } => ErrorKind::InsufficientSpace,
             OpError::ShuttingDown => ErrorKind::Internal,
+            OpError::Sra(e) => e.kind(),
         }
     }
 

@@ -8,7 +8,8 @@ use crate::registry::Inner;
 use async_trait::async_trait;
 use berth_api::{
     ApiError, AppView, DaemonInfo, InstallRequest, LoginRequest, Manager, MigrationStatus, ProgressSender,
-    SraExecRequest, SraExecResult, SraImage, SraLoadRequest, Uninstalled, UpgradeRequest,
+    SraConfigCopyRequest, SraConfigState, SraExecRequest, SraExecResult, SraImage, SraLoadRequest, SraProgressSender,
+    SraRunRequest, Uninstalled, UpgradeRequest,
 };
 use berth_core::engine::EngineError;
 use berth_core::AppName;
@@ -102,8 +103,28 @@ impl Manager for DaemonManager {
         Ok(crate::sra::remove(&self.inner, image).await?)
     }
 
-    async fn sra_exec(&self, request: SraExecRequest) -> Result<SraExecResult, ApiError> {
-        Ok(crate::sra::exec(&self.inner, request).await?)
+    async fn sra_exec(&self, request: SraExecRequest, progress: SraProgressSender) -> Result<SraExecResult, ApiError> {
+        Ok(crate::sra::exec::exec(&self.inner, request, progress).await?)
+    }
+
+    async fn sra_run(&self, request: SraRunRequest, progress: SraProgressSender) -> Result<SraExecResult, ApiError> {
+        Ok(crate::sra::exec::run(&self.inner, request, progress).await?)
+    }
+
+    async fn sra_config_download(&self, image: &str) -> Result<Vec<u8>, ApiError> {
+        Ok(crate::sra::conf::download(&self.inner, image).await?)
+    }
+
+    async fn sra_config_upload(&self, image: &str, archive: Bytes) -> Result<SraConfigState, ApiError> {
+        Ok(crate::sra::conf::upload(&self.inner, image, archive).await?)
+    }
+
+    async fn sra_config_copy(&self, request: SraConfigCopyRequest) -> Result<SraConfigState, ApiError> {
+        Ok(crate::sra::conf::copy(&self.inner, &request.from, &request.to).await?)
+    }
+
+    async fn sra_config_reset(&self, image: &str) -> Result<SraConfigState, ApiError> {
+        Ok(crate::sra::conf::reset(&self.inner, image).await?)
     }
 
     async fn login(&self, request: LoginRequest) -> Result<(), ApiError> {

@@ -75,8 +75,8 @@ pub struct Inner {
     pub recovered: AtomicBool,
     /// systemd runs each app's unit and restarts it; the daemon does not.
     pub systemd: bool,
-    /// One lock per SRA execution id, so that its container is made once.
-    pub sra_locks: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// SRA execution slots and configuration locks.
+    pub sra: crate::sra::SraState,
 }
 
 pub fn now_secs() -> i64 {
@@ -88,10 +88,6 @@ pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Inner {
-    pub fn sra_lock(&self, eid: &str) -> Arc<tokio::sync::Mutex<()>> {
-        lock(&self.sra_locks).entry(eid.to_owned()).or_default().clone()
-    }
-
     pub fn private_dir(&self, name: &str) -> PathBuf {
         self.config.data_root.join(name)
     }

@@ -72,7 +72,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         apps: RwLock::new(BTreeMap::new()),
         online_cpus: Mutex::new(std::thread::available_parallelism().map_or(1, |n| n.get() as u32)),
         engine_version: Mutex::new(None),
-        sra_locks: Mutex::new(Default::default()),
+        sra: Default::default(),
         recovered: AtomicBool::new(false),
         systemd,
     });
@@ -80,6 +80,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         tracing::warn!(error = %e, "cannot list the stored apps");
     }
     tokio::spawn(events::follow_engine(inner.clone()));
+    tokio::spawn(crate::sra::idle::stop_idle_containers(inner.clone()));
     let router = berth_api::router(Arc::new(DaemonManager { inner: inner.clone() }));
     let socket = inner.config.socket.clone();
     notify_ready();

@@ -52,7 +52,7 @@ fn inner(engine: &FakeEngine, dir: &tempfile::TempDir) -> Arc<Inner> {
         apps: RwLock::new(BTreeMap::new()),
         online_cpus: Mutex::new(2),
         engine_version: Mutex::new(None),
-        sra_locks: Mutex::new(Default::default()),
+        sra: Default::default(),
         recovered: AtomicBool::new(true),
         systemd: false,
     })

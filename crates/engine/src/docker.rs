@@ -6,10 +6,10 @@ use crate::errors::translate;
 use async_trait::async_trait;
 use berth_core::engine::{
     ByteStream, ContainerEvent, ContainerObservation, Engine, EngineError, EngineInfo, ExecOutcome, ExecRequest,
-    ExecResult, ImageInfo, PlainContainer, Progress, ProgressSink, RegistryCredentials,
+    ExecResult, ImageInfo, PlainContainer, Progress, ProgressSink, RegistryCredentials, StopSignal,
 };
 use berth_core::spec::{ContainerSpec, LABEL_APP, LABEL_INSTANCE};
-use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::exec::CreateExecOptions;
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, DownloadFromContainerOptions, EventsOptions, ImportImageOptions,
     InspectContainerOptions, ListContainersOptions, ListImagesOptions, LogsOptions, RemoveContainerOptions,
@@ -61,6 +61,20 @@ impl DockerEngine {
         let client = client_for(&self.endpoint)?;
         *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
         Ok(client)
+    }
+
+    /// The exit code of a finished exec; `None` for one that was stopped.
+    async fn exit_code(
+        &self,
+        docker: &Docker,
+        exec_id: &str,
+        captured: &crate::exec::Captured,
+        what: &str,
+    ) -> Result<Option<i64>, EngineError> {
+        if !captured.finished {
+            return Ok(None);
+        }
+        Ok(docker.inspect_exec(exec_id).await.map_err(self.fail(what))?.exit_code)
     }
 
     fn fail(&self, what: &str) -> impl Fn(bollard::errors::Error) -> EngineError + '_ {
@@ -262,21 +276,11 @@ impl Engine for DockerEngine {
             ..Default::default()
         };
         let exec = docker.create_exec(container, options).await.map_err(self.fail(&what))?;
-        let started = docker.start_exec(&exec.id, None::<StartExecOptions>).await.map_err(self.fail(&what))?;
-        let mut output = Vec::new();
-        let finished = tokio::time::timeout(timeout, async {
-            if let StartExecResults::Attached { output: mut stream, .. } = started {
-                while let Some(Ok(chunk)) = stream.next().await {
-                    output.extend_from_slice(&chunk.into_bytes());
-                }
-            }
-        })
-        .await;
-        let exit_code = match finished {
-            Ok(()) => docker.inspect_exec(&exec.id).await.map_err(self.fail(&what))?.exit_code,
-            Err(_) => None,
-        };
-        Ok(ExecOutcome { exit_code, output: String::from_utf8_lossy(&output).into_owned() })
+        let captured = crate::exec::run(&docker, &exec.id, None, Box::pin(tokio::time::sleep(timeout)))
+            .await
+            .map_err(self.fail(&what))?;
+        let exit_code = self.exit_code(&docker, &exec.id, &captured, &what).await?;
+        Ok(ExecOutcome { exit_code, output: String::from_utf8_lossy(&captured.combined).into_owned() })
     }
 
     async fn image_files(&self, image: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
@@ -340,44 +344,27 @@ impl Engine for DockerEngine {
         docker.export_image(image).map(move |chunk| chunk.map_err(|e| translate(e, &endpoint, &what))).boxed()
     }
 
-    async fn exec_with(&self, container: &str, request: ExecRequest) -> Result<ExecResult, EngineError> {
+    async fn exec_with(
+        &self,
+        container: &str,
+        request: ExecRequest,
+        stop: StopSignal,
+    ) -> Result<ExecResult, EngineError> {
         let docker = self.docker()?;
         let what = format!("container {container}");
         let options = CreateExecOptions {
             attach_stdin: Some(request.stdin.is_some()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
-            cmd: Some(request.argv.clone()),
-            user: request.user.clone(),
-            env: (!request.env.is_empty()).then(|| request.env.clone()),
+            cmd: Some(request.argv),
+            user: request.user,
+            env: (!request.env.is_empty()).then_some(request.env),
             ..Default::default()
         };
         let exec = docker.create_exec(container, options).await.map_err(self.fail(&what))?;
-        let started = docker.start_exec(&exec.id, None::<StartExecOptions>).await.map_err(self.fail(&what))?;
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let finished = tokio::time::timeout(request.timeout, async {
-            if let StartExecResults::Attached { mut output, mut input } = started {
-                if let Some(bytes) = &request.stdin {
-                    use tokio::io::AsyncWriteExt;
-                    let _ = input.write_all(bytes).await;
-                    // Closing stdin is what tells the command the XML is complete.
-                    let _ = input.shutdown().await;
-                }
-                drop(input);
-                while let Some(Ok(chunk)) = output.next().await {
-                    match chunk {
-                        bollard::container::LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
-                        other => stdout.extend_from_slice(&other.into_bytes()),
-                    }
-                }
-            }
-        })
-        .await;
-        let exit_code = match finished {
-            Ok(()) => docker.inspect_exec(&exec.id).await.map_err(self.fail(&what))?.exit_code,
-            Err(_) => None,
-        };
-        Ok(ExecResult { exit_code, stdout, stderr })
+        let captured = crate::exec::run(&docker, &exec.id, request.stdin, stop).await.map_err(self.fail(&what))?;
+        let exit_code = self.exit_code(&docker, &exec.id, &captured, &what).await?;
+        Ok(ExecResult { exit_code, stdout: captured.stdout, stderr: captured.stderr })
     }
 
     async fn containers_labelled(&self, key: &str, value: &str) -> Result<Vec<ContainerObservation>, EngineError> {

@@ -7,6 +7,7 @@ mod config;
 mod convert;
 mod docker;
 mod errors;
+mod exec;
 mod time;
 
 pub use berth_core::engine::EngineError;

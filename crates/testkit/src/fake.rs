@@ -440,8 +440,9 @@ impl Engine for FakeEngine {
         &self,
         container: &str,
         request: berth_core::engine::ExecRequest,
+        _stop: berth_core::engine::StopSignal,
     ) -> Result<berth_core::engine::ExecResult, EngineError> {
-        let outcome = self.exec(container, &request.argv, request.timeout).await?;
+        let outcome = self.exec(container, &request.argv, std::time::Duration::ZERO).await?;
         Ok(berth_core::engine::ExecResult {
             exit_code: outcome.exit_code,
             stdout: outcome.output.into_bytes(),
@@ -454,7 +455,10 @@ impl Engine for FakeEngine {
         Ok(self.with(|s| {
             s.containers
                 .values()
-                .filter(|c| c.spec.labels.get(key).map(String::as_str) == Some(value))
+                .filter(|c| match c.spec.labels.get(key) {
+                    Some(label) => value.is_empty() || label == value,
+                    None => false,
+                })
                 .map(observe)
                 .collect()
         }))
