@@ -1,4 +1,4 @@
-# Helpers shared by scripts/bench.sh and scripts/bench-install.sh (sourced).
+# Helpers shared by scripts/bench.sh, scripts/bench-install.sh and scripts/bench-sra.sh (sourced).
 # The sourcing script sets BENCH_NAME (for messages) and SOCK (berth's socket).
 
 say() { printf '==> %s\n' "$*"; }
