@@ -51,14 +51,11 @@ command -v python3 >/dev/null || die "python3 is needed (it serves the archive o
 command -v gunzip >/dev/null || die "gunzip is needed (it is part of the baseline)"
 command -v cargo >/dev/null || die "cargo is needed"
 command -v curl >/dev/null || apt_install curl
-curl -sf --unix-socket "$DOCKER_SOCK" http://x/_ping >/dev/null \
-    || die "the Docker Engine does not answer on $DOCKER_SOCK (start it: nohup dockerd > /tmp/dockerd.log 2>&1 &)"
+require_engine
 [ -n "${EPOCHREALTIME:-}" ] || die "bash 5 is needed (\$EPOCHREALTIME)"
 
 # -------------------------------------------------- one run at a time, leftovers
-mkdir -p "$CACHE_DIR"
-exec 9>"$CACHE_DIR/bench-install.lock"
-flock -n 9 || die "another scripts/bench-install.sh is running (lock $CACHE_DIR/bench-install.lock)"
+take_lock bench-install
 
 BENCH_LABEL=berth.bench-install
 stop_helper() { # $1: pid, $2: text its command line must hold (so a reused pid is left alone)
@@ -124,23 +121,9 @@ cleanup() {
     [ -n "$INSTANCE" ] && remove_containers "berth.instance=$INSTANCE"
     remove_containers "$BENCH_LABEL=$W"
     (remove_image)
-    [ -z "${BENCH_DAEMON_LOG:-}" ] || cp "$W/daemon.log" "$BENCH_DAEMON_LOG"
-    if [ "$status" -ne 0 ]; then
-        for log in run.log daemon.log; do
-            [ -s "$W/$log" ] || continue
-            echo "--- last lines of $log:" >&2
-            tail -n 30 "$W/$log" >&2
-        done
-    fi
-    rm -rf "$W"
-    rm -f "$STATE_FILE"
-    exit "$status"
+    finish_cleanup "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-trap 'exit 141' PIPE
+trap_cleanup
 save_state
 
 # The names the run needs must be free.

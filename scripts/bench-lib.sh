@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by scripts/bench.sh, scripts/bench-install.sh and scripts/bench-sra.sh (sourced).
 # The sourcing script sets BENCH_NAME (for messages) and SOCK (berth's socket).
 
@@ -25,11 +26,11 @@ remove_containers() { # $1: a label filter, e.g. berth.instance=<id>
 }
 
 stop_daemon() { # $1: pid, $2: work dir (only a berth daemon of that dir is stopped)
-    local pid=$1 dir=$2 i
+    local pid=$1 dir=$2
     [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "daemon --root $dir/root" || return 0
     kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
@@ -63,4 +64,44 @@ start_daemon() {
     INSTANCE=$(json_field instance <<<"$ready")
     [ -n "$INSTANCE" ] && [ "$INSTANCE" != None ] || die "no instance in /v1/info: $ready"
     save_state
+}
+
+# The engine must answer on $DOCKER_SOCK.
+require_engine() {
+    curl -sf --unix-socket "$DOCKER_SOCK" http://x/_ping >/dev/null \
+        || die "the Docker Engine does not answer on $DOCKER_SOCK (start it: scripts/setup.sh)"
+}
+
+# One run of a script at a time: $1 is its name (bench, bench-install, bench-sra).
+take_lock() {
+    mkdir -p "$CACHE_DIR"
+    exec 9>"$CACHE_DIR/$1.lock"
+    flock -n 9 || die "another scripts/$1.sh is running (lock $CACHE_DIR/$1.lock)"
+}
+
+# The end of every script's cleanup: keeps the daemon log if asked, shows the
+# logs of a failed run, removes the work directory and the state file, exits.
+# $1: the exit status.
+finish_cleanup() {
+    local status=$1 log
+    [ -z "${BENCH_DAEMON_LOG:-}" ] || cp "$W/daemon.log" "$BENCH_DAEMON_LOG"
+    if [ "$status" -ne 0 ]; then
+        for log in run.log daemon.log; do
+            [ -s "$W/$log" ] || continue
+            echo "--- last lines of $log:" >&2
+            tail -n 30 "$W/$log" >&2
+        done
+    fi
+    rm -rf "$W"
+    rm -f "$STATE_FILE"
+    exit "$status"
+}
+
+# Runs the script's `cleanup` at exit, also after a signal.
+trap_cleanup() {
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    trap 'exit 129' HUP
+    trap 'exit 141' PIPE
 }

@@ -51,14 +51,11 @@ command -v python3 >/dev/null || die "python3 is needed"
 command -v sha1sum >/dev/null || die "sha1sum is needed (the docker CLI procedure uses it)"
 command -v cargo >/dev/null || die "cargo is needed"
 command -v curl >/dev/null || apt_install curl
-curl -sf --unix-socket "$DOCKER_SOCK" http://x/_ping >/dev/null \
-    || die "the Docker Engine does not answer on $DOCKER_SOCK (start it: scripts/setup.sh)"
+require_engine
 command -v hyperfine >/dev/null || apt_install hyperfine
 
 # -------------------------------------------------- one run at a time, leftovers
-mkdir -p "$CACHE_DIR"
-exec 9>"$CACHE_DIR/bench-sra.lock"
-flock -n 9 || die "another scripts/bench-sra.sh is running (lock $CACHE_DIR/bench-sra.lock)"
+take_lock bench-sra
 
 remove_sra_containers() { # $1: image id; its execution containers (label srm.sra.eid)
     local ids
@@ -123,23 +120,9 @@ cleanup() {
         remove_sra_containers "$IMAGE_ID"
         docker rmi -f "$IMAGE_ID" >/dev/null 2>&1
     fi
-    [ -z "${BENCH_DAEMON_LOG:-}" ] || cp "$W/daemon.log" "$BENCH_DAEMON_LOG"
-    if [ "$status" -ne 0 ]; then
-        for log in run.log daemon.log; do
-            [ -s "$W/$log" ] || continue
-            echo "--- last lines of $log:" >&2
-            tail -n 30 "$W/$log" >&2
-        done
-    fi
-    rm -rf "$W"
-    rm -f "$STATE_FILE"
-    exit "$status"
+    finish_cleanup "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-trap 'exit 141' PIPE
+trap_cleanup
 save_state
 remove_image
 

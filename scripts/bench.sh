@@ -39,14 +39,11 @@ command -v docker >/dev/null || die "the docker CLI is needed (it is the compari
 command -v curl >/dev/null || die "curl is needed"
 command -v python3 >/dev/null || die "python3 is needed"
 command -v cargo >/dev/null || die "cargo is needed"
-curl -sf --unix-socket "$DOCKER_SOCK" http://x/_ping >/dev/null \
-    || die "the Docker Engine does not answer on $DOCKER_SOCK (start it: nohup dockerd > /tmp/dockerd.log 2>&1 &)"
+require_engine
 command -v hyperfine >/dev/null || apt_install hyperfine
 
 # -------------------------------------------------- one run at a time, leftovers
-mkdir -p "$CACHE_DIR"
-exec 9>"$CACHE_DIR/bench.lock"
-flock -n 9 || die "another scripts/bench.sh is running (lock $CACHE_DIR/bench.lock)"
+take_lock bench
 
 if [ -s "$STATE_FILE" ]; then
     say "removing the leftovers of an interrupted run ($STATE_FILE)"
@@ -87,19 +84,9 @@ cleanup() {
     stop_daemon "$DAEMON_PID" "$W"
     [ -n "$INSTANCE" ] && remove_containers "berth.instance=$INSTANCE"
     [ -n "$IMAGE_ID" ] && docker rmi -f "$IMAGE_ID" >/dev/null 2>&1
-    [ -z "${BENCH_DAEMON_LOG:-}" ] || cp "$W/daemon.log" "$BENCH_DAEMON_LOG"
-    if [ "$status" -ne 0 ] && [ -s "$W/daemon.log" ]; then
-        echo "--- last lines of the daemon log:" >&2
-        tail -n 30 "$W/daemon.log" >&2
-    fi
-    rm -rf "$W"
-    rm -f "$STATE_FILE"
-    exit "$status"
+    finish_cleanup "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap_cleanup
 save_state
 
 # Names the run needs must be free: a container of another berth instance

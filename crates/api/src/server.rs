@@ -262,7 +262,7 @@ async fn sra_run(State(m): Shared, headers: HeaderMap, Json(request): Json<SraRu
 }
 
 /// Largest upload body the router takes (the daemon's own limits are tighter).
-const CONFIG_UPLOAD_MAX_BYTES: usize = 1 << 30;
+const CONFIG_UPLOAD_MAX_BYTES: usize = 256 << 20;
 
 /// Downloads the image's configuration: a `.tar.gz` of /srm/sra/conf plus
 /// `sra-configuration-version.txt` holding its digest.

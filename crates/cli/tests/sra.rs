@@ -37,10 +37,10 @@ fn an_image_without_an_executable_entry_point_is_refused() {
     assert!(run.stderr.contains("has no /srm/sra/command"), "{run:?}");
     assert!(!image_exists(&missing.image_id));
 
-    let private = daemon.archive(&base(&unique("privcmd")).file("/srm/sra/command", "#!/bin/sh\n", 0o744), false);
+    let private = daemon.archive(&base(&unique("privcmd")).file("/srm/sra/command", "#!/bin/sh\n", 0o644), false);
     let run = daemon.berth(&["sra", "load", &private.path.to_string_lossy()]);
     assert_eq!(run.code, 5, "{run:?}");
-    assert!(run.stderr.contains("mode 0744") && run.stderr.contains("not executable by others"), "{run:?}");
+    assert!(run.stderr.contains("mode 0644") && run.stderr.contains("not executable by anyone"), "{run:?}");
     assert!(!image_exists(&private.image_id));
 
     // Loaded behind berth's back: the command itself fails with a clear message.
@@ -50,8 +50,14 @@ fn an_image_without_an_executable_entry_point_is_refused() {
     let run = exec(&sra, &tmp, &log, "queryInfo", &[]);
     assert_eq!(run.code, 5, "{run:?}");
     assert!(run.stderr.contains("has no /srm/sra/command"), "{run:?}");
-    remove_execution_containers(&missing.image_id);
-    docker("DELETE", &format!("/images/{}?force=1", missing.image_id), None);
+    assert_eq!(docker_load(&private.path).status, 200);
+    let run = exec_input(&sra, &private.image_id, &tmp, &log, &envelope("queryInfo"), &[]);
+    assert_eq!(run.code, 5, "{run:?}");
+    assert!(run.stderr.contains("is not executable by 660:660"), "{run:?}");
+    for image in [&missing.image_id, &private.image_id] {
+        remove_execution_containers(image);
+        docker("DELETE", &format!("/images/{image}?force=1"), None);
+    }
 }
 
 #[test]

@@ -155,14 +155,7 @@ pub struct CommandInfo {
 
 /// Checks that `xml` is a well-formed `<Command>` envelope.
 pub fn parse_command(xml: &str) -> Result<CommandInfo, XmlError> {
-    let root = parse(xml)?;
-    if root.name != "Command" {
-        return Err(XmlError {
-            line: 1,
-            column: 1,
-            reason: format!("the root element is <{}>, not <Command>", root.name),
-        });
-    }
+    let root = parse_rooted(xml, "Command")?;
     Ok(CommandInfo {
         name: root.child_text("Name"),
         output_file: root.child_text("OutputFile"),
@@ -204,14 +197,7 @@ impl fmt::Display for ResponseError {
 
 /// The `<Error>` directly under `<Response>`, if the response is a failure.
 pub fn response_error(xml: &str) -> Result<Option<ResponseError>, XmlError> {
-    let root = parse(xml)?;
-    if root.name != "Response" {
-        return Err(XmlError {
-            line: 1,
-            column: 1,
-            reason: format!("the root element is <{}>, not <Response>", root.name),
-        });
-    }
+    let root = parse_rooted(xml, "Response")?;
     Ok(root.child("Error").map(|error| ResponseError {
         code: error.attribute("code").unwrap_or("(no code)").to_owned(),
         description: error
@@ -257,15 +243,20 @@ impl Envelope {
 
 /// Checks that `fragment` is one well-formed element, named `root` when given.
 pub fn check_fragment(fragment: &str, root: Option<&str>) -> Result<(), XmlError> {
-    let element = parse(fragment)?;
     match root {
-        Some(expected) if element.name != expected => Err(XmlError {
-            line: 1,
-            column: 1,
-            reason: format!("the root element is <{}>, not <{expected}>", element.name),
-        }),
-        _ => Ok(()),
+        Some(expected) => parse_rooted(fragment, expected).map(drop),
+        None => parse(fragment).map(drop),
     }
+}
+
+/// Parses a document whose root element must be `expected`.
+fn parse_rooted(xml: &str, expected: &str) -> Result<Element, XmlError> {
+    let root = parse(xml)?;
+    if root.name != expected {
+        let reason = format!("the root element is <{}>, not <{expected}>", root.name);
+        return Err(XmlError { line: 1, column: 1, reason });
+    }
+    Ok(root)
 }
 
 fn strip_declaration(fragment: &str) -> &str {

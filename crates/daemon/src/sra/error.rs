@@ -9,7 +9,7 @@ use berth_sra_conf::ConfError;
 pub enum SraError {
     #[error("{image} has no {path}; an SRA image must provide its entry point there (SRA specification, \"SRA entry point requirements\")")]
     NoCommand { image: String, path: &'static str },
-    #[error("{path} in {image} (mode {mode:04o}, owner {uid}:{gid}) is not executable by {user}; the SRA specification requires it to be executable by others")]
+    #[error("{path} in {image} (mode {mode:04o}, owner {uid}:{gid}) is not executable by {user}; the SRA specification requires it to be executable by others (chmod o+x)")]
     NotExecutable { image: String, path: &'static str, mode: u32, uid: u64, gid: u64, user: String },
     #[error("{what} is not well-formed XML: {error}")]
     MalformedXml { what: String, error: XmlError },

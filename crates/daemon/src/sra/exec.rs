@@ -350,7 +350,8 @@ async fn diagnose(inner: &Inner, image_id: &str, reference: &str, user: &str) ->
     };
     let (mode, uid, gid) = entry_point_mode(&archive)?;
     let (user_uid, user_gid) = parse_user(user)?;
-    (!executable_by(mode, uid, gid, user_uid, user_gid)).then(|| SraError::NotExecutable {
+    let runnable = mode & 0o111 != 0 && executable_by(mode, uid, gid, user_uid, user_gid);
+    (!runnable).then(|| SraError::NotExecutable {
         image: reference.to_owned(),
         path: COMMAND_PATH,
         mode,
@@ -360,22 +361,28 @@ async fn diagnose(inner: &Inner, image_id: &str, reference: &str, user: &str) ->
     })
 }
 
-/// At load: the image must have /srm/sra/command, executable by others (the
-/// specification's requirement, as SRM's uid is not known in advance).
+/// At load: the image must have /srm/sra/command with an execute bit. The
+/// specification wants it executable by others (SRM's uid is not known in
+/// advance); the engine's exec runs it for any user once some execute bit is
+/// set (the capabilities it starts with), so that is only warned about.
 pub async fn check_entry_point(inner: &Inner, image_id: &str, shown: &str) -> Result<(), OpError> {
     let Some(archive) = inner.engine.image_files(image_id, COMMAND_PATH).await? else {
         return Err(SraError::NoCommand { image: shown.to_owned(), path: COMMAND_PATH }.into());
     };
     match entry_point_mode(&archive) {
-        Some((mode, uid, gid)) if mode & 0o001 == 0 => Err(SraError::NotExecutable {
+        Some((mode, uid, gid)) if mode & 0o111 == 0 => Err(SraError::NotExecutable {
             image: shown.to_owned(),
             path: COMMAND_PATH,
             mode,
             uid,
             gid,
-            user: "others".into(),
+            user: "anyone".into(),
         }
         .into()),
+        Some((mode, ..)) if mode & 0o001 == 0 => {
+            tracing::warn!(image = %shown, "{COMMAND_PATH} has mode {mode:04o}; the SRA specification wants it executable by others");
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
