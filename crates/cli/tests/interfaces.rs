@@ -35,20 +35,29 @@ fn the_openapi_document_lists_every_endpoint_of_the_cli() {
     let paths = &doc["paths"];
     // Every client verb is one documented endpoint.
     let endpoints = [
-        ("/v1/info", "get"),                 // (daemon status)
-        ("/v1/apps", "get"),                 // list
-        ("/v1/apps", "post"),                // install
-        ("/v1/apps/{name}", "get"),          // show
-        ("/v1/apps/{name}", "delete"),       // uninstall
-        ("/v1/apps/{name}/start", "post"),   // start
-        ("/v1/apps/{name}/stop", "post"),    // stop
-        ("/v1/apps/{name}/restart", "post"), // restart
-        ("/v1/apps/{name}/logs", "get"),     // logs
+        ("/v1/info", "get"),                             // (daemon status)
+        ("/v1/apps", "get"),                             // list
+        ("/v1/apps", "post"),                            // install
+        ("/v1/apps/{name}", "get"),                      // show
+        ("/v1/apps/{name}", "delete"),                   // uninstall
+        ("/v1/apps/{name}/start", "post"),               // start
+        ("/v1/apps/{name}/stop", "post"),                // stop
+        ("/v1/apps/{name}/restart", "post"),             // restart
+        ("/v1/apps/{name}/logs", "get"),                 // logs
+        ("/v1/sra/images", "post"),                      // sra load
+        ("/v1/sra/images", "get"),                       // sra list
+        ("/v1/sra/images/{image}", "delete"),            // sra remove
+        ("/v1/sra/exec", "post"),                        // sra exec
+        ("/v1/sra/run", "post"),                         // sra run
+        ("/v1/sra/images/{image}/config", "get"),        // sra config download
+        ("/v1/sra/images/{image}/config", "put"),        // sra config upload
+        ("/v1/sra/images/{image}/config/reset", "post"), // sra config reset
+        ("/v1/sra/config/copy", "post"),                 // sra config copy
     ];
     for (path, method) in endpoints {
         assert!(paths[path][method].is_object(), "{method} {path} is documented: {}", paths[path]);
     }
-    for schema in ["ApiError", "ErrorKind", "AppView", "InstallRequest", "InstallEvent"] {
+    for schema in ["ApiError", "ErrorKind", "AppView", "InstallRequest", "InstallEvent", "SraEvent", "SraRunRequest"] {
         assert!(doc["components"]["schemas"][schema].is_object(), "schema {schema}");
     }
     // ...and the command line offers each of those verbs.
