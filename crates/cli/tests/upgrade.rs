@@ -197,6 +197,25 @@ fn a_hook_that_hangs_is_stopped_by_its_timeout() {
 }
 
 #[test]
+fn a_hanging_pre_hook_is_killed_in_the_old_container() {
+    let mut daemon = TestDaemon::start(bin());
+    let name = unique("upgprehang");
+    let v1 = version(&name, "1").file("/tpc/hook/pre.sh", "#!/bin/sh\necho saving\nsleep 600\n", 0o755);
+    let v1 = daemon.archive(&v1, false);
+    let run = daemon.berth(&["install", &name, &v1.path.to_string_lossy(), "-y"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let v2 = daemon.archive(&version(&name, "2"), false);
+    let run = upgrade(&daemon, &name, &v2.path.to_string_lossy(), &[]);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert!(run.stderr.contains("did not finish within 5s"), "{run:?}");
+    daemon.wait_state(&name, "running", Duration::from_secs(15));
+    // The hook and the sleep it started are gone: the old app runs alone.
+    let top = berth_testkit::http::docker("GET", &format!("/containers/{name}/top"), None).json();
+    let processes = top["Processes"].to_string();
+    assert!(!processes.contains("sleep 600") && !processes.contains("pre.sh"), "{processes}");
+}
+
+#[test]
 fn an_upgrade_killed_at_any_step_is_undone_or_finished_on_restart() {
     let points = [
         "upgrade:before_fetching_image",

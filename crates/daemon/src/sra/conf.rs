@@ -279,6 +279,7 @@ pub async fn forget(inner: &Inner, image_id: &str) {
     let config = inner.sra.config_lock(image_id);
     let _config = config.write().await;
     let _ = std::fs::remove_dir_all(root_of(inner, image_id));
+    inner.sra.forget_config_lock(image_id);
 }
 
 /// Staging directories a crash left behind (at daemon start).

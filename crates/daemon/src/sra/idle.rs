@@ -27,7 +27,9 @@ pub async fn stop_idle_containers(inner: Arc<Inner>) {
 
 async fn sweep(inner: &Inner, idle: Duration) -> Result<(), berth_core::engine::EngineError> {
     // Only this daemon's: containers another runner made are not berth's to stop.
-    for container in inner.engine.containers_labelled(SRA_CONTAINER_LABEL, &inner.instance).await? {
+    let containers = inner.engine.containers_labelled(SRA_CONTAINER_LABEL, &inner.instance).await?;
+    inner.sra.prune_slots(|eid| containers.iter().any(|c| c.label(EID_LABEL) == Some(eid)));
+    for container in containers {
         let Some(eid) = container.label(EID_LABEL) else { continue };
         if !container.state.is_running() {
             continue;

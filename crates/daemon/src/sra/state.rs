@@ -39,8 +39,41 @@ impl SraState {
             .clone()
     }
 
+    /// Forgets the slots of execution ids that have no container any more and
+    /// that nobody holds, so the map does not grow with every (tmp, log) pair
+    /// ever used.
+    pub fn prune_slots(&self, has_container: impl Fn(&str) -> bool) {
+        lock(&self.slots).retain(|eid, slot| has_container(eid) || Arc::strong_count(slot) > 1);
+    }
+
+    /// Forgets an image's configuration lock (the image is gone).
+    pub fn forget_config_lock(&self, image_id: &str) {
+        lock(&self.configs).remove(image_id);
+    }
+
     /// Read-held to bind the current configuration; write-held to change it.
     pub fn config_lock(&self, image_id: &str) -> Arc<RwLock<()>> {
         lock(&self.configs).entry(image_id.to_owned()).or_default().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SraState;
+
+    #[test]
+    fn slots_without_container_or_holder_are_pruned() {
+        let state = SraState::default();
+        let held = state.slot("held");
+        let _ = state.slot("gone");
+        let _ = state.slot("live");
+        state.prune_slots(|eid| eid == "live");
+        let left: Vec<String> = {
+            let mut eids: Vec<String> = super::lock(&state.slots).keys().cloned().collect();
+            eids.sort();
+            eids
+        };
+        assert_eq!(left, ["held", "live"]);
+        drop(held);
     }
 }
