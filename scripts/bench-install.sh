@@ -30,10 +30,6 @@ PAD_MB="${BENCH_PAD_MB:-100}"
 TARGET_RATIO=1.10
 IMAGE_TAG="berth-bench/big:1"
 APP_PREFIX="big-"
-DOCKER_SOCK=/var/run/docker.sock
-CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/berth"
-STATE_FILE="$CACHE_DIR/bench-install.state"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -55,7 +51,7 @@ require_engine
 [ -n "${EPOCHREALTIME:-}" ] || die "bash 5 is needed (\$EPOCHREALTIME)"
 
 # -------------------------------------------------- one run at a time, leftovers
-take_lock bench-install
+take_lock
 
 BENCH_LABEL=berth.bench-install
 stop_helper() { # $1: pid, $2: text its command line must hold (so a reused pid is left alone)

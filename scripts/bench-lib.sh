@@ -1,6 +1,11 @@
 # shellcheck shell=bash
 # Helpers shared by scripts/bench.sh, scripts/bench-install.sh and scripts/bench-sra.sh (sourced).
-# The sourcing script sets BENCH_NAME (for messages) and SOCK (berth's socket).
+# The sourcing script sets BENCH_NAME (messages, state and lock files) and SOCK (berth's socket).
+
+DOCKER_SOCK=/var/run/docker.sock
+CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/berth"
+STATE_FILE="$CACHE_DIR/${BENCH_NAME:?set BENCH_NAME before sourcing bench-lib.sh}.state"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}"
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf '%s: %s\n' "${BENCH_NAME:-bench}" "$*" >&2; exit 1; }
@@ -72,11 +77,11 @@ require_engine() {
         || die "the Docker Engine does not answer on $DOCKER_SOCK (start it: scripts/setup.sh)"
 }
 
-# One run of a script at a time: $1 is its name (bench, bench-install, bench-sra).
+# One run of a script at a time.
 take_lock() {
     mkdir -p "$CACHE_DIR"
-    exec 9>"$CACHE_DIR/$1.lock"
-    flock -n 9 || die "another scripts/$1.sh is running (lock $CACHE_DIR/$1.lock)"
+    exec 9>"$CACHE_DIR/$BENCH_NAME.lock"
+    flock -n 9 || die "another scripts/$BENCH_NAME.sh is running (lock $CACHE_DIR/$BENCH_NAME.lock)"
 }
 
 # The end of every script's cleanup: keeps the daemon log if asked, shows the

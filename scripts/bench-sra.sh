@@ -32,10 +32,6 @@ TARGET_VS_CLI=0.6
 TARGET_VS_RAW=1.3
 IMAGE_TAG="berth-bench/sra:1"
 SRA_USER="660:660"
-DOCKER_SOCK=/var/run/docker.sock
-CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/berth"
-STATE_FILE="$CACHE_DIR/bench-sra.state"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -55,7 +51,7 @@ require_engine
 command -v hyperfine >/dev/null || apt_install hyperfine
 
 # -------------------------------------------------- one run at a time, leftovers
-take_lock bench-sra
+take_lock
 
 remove_sra_containers() { # $1: image id; its execution containers (label srm.sra.eid)
     local ids

@@ -23,10 +23,6 @@ APPS="${BENCH_APPS:-200}"
 RUNS="${BENCH_RUNS:-30}"
 TARGET_RSS_MIB=30
 IMAGE_TAG="berth-bench/sample:1"
-DOCKER_SOCK=/var/run/docker.sock
-CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/berth"
-STATE_FILE="$CACHE_DIR/bench.state"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -43,7 +39,7 @@ require_engine
 command -v hyperfine >/dev/null || apt_install hyperfine
 
 # -------------------------------------------------- one run at a time, leftovers
-take_lock bench
+take_lock
 
 if [ -s "$STATE_FILE" ]; then
     say "removing the leftovers of an interrupted run ($STATE_FILE)"

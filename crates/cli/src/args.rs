@@ -237,12 +237,16 @@ pub enum SraConfig {
     /// Write the image's configuration as a .tar.gz with sra-configuration-version.txt.
     Download {
         image: String,
-        /// The archive to write.
+        /// The archive to write (`-`: standard output).
         #[arg(short, long)]
         output: PathBuf,
     },
     /// Replace the configuration with an edited download (refused, exit 11, if it changed since).
-    Upload { image: String, file: PathBuf },
+    Upload {
+        image: String,
+        /// The archive (`-`: standard input).
+        file: PathBuf,
+    },
     /// Copy the configuration from one image (version) to another.
     Copy { from: String, to: String },
     /// Put back the configuration shipped in the image.

@@ -223,12 +223,22 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         }
         Verb::Sra(args::Sra::Config(args::SraConfig::Download { image, output })) => {
             let archive = client.sra_config_download(&image).await?;
-            write_atomically(&output, &archive).map_err(Failure::output)?;
-            println!("wrote the configuration of {image} to {}", output.display());
+            if output == Path::new("-") {
+                std::io::stdout().write_all(&archive).map_err(Failure::output)?;
+            } else {
+                write_atomically(&output, &archive).map_err(Failure::output)?;
+                println!("wrote the configuration of {image} to {}", output.display());
+            }
         }
         Verb::Sra(args::Sra::Config(args::SraConfig::Upload { image, file })) => {
-            let archive =
-                std::fs::read(&file).map_err(|e| Failure::Input(format!("cannot read {}: {e}", file.display())))?;
+            let archive = if file == Path::new("-") {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+                    .map_err(|e| Failure::Input(format!("cannot read standard input: {e}")))?;
+                bytes
+            } else {
+                std::fs::read(&file).map_err(|e| Failure::Input(format!("cannot read {}: {e}", file.display())))?
+            };
             let state = client.sra_config_upload(&image, archive).await?;
             println!("configuration of {image} replaced: digest {} ({} entries)", state.digest, state.entries);
         }

@@ -267,3 +267,29 @@ fn unsafe_or_malformed_uploads_are_refused_and_nothing_is_written() {
     }
     assert!(!Path::new("/etc/evil").exists());
 }
+
+#[test]
+fn download_to_standard_output_and_upload_from_standard_input() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let sra = loaded();
+    let downloaded = Command::new(bin())
+        .args(["sra", "config", "download", &sra.image, "-o", "-"])
+        .env("BERTH_SOCKET", &sra.daemon.socket)
+        .output()
+        .unwrap();
+    assert!(downloaded.status.success(), "{downloaded:?}");
+    assert_eq!(&downloaded.stdout[..2], b"\x1f\x8b", "a gzip stream");
+    let mut upload = Command::new(bin())
+        .args(["sra", "config", "upload", &sra.image, "-"])
+        .env("BERTH_SOCKET", &sra.daemon.socket)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    upload.stdin.take().unwrap().write_all(&downloaded.stdout).unwrap();
+    let uploaded = upload.wait_with_output().unwrap();
+    assert!(uploaded.status.success(), "{uploaded:?}");
+    let digest = listed_digest(&sra, &sra.image);
+    assert!(String::from_utf8_lossy(&uploaded.stdout).contains(&digest), "{uploaded:?}");
+}
