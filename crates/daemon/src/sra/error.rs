@@ -14,7 +14,7 @@ pub enum SraError {
     #[error("{what} is not well-formed XML: {error}")]
     MalformedXml { what: String, error: XmlError },
     #[error(
-        "the SRA command did not finish within {secs}s without a status update and was killed (container {container})"
+        "the SRA command did not finish within {secs}s of its start or last status update and was killed (container {container})"
     )]
     TimedOut { secs: u64, container: String },
     #[error("the SRA command exited with 0 but wrote no output file ({path})")]
