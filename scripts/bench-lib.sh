@@ -110,3 +110,17 @@ trap_cleanup() {
     trap 'exit 129' HUP
     trap 'exit 141' PIPE
 }
+
+# Builds berth and the testkit's tools in release mode; sets BERTH, MKIMAGE
+# and RAW_EXEC, and checks that each is there.
+build_release_binaries() {
+    say "building release binaries (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+    cargo build --release --locked --quiet -p berth-cli -p berth-testkit --bins
+    BERTH="$CARGO_TARGET_DIR/release/berth"
+    MKIMAGE="$CARGO_TARGET_DIR/release/berth-mkimage"
+    RAW_EXEC="$CARGO_TARGET_DIR/release/berth-raw-exec"
+    local bin
+    for bin in "$BERTH" "$MKIMAGE" "$RAW_EXEC"; do
+        [ -x "$bin" ] || die "the build produced no $bin"
+    done
+}

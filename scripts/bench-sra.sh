@@ -86,14 +86,7 @@ if [ -s "$STATE_FILE" ]; then
 fi
 
 # --------------------------------------------------------------------- build
-say "building release binaries (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-cargo build --release --locked --quiet -p berth-cli -p berth-testkit --bins
-BERTH="$CARGO_TARGET_DIR/release/berth"
-MKIMAGE="$CARGO_TARGET_DIR/release/berth-mkimage"
-RAW_EXEC="$CARGO_TARGET_DIR/release/berth-raw-exec"
-for bin in "$BERTH" "$MKIMAGE" "$RAW_EXEC"; do
-    [ -x "$bin" ] || die "the build produced no $bin"
-done
+build_release_binaries
 
 # ---------------------------------------------------------- work dir, cleanup
 W=$(mktemp -d -t berth-bench-sra.XXXXXX)

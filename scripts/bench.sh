@@ -55,11 +55,7 @@ if [ -s "$STATE_FILE" ]; then
 fi
 
 # --------------------------------------------------------------------- build
-say "building release binaries (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-cargo build --release --quiet -p berth-cli -p berth-testkit
-BERTH="$CARGO_TARGET_DIR/release/berth"
-MKIMAGE="$CARGO_TARGET_DIR/release/berth-mkimage"
-[ -x "$BERTH" ] && [ -x "$MKIMAGE" ] || die "build produced no $BERTH / $MKIMAGE"
+build_release_binaries
 
 # ---------------------------------------------------------- work dir, cleanup
 W=$(mktemp -d -t berth-bench.XXXXXX)
