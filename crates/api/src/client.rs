@@ -239,13 +239,7 @@ impl Client {
 
     pub async fn sra_config_download(&self, image: &str) -> Result<Bytes, ClientError> {
         let path = format!("/v1/sra/images/{}/config", encode(image));
-        let response = self.send(Method::GET, &path, None, "application/gzip").await?;
-        let mut chunks = body_chunks(response);
-        let mut archive = Vec::new();
-        while let Some(chunk) = chunks.next().await {
-            archive.extend_from_slice(&chunk?);
-        }
-        Ok(Bytes::from(archive))
+        collect(self.send(Method::GET, &path, None, "application/gzip").await?).await
     }
 
     pub async fn sra_config_upload(&self, image: &str, archive: Vec<u8>) -> Result<SraConfigState, ClientError> {

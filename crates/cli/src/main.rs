@@ -226,7 +226,9 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
             if output == Path::new("-") {
                 std::io::stdout().write_all(&archive).map_err(Failure::output)?;
             } else {
-                write_atomically(&output, &archive).map_err(Failure::output)?;
+                // All there or not there: the daemon's own atomic writer.
+                berth_daemon::files::atomic_write(&output, &archive)
+                    .map_err(|e| Failure::output(std::io::Error::other(e.to_string())))?;
                 println!("wrote the configuration of {image} to {}", output.display());
             }
         }
@@ -338,22 +340,6 @@ fn resolve_source(source: &str) -> String {
         (true, Ok(absolute)) => absolute.to_string_lossy().into_owned(),
         _ => source.to_owned(),
     }
-}
-
-/// A download is either all there or not there: temp file, fsync, rename.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
 }
 
 fn sra_target(target: args::SraTargetArgs) -> Result<SraTarget, Failure> {

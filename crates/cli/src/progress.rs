@@ -12,15 +12,7 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn new() -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template("{msg:20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-            );
-            bar
-        });
+        let bar = terminal_bar(0, "{msg:20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}");
         Self { bar, phase: String::new(), last_percent: None }
     }
 
@@ -67,16 +59,10 @@ pub struct Percent {
 
 impl Percent {
     pub fn new(label: &str) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(100);
-            bar.set_style(
-                ProgressStyle::with_template("{msg:20} [{bar:30}] {pos:>3}%")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-            );
+        let bar = terminal_bar(100, "{msg:20} [{bar:30}] {pos:>3}%");
+        if let Some(bar) = &bar {
             bar.set_message(label.to_owned());
-            bar
-        });
+        }
         Self { bar, label: label.to_owned() }
     }
 
@@ -94,4 +80,17 @@ impl Percent {
             bar.finish_and_clear();
         }
     }
+}
+
+/// A bar of `length` drawn with `template`, when stderr is a terminal.
+fn terminal_bar(length: u64, template: &str) -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(length);
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar
+    })
 }

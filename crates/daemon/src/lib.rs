@@ -15,7 +15,7 @@ mod disk;
 mod download;
 mod error;
 mod events;
-mod files;
+pub mod files;
 mod hooks;
 mod install;
 mod intake;

@@ -25,6 +25,20 @@ pub struct Captured {
     pub finished: bool,
 }
 
+impl Captured {
+    /// Keeps one chunk of output: stderr apart, everything else as stdout.
+    fn push(&mut self, chunk: LogOutput) {
+        let to_stderr = matches!(chunk, LogOutput::StdErr { .. });
+        let bytes = chunk.into_bytes();
+        self.combined.extend_from_slice(&bytes);
+        if to_stderr {
+            self.stderr.extend_from_slice(&bytes);
+        } else {
+            self.stdout.extend_from_slice(&bytes);
+        }
+    }
+}
+
 /// Starts the created exec `exec_id`, feeds `stdin` (then closes it) and
 /// collects the output until the command ends or `stop` resolves.
 pub async fn run(
@@ -47,20 +61,11 @@ pub async fn run(
         let _ = input.shutdown().await;
     }
     drop(input);
-    let collect = |captured: &mut Captured, chunk: LogOutput| {
-        let bytes = chunk.into_bytes();
-        captured.combined.extend_from_slice(&bytes);
-        captured.stdout.extend_from_slice(&bytes);
-    };
     let mut stop = stop;
     loop {
         tokio::select! {
             chunk = output.next() => match chunk {
-                Some(Ok(LogOutput::StdErr { message })) => {
-                    captured.combined.extend_from_slice(&message);
-                    captured.stderr.extend_from_slice(&message);
-                }
-                Some(Ok(other)) => collect(&mut captured, other),
+                Some(Ok(chunk)) => captured.push(chunk),
                 Some(Err(_)) | None => {
                     captured.finished = true;
                     return Ok(captured);
@@ -79,13 +84,7 @@ pub async fn run(
     }
     let _ = tokio::time::timeout(DRAIN_AFTER_KILL, async {
         while let Some(Ok(chunk)) = output.next().await {
-            match chunk {
-                LogOutput::StdErr { message } => {
-                    captured.combined.extend_from_slice(&message);
-                    captured.stderr.extend_from_slice(&message);
-                }
-                other => collect(&mut captured, other),
-            }
+            captured.push(chunk);
         }
     })
     .await;

@@ -16,18 +16,33 @@ use std::path::Path;
 /// `da39a3ee5e6b4b0d3255bfef95601890afd80709`. A top-level
 /// [`VERSION_FILE`](crate::VERSION_FILE) is left out.
 pub fn digest(dir: &Path) -> Result<String, ConfError> {
+    summarize(dir).map(|summary| summary.digest)
+}
+
+/// The digest of a configuration directory and how many entries it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub digest: String,
+    /// Files, directories, symlinks and other entries the digest covers.
+    pub entries: u64,
+}
+
+/// [`digest`] and the count of what it covers, from one walk of `dir`.
+pub fn summarize(dir: &Path) -> Result<Summary, ConfError> {
     let mut listing = Listing::default();
+    let mut entries = 0;
     for found in scan::walk(dir)? {
         if is_reserved(&found.rel) {
             continue;
         }
+        entries += 1;
         // One file's content in memory at a time.
         match scan::load(&found)? {
             Some(node) => listing.node(&found.rel, &node),
             None => listing.record(b'o', found.permissions(), &found.rel, None),
         }
     }
-    Ok(listing.finish())
+    Ok(Summary { digest: listing.finish(), entries })
 }
 
 /// The hashed listing; entries must be fed sorted byte-wise by path.

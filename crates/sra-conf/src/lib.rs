@@ -29,7 +29,7 @@ mod tests;
 use std::io;
 use std::path::PathBuf;
 
-pub use digest::digest;
+pub use digest::{digest, summarize, Summary};
 pub use pack::pack;
 pub use read::{read_image_tree, read_upload, Upload};
 pub use tree::{copy_tree, Tree};

@@ -123,10 +123,8 @@ fn staging(root: &Path) -> PathBuf {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, berth_sra_conf::ConfError> + Send + 'static,
 ) -> Result<T, OpError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(|e| SraError::from(e).into()),
-        Err(join) => Err(OpError::Io { path: PathBuf::new(), source: std::io::Error::other(join.to_string()) }),
-    }
+    let result = tokio::task::spawn_blocking(work).await.map_err(|_| OpError::ShuttingDown)?;
+    result.map_err(|e| SraError::from(e).into())
 }
 
 /// Digest of the current configuration.
@@ -139,23 +137,8 @@ pub async fn digest(inner: &Inner, image_id: &str) -> Result<String, OpError> {
 
 async fn state(inner: &Inner, image_id: &str) -> Result<SraConfigState, OpError> {
     let (_, dir) = current(inner, image_id)?;
-    let (digest, entries) = blocking(move || {
-        let digest = berth_sra_conf::digest(&dir)?;
-        Ok((digest, count_entries(&dir)))
-    })
-    .await?;
-    Ok(SraConfigState { image_id: image_id.to_owned(), digest, entries })
-}
-
-fn count_entries(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| 1 + if e.file_type().is_ok_and(|t| t.is_dir()) { count_entries(&e.path()) } else { 0 })
-                .sum()
-        })
-        .unwrap_or(0)
+    let summary = blocking(move || berth_sra_conf::summarize(&dir)).await?;
+    Ok(SraConfigState { image_id: image_id.to_owned(), digest: summary.digest, entries: summary.entries })
 }
 
 /// The download archive: the configuration plus its version file.

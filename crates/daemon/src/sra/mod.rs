@@ -65,18 +65,17 @@ pub async fn load(inner: &Inner, path: &str) -> Result<SraImage, OpError> {
         .inspect_image(&loaded.image_id)
         .await?
         .ok_or_else(|| EngineError::Load { reason: format!("the engine did not keep {}", loaded.image_id) })?;
-    let refusal = match image.labels.get(SRA_LABEL) {
-        None => Some(OpError::InvalidValue {
-            what: "SRA image",
-            reason: format!("{path} holds an image without the label {SRA_LABEL}; it is not an SRA"),
-        }),
-        Some(_) => exec::check_entry_point(inner, &image.id, path).await.err(),
+    let checked = async {
+        if !image.labels.contains_key(SRA_LABEL) {
+            return Err(OpError::InvalidValue {
+                what: "SRA image",
+                reason: format!("{path} holds an image without the label {SRA_LABEL}; it is not an SRA"),
+            });
+        }
+        exec::check_entry_point(inner, &image.id, path).await?;
+        conf::ensure(inner, &image.id).await
     };
-    let refusal = match refusal {
-        None => conf::ensure(inner, &image.id).await.err(),
-        some => some,
-    };
-    if let Some(refusal) = refusal {
+    if let Err(refusal) = checked.await {
         if !preexisting.contains(&image.id) {
             let _ = engine.remove_image(&image.id).await;
             conf::forget(inner, &image.id).await;
@@ -84,13 +83,18 @@ pub async fn load(inner: &Inner, path: &str) -> Result<SraImage, OpError> {
         return Err(refusal);
     }
     let config_digest = conf::digest(inner, &image.id).await.ok();
-    Ok(SraImage {
+    Ok(view(image, 0, config_digest))
+}
+
+/// What the API shows of an SRA image.
+fn view(image: ImageInfo, containers: usize, config_digest: Option<String>) -> SraImage {
+    SraImage {
         label: image.labels.get(SRA_LABEL).cloned().unwrap_or_default(),
         id: image.id,
         repo_tags: image.repo_tags,
-        containers: 0,
+        containers,
         config_digest,
-    })
+    }
 }
 
 /// The SRA images in the engine, with their execution containers counted
@@ -108,13 +112,8 @@ pub async fn list(inner: &Inner) -> Result<Vec<SraImage>, OpError> {
                 None
             }
         };
-        images.push(SraImage {
-            containers: containers.iter().filter(|c| c.image_id == image.id).count(),
-            label: image.labels.get(SRA_LABEL).cloned().unwrap_or_default(),
-            id: image.id,
-            repo_tags: image.repo_tags,
-            config_digest,
-        });
+        let count = containers.iter().filter(|c| c.image_id == image.id).count();
+        images.push(view(image, count, config_digest));
     }
     images.sort_by(|a, b| a.repo_tags.cmp(&b.repo_tags).then(a.id.cmp(&b.id)));
     Ok(images)
@@ -135,13 +134,7 @@ pub async fn remove(inner: &Inner, reference: &str) -> Result<SraImage, OpError>
     }
     engine.remove_image(&image.id).await?;
     conf::forget(inner, &image.id).await;
-    Ok(SraImage {
-        label: image.labels.get(SRA_LABEL).cloned().unwrap_or_default(),
-        id: image.id,
-        repo_tags: image.repo_tags,
-        containers: containers.len(),
-        config_digest: None,
-    })
+    Ok(view(image, containers.len(), None))
 }
 
 #[cfg(test)]
