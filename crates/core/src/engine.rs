@@ -1,14 +1,18 @@
 //! The container runtime as berth sees it. The Docker adapter (`berth-engine`)
-//! implements this trait; unit tests use a scriptable in-memory fake
-//! (`berth-testkit`). Nothing above this trait knows which one it talks to.
+//! implements this trait; unit tests use a complete, scriptable in-memory
+//! fake (`berth-testkit`). Nothing above this trait knows which one it talks
+//! to. Every profile (service apps, SRA execution containers, scratch
+//! containers that read files out of images, and later resource instances)
+//! goes through the same `create`, `exec` and `list`.
 
-use crate::spec::ContainerSpec;
+use crate::run_args::{MountSpec, RunOptions};
+use crate::spec::LABEL_INSTANCE;
 use crate::status::Health;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A stream of raw bytes going into the engine (an image archive).
@@ -29,6 +33,8 @@ pub struct Progress {
 pub enum EngineError {
     #[error("the container engine at {endpoint} is unreachable: {reason}")]
     Unreachable { endpoint: String, reason: String },
+    #[error("the container engine did not answer {what} within {secs}s")]
+    Timeout { what: String, secs: u64 },
     #[error("{what} does not exist in the engine")]
     NotFound { what: String },
     #[error("{what} already exists in the engine")]
@@ -39,6 +45,13 @@ pub enum EngineError {
     Load { reason: String },
     #[error("the engine refused the request ({status}): {message}")]
     Rejected { status: u16, message: String },
+}
+
+impl EngineError {
+    /// The engine is away (or hung): worth trying again later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, EngineError::Unreachable { .. } | EngineError::Timeout { .. })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +85,96 @@ impl std::fmt::Debug for RegistryCredentials {
     }
 }
 
+/// Everything the engine needs to create a container, whatever profile it
+/// serves: an app's (from its `ContainerSpec`), an SRA execution container
+/// (`docker run -di`), a scratch container that is never started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerConfig {
+    /// `None`: the engine names it.
+    pub name: Option<String>,
+    /// Image id (or reference).
+    pub image: String,
+    /// docker-run options (`--args`); the mounts below come first.
+    pub options: RunOptions,
+    /// Bind mounts berth itself adds (the private directory, the SRA
+    /// directories), before the options' own.
+    pub mounts: Vec<MountSpec>,
+    pub nano_cpus: Option<i64>,
+    pub memory: Option<u64>,
+    pub labels: BTreeMap<String, String>,
+    /// `docker run -i`: stdin kept open (an SRA image's entry point waits on it).
+    pub open_stdin: bool,
+}
+
+/// Selects containers (or images) by their labels: every matcher must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub labels: Vec<LabelMatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelMatch {
+    pub key: String,
+    /// `None`: the label is present with any value.
+    pub value: Option<String>,
+}
+
+impl Filter {
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.push(LabelMatch { key: key.to_owned(), value: Some(value.to_owned()) });
+        self
+    }
+
+    pub fn has_label(mut self, key: &str) -> Self {
+        self.labels.push(LabelMatch { key: key.to_owned(), value: None });
+        self
+    }
+
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.labels.iter().all(|m| match (&m.value, labels.get(&m.key)) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(want), Some(have)) => want == have,
+        })
+    }
+}
+
+/// berth's one ownership rule: it touches only containers that carry its
+/// own instance label (several daemons may share one engine, and the engine
+/// holds containers nobody gave berth).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ownership {
+    instance: String,
+}
+
+impl Ownership {
+    pub fn new(instance: impl Into<String>) -> Self {
+        Self { instance: instance.into() }
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    pub fn owns(&self, container: &ContainerObservation) -> bool {
+        self.owns_labels(&container.labels)
+    }
+
+    pub fn owns_labels(&self, labels: &BTreeMap<String, String>) -> bool {
+        labels.get(LABEL_INSTANCE).map(String::as_str) == Some(self.instance.as_str())
+    }
+
+    /// Every container of this instance.
+    pub fn filter(&self) -> Filter {
+        Filter::default().label(LABEL_INSTANCE, &self.instance)
+    }
+
+    /// Adds the instance label to labels of a container about to be made.
+    pub fn mark(&self, labels: &mut BTreeMap<String, String>) {
+        labels.insert(LABEL_INSTANCE.to_owned(), self.instance.clone());
+    }
+}
+
 /// A command to run in a running container, `docker exec -i -u … -e …` style.
 #[derive(Debug, Clone, Default)]
 pub struct ExecRequest {
@@ -80,7 +183,8 @@ pub struct ExecRequest {
     pub user: Option<String>,
     /// `NAME=VALUE` each.
     pub env: Vec<String>,
-    /// Written to the command's stdin, which is then closed.
+    pub workdir: Option<String>,
+    /// Written to the command's stdin, which is then closed; `None`: no stdin.
     pub stdin: Option<Bytes>,
 }
 
@@ -88,31 +192,21 @@ pub struct ExecRequest {
 /// caller may keep moving, a cancellation).
 pub type StopSignal = futures::future::BoxFuture<'static, ()>;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Output kept per stream of a command; what comes beyond is dropped from the
+/// front (the end of a failing command's output says the most).
+pub const EXEC_OUTPUT_LIMIT: usize = 16 << 20;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecResult {
     /// `None` when it was stopped before it finished.
     pub exit_code: Option<i64>,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
-}
-
-/// A container outside berth's app model (an SRA execution container):
-/// the image's own entry point, stdin kept open (`docker run -di`).
-#[derive(Debug, Clone, Default)]
-pub struct PlainContainer {
-    pub image: String,
-    /// `host:container` bind mounts.
-    pub binds: Vec<String>,
-    pub labels: BTreeMap<String, String>,
-}
-
-/// How a command run in a container ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecOutcome {
-    /// `None` when it did not finish in time.
-    pub exit_code: Option<i64>,
-    /// stdout and stderr, interleaved as produced.
-    pub output: String,
+    /// Both, interleaved as produced.
+    pub combined: Vec<u8>,
+    /// Whether a stopped command was killed (with every process it started)
+    /// inside the container; `false` when it could only be abandoned.
+    pub killed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,14 +271,22 @@ pub enum ContainerEventKind {
     Oom,
 }
 
-/// A change of one berth-owned container, from the engine's event stream.
+/// A change of one container, from the engine's event stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerEvent {
     pub container_id: String,
-    pub app: String,
+    pub labels: BTreeMap<String, String>,
     pub kind: ContainerEventKind,
     /// Seconds since the Unix epoch.
     pub time: i64,
+}
+
+/// What `stat` says of a path inside a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathStat {
+    pub mode: u32,
+    pub size: u64,
+    pub is_dir: bool,
 }
 
 #[async_trait]
@@ -203,59 +305,61 @@ pub trait Engine: Send + Sync + 'static {
         progress: ProgressSink,
     ) -> Result<(), EngineError>;
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError>;
-    async fn image_ids(&self) -> Result<HashSet<String>, EngineError>;
-    /// Removes an image; an image that is already gone is not an error.
-    async fn remove_image(&self, id: &str) -> Result<(), EngineError>;
-
-    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError>;
-    async fn start_container(&self, name: &str) -> Result<(), EngineError>;
-    /// Stops a container; one that is not running is not an error.
-    async fn stop_container(&self, name: &str, timeout_secs: i64) -> Result<(), EngineError>;
-    /// Removes a container forcibly; one that is already gone is not an error.
-    async fn remove_container(&self, name: &str) -> Result<(), EngineError>;
-    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerObservation>, EngineError>;
-    /// Every container of this berth instance (labels `berth.app` and
-    /// `berth.instance=<instance>`), running or not.
-    async fn owned_containers(&self, instance: &str) -> Result<Vec<ContainerObservation>, EngineError>;
-
-    /// Renames a container (an upgrade keeps the old one aside until commit).
-    async fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError>;
-    /// Runs `argv` in the running container, as its default user, waiting at
-    /// most `timeout` (then killing it); returns the exit code (`None` on
-    /// timeout) and output.
-    async fn exec(
-        &self,
-        container: &str,
-        argv: &[String],
-        timeout: std::time::Duration,
-    ) -> Result<ExecOutcome, EngineError>;
-    /// The files under `path` inside `image` (a file or a directory), as a
-    /// tar archive; `None` when the image has no such path.
-    async fn image_files(&self, image: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError>;
-
+    /// Images (every one, intermediate ones included, with an empty filter).
+    async fn list_images(&self, filter: &Filter) -> Result<Vec<ImageInfo>, EngineError>;
+    /// Removes an image or one of its tags, never forcing: an image a
+    /// container uses, or one with other tags when named by id, is refused
+    /// (`Conflict`). An image that is already gone is not an error.
+    async fn remove_image(&self, reference: &str) -> Result<(), EngineError>;
     /// Saves the container's filesystem as a new image `reference`; returns its id.
-    async fn commit_container(&self, name: &str, reference: &str) -> Result<String, EngineError>;
+    async fn commit_container(&self, container: &str, reference: &str) -> Result<String, EngineError>;
     /// The image as a `docker save` archive (uncompressed tar).
     fn save_image(&self, image: &str) -> BoxStream<'static, Result<Bytes, EngineError>>;
 
-    /// Runs a command with stdin, user and environment (SRA execution). When
-    /// `stop` resolves first, the command and every process it started are
-    /// killed and `exit_code` is `None`.
-    async fn exec_with(
-        &self,
-        container: &str,
-        request: ExecRequest,
-        stop: StopSignal,
-    ) -> Result<ExecResult, EngineError>;
-    /// Every container (running or not) with label `key=value`, or with the
-    /// label `key` at all when `value` is empty.
-    async fn containers_labelled(&self, key: &str, value: &str) -> Result<Vec<ContainerObservation>, EngineError>;
-    /// Every image carrying the label `key`.
-    async fn images_labelled(&self, key: &str) -> Result<Vec<ImageInfo>, EngineError>;
-    async fn create_plain_container(&self, spec: &PlainContainer) -> Result<String, EngineError>;
+    /// Creates a container; returns its id.
+    async fn create(&self, config: &ContainerConfig) -> Result<String, EngineError>;
+    async fn start(&self, container: &str) -> Result<(), EngineError>;
+    /// Stops a container; one that is not running is not an error.
+    async fn stop(&self, container: &str, grace_secs: i64) -> Result<(), EngineError>;
+    /// Removes a container forcibly (with its anonymous volumes); one that is
+    /// already gone is not an error.
+    async fn remove(&self, container: &str) -> Result<(), EngineError>;
+    async fn rename(&self, container: &str, new_name: &str) -> Result<(), EngineError>;
+    /// By name or id.
+    async fn inspect(&self, container: &str) -> Result<Option<ContainerObservation>, EngineError>;
+    /// Containers (running or not) whose labels match.
+    async fn list(&self, filter: &Filter) -> Result<Vec<ContainerObservation>, EngineError>;
 
-    /// Events of this instance's containers from now on. Ends when the engine goes away.
-    fn events(&self, instance: &str) -> BoxStream<'static, Result<ContainerEvent, EngineError>>;
+    /// Runs a command in a running container. When `stop` resolves first,
+    /// the command and every process it started are killed inside the
+    /// container (where it has a shell to do it with), and `exit_code` is `None`.
+    async fn exec(&self, container: &str, request: ExecRequest, stop: StopSignal) -> Result<ExecResult, EngineError>;
+    /// The files under `path` inside a container (a file or a directory), as
+    /// a tar archive of at most `limit` bytes; `None` when there is no such path.
+    async fn copy_from(&self, container: &str, path: &str, limit: u64) -> Result<Option<Vec<u8>>, EngineError>;
+    /// `stat` of a path inside a container; `None` when it does not exist.
+    async fn stat(&self, container: &str, path: &str) -> Result<Option<PathStat>, EngineError>;
+
+    /// Events of the containers that match, from now on. Ends when the engine goes away.
+    fn events(&self, filter: &Filter) -> BoxStream<'static, Result<ContainerEvent, EngineError>>;
     /// The container's output (stdout and stderr, in order).
-    fn logs(&self, name: &str, follow: bool, tail: Option<u64>) -> BoxStream<'static, Result<Bytes, EngineError>>;
+    fn logs(&self, container: &str, follow: bool, tail: Option<u64>) -> BoxStream<'static, Result<Bytes, EngineError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_and_ownership() {
+        let labels: BTreeMap<String, String> =
+            [("berth.instance".to_string(), "i1".to_string()), ("a".to_string(), "1".to_string())].into();
+        assert!(Filter::default().matches(&labels));
+        assert!(Filter::default().has_label("a").label("berth.instance", "i1").matches(&labels));
+        assert!(!Filter::default().label("a", "2").matches(&labels));
+        assert!(!Filter::default().has_label("b").matches(&labels));
+        assert!(Ownership::new("i1").owns_labels(&labels));
+        assert!(!Ownership::new("i2").owns_labels(&labels));
+        assert!(Ownership::new("i1").filter().matches(&labels));
+    }
 }

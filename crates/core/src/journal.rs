@@ -1,266 +1,377 @@
-//! Multi-step operations as recorded plans. Each step is written to the journal
-//! *before* it acts on the engine or the disk, and every step is idempotent, so
-//! after a crash the daemon can finish or undo whatever was under way.
+//! The journal: every multi-step operation as a recorded plan.
 //!
-//! Install rolls back unless it reached `Committed`: the user's command failed
-//! (the daemon died under it), so leaving nothing is the honest result.
-//! Uninstall rolls forward: the user asked for the app to be gone and every
-//! remaining step is safe to repeat.
+//! One mechanism for all of them. An entry has a kind, a subject (the app,
+//! image or store it is about), the step it has reached, a context (what the
+//! kind needs to know, e.g. the spec being installed) and two logs of
+//! [`Effect`]s:
+//!
+//! - the **undo log**: before the operation changes anything, it appends the
+//!   effect that takes the change back (and the step it is at), in one durable
+//!   write. Failing, or after a crash before the commit, the undo log is
+//!   replayed in reverse, each effect removed once done.
+//! - the **forward log**: the commit writes, in the same transaction as the
+//!   operation's change of state (an app becoming installed, upgraded), the
+//!   work left to do afterwards (remove the old container, keep the snapshot,
+//!   release an image). It runs in order, each effect removed once done, and
+//!   is repeated after a crash until it is empty. Operations the user cannot
+//!   take back once asked (uninstall, SRA image removal) commit when they
+//!   begin: their whole plan is forward work.
+//!
+//! Every effect is idempotent, so replaying one that had already happened
+//! before a crash is harmless. The state machine of an entry:
+//!
+//! ```text
+//!            ┌──────── fail / crash ───────┐
+//! running ───┤                             ▼
+//!            └── commit ──► committed    rolling_back ──► rolled_back
+//!                               │
+//!                               └─ forward log empty ──► done
+//! ```
+//!
+//! An effect that cannot be done yet because the engine is away keeps its
+//! entry open (`rolling_back` or `committed`); the daemon retries open entries
+//! when the engine answers again.
 
 use crate::spec::AppSpec;
+use crate::AppName;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use strum::{EnumString, IntoStaticStr};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr, EnumString)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum OperationKind {
     Install,
-    Uninstall,
     Upgrade,
+    Rollback,
+    Uninstall,
+    MigrationExport,
+    MigrationImport,
+    SraRemove,
 }
 
 impl OperationKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            OperationKind::Install => "install",
-            OperationKind::Uninstall => "uninstall",
-            OperationKind::Upgrade => "upgrade",
-        }
+        self.into()
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "install" => Some(Self::Install),
-            "uninstall" => Some(Self::Uninstall),
-            "upgrade" => Some(Self::Upgrade),
-            _ => None,
-        }
+        text.parse().ok()
+    }
+
+    /// Operations that commit when they begin: the user asked for something
+    /// to be gone, and every step left is safe to repeat, so a crash is
+    /// finished rather than undone.
+    pub fn commits_at_begin(self) -> bool {
+        matches!(self, OperationKind::Uninstall | OperationKind::SraRemove)
     }
 }
 
-/// Where an operation stands. `Running` is the only state recovery looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where an entry stands (the `state` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr, EnumString)]
 #[serde(rename_all = "snake_case")]
-pub enum OperationState {
+#[strum(serialize_all = "snake_case")]
+pub enum Phase {
+    /// Steps are running; the undo log says how to take them back.
     Running,
+    /// The operation's change is made; the forward log is being worked off.
+    Committed,
+    /// The undo log is being replayed.
+    RollingBack,
     Done,
     RolledBack,
 }
 
-impl OperationState {
+impl Phase {
     pub fn as_str(self) -> &'static str {
-        match self {
-            OperationState::Running => "running",
-            OperationState::Done => "done",
-            OperationState::RolledBack => "rolled_back",
-        }
+        self.into()
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "running" => Some(Self::Running),
-            "done" => Some(Self::Done),
-            "rolled_back" => Some(Self::RolledBack),
+        text.parse().ok()
+    }
+
+    /// Open entries hold their subject: no other operation may start on it.
+    pub fn is_open(self) -> bool {
+        matches!(self, Phase::Running | Phase::Committed | Phase::RollingBack)
+    }
+
+    /// The phases an entry may move to from this one.
+    pub fn may_become(self, next: Phase) -> bool {
+        matches!(
+            (self, next),
+            (Phase::Running, Phase::Running)
+                | (Phase::Running, Phase::Committed)
+                | (Phase::Running, Phase::RollingBack)
+                | (Phase::Committed, Phase::Committed)
+                | (Phase::Committed, Phase::Done)
+                | (Phase::RollingBack, Phase::RollingBack)
+                | (Phase::RollingBack, Phase::RolledBack)
+        )
+    }
+}
+
+/// What recovery does with an entry it finds open at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Replay the undo log, then close the entry as rolled back.
+    RollBack,
+    /// Work off the forward log, then close the entry as done.
+    RollForward,
+}
+
+/// The recovery rule: an operation cut short before its commit is undone (the
+/// user's command failed, so leaving nothing is the honest result); one cut
+/// short after it is finished.
+pub fn recovery(phase: Phase) -> Option<Recovery> {
+    match phase {
+        Phase::Running | Phase::RollingBack => Some(Recovery::RollBack),
+        Phase::Committed => Some(Recovery::RollForward),
+        Phase::Done | Phase::RolledBack => None,
+    }
+}
+
+/// What an entry is about. One open entry per subject at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    App(AppName),
+    /// The migration store (export and import of all apps).
+    Migration,
+    /// An SRA image, by its full id.
+    SraImage(String),
+}
+
+impl Subject {
+    /// The stored form: `app:<name>`, `migration`, `sra:<image id>`.
+    pub fn key(&self) -> String {
+        match self {
+            Subject::App(name) => format!("app:{name}"),
+            Subject::Migration => "migration".into(),
+            Subject::SraImage(id) => format!("sra:{id}"),
+        }
+    }
+
+    pub fn parse(key: &str) -> Option<Self> {
+        if key == "migration" {
+            return Some(Subject::Migration);
+        }
+        if let Some(name) = key.strip_prefix("app:") {
+            return AppName::parse(name).ok().map(Subject::App);
+        }
+        key.strip_prefix("sra:").map(|id| Subject::SraImage(id.to_owned()))
+    }
+
+    pub fn app(&self) -> Option<&AppName> {
+        match self {
+            Subject::App(name) => Some(name),
             _ => None,
         }
     }
 }
 
-/// The steps of an install, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InstallStep {
-    /// The name is reserved; nothing exists yet.
-    Accepted,
-    /// The image is being loaded or pulled; `preexisting_images` says which
-    /// images were there before, so an undo removes only what this install added.
-    FetchingImage,
-    /// The image is in the engine (its id is in the record).
-    ImageReady,
-    /// The private directory exists.
-    DirectoryReady,
-    /// The container exists.
-    ContainerCreated,
-    /// The app is installed; nothing will be undone.
-    Committed,
+/// An image an effect releases: by id, or (for a registry pull, whose id is
+/// only known once it is done) by the reference it was pulled as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum ImageHandle {
+    Id { id: String },
+    /// The image `reference` names now, unless it is the one it named
+    /// before the pull (`before`).
+    Reference { reference: String, before: Option<String> },
 }
 
-/// Everything an install's undo needs, written as the install progresses.
+/// One idempotent change, as the undo and forward logs hold it. Effects on
+/// containers touch only containers of this berth instance; images are only
+/// released when nothing else uses them (see the daemon's `intake::release`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum Effect {
+    /// Stop and remove a container of this instance (by name or id).
+    RemoveContainer { container: String },
+    /// Rename a container of this instance (an upgrade's old container back).
+    RenameContainer { from: String, to: String },
+    /// Start the app's container when the app should run and it does not.
+    StartIfDesired { app: AppName },
+    /// Remove an image this operation added, unless another app, another
+    /// open operation or something outside berth still uses it.
+    ReleaseImage { image: ImageHandle, app: Option<AppName> },
+    /// Remove a directory tree (missing is fine).
+    RemoveTree { path: PathBuf },
+    /// Remove a file (missing is fine).
+    RemoveFile { path: PathBuf },
+    /// Make `target` hold exactly what the complete snapshot `snapshot`
+    /// holds; refused (and nothing changed) when the snapshot is missing or
+    /// incomplete.
+    RestoreSnapshot { snapshot: PathBuf, target: PathBuf },
+    /// Replace `to` by `from` (renaming, durably); nothing when `from` is
+    /// gone and `to` exists (it was done already).
+    MoveTree { from: PathBuf, to: PathBuf },
+    /// Remove the app's systemd unit and its enable link (stopping the unit
+    /// where systemd supervises).
+    RemoveUnit { app: AppName },
+    /// Start the app's unit where systemd supervises.
+    StartUnit { app: AppName },
+    /// Remove the app's row (the end of an install's undo or of an uninstall).
+    DeleteApp { app: AppName },
+    /// Remove an SRA image's configuration directory and forget its locks.
+    RemoveSraConfig { image_id: String },
+    /// Remove an SRA image: its tags, then the image itself.
+    RemoveSraImage { image_id: String, tags: Vec<String> },
+}
+
+impl Effect {
+    /// A short description for logs and errors ("remove container web").
+    pub fn describe(&self) -> String {
+        match self {
+            Effect::RemoveContainer { container } => format!("remove container {container}"),
+            Effect::RenameContainer { from, to } => format!("rename container {from} to {to}"),
+            Effect::StartIfDesired { app } => format!("start {app} if it should run"),
+            Effect::ReleaseImage { image: ImageHandle::Id { id }, .. } => format!("release image {id}"),
+            Effect::ReleaseImage { image: ImageHandle::Reference { reference, .. }, .. } => {
+                format!("release image {reference}")
+            }
+            Effect::RemoveTree { path } => format!("remove {}", path.display()),
+            Effect::RemoveFile { path } => format!("remove {}", path.display()),
+            Effect::RestoreSnapshot { snapshot, target } => {
+                format!("restore {} from {}", target.display(), snapshot.display())
+            }
+            Effect::MoveTree { from, to } => format!("move {} to {}", from.display(), to.display()),
+            Effect::RemoveUnit { app } => format!("remove the systemd unit of {app}"),
+            Effect::StartUnit { app } => format!("start the systemd unit of {app}"),
+            Effect::DeleteApp { app } => format!("forget app {app}"),
+            Effect::RemoveSraConfig { image_id } => format!("remove the SRA configuration of {image_id}"),
+            Effect::RemoveSraImage { image_id, .. } => format!("remove SRA image {image_id}"),
+        }
+    }
+}
+
+/// An entry as the store holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub id: i64,
+    pub kind: OperationKind,
+    pub subject: String,
+    pub phase: Phase,
+    /// The step reached (`fetching_image`, …); `accepted` at the start.
+    pub step: String,
+    /// The kind's own record, as JSON.
+    pub context: serde_json::Value,
+    pub undo: Vec<Effect>,
+    pub forward: Vec<Effect>,
+    pub error: Option<String>,
+}
+
+/// The first step of every operation.
+pub const ACCEPTED: &str = "accepted";
+
+/// The steps of each kind, in order, for tests that crash at each one and
+/// for the journal's documentation.
+pub fn steps(kind: OperationKind) -> &'static [&'static str] {
+    match kind {
+        OperationKind::Install => &[ACCEPTED, "fetching_image", "image_ready", "directory_ready", "container_created"],
+        OperationKind::Upgrade => &[
+            ACCEPTED,
+            "fetching_image",
+            "image_ready",
+            "snapshotting",
+            "pre_hook",
+            "old_stopped",
+            "new_started",
+            "post_hook",
+            "probation",
+        ],
+        OperationKind::Rollback => &[ACCEPTED, "snapshotting", "old_stopped", "data_restored", "new_started", "probation"],
+        OperationKind::Uninstall => &[ACCEPTED],
+        OperationKind::MigrationExport => &[ACCEPTED, "exporting", "manifest_written"],
+        OperationKind::MigrationImport => &[ACCEPTED, "image_loaded", "data_restored"],
+        OperationKind::SraRemove => &[ACCEPTED],
+    }
+}
+
+/// What an install needs to remember: the app as requested (`image_id` is
+/// filled in once the image is in the engine).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstallRecord {
-    pub step: InstallStep,
-    /// The app as requested; `image_id` is filled in at `ImageReady`.
     pub spec: AppSpec,
-    pub private_dir: String,
-    pub preexisting_images: Vec<String>,
-    /// Whether the private directory existed before (then it is kept on undo).
-    pub directory_preexisted: bool,
 }
 
-impl InstallRecord {
-    /// The image this install added to the engine, if any, for removal on undo.
-    pub fn added_image(&self) -> Option<&str> {
-        let id = self.spec.image_id.as_str();
-        let added =
-            self.step >= InstallStep::ImageReady && !id.is_empty() && !self.preexisting_images.iter().any(|p| p == id);
-        added.then_some(id)
-    }
-}
-
-/// The steps of an uninstall, in order; all of them are repeated on recovery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UninstallStep {
-    Accepted,
-    ContainerRemoved,
-    DirectoryRemoved,
-    ImageRemoved,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UninstallRecord {
-    pub step: UninstallStep,
-    pub app: String,
-    pub image_id: String,
-    /// The image of the version kept for rollback, removed too when unused.
-    #[serde(default)]
-    pub previous_image_id: Option<String>,
-    pub private_dir: String,
-    pub keep_data: bool,
-}
-
-/// The steps of an upgrade (TPCM "TPC Docker Upgrade", made safe): the old
-/// app keeps running until the new image is in; it is stopped but kept; the
-/// new one must survive probation; only then is the old one removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UpgradeStep {
-    Accepted,
-    FetchingImage,
-    ImageReady,
-    /// The private directory is being copied to the snapshot.
-    Snapshotting,
-    /// The old image's pre hook is running in the old container.
-    PreHook,
-    /// The old container is being stopped and renamed aside.
-    OldStopped,
-    /// The new container is being created and started.
-    NewStarted,
-    /// The new image's post hook is running in the new container.
-    PostHook,
-    Probation,
-    /// The new version is the app; the old container is being removed.
-    Committed,
-}
-
-/// What an upgrade (or a rollback to the previous version) needs to finish
-/// or to undo itself.
+/// What an upgrade or a rollback needs to remember.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpgradeRecord {
-    pub step: UpgradeStep,
     /// The app as it was: what an undo restores.
     pub old: AppSpec,
-    /// The app as it will be; `image_id` is filled in at `ImageReady`.
+    /// The app as it will be; `image_id` is filled in once the image is in.
     pub new: AppSpec,
-    pub preexisting_images: Vec<String>,
-    /// Name the old container is kept under until commit.
+    /// Name the old container is kept under until the commit.
     pub aside: String,
     /// Where this operation copies the private directory before touching it.
-    pub snapshot: String,
+    pub snapshot: PathBuf,
     pub skip_data: bool,
-    /// A manual rollback: the data comes back from the kept snapshot, no hooks run.
-    pub rollback: bool,
 }
 
-impl UpgradeRecord {
-    /// The image this upgrade added to the engine, to remove on undo.
-    pub fn added_image(&self) -> Option<&str> {
-        let id = self.new.image_id.as_str();
-        // A rollback brings nothing: its image is the kept previous one.
-        let added = self.step >= UpgradeStep::ImageReady
-            && !self.rollback
-            && !id.is_empty()
-            && id != self.old.image_id
-            && !self.preexisting_images.iter().any(|p| p == id);
-        added.then_some(id)
-    }
-}
-
-pub fn recovery_for_upgrade(record: &UpgradeRecord) -> Recovery {
-    if record.step == UpgradeStep::Committed {
-        Recovery::RollForward
-    } else {
-        Recovery::RollBack
-    }
-}
-
-/// What recovery does with an operation that was `Running` at start-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recovery {
-    RollBack,
-    RollForward,
-    /// The operation had finished its last step; only the mark is missing.
-    MarkDone,
-}
-
-pub fn recovery_for_install(record: &InstallRecord) -> Recovery {
-    if record.step == InstallStep::Committed {
-        Recovery::MarkDone
-    } else {
-        Recovery::RollBack
-    }
-}
-
-pub fn recovery_for_uninstall(_record: &UninstallRecord) -> Recovery {
-    Recovery::RollForward
+/// What an uninstall was asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UninstallRecord {
+    pub app: AppName,
+    pub keep_data: bool,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::Source;
-    use crate::AppName;
 
-    fn record(step: InstallStep, image_id: &str, preexisting: &[&str]) -> InstallRecord {
-        InstallRecord {
-            step,
-            spec: AppSpec {
-                name: AppName::parse("a").unwrap(),
-                source: Source::parse("/a.tar").unwrap(),
-                image_ref: String::new(),
-                image_id: image_id.into(),
-                args: String::new(),
-                options: Default::default(),
-                cpus: 0.2,
-                memory: None,
-            },
-            private_dir: "/d/a".into(),
-            preexisting_images: preexisting.iter().map(|s| s.to_string()).collect(),
-            directory_preexisted: false,
+    #[test]
+    fn names_round_trip() {
+        for kind in [
+            OperationKind::Install,
+            OperationKind::Upgrade,
+            OperationKind::Rollback,
+            OperationKind::Uninstall,
+            OperationKind::MigrationExport,
+            OperationKind::MigrationImport,
+            OperationKind::SraRemove,
+        ] {
+            assert_eq!(OperationKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(steps(kind)[0], ACCEPTED);
+        }
+        for phase in [Phase::Running, Phase::Committed, Phase::RollingBack, Phase::Done, Phase::RolledBack] {
+            assert_eq!(Phase::parse(phase.as_str()), Some(phase));
         }
     }
 
     #[test]
-    fn install_undoes_only_the_image_it_added() {
-        assert_eq!(record(InstallStep::ImageReady, "sha256:n", &["sha256:o"]).added_image(), Some("sha256:n"));
-        assert_eq!(record(InstallStep::ImageReady, "sha256:o", &["sha256:o"]).added_image(), None);
-        assert_eq!(record(InstallStep::FetchingImage, "", &[]).added_image(), None);
+    fn the_state_machine() {
+        assert!(Phase::Running.may_become(Phase::Committed));
+        assert!(Phase::Running.may_become(Phase::RollingBack));
+        assert!(Phase::Committed.may_become(Phase::Done));
+        assert!(Phase::RollingBack.may_become(Phase::RolledBack));
+        assert!(!Phase::Committed.may_become(Phase::RollingBack), "a commit is never undone");
+        assert!(!Phase::Done.may_become(Phase::Running));
+        assert!(!Phase::RolledBack.may_become(Phase::Committed));
+        assert_eq!(recovery(Phase::Running), Some(Recovery::RollBack));
+        assert_eq!(recovery(Phase::Committed), Some(Recovery::RollForward));
+        assert_eq!(recovery(Phase::Done), None);
     }
 
     #[test]
-    fn recovery_rules() {
-        for step in [InstallStep::Accepted, InstallStep::FetchingImage, InstallStep::ContainerCreated] {
-            assert_eq!(recovery_for_install(&record(step, "x", &[])), Recovery::RollBack);
-        }
-        assert_eq!(recovery_for_install(&record(InstallStep::Committed, "x", &[])), Recovery::MarkDone);
+    fn subjects() {
+        let app = Subject::App(AppName::parse("web").unwrap());
+        assert_eq!(Subject::parse(&app.key()), Some(app));
+        assert_eq!(Subject::parse("migration"), Some(Subject::Migration));
+        assert_eq!(Subject::parse("sra:sha256:1"), Some(Subject::SraImage("sha256:1".into())));
+        assert_eq!(Subject::parse("app:../x"), None);
     }
 
     #[test]
-    fn states_round_trip_through_text() {
-        for s in [OperationState::Running, OperationState::Done, OperationState::RolledBack] {
-            assert_eq!(OperationState::parse(s.as_str()), Some(s));
-        }
-        for k in [OperationKind::Install, OperationKind::Uninstall] {
-            assert_eq!(OperationKind::parse(k.as_str()), Some(k));
-        }
+    fn effects_are_stored_as_tagged_json() {
+        let effect = Effect::ReleaseImage {
+            image: ImageHandle::Id { id: "sha256:1".into() },
+            app: Some(AppName::parse("web").unwrap()),
+        };
+        let json = serde_json::to_value(&effect).unwrap();
+        assert_eq!(json["effect"], "release_image");
+        assert_eq!(json["image"]["by"], "id");
+        assert_eq!(serde_json::from_value::<Effect>(json).unwrap(), effect);
     }
 }

@@ -4,6 +4,8 @@
 //! tested as functions.
 
 pub mod engine;
+pub mod error;
+pub mod host;
 pub mod journal;
 pub mod name;
 pub mod reconcile;
@@ -15,4 +17,6 @@ pub mod status;
 pub mod supervise;
 pub mod units;
 
+pub use error::{ErrorKind, ExitCode};
+pub use host::HostPort;
 pub use name::{AppName, NameError};

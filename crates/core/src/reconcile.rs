@@ -3,7 +3,7 @@
 //! started, one created from another configuration replaced.
 
 use crate::engine::ContainerObservation;
-use crate::spec::LABEL_SPEC_HASH;
+use crate::spec::{ContainerSpec, LABEL_SPEC_HASH};
 use crate::status::DesiredState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,12 +22,12 @@ pub enum Action {
 }
 
 /// Decides the one action that brings `observed` to `desired`.
-pub fn plan(desired: DesiredState, expected_hash: &str, observed: Option<&ContainerObservation>) -> Action {
+pub fn plan(desired: DesiredState, expected: &ContainerSpec, observed: Option<&ContainerObservation>) -> Action {
     let start = desired == DesiredState::Running;
     let Some(container) = observed else {
         return Action::Create { start };
     };
-    if container.label(LABEL_SPEC_HASH) != Some(expected_hash) {
+    if !container.label(LABEL_SPEC_HASH).is_some_and(|label| expected.hash_matches(label)) {
         return Action::Recreate { start };
     }
     match (desired, container.state.is_running()) {
@@ -58,18 +58,32 @@ mod tests {
         }
     }
 
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            name: "web".into(),
+            image_id: "sha256:1".into(),
+            options: Default::default(),
+            nano_cpus: 1,
+            memory: None,
+            private_dir: "/d".into(),
+            labels: Default::default(),
+        }
+    }
+
     #[test]
     fn every_combination() {
         use DesiredState::*;
-        let running = container(RunState::Running, "h");
-        let exited = container(RunState::Exited, "h");
-        let stale = container(RunState::Running, "old");
-        assert_eq!(plan(Running, "h", None), Action::Create { start: true });
-        assert_eq!(plan(Stopped, "h", None), Action::Create { start: false });
-        assert_eq!(plan(Running, "h", Some(&exited)), Action::Start);
-        assert_eq!(plan(Running, "h", Some(&running)), Action::Nothing);
-        assert_eq!(plan(Stopped, "h", Some(&running)), Action::Stop);
-        assert_eq!(plan(Stopped, "h", Some(&exited)), Action::Nothing);
-        assert_eq!(plan(Running, "h", Some(&stale)), Action::Recreate { start: true });
+        let expected = spec();
+        let h = expected.hash();
+        let running = container(RunState::Running, &h);
+        let exited = container(RunState::Exited, &h);
+        let stale = container(RunState::Running, "v2-old");
+        assert_eq!(plan(Running, &expected, None), Action::Create { start: true });
+        assert_eq!(plan(Stopped, &expected, None), Action::Create { start: false });
+        assert_eq!(plan(Running, &expected, Some(&exited)), Action::Start);
+        assert_eq!(plan(Running, &expected, Some(&running)), Action::Nothing);
+        assert_eq!(plan(Stopped, &expected, Some(&running)), Action::Stop);
+        assert_eq!(plan(Stopped, &expected, Some(&exited)), Action::Nothing);
+        assert_eq!(plan(Running, &expected, Some(&stale)), Action::Recreate { start: true });
     }
 }

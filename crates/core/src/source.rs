@@ -51,8 +51,8 @@ impl Source {
         let bad = |reason: &'static str| SourceError::BadSsh { reason };
         let protocol = SshProtocol::parse(protocol).ok_or(bad("--protocol must be scp or sftp"))?;
         let clean = |t: &str| !t.is_empty() && !t.chars().any(|c| c.is_whitespace() || c.is_control());
-        if !clean(server) || server.contains('/') || server.contains('@') {
-            return Err(bad("--server must be a host name or address, with an optional :port"));
+        if crate::host::HostPort::parse(server).is_err() {
+            return Err(bad("--server must be a host name or address, with an optional :port ([address]:port for IPv6)"));
         }
         if !clean(username) || username.contains(':') || username.contains('@') {
             return Err(bad("--username must be a plain user name"));
@@ -222,25 +222,7 @@ fn validate_repository(repository: &str) -> Result<(), &'static str> {
 }
 
 fn validate_registry_host(host: &str) -> Result<(), &'static str> {
-    let (name, port) = match host.rsplit_once(':') {
-        Some((name, port)) => (name, Some(port)),
-        None => (host, None),
-    };
-    if let Some(port) = port {
-        if port.parse::<u16>().map_or(true, |p| p == 0) {
-            return Err("the registry port must be a number from 1 to 65535");
-        }
-    }
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    };
-    if name.is_empty() || !name.split('.').all(label_ok) {
-        return Err("the registry host is not a valid host name");
-    }
-    Ok(())
+    crate::host::HostPort::parse(host).map(drop).map_err(|e| e.reason)
 }
 
 /// Lowercase alphanumerics separated by `.`, `_`, `__` or runs of `-`.

@@ -3,7 +3,8 @@
 //! hashed and the hash is written into a container label, so the daemon can tell
 //! from the engine alone whether a container still matches its app.
 
-use crate::run_args::RunOptions;
+use crate::engine::ContainerConfig;
+use crate::run_args::{MountSpec, RunOptions};
 use crate::source::Source;
 use crate::AppName;
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,10 @@ pub struct ContainerSpec {
     pub labels: BTreeMap<String, String>,
 }
 
+/// The version of [`ContainerSpec::hash`], written in front of the digest so
+/// that a later berth can tell which rule a container's label was made by.
+pub const SPEC_HASH_VERSION: &str = "v2";
+
 impl ContainerSpec {
     /// Derives the container configuration of `app`, labelled for ownership,
     /// with its spec hash and the operation that creates it.
@@ -82,14 +87,171 @@ impl ContainerSpec {
         spec
     }
 
-    /// A stable digest of what determines the container's behaviour. berth's
-    /// own labels are left out so that the hash does not depend on itself.
+    /// A stable digest of what determines the container's behaviour:
+    /// `v2-` and the SHA-256 (first 12 bytes, hex) of a canonical JSON form
+    /// that leaves out berth's own labels and every field at its default
+    /// (null, false, empty list or map). So a field added to the spec later
+    /// changes the hash only of containers that use it, and upgrading berth
+    /// does not recreate every app's container.
     pub fn hash(&self) -> String {
+        let mut value = serde_json::to_value(self.without_berth_labels()).unwrap_or_default();
+        strip_defaults(&mut value);
+        // serde_json's maps are sorted by key: the text is canonical.
+        let digest = Sha256::digest(value.to_string().as_bytes());
+        format!("{SPEC_HASH_VERSION}-{}", hex::encode(&digest[..12]))
+    }
+
+    /// Whether a container labelled `label` was made from this spec: by the
+    /// current rule, or by the rule of berth before hash versions (its label
+    /// has no version prefix).
+    pub fn hash_matches(&self, label: &str) -> bool {
+        if label.starts_with(&format!("{SPEC_HASH_VERSION}-")) {
+            label == self.hash()
+        } else {
+            label == legacy::v1_hash(self)
+        }
+    }
+
+    fn without_berth_labels(&self) -> ContainerSpec {
         let mut canonical = self.clone();
         canonical.labels.retain(|k, _| !k.starts_with("berth."));
-        let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
-        let digest = Sha256::digest(&bytes);
-        digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+        canonical
+    }
+
+    /// The engine's configuration: the private directory first, then the options' own mounts.
+    pub fn config(&self) -> ContainerConfig {
+        ContainerConfig {
+            name: Some(self.name.clone()),
+            image: self.image_id.clone(),
+            options: self.options.clone(),
+            mounts: vec![MountSpec {
+                source: Some(self.private_dir.clone()),
+                target: PRIVATE_MOUNT.to_owned(),
+                read_only: false,
+            }],
+            nano_cpus: Some(self.nano_cpus),
+            memory: self.memory,
+            labels: self.labels.clone(),
+            open_stdin: false,
+        }
+    }
+}
+
+/// Removes nulls, `false`, empty arrays and empty objects, recursively.
+fn strip_defaults(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for child in map.values_mut() {
+                strip_defaults(child);
+            }
+            map.retain(|_, v| !is_default(v));
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_defaults),
+        _ => {}
+    }
+}
+
+fn is_default(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Null | Value::Bool(false) => true,
+        Value::Array(items) => items.is_empty(),
+        Value::Object(map) => map.is_empty(),
+        _ => false,
+    }
+}
+
+/// The hash of berth before `v2`: SHA-256 of the spec serialised with every
+/// field, in declaration order. Frozen here with the fields it had, so that
+/// containers made by that berth are still recognised.
+mod legacy {
+    use super::ContainerSpec;
+    use crate::run_args::{DeviceSpec, MountSpec, PortSpec};
+    use serde::Serialize;
+    use sha2::{Digest, Sha256};
+    use std::collections::BTreeMap;
+
+    #[derive(Serialize)]
+    struct SpecV1<'a> {
+        name: &'a str,
+        image_id: &'a str,
+        options: OptionsV1<'a>,
+        nano_cpus: i64,
+        memory: Option<u64>,
+        private_dir: &'a str,
+        labels: BTreeMap<&'a str, &'a str>,
+    }
+
+    #[derive(Serialize)]
+    struct OptionsV1<'a> {
+        env: &'a [String],
+        mounts: &'a [MountSpec],
+        ports: &'a [PortSpec],
+        network: &'a Option<String>,
+        hostname: &'a Option<String>,
+        user: &'a Option<String>,
+        workdir: &'a Option<String>,
+        entrypoint: &'a Option<Vec<String>>,
+        privileged: bool,
+        cap_add: &'a [String],
+        cap_drop: &'a [String],
+        devices: &'a [DeviceSpec],
+        labels: &'a BTreeMap<String, String>,
+        cpus: Option<f64>,
+        memory: Option<u64>,
+        read_only: bool,
+        tmpfs: &'a [String],
+        add_hosts: &'a [String],
+        dns: &'a [String],
+        shm_size: Option<u64>,
+        init: bool,
+        stop_signal: &'a Option<String>,
+        stop_timeout: Option<i64>,
+    }
+
+    pub fn v1_hash(spec: &ContainerSpec) -> String {
+        let o = &spec.options;
+        let v1 = SpecV1 {
+            name: &spec.name,
+            image_id: &spec.image_id,
+            options: OptionsV1 {
+                env: &o.env,
+                mounts: &o.mounts,
+                ports: &o.ports,
+                network: &o.network,
+                hostname: &o.hostname,
+                user: &o.user,
+                workdir: &o.workdir,
+                entrypoint: &o.entrypoint,
+                privileged: o.privileged,
+                cap_add: &o.cap_add,
+                cap_drop: &o.cap_drop,
+                devices: &o.devices,
+                labels: &o.labels,
+                cpus: o.cpus,
+                memory: o.memory,
+                read_only: o.read_only,
+                tmpfs: &o.tmpfs,
+                add_hosts: &o.add_hosts,
+                dns: &o.dns,
+                shm_size: o.shm_size,
+                init: o.init,
+                stop_signal: &o.stop_signal,
+                stop_timeout: o.stop_timeout,
+            },
+            nano_cpus: spec.nano_cpus,
+            memory: spec.memory,
+            private_dir: &spec.private_dir,
+            labels: spec
+                .labels
+                .iter()
+                .filter(|(k, _)| !k.starts_with("berth."))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&v1).unwrap_or_default();
+        hex::encode(&Sha256::digest(&bytes)[..12])
     }
 }
 
@@ -128,6 +290,39 @@ mod tests {
         let c = ContainerSpec::for_app(&app("-e A=2"), "/d", "i", 1);
         assert_eq!(a.hash(), b.hash());
         assert_ne!(a.hash(), c.hash());
+    }
+
+    #[test]
+    fn the_hash_of_this_release_is_pinned() {
+        // Golden values: if one changes, every installed app's container is
+        // recreated when berth is upgraded. Change SPEC_HASH_VERSION instead.
+        // The legacy value is what the berth before hash versions labelled
+        // this spec with (computed with that release).
+        let spec = ContainerSpec::for_app(&app("-e A=1 -p 8080:80"), "/var/lib/berth/tpc/web", "i1", 7);
+        assert_eq!(spec.hash(), "v2-d2ffbf83be4fc307f39c9cee");
+        assert_eq!(legacy::v1_hash(&spec), "5a6fadfd1c5aba66486bdd6c");
+    }
+
+    #[test]
+    fn fields_at_their_default_do_not_change_the_hash() {
+        let spec = ContainerSpec::for_app(&app("-e A=1"), "/d", "i", 1);
+        let mut value = serde_json::to_value(spec.without_berth_labels()).unwrap();
+        // What a spec with one more option (left at its default) serialises to.
+        value["options"]["networks_added_later"] = serde_json::json!([]);
+        value["options"]["flag_added_later"] = serde_json::json!(false);
+        value["options"]["value_added_later"] = serde_json::Value::Null;
+        strip_defaults(&mut value);
+        let digest = Sha256::digest(value.to_string().as_bytes());
+        assert_eq!(format!("{SPEC_HASH_VERSION}-{}", hex::encode(&digest[..12])), spec.hash());
+    }
+
+    #[test]
+    fn containers_labelled_by_the_earlier_rule_still_match() {
+        let spec = ContainerSpec::for_app(&app("-e A=1"), "/d", "i", 1);
+        assert!(spec.hash_matches(&spec.hash()));
+        assert!(spec.hash_matches(&legacy::v1_hash(&spec)));
+        assert!(!spec.hash_matches("v2-000000000000000000000000"));
+        assert!(!spec.hash_matches("000000000000000000000000"));
     }
 
     #[test]

@@ -3,11 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use strum::{EnumString, IntoStaticStr};
 
 /// What the user wants an app to be doing. This one *is* stored: it is the
 /// difference between "stopped by the user" and "crashed".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumString)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum DesiredState {
     Running,
     Stopped,
@@ -15,23 +18,18 @@ pub enum DesiredState {
 
 impl DesiredState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            DesiredState::Running => "running",
-            DesiredState::Stopped => "stopped",
-        }
+        self.into()
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "running" => Some(Self::Running),
-            "stopped" => Some(Self::Stopped),
-            _ => None,
-        }
+        text.parse().ok()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumString)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum AppState {
     /// The install operation is running.
     Installing,
@@ -52,23 +50,15 @@ pub enum AppState {
 
 impl fmt::Display for AppState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = match self {
-            AppState::Installing => "installing",
-            AppState::Starting => "starting",
-            AppState::Running => "running",
-            AppState::Restarting => "restarting",
-            AppState::Stopped => "stopped",
-            AppState::Failed => "failed",
-            AppState::Uninstalling => "uninstalling",
-            AppState::Upgrading => "upgrading",
-        };
-        f.write_str(text)
+        f.write_str(self.into())
     }
 }
 
 /// Docker's health status, or `None` when the image has no health check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum Health {
     #[default]
     None,

@@ -79,6 +79,6 @@ impl Listing {
     }
 
     pub fn finish(self) -> String {
-        format!("{:x}", self.hasher.finalize())
+        hex::encode(self.hasher.finalize())
     }
 }

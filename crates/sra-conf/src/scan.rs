@@ -83,7 +83,7 @@ pub(crate) fn load(found: &Found) -> Result<Option<Node>, ConfError> {
 fn read_file(path: &Path) -> Result<Vec<u8>, ConfError> {
     let mut file: File = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
         .open(path)
         .map_err(ConfError::io(path))?;
     let mut content = Vec::new();

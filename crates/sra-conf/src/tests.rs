@@ -4,7 +4,7 @@ use crate::*;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use sha1::{Digest, Sha1};
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::fs::{self, File, Permissions};
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -42,14 +42,18 @@ fn put_symlink(root: &Path, rel: &str, target: &str) -> PathBuf {
 }
 
 fn put_fifo(root: &Path, rel: &str) {
-    let path = CString::new(root.join(rel).as_os_str().as_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0, "mkfifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join(rel).as_path(),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .expect("mkfifo");
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 fn mode_of(path: &Path) -> u32 {
@@ -250,7 +254,7 @@ fn digest_records_are_sorted_byte_wise_by_full_path() {
     put_fifo(dir.path(), "pipe");
     // '-' (0x2d) sorts before '/' (0x2f): "a", "a-b", "a/b", then "pipe".
     let expected = b"d07001:a,\nf06443:a-b,8:beside a,\nf06003:a/b,4:in a,\no06444:pipe,\n";
-    assert_eq!(digest(dir.path()).unwrap(), format!("{:x}", Sha1::digest(expected)));
+    assert_eq!(digest(dir.path()).unwrap(), hex::encode(Sha1::digest(expected)));
 }
 
 #[test]

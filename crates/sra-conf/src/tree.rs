@@ -130,7 +130,7 @@ fn write_file(path: &Path, content: &[u8], mode: u32, owner: Option<(u32, u32)>)
     let io_error = ConfError::io(path);
     let written = (|| -> io::Result<()> {
         let mut file =
-            OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path)?;
+            OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32).open(path)?;
         file.write_all(content)?;
         if let Some((uid, gid)) = owner {
             fchown(&file, Some(uid), Some(gid))?;
@@ -143,7 +143,7 @@ fn write_file(path: &Path, content: &[u8], mode: u32, owner: Option<(u32, u32)>)
 }
 
 fn open_dir(path: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW).open(path)
+    OpenOptions::new().read(true).custom_flags((rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::NOFOLLOW).bits() as i32).open(path)
 }
 
 fn finish_dir(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<(), ConfError> {

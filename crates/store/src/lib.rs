@@ -1,32 +1,47 @@
 //! berth's durable state: the apps and the journal of multi-step operations,
 //! in one SQLite database in WAL mode with `synchronous=FULL`, so a committed
-//! journal step survives a power cut. Every write is one transaction.
+//! journal write survives a power cut. Every call is one transaction.
+//!
+//! Every journal write names the entry's id, kind and the phase it must be
+//! in, and checks that exactly one row changed: a write that does not match
+//! the journal's state machine (`berth_core::journal::Phase::may_become`) is
+//! an error, never a silent no-op.
 //!
 //! The store is synchronous and short: callers on an async runtime run it on
 //! the blocking pool. The connection sits behind a mutex that is never held
 //! outside one of these calls.
 
-use berth_core::journal::{OperationKind, OperationState};
+mod schema;
+
+use berth_core::journal::{Effect, Entry, OperationKind, Phase};
 use berth_core::spec::AppSpec;
 use berth_core::status::DesiredState;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use schema::SCHEMA_VERSION;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the state database {path}: {source}")]
     Open { path: PathBuf, source: rusqlite::Error },
+    #[error("the state database {path} is damaged: {reason}; restore it from a backup (the containers of this instance are kept)")]
+    Damaged { path: PathBuf, reason: String },
+    #[error("the state database {path} has schema version {found}, but this berth knows versions up to {supported}; it was written by a newer berth")]
+    TooNew { path: PathBuf, found: i64, supported: i64 },
     #[error("state database error while {context}: {source}")]
     Sqlite { context: &'static str, source: rusqlite::Error },
     #[error("an app named {name:?} already exists")]
     AppExists { name: String },
     #[error("no app named {name:?} is installed")]
     AppNotFound { name: String },
-    #[error("app {name:?} is busy with another operation ({kind}); try again when it has finished")]
-    Busy { name: String, kind: String },
+    #[error("{subject} is busy with another operation ({kind}); try again when it has finished")]
+    Busy { subject: String, kind: String },
+    #[error("journal entry {id} ({kind}) is not {expected}; refusing to write it")]
+    JournalMismatch { id: i64, kind: &'static str, expected: String },
     #[error("stored {what} is unreadable: {reason}")]
     Corrupt { what: String, reason: String },
 }
@@ -48,24 +63,34 @@ pub struct StoredApp {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredOperation {
-    pub id: i64,
-    pub app: String,
-    pub kind: OperationKind,
-    pub state: OperationState,
-    /// The operation's record (an `InstallRecord`, `UninstallRecord`, …) as JSON.
-    pub record: String,
-    pub error: Option<String>,
+/// What an operation's first or last write does to the `apps` table, in
+/// the same transaction as the journal write.
+#[derive(Debug, Clone, Copy)]
+pub enum AppChange<'a> {
+    None,
+    /// Reserve the name: a new row, not yet installed; refused when it exists.
+    Reserve(&'a AppSpec),
+    /// The app must be installed (an upgrade or uninstall of it begins).
+    RequireInstalled(&'a str),
+    /// The install is committed: the row becomes installed with this spec.
+    Install(&'a AppSpec),
+    /// An upgrade (or rollback) is committed: the new spec, the old one kept as previous.
+    Upgrade { spec: &'a AppSpec, previous: &'a AppSpec },
+    /// A migrated app: created or replaced, installed.
+    Migrated { spec: &'a AppSpec, desired: DesiredState },
 }
 
-impl StoredOperation {
-    pub fn record<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_str(&self.record).map_err(|e| StoreError::Corrupt {
-            what: format!("journal record of operation {}", self.id),
-            reason: e.to_string(),
-        })
-    }
+/// A new journal entry.
+#[derive(Debug, Clone)]
+pub struct NewEntry<'a, C: Serialize> {
+    pub kind: OperationKind,
+    pub subject: &'a str,
+    /// `Running`, or `Committed` for operations that commit when they begin.
+    pub phase: Phase,
+    pub context: &'a C,
+    pub undo: &'a [Effect],
+    pub forward: &'a [Effect],
+    pub app: AppChange<'a>,
 }
 
 #[derive(Clone)]
@@ -73,53 +98,26 @@ pub struct Store {
     connection: Arc<Mutex<Connection>>,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS apps (
-    name        TEXT PRIMARY KEY,
-    spec        TEXT NOT NULL,
-    desired     TEXT NOT NULL,
-    installed   INTEGER NOT NULL,
-    created_at  INTEGER NOT NULL,
-    updated_at  INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS operations (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    app         TEXT NOT NULL,
-    kind        TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    record      TEXT NOT NULL,
-    error       TEXT,
-    started_at  INTEGER NOT NULL,
-    updated_at  INTEGER NOT NULL
-);
--- One operation at a time per app, enforced by the database itself.
-CREATE UNIQUE INDEX IF NOT EXISTS one_running_operation_per_app ON operations(app) WHERE state = 'running';
-";
-
-/// Schema changes after the first version, applied in order, each once.
-const MIGRATIONS: &[&str] = &[
-    // 2: the version an upgrade replaced, kept for `berth rollback`.
-    "ALTER TABLE apps ADD COLUMN previous_spec TEXT;",
-];
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-fn to_json<T: Serialize>(value: &T) -> String {
+fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
     // Serialising berth's own plain data types cannot fail.
     serde_json::to_string(value).unwrap_or_default()
 }
 
 impl Store {
+    /// Opens (or creates) the database and brings its schema up to date.
+    /// A damaged file or one from a newer berth is refused, unchanged.
     pub fn open(path: &Path) -> Result<Self> {
-        let open_err = |source| StoreError::Open { path: path.to_owned(), source };
-        let connection = Connection::open(path).map_err(open_err)?;
-        connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
-            .map_err(open_err)?;
-        connection.execute_batch(SCHEMA).map_err(open_err)?;
-        migrate(&connection).map_err(open_err)?;
+        let connection = schema::open(path)?;
         Ok(Self { connection: Arc::new(Mutex::new(connection)) })
     }
 
@@ -128,156 +126,180 @@ impl Store {
         f(&mut connection)
     }
 
-    /// Reserves the name and opens the install's journal entry, atomically: of
-    /// two installs of one name, exactly one gets here.
-    pub fn begin_install<R: Serialize>(&self, spec: &AppSpec, record: &R) -> Result<i64> {
+    /// Opens a journal entry (and makes its change to the app's row), atomically:
+    /// of two operations on one subject, exactly one gets here.
+    pub fn begin<C: Serialize>(&self, entry: NewEntry<'_, C>) -> Result<i64> {
+        debug_assert!(matches!(entry.phase, Phase::Running | Phase::Committed));
         self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("starting an install"))?;
-            let name = spec.name.as_str();
-            let exists: bool = tx
-                .query_row("SELECT EXISTS(SELECT 1 FROM apps WHERE name = ?1)", [name], |r| r.get(0))
-                .map_err(sql("checking the name"))?;
-            if exists {
-                return Err(StoreError::AppExists { name: name.to_owned() });
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("opening an operation"))?;
+            if let Some(kind) = open_kind(&tx, entry.subject)? {
+                return Err(StoreError::Busy { subject: entry.subject.to_owned(), kind });
             }
             let t = now();
+            apply_app_change(&tx, entry.app, t)?;
             tx.execute(
-                "INSERT INTO apps (name, spec, desired, installed, created_at, updated_at) VALUES (?1, ?2, 'running', 0, ?3, ?3)",
-                params![name, to_json(spec), t],
+                "INSERT INTO operations (subject, kind, state, step, record, undo, forward, started_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                params![
+                    entry.subject,
+                    entry.kind.as_str(),
+                    entry.phase.as_str(),
+                    berth_core::journal::ACCEPTED,
+                    to_json(entry.context),
+                    to_json(entry.undo),
+                    to_json(entry.forward),
+                    t
+                ],
             )
-            .map_err(sql("reserving the name"))?;
-            let id = insert_operation(&tx, name, OperationKind::Install, &to_json(record), t)?;
-            tx.commit().map_err(sql("starting an install"))?;
+            .map_err(sql("opening an operation"))?;
+            let id = tx.last_insert_rowid();
+            tx.commit().map_err(sql("opening an operation"))?;
             Ok(id)
         })
     }
 
-    /// Writes an operation's next step (its whole record) before it is acted on.
-    pub fn record_step<R: Serialize>(&self, operation: i64, record: &R) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE operations SET record = ?2, updated_at = ?3 WHERE id = ?1",
-                params![operation, to_json(record), now()],
-            )
-            .map_err(sql("recording a journal step"))?;
-            Ok(())
-        })
-    }
-
-    /// Marks the app installed with its final spec and closes the operation, in
-    /// one transaction: from here on the install will never be undone.
-    pub fn commit_install<R: Serialize>(&self, operation: i64, spec: &AppSpec, record: &R) -> Result<()> {
-        self.with(|c| {
-            let tx = c.transaction().map_err(sql("committing an install"))?;
-            let t = now();
-            tx.execute(
-                "UPDATE apps SET spec = ?2, installed = 1, updated_at = ?3 WHERE name = ?1",
-                params![spec.name.as_str(), to_json(spec), t],
-            )
-            .map_err(sql("committing an install"))?;
-            tx.execute(
-                "UPDATE operations SET state = 'done', record = ?2, updated_at = ?3 WHERE id = ?1",
-                params![operation, to_json(record), t],
-            )
-            .map_err(sql("committing an install"))?;
-            tx.commit().map_err(sql("committing an install"))
-        })
-    }
-
-    /// Opens an uninstall's journal entry; refused while another operation runs.
-    pub fn begin_uninstall<R: Serialize>(&self, name: &str, record: &R) -> Result<i64> {
-        self.begin_on_installed(name, OperationKind::Uninstall, record)
-    }
-
-    /// Opens an upgrade's (or rollback's) journal entry; refused while another operation runs.
-    pub fn begin_upgrade<R: Serialize>(&self, name: &str, record: &R) -> Result<i64> {
-        self.begin_on_installed(name, OperationKind::Upgrade, record)
-    }
-
-    /// Makes the new version the app, keeping `previous` for rollback, and
-    /// closes the operation, in one transaction.
-    pub fn commit_upgrade<R: Serialize>(
+    /// Records the step an operation is about to take, its context and its
+    /// undo log (with the effect that takes the step back appended).
+    pub fn record_step<C: Serialize>(
         &self,
-        operation: i64,
-        spec: &AppSpec,
-        previous: &AppSpec,
-        record: &R,
+        id: i64,
+        kind: OperationKind,
+        step: &str,
+        context: &C,
+        undo: &[Effect],
     ) -> Result<()> {
         self.with(|c| {
-            let tx = c.transaction().map_err(sql("committing an upgrade"))?;
-            let t = now();
-            tx.execute(
-                "UPDATE apps SET spec = ?2, previous_spec = ?3, desired = 'running', updated_at = ?4 WHERE name = ?1",
-                params![spec.name.as_str(), to_json(spec), to_json(previous), t],
-            )
-            .map_err(sql("committing an upgrade"))?;
-            tx.execute(
-                "UPDATE operations SET state = 'done', record = ?2, updated_at = ?3 WHERE id = ?1",
-                params![operation, to_json(record), t],
-            )
-            .map_err(sql("committing an upgrade"))?;
-            tx.commit().map_err(sql("committing an upgrade"))
+            let changed = c
+                .execute(
+                    "UPDATE operations SET step = ?4, record = ?5, undo = ?6, updated_at = ?7
+                     WHERE id = ?1 AND kind = ?2 AND state = ?3",
+                    params![id, kind.as_str(), Phase::Running.as_str(), step, to_json(context), to_json(undo), now()],
+                )
+                .map_err(sql("recording a journal step"))?;
+            expect_one(changed, id, kind, Phase::Running)
         })
     }
 
-    fn begin_on_installed<R: Serialize>(&self, name: &str, kind: OperationKind, record: &R) -> Result<i64> {
-        self.with(|c| {
-            let tx =
-                c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("starting an operation"))?;
-            let installed: Option<bool> = tx
-                .query_row("SELECT installed FROM apps WHERE name = ?1", [name], |r| r.get(0))
-                .optional()
-                .map_err(sql("finding the app"))?;
-            match installed {
-                None => return Err(StoreError::AppNotFound { name: name.to_owned() }),
-                Some(false) => return Err(StoreError::Busy { name: name.to_owned(), kind: "install".into() }),
-                Some(true) => {}
-            }
-            if let Some(kind) = running_kind(&tx, name)? {
-                return Err(StoreError::Busy { name: name.to_owned(), kind });
-            }
-            let id = insert_operation(&tx, name, kind, &to_json(record), now())?;
-            tx.commit().map_err(sql("starting an operation"))?;
-            Ok(id)
-        })
-    }
-
-    /// Closes an operation as done or rolled back; with `delete_app`, the app's
-    /// row goes in the same transaction (end of an uninstall or of an undo).
-    pub fn finish_operation(
+    /// Commits an operation: its change to the app's row, its final context
+    /// and its forward log, in one transaction. It will not be undone.
+    pub fn commit<C: Serialize>(
         &self,
-        operation: i64,
-        state: OperationState,
-        error: Option<&str>,
-        delete_app: Option<&str>,
+        id: i64,
+        kind: OperationKind,
+        context: &C,
+        forward: &[Effect],
+        app: AppChange<'_>,
     ) -> Result<()> {
         self.with(|c| {
-            let tx = c.transaction().map_err(sql("finishing an operation"))?;
-            tx.execute(
-                "UPDATE operations SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
-                params![operation, state.as_str(), error, now()],
-            )
-            .map_err(sql("finishing an operation"))?;
-            if let Some(name) = delete_app {
-                tx.execute("DELETE FROM apps WHERE name = ?1", [name]).map_err(sql("removing an app"))?;
-            }
-            tx.commit().map_err(sql("finishing an operation"))
+            let tx = c.transaction().map_err(sql("committing an operation"))?;
+            let t = now();
+            let changed = tx
+                .execute(
+                    "UPDATE operations SET state = ?4, step = 'committed', record = ?5, forward = ?6, undo = '[]', updated_at = ?7
+                     WHERE id = ?1 AND kind = ?2 AND state = ?3",
+                    params![
+                        id,
+                        kind.as_str(),
+                        Phase::Running.as_str(),
+                        Phase::Committed.as_str(),
+                        to_json(context),
+                        to_json(forward),
+                        t
+                    ],
+                )
+                .map_err(sql("committing an operation"))?;
+            expect_one(changed, id, kind, Phase::Running)?;
+            apply_app_change(&tx, app, t)?;
+            tx.commit().map_err(sql("committing an operation"))
         })
     }
 
-    /// Records an app brought in by a migration: its row is created, or its
-    /// spec replaced (the image id changes to the migrated image's).
-    pub fn put_migrated(&self, spec: &AppSpec, desired: DesiredState) -> Result<()> {
+    /// The operation failed (or was found cut short): its undo log is to be
+    /// replayed. Repeating it is fine (a rollback interrupted by a crash).
+    pub fn start_rollback(&self, id: i64, kind: OperationKind, error: &str) -> Result<()> {
         self.with(|c| {
-            let t = now();
+            let changed = c
+                .execute(
+                    "UPDATE operations SET state = ?3, error = COALESCE(error, ?4), updated_at = ?5
+                     WHERE id = ?1 AND kind = ?2 AND state IN ('running', 'rolling_back')",
+                    params![id, kind.as_str(), Phase::RollingBack.as_str(), error, now()],
+                )
+                .map_err(sql("starting a rollback"))?;
+            expect_one(changed, id, kind, Phase::Running)
+        })
+    }
+
+    /// What is left of the undo log while rolling back.
+    pub fn set_undo(&self, id: i64, kind: OperationKind, undo: &[Effect]) -> Result<()> {
+        self.set_log(id, kind, Phase::RollingBack, "undo", undo)
+    }
+
+    /// What is left of the forward log after the commit.
+    pub fn set_forward(&self, id: i64, kind: OperationKind, forward: &[Effect]) -> Result<()> {
+        self.set_log(id, kind, Phase::Committed, "forward", forward)
+    }
+
+    fn set_log(&self, id: i64, kind: OperationKind, phase: Phase, column: &'static str, log: &[Effect]) -> Result<()> {
+        self.with(|c| {
+            let statement =
+                format!("UPDATE operations SET {column} = ?4, updated_at = ?5 WHERE id = ?1 AND kind = ?2 AND state = ?3");
+            let changed = c
+                .execute(&statement, params![id, kind.as_str(), phase.as_str(), to_json(log), now()])
+                .map_err(sql("updating a journal log"))?;
+            expect_one(changed, id, kind, phase)
+        })
+    }
+
+    /// Closes an entry: `Committed → Done` or `RollingBack → RolledBack`.
+    pub fn close(&self, id: i64, kind: OperationKind, from: Phase, to: Phase, error: Option<&str>) -> Result<()> {
+        if !from.may_become(to) || to.is_open() {
+            return Err(StoreError::JournalMismatch { id, kind: kind.as_str(), expected: format!("able to become {}", to.as_str()) });
+        }
+        self.with(|c| {
+            let changed = c
+                .execute(
+                    "UPDATE operations SET state = ?4, error = COALESCE(?5, error), updated_at = ?6
+                     WHERE id = ?1 AND kind = ?2 AND state = ?3",
+                    params![id, kind.as_str(), from.as_str(), to.as_str(), error, now()],
+                )
+                .map_err(sql("closing an operation"))?;
+            expect_one(changed, id, kind, from)
+        })
+    }
+
+    /// Entries that are not closed: under way, or cut short by a crash.
+    pub fn open_entries(&self) -> Result<Vec<Entry>> {
+        self.entries_where("state IN ('running', 'committed', 'rolling_back')", &[])
+    }
+
+    /// The open entry of `subject`, if any.
+    pub fn open_entry_of(&self, subject: &str) -> Result<Option<Entry>> {
+        Ok(self.entries_where("state IN ('running', 'committed', 'rolling_back') AND subject = ?1", &[&subject])?.pop())
+    }
+
+    pub fn entry(&self, id: i64) -> Result<Option<Entry>> {
+        Ok(self.entries_where("id = ?1", &[&id])?.pop())
+    }
+
+    fn entries_where(&self, condition: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Entry>> {
+        self.with(|c| {
+            let query = format!(
+                "SELECT id, subject, kind, state, step, record, undo, forward, error FROM operations WHERE {condition} ORDER BY id"
+            );
+            let mut statement = c.prepare(&query).map_err(sql("reading the journal"))?;
+            let rows = statement.query_map(args, row_to_entry).map_err(sql("reading the journal"))?;
+            rows.map(|row| row.map_err(sql("reading the journal")).and_then(|r| r)).collect()
+        })
+    }
+
+    /// Forgets closed entries older than `before` (seconds since the epoch).
+    pub fn prune_entries(&self, before: i64) -> Result<usize> {
+        self.with(|c| {
             c.execute(
-                "INSERT INTO apps (name, spec, desired, installed, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?4)
-                 ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, desired = excluded.desired, installed = 1,
-                 updated_at = excluded.updated_at",
-                params![spec.name.as_str(), to_json(spec), desired.as_str(), t],
+                "DELETE FROM operations WHERE state IN ('done', 'rolled_back') AND updated_at < ?1",
+                [before],
             )
-            .map_err(sql("recording a migrated app"))?;
-            Ok(())
+            .map_err(sql("pruning the journal"))
         })
     }
 
@@ -292,6 +314,14 @@ impl Store {
             if changed == 0 {
                 return Err(StoreError::AppNotFound { name: name.to_owned() });
             }
+            Ok(())
+        })
+    }
+
+    /// Removes the app's row; one that is gone already is fine.
+    pub fn delete_app(&self, name: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM apps WHERE name = ?1", [name]).map_err(sql("removing an app"))?;
             Ok(())
         })
     }
@@ -321,82 +351,118 @@ impl Store {
         })
     }
 
-    /// Operations that were under way when the daemon last stopped.
-    pub fn running_operations(&self) -> Result<Vec<StoredOperation>> {
-        self.operations_where("state = 'running'", &[])
-    }
-
-    /// The operation under way for `app`, if any.
-    pub fn running_operation_of(&self, app: &str) -> Result<Option<StoredOperation>> {
-        Ok(self.operations_where("state = 'running' AND app = ?1", &[&app])?.into_iter().next())
-    }
-
-    pub fn operation(&self, id: i64) -> Result<Option<StoredOperation>> {
-        Ok(self.operations_where("id = ?1", &[&id])?.into_iter().next())
-    }
-
-    fn operations_where(&self, condition: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<StoredOperation>> {
+    /// Whether `image_id` is used by an app other than `except_app` (as its
+    /// current or previous version), or named by an open journal entry other
+    /// than `except_entry` (an install or upgrade bringing it right now).
+    pub fn image_in_use(&self, image_id: &str, except_app: Option<&str>, except_entry: Option<i64>) -> Result<bool> {
         self.with(|c| {
-            let query =
-                format!("SELECT id, app, kind, state, record, error FROM operations WHERE {condition} ORDER BY id");
-            let mut statement = c.prepare(&query).map_err(sql("reading the journal"))?;
-            let rows = statement.query_map(args, row_to_operation).map_err(sql("reading the journal"))?;
-            rows.map(|row| row.map_err(sql("reading the journal")).and_then(|r| r)).collect()
-        })
-    }
-
-    /// Whether an app other than `except` runs (or is installing with) `image_id`.
-    pub fn image_in_use(&self, image_id: &str, except: &str) -> Result<bool> {
-        self.with(|c| {
+            let by_app: bool = c
+                .query_row(
+                    "SELECT EXISTS(SELECT 1 FROM apps WHERE name <> ?2 AND (json_extract(spec, '$.image_id') = ?1 \
+                     OR json_extract(previous_spec, '$.image_id') = ?1))",
+                    params![image_id, except_app.unwrap_or_default()],
+                    |r| r.get(0),
+                )
+                .map_err(sql("checking image use"))?;
+            if by_app {
+                return Ok(true);
+            }
+            // Image ids are long hex strings: a substring match on the stored
+            // JSON finds every mention and nothing else.
+            let pattern = format!("%{}%", image_id.replace(['%', '_'], ""));
             c.query_row(
-                "SELECT EXISTS(SELECT 1 FROM apps WHERE name <> ?2 AND (json_extract(spec, '$.image_id') = ?1 \
-                 OR json_extract(previous_spec, '$.image_id') = ?1))",
-                params![image_id, except],
+                "SELECT EXISTS(SELECT 1 FROM operations WHERE state IN ('running', 'committed', 'rolling_back') \
+                 AND id <> ?2 AND (record LIKE ?1 OR undo LIKE ?1 OR forward LIKE ?1))",
+                params![pattern, except_entry.unwrap_or(-1)],
                 |r| r.get(0),
             )
             .map_err(sql("checking image use"))
         })
     }
+}
 
-    /// Forgets finished operations older than `before` (seconds since the epoch).
-    pub fn prune_operations(&self, before: i64) -> Result<usize> {
-        self.with(|c| {
-            c.execute("DELETE FROM operations WHERE state <> 'running' AND updated_at < ?1", [before])
-                .map_err(sql("pruning the journal"))
-        })
+fn expect_one(changed: usize, id: i64, kind: OperationKind, expected: Phase) -> Result<()> {
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::JournalMismatch { id, kind: kind.as_str(), expected: format!("open as {}", expected.as_str()) })
     }
 }
 
-fn migrate(connection: &Connection) -> rusqlite::Result<()> {
-    let version: usize = connection.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (index, statement) in MIGRATIONS.iter().enumerate().skip(version.saturating_sub(1)) {
-        connection.execute_batch(&format!("BEGIN; {statement} PRAGMA user_version = {}; COMMIT;", index + 2))?;
+fn apply_app_change(tx: &rusqlite::Transaction<'_>, change: AppChange<'_>, t: i64) -> Result<()> {
+    match change {
+        AppChange::None => Ok(()),
+        AppChange::Reserve(spec) => {
+            let name = spec.name.as_str();
+            let exists: bool = tx
+                .query_row("SELECT EXISTS(SELECT 1 FROM apps WHERE name = ?1)", [name], |r| r.get(0))
+                .map_err(sql("checking the name"))?;
+            if exists {
+                return Err(StoreError::AppExists { name: name.to_owned() });
+            }
+            tx.execute(
+                "INSERT INTO apps (name, spec, desired, installed, created_at, updated_at) VALUES (?1, ?2, 'running', 0, ?3, ?3)",
+                params![name, to_json(spec), t],
+            )
+            .map_err(sql("reserving the name"))?;
+            Ok(())
+        }
+        AppChange::RequireInstalled(name) => {
+            let installed: Option<bool> = tx
+                .query_row("SELECT installed FROM apps WHERE name = ?1", [name], |r| r.get(0))
+                .optional()
+                .map_err(sql("finding the app"))?;
+            match installed {
+                None => Err(StoreError::AppNotFound { name: name.to_owned() }),
+                Some(false) => Err(StoreError::Busy { subject: format!("app {name:?}"), kind: "install".into() }),
+                Some(true) => Ok(()),
+            }
+        }
+        AppChange::Install(spec) => {
+            let changed = tx
+                .execute(
+                    "UPDATE apps SET spec = ?2, installed = 1, updated_at = ?3 WHERE name = ?1 AND installed = 0",
+                    params![spec.name.as_str(), to_json(spec), t],
+                )
+                .map_err(sql("committing an install"))?;
+            if changed != 1 {
+                return Err(StoreError::AppNotFound { name: spec.name.to_string() });
+            }
+            Ok(())
+        }
+        AppChange::Upgrade { spec, previous } => {
+            let changed = tx
+                .execute(
+                    "UPDATE apps SET spec = ?2, previous_spec = ?3, desired = 'running', updated_at = ?4 WHERE name = ?1 AND installed = 1",
+                    params![spec.name.as_str(), to_json(spec), to_json(previous), t],
+                )
+                .map_err(sql("committing an upgrade"))?;
+            if changed != 1 {
+                return Err(StoreError::AppNotFound { name: spec.name.to_string() });
+            }
+            Ok(())
+        }
+        AppChange::Migrated { spec, desired } => {
+            tx.execute(
+                "INSERT INTO apps (name, spec, desired, installed, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?4)
+                 ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, desired = excluded.desired, installed = 1,
+                 updated_at = excluded.updated_at",
+                params![spec.name.as_str(), to_json(spec), desired.as_str(), t],
+            )
+            .map_err(sql("recording a migrated app"))?;
+            Ok(())
+        }
     }
-    if version == 0 {
-        connection.execute_batch(&format!("PRAGMA user_version = {};", MIGRATIONS.len() + 1))?;
-    }
-    Ok(())
 }
 
-fn insert_operation(
-    tx: &rusqlite::Transaction<'_>,
-    app: &str,
-    kind: OperationKind,
-    record: &str,
-    t: i64,
-) -> Result<i64> {
-    tx.execute(
-        "INSERT INTO operations (app, kind, state, record, started_at, updated_at) VALUES (?1, ?2, 'running', ?3, ?4, ?4)",
-        params![app, kind.as_str(), record, t],
+fn open_kind(tx: &rusqlite::Transaction<'_>, subject: &str) -> Result<Option<String>> {
+    tx.query_row(
+        "SELECT kind FROM operations WHERE subject = ?1 AND state IN ('running', 'committed', 'rolling_back')",
+        [subject],
+        |r| r.get(0),
     )
-    .map_err(sql("opening a journal entry"))?;
-    Ok(tx.last_insert_rowid())
-}
-
-fn running_kind(tx: &rusqlite::Transaction<'_>, app: &str) -> Result<Option<String>> {
-    tx.query_row("SELECT kind FROM operations WHERE app = ?1 AND state = 'running'", [app], |r| r.get(0))
-        .optional()
-        .map_err(sql("checking running operations"))
+    .optional()
+    .map_err(sql("checking open operations"))
 }
 
 fn row_to_app(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredApp>> {
@@ -415,18 +481,24 @@ fn row_to_app(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredApp>> {
     })())
 }
 
-fn row_to_operation(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredOperation>> {
+fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entry>> {
     let id: i64 = row.get(0)?;
-    let app: String = row.get(1)?;
+    let subject: String = row.get(1)?;
     let kind: String = row.get(2)?;
     let state: String = row.get(3)?;
-    let record: String = row.get(4)?;
-    let error: Option<String> = row.get(5)?;
-    let corrupt = |reason: String| StoreError::Corrupt { what: format!("operation {id}"), reason };
+    let step: String = row.get(4)?;
+    let record: String = row.get(5)?;
+    let undo: String = row.get(6)?;
+    let forward: String = row.get(7)?;
+    let error: Option<String> = row.get(8)?;
+    let corrupt = |reason: String| StoreError::Corrupt { what: format!("journal entry {id}"), reason };
     Ok((|| {
         let kind = OperationKind::parse(&kind).ok_or_else(|| corrupt(format!("kind {kind:?}")))?;
-        let state = OperationState::parse(&state).ok_or_else(|| corrupt(format!("state {state:?}")))?;
-        Ok(StoredOperation { id, app, kind, state, record, error })
+        let phase = Phase::parse(&state).ok_or_else(|| corrupt(format!("state {state:?}")))?;
+        let context = serde_json::from_str(&record).map_err(|e| corrupt(format!("record: {e}")))?;
+        let undo = serde_json::from_str(&undo).map_err(|e| corrupt(format!("undo log: {e}")))?;
+        let forward = serde_json::from_str(&forward).map_err(|e| corrupt(format!("forward log: {e}")))?;
+        Ok(Entry { id, kind, subject, phase, step, context, undo, forward, error })
     })())
 }
 

@@ -1,6 +1,8 @@
 use super::*;
+use berth_core::journal::ImageHandle;
 use berth_core::source::Source;
 use berth_core::AppName;
+use std::os::unix::fs::PermissionsExt;
 
 fn spec(name: &str, image: &str) -> AppSpec {
     AppSpec {
@@ -21,61 +23,227 @@ fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+fn release(id: &str) -> Effect {
+    Effect::ReleaseImage { image: ImageHandle::Id { id: id.into() }, app: None }
+}
+
+fn begin_install(store: &Store, spec: &AppSpec) -> Result<i64> {
+    store.begin(NewEntry {
+        kind: OperationKind::Install,
+        subject: &format!("app:{}", spec.name),
+        phase: Phase::Running,
+        context: &"ctx",
+        undo: &[Effect::DeleteApp { app: spec.name.clone() }],
+        forward: &[],
+        app: AppChange::Reserve(spec),
+    })
+}
+
+fn install(store: &Store, name: &str, image: &str) {
+    let s = spec(name, image);
+    let id = begin_install(store, &s).unwrap();
+    store.commit(id, OperationKind::Install, &"ctx", &[], AppChange::Install(&s)).unwrap();
+    store.close(id, OperationKind::Install, Phase::Committed, Phase::Done, None).unwrap();
+}
+
 #[test]
-fn install_reserves_the_name_once() {
+fn an_install_reserves_the_name_once_and_commits() {
     let (_dir, store) = store();
-    let op = store.begin_install(&spec("a", ""), &"rec").unwrap();
-    assert!(matches!(store.begin_install(&spec("a", ""), &"rec"), Err(StoreError::AppExists { .. })));
-    let app = store.app("a").unwrap().unwrap();
-    assert!(!app.installed);
-    assert!(matches!(store.begin_uninstall("a", &"u"), Err(StoreError::Busy { .. })));
-    store.commit_install(op, &spec("a", "sha256:1"), &"done").unwrap();
+    let s = spec("a", "");
+    let id = begin_install(&store, &s).unwrap();
+    assert!(matches!(begin_install(&store, &s), Err(StoreError::Busy { .. })));
+    assert!(!store.app("a").unwrap().unwrap().installed);
+    store.record_step(id, OperationKind::Install, "fetching_image", &"ctx", &[release("sha256:1")]).unwrap();
+    let entry = store.open_entry_of("app:a").unwrap().unwrap();
+    assert_eq!((entry.step.as_str(), entry.undo.len(), entry.phase), ("fetching_image", 1, Phase::Running));
+    store.commit(id, OperationKind::Install, &"done", &[Effect::StartUnit { app: s.name.clone() }], AppChange::Install(&spec("a", "sha256:1"))).unwrap();
+    let entry = store.entry(id).unwrap().unwrap();
+    assert_eq!((entry.phase, entry.undo.len(), entry.forward.len()), (Phase::Committed, 0, 1));
     let app = store.app("a").unwrap().unwrap();
     assert!(app.installed);
     assert_eq!(app.spec.image_id, "sha256:1");
-    assert_eq!(store.operation(op).unwrap().unwrap().state, OperationState::Done);
+    store.set_forward(id, OperationKind::Install, &[]).unwrap();
+    store.close(id, OperationKind::Install, Phase::Committed, Phase::Done, None).unwrap();
+    assert!(store.open_entries().unwrap().is_empty());
 }
 
 #[test]
-fn journal_survives_reopening() {
+fn every_journal_write_is_checked_against_the_state_machine() {
+    let (_dir, store) = store();
+    let id = begin_install(&store, &spec("a", "")).unwrap();
+    // Wrong kind, wrong phase, unknown id: refused, nothing written.
+    let wrong_kind = store.record_step(id, OperationKind::Upgrade, "x", &"c", &[]);
+    assert!(matches!(wrong_kind, Err(StoreError::JournalMismatch { .. })), "{wrong_kind:?}");
+    assert!(matches!(store.set_undo(id, OperationKind::Install, &[]), Err(StoreError::JournalMismatch { .. })));
+    assert!(matches!(store.record_step(999, OperationKind::Install, "x", &"c", &[]), Err(StoreError::JournalMismatch { .. })));
+    assert!(matches!(
+        store.close(id, OperationKind::Install, Phase::Running, Phase::Done, None),
+        Err(StoreError::JournalMismatch { .. })
+    ));
+    assert_eq!(store.entry(id).unwrap().unwrap().step, "accepted");
+    // A rollback: running → rolling_back (repeatable) → rolled_back, never back.
+    store.start_rollback(id, OperationKind::Install, "boom").unwrap();
+    store.start_rollback(id, OperationKind::Install, "again").unwrap();
+    assert_eq!(store.entry(id).unwrap().unwrap().error.as_deref(), Some("boom"), "the first cause is kept");
+    assert!(matches!(store.record_step(id, OperationKind::Install, "x", &"c", &[]), Err(StoreError::JournalMismatch { .. })));
+    store.set_undo(id, OperationKind::Install, &[]).unwrap();
+    store.close(id, OperationKind::Install, Phase::RollingBack, Phase::RolledBack, None).unwrap();
+    assert!(matches!(store.start_rollback(id, OperationKind::Install, "x"), Err(StoreError::JournalMismatch { .. })));
+}
+
+#[test]
+fn the_journal_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("berth.db");
-    let op = {
+    let id = {
         let store = Store::open(&path).unwrap();
-        let op = store.begin_install(&spec("a", ""), &1).unwrap();
-        store.record_step(op, &2).unwrap();
-        op
+        let id = begin_install(&store, &spec("a", "")).unwrap();
+        store.record_step(id, OperationKind::Install, "image_ready", &serde_json::json!({"n": 2}), &[release("sha256:9")]).unwrap();
+        id
     };
     let store = Store::open(&path).unwrap();
-    let running = store.running_operations().unwrap();
-    assert_eq!(running.len(), 1);
-    assert_eq!((running[0].id, running[0].record::<i32>().unwrap()), (op, 2));
-    store.finish_operation(op, OperationState::RolledBack, Some("daemon died"), Some("a")).unwrap();
-    assert!(store.running_operations().unwrap().is_empty());
-    assert!(store.app("a").unwrap().is_none());
+    let open = store.open_entries().unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!((open[0].id, open[0].context["n"].as_i64()), (id, Some(2)));
+    assert_eq!(open[0].undo[0], release("sha256:9"));
 }
 
 #[test]
-fn one_operation_per_app() {
+fn one_open_operation_per_subject() {
     let (_dir, store) = store();
-    let op = store.begin_install(&spec("a", "sha256:1"), &0).unwrap();
-    store.commit_install(op, &spec("a", "sha256:1"), &0).unwrap();
-    store.begin_uninstall("a", &0).unwrap();
-    assert!(matches!(store.begin_uninstall("a", &0), Err(StoreError::Busy { kind, .. }) if kind == "uninstall"));
-    assert!(matches!(store.begin_uninstall("b", &0), Err(StoreError::AppNotFound { .. })));
+    install(&store, "a", "sha256:1");
+    let uninstall = |store: &Store| {
+        store.begin(NewEntry {
+            kind: OperationKind::Uninstall,
+            subject: "app:a",
+            phase: Phase::Committed,
+            context: &"u",
+            undo: &[],
+            forward: &[Effect::DeleteApp { app: AppName::parse("a").unwrap() }],
+            app: AppChange::RequireInstalled("a"),
+        })
+    };
+    uninstall(&store).unwrap();
+    assert!(matches!(uninstall(&store), Err(StoreError::Busy { kind, .. }) if kind == "uninstall"));
+    let missing = store.begin(NewEntry {
+        kind: OperationKind::Uninstall,
+        subject: "app:b",
+        phase: Phase::Committed,
+        context: &"u",
+        undo: &[],
+        forward: &[],
+        app: AppChange::RequireInstalled("b"),
+    });
+    assert!(matches!(missing, Err(StoreError::AppNotFound { .. })));
 }
 
 #[test]
-fn image_use_and_desired_state() {
+fn images_in_use_by_apps_or_open_operations() {
     let (_dir, store) = store();
-    for name in ["a", "b"] {
-        let op = store.begin_install(&spec(name, "sha256:same"), &0).unwrap();
-        store.commit_install(op, &spec(name, "sha256:same"), &0).unwrap();
-    }
-    assert!(store.image_in_use("sha256:same", "a").unwrap());
-    assert!(!store.image_in_use("sha256:other", "a").unwrap());
+    install(&store, "a", "sha256:same");
+    install(&store, "b", "sha256:same");
+    assert!(store.image_in_use("sha256:same", Some("a"), None).unwrap());
+    assert!(!store.image_in_use("sha256:other", Some("a"), None).unwrap());
+    // An install bringing the image right now holds it too.
+    let id = begin_install(&store, &spec("c", "")).unwrap();
+    store.record_step(id, OperationKind::Install, "fetching_image", &"c", &[release("sha256:new")]).unwrap();
+    assert!(store.image_in_use("sha256:new", None, None).unwrap());
+    assert!(!store.image_in_use("sha256:new", None, Some(id)).unwrap(), "except the entry asking");
+}
+
+#[test]
+fn desired_state_and_deletion() {
+    let (_dir, store) = store();
+    install(&store, "a", "sha256:1");
     store.set_desired("a", DesiredState::Stopped).unwrap();
     assert_eq!(store.app("a").unwrap().unwrap().desired, DesiredState::Stopped);
     assert!(matches!(store.set_desired("zz", DesiredState::Stopped), Err(StoreError::AppNotFound { .. })));
-    assert_eq!(store.apps().unwrap().len(), 2);
+    store.delete_app("a").unwrap();
+    store.delete_app("a").unwrap();
+    assert!(store.apps().unwrap().is_empty());
+}
+
+#[test]
+fn the_database_is_private() {
+    let (dir, store) = store();
+    install(&store, "a", "sha256:1");
+    for name in ["berth.db", "berth.db-wal"] {
+        let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{name} is {mode:o}");
+    }
+    drop(store);
+    // A file an earlier berth left readable is made private.
+    let path = dir.path().join("berth.db");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    Store::open(&path).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn a_database_of_a_newer_berth_is_refused_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    Store::open(&path).unwrap();
+    Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 999;").unwrap();
+    assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 999, .. })));
+    let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 999);
+}
+
+#[test]
+fn a_damaged_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    {
+        let store = Store::open(&path).unwrap();
+        for n in 0..200 {
+            install(&store, &format!("app{n}"), &format!("sha256:{n:064}"));
+        }
+    }
+    // Checkpoint the WAL into the file, then overwrite a page in the middle.
+    Connection::open(&path).unwrap().execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    for (i, b) in bytes[middle..middle + 4096].iter_mut().enumerate() {
+        *b = (i * 7 + 13) as u8;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(Store::open(&path), Err(StoreError::Damaged { .. })), "{:?}", Store::open(&path).err());
+    std::fs::write(&path, b"this is not a database at all, just text that fills the header and more").unwrap();
+    assert!(matches!(Store::open(&path), Err(StoreError::Damaged { .. })));
+}
+
+#[test]
+fn a_database_of_the_previous_layout_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE apps (name TEXT PRIMARY KEY, spec TEXT NOT NULL, desired TEXT NOT NULL, installed INTEGER NOT NULL,
+                 created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, previous_spec TEXT);
+             CREATE TABLE operations (id INTEGER PRIMARY KEY AUTOINCREMENT, app TEXT NOT NULL, kind TEXT NOT NULL,
+                 state TEXT NOT NULL, record TEXT NOT NULL, error TEXT, started_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+             CREATE UNIQUE INDEX one_running_operation_per_app ON operations(app) WHERE state = 'running';
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO apps VALUES ('a', ?1, 'running', 1, 1, 1, NULL)",
+            [serde_json::to_string(&spec("a", "sha256:1")).unwrap()],
+        )
+        .unwrap();
+        c.execute_batch(
+            "INSERT INTO operations (app, kind, state, record, started_at, updated_at) VALUES ('a', 'install', 'done', '{}', 1, 1);
+             INSERT INTO operations (app, kind, state, record, started_at, updated_at) VALUES ('a', 'upgrade', 'running', '{}', 2, 2);",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.apps().unwrap()[0].spec.image_id, "sha256:1");
+    assert!(store.open_entries().unwrap().is_empty(), "an old open entry is closed, not replayed");
+    let old = store.entry(2).unwrap().unwrap();
+    assert_eq!((old.subject.as_str(), old.phase), ("app:a", Phase::RolledBack));
+    // And the new journal works on it.
+    install(&store, "b", "sha256:2");
 }

@@ -61,9 +61,8 @@ impl PrivateEngine {
     /// Stops dockerd the way a shutdown does (SIGTERM: it stops its containers).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SAFETY: signalling our own child process.
-            unsafe {
-                libc::kill(child.id() as i32, libc::SIGTERM);
+            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
             }
             let _ = child.wait();
         }

@@ -161,9 +161,8 @@ impl TestDaemon {
     /// SIGTERM, as systemd stops it.
     pub fn terminate(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SAFETY: signalling our own child process.
-            unsafe {
-                libc::kill(child.id() as i32, libc::SIGTERM);
+            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
             }
             let _ = child.wait();
         }
