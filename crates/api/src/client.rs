@@ -1,38 +1,94 @@
 //! The client side of `/v1` over the daemon's unix socket. One connection per
 //! request: a unix socket connects in microseconds and the CLI makes one or
-//! two requests per run.
+//! two requests per run. Archives are streamed from the client (never read
+//! whole into memory), as the `archive` part of a multipart body.
 
 use crate::{
     ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LoginRequest, MigrationStatus,
-    SraConfigCopyRequest, SraConfigState, SraEvent, SraExecRequest, SraExecResult, SraImage, SraLoadRequest,
-    SraRunRequest, Uninstalled, UpgradeRequest,
+    SraConfigCopyRequest, SraConfigState, SraEvent, SraExecRequest, SraExecResult, SraImage, SraRunRequest,
+    Uninstalled, UpgradeRequest,
 };
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
-use http_body_util::{BodyExt, BodyStream, Full};
-use hyper::body::Incoming;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, BodyStream, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use tokio::net::UnixStream;
 
+/// An archive the client streams to the daemon.
+pub type ArchiveStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error(
-        "cannot reach the berth daemon at {socket}: {reason} (is `berth daemon` running? set --socket or BERTH_SOCKET)"
-    )]
+    #[error("cannot reach the berth daemon at {socket}: {reason} (is `berth daemon` running? set --socket or BERTH_SOCKET)")]
     Unreachable { socket: PathBuf, reason: String },
-    #[error("the connection to the daemon failed: {0}")]
-    Transport(String),
+    #[error("no permission to use the berth daemon's socket {socket}: it is for root and the group it belongs to (ask to be added to that group, or use sudo)")]
+    NoPermission { socket: PathBuf },
+    #[error("the berth daemon went away during the request: {0}")]
+    Gone(String),
     #[error("{0}")]
     Api(#[from] ApiError),
     #[error("the daemon sent an answer that is not understood: {0}")]
     Protocol(String),
+    #[error("cannot read {what}: {reason}")]
+    Local { what: String, reason: String },
 }
 
+impl ClientError {
+    /// The error kind for exit codes; `None` for the client's own failures.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            ClientError::Api(e) => Some(e.code),
+            _ => None,
+        }
+    }
+}
+
+type RequestBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+#[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
+}
+
+fn full(bytes: impl Into<Bytes>) -> RequestBody {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ClientError> {
+    serde_json::to_vec(value).map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+/// A `multipart/form-data` body: the request's JSON, then the archive, streamed.
+fn multipart(json: Vec<u8>, archive: ArchiveStream) -> (String, RequestBody) {
+    let boundary = format!("berth-{:016x}", rand_u64());
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"request\"\r\nContent-Type: application/json\r\n\r\n"
+    );
+    let middle = format!(
+        "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"archive\"; filename=\"archive\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    );
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let mut prefix = head.into_bytes();
+    prefix.extend_from_slice(&json);
+    prefix.extend_from_slice(middle.as_bytes());
+    let frames = futures::stream::iter([Ok(Bytes::from(prefix))])
+        .chain(archive)
+        .chain(futures::stream::iter([Ok(Bytes::from(tail))]))
+        .map(|chunk| chunk.map(Frame::data));
+    (format!("multipart/form-data; boundary={boundary}"), BodyExt::boxed_unsync(StreamBody::new(frames)))
+}
+
+/// A boundary unlikely to appear in the archive; not a secret.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    hasher.finish()
 }
 
 impl Client {
@@ -48,25 +104,27 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        content_type: &str,
+        body: RequestBody,
         accept: &str,
     ) -> Result<Response<Incoming>, ClientError> {
-        let unreachable =
-            |e: std::io::Error| ClientError::Unreachable { socket: self.socket.clone(), reason: e.to_string() };
-        let stream = UnixStream::connect(&self.socket).await.map_err(unreachable)?;
+        let stream = UnixStream::connect(&self.socket).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => ClientError::NoPermission { socket: self.socket.clone() },
+            _ => ClientError::Unreachable { socket: self.socket.clone(), reason: e.to_string() },
+        })?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+            .map_err(|e| ClientError::Gone(e.to_string()))?;
         tokio::spawn(connection);
         let request = Request::builder()
             .method(method)
             .uri(path)
             .header("host", "berth")
             .header("accept", accept)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let response = sender.send_request(request).await.map_err(|e| ClientError::Transport(e.to_string()))?;
+            .header("content-type", content_type)
+            .body(body)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let response = sender.send_request(request).await.map_err(|e| ClientError::Gone(e.to_string()))?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -77,13 +135,8 @@ impl Client {
             .unwrap_or_else(|_| ClientError::Protocol(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)))))
     }
 
-    async fn json<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<T, ClientError> {
-        let response = self.send(method, path, body, "application/json").await?;
+    async fn json<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<T, ClientError> {
+        let response = self.send(method, path, "application/json", full(body.unwrap_or_default()), "application/json").await?;
         let bytes = collect(response).await?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
     }
@@ -98,45 +151,52 @@ impl Client {
 
     /// The raw JSON of `GET /v1/apps`, for `list --output json` (no re-encoding).
     pub async fn list_raw(&self) -> Result<Bytes, ClientError> {
-        collect(self.send(Method::GET, "/v1/apps", None, "application/json").await?).await
+        collect(self.send(Method::GET, "/v1/apps", "application/json", full(Bytes::new()), "application/json").await?)
+            .await
     }
 
     pub async fn show(&self, name: &str) -> Result<AppView, ClientError> {
         self.json(Method::GET, &app_path(name, ""), None).await
     }
 
-    /// Installs, calling `on_progress` for every progress event.
+    /// Installs, calling `on_progress` for every progress event; a local
+    /// archive is streamed along.
     pub async fn install(
         &self,
         request: &InstallRequest,
+        archive: Option<ArchiveStream>,
         on_progress: impl FnMut(&InstallEvent),
     ) -> Result<AppView, ClientError> {
-        let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.operation("/v1/apps", Some(body), on_progress).await
+        self.operation("/v1/apps", to_json(request)?, archive, on_progress).await
     }
 
     pub async fn upgrade(
         &self,
         name: &str,
         request: &UpgradeRequest,
+        archive: Option<ArchiveStream>,
         on_progress: impl FnMut(&InstallEvent),
     ) -> Result<AppView, ClientError> {
-        let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.operation(&app_path(name, "upgrade"), Some(body), on_progress).await
+        self.operation(&app_path(name, "upgrade"), to_json(request)?, archive, on_progress).await
     }
 
     pub async fn rollback(&self, name: &str, on_progress: impl FnMut(&InstallEvent)) -> Result<AppView, ClientError> {
-        self.operation(&app_path(name, "rollback"), None, on_progress).await
+        self.operation(&app_path(name, "rollback"), Vec::new(), None, on_progress).await
     }
 
     /// A long operation answered with progress lines, then `done` or `error`.
     async fn operation(
         &self,
         path: &str,
-        body: Option<Vec<u8>>,
+        json: Vec<u8>,
+        archive: Option<ArchiveStream>,
         mut on_progress: impl FnMut(&InstallEvent),
     ) -> Result<AppView, ClientError> {
-        self.streamed(path, body, |event: InstallEvent| match event {
+        let (content_type, body) = match archive {
+            Some(archive) => multipart(json, archive),
+            None => ("application/json".to_owned(), full(json)),
+        };
+        self.streamed(path, &content_type, body, |event: InstallEvent| match event {
             InstallEvent::Done { app } => Some(Ok(*app)),
             InstallEvent::Error { error } => Some(Err(error)),
             progress => {
@@ -147,22 +207,28 @@ impl Client {
         .await
     }
 
-    /// Reads ndjson events until `last` turns one into the outcome.
-    async fn streamed<E: serde::de::DeserializeOwned, T>(
+    /// Reads ndjson events until `last` turns one into the outcome. Empty
+    /// lines are the daemon's keepalives.
+    async fn streamed<E: DeserializeOwned, T>(
         &self,
         path: &str,
-        body: Option<Vec<u8>>,
+        content_type: &str,
+        body: RequestBody,
         mut last: impl FnMut(E) -> Option<Result<T, ApiError>>,
     ) -> Result<T, ClientError> {
-        let response = self.send(Method::POST, path, body, "application/x-ndjson").await?;
+        let response = self.send(Method::POST, path, content_type, body, "application/x-ndjson").await?;
         let mut lines = ndjson_lines(response);
         while let Some(line) = lines.next().await {
-            let event: E = serde_json::from_slice(&line?).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let line = line?;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let event: E = serde_json::from_slice(&line).map_err(|e| ClientError::Protocol(e.to_string()))?;
             if let Some(outcome) = last(event) {
                 return outcome.map_err(ClientError::Api);
             }
         }
-        Err(ClientError::Protocol(format!("the answer to {path} ended without a result")))
+        Err(ClientError::Gone(format!("the answer to {path} ended without a result")))
     }
 
     pub async fn uninstall(&self, name: &str, keep_data: bool) -> Result<Uninstalled, ClientError> {
@@ -172,6 +238,13 @@ impl Client {
     /// `verb` is `start`, `stop` or `restart`.
     pub async fn lifecycle(&self, name: &str, verb: &str) -> Result<AppView, ClientError> {
         self.json(Method::POST, &app_path(name, verb), None).await
+    }
+
+    /// Cancels the operation running on the app.
+    pub async fn cancel(&self, name: &str) -> Result<(), ClientError> {
+        self.send(Method::POST, &app_path(name, "cancel"), "application/json", full(Bytes::new()), "application/json")
+            .await
+            .map(drop)
     }
 
     pub async fn logs(
@@ -184,22 +257,28 @@ impl Client {
         if let Some(tail) = tail {
             path.push_str(&format!("&tail={tail}"));
         }
-        let response = self.send(Method::GET, &path, None, "application/octet-stream").await?;
+        let response =
+            self.send(Method::GET, &path, "application/json", full(Bytes::new()), "application/octet-stream").await?;
         Ok(body_chunks(response))
     }
 
-    pub async fn sra_load(&self, path: &str) -> Result<SraImage, ClientError> {
-        let body = serde_json::to_vec(&SraLoadRequest { path: path.to_owned() })
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.json(Method::POST, "/v1/sra/images", Some(body)).await
+    /// Loads an SRA image archive, streamed.
+    pub async fn sra_load(&self, archive: ArchiveStream, origin: &str) -> Result<SraImage, ClientError> {
+        let path = format!("/v1/sra/images?origin={}", encode(origin));
+        let frames = archive.map(|chunk| chunk.map(Frame::data));
+        let response = self
+            .send(Method::POST, &path, "application/octet-stream", BodyExt::boxed_unsync(StreamBody::new(frames)), "application/json")
+            .await?;
+        let bytes = collect(response).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
     pub async fn sra_list(&self) -> Result<Vec<SraImage>, ClientError> {
         self.json(Method::GET, "/v1/sra/images", None).await
     }
 
-    pub async fn sra_remove(&self, image: &str) -> Result<SraImage, ClientError> {
-        self.json(Method::DELETE, &format!("/v1/sra/images/{}", encode(image)), None).await
+    pub async fn sra_remove(&self, image: &str, force: bool) -> Result<SraImage, ClientError> {
+        self.json(Method::DELETE, &format!("/v1/sra/images/{}?force={force}", encode(image)), None).await
     }
 
     pub async fn sra_exec(
@@ -207,8 +286,7 @@ impl Client {
         request: &SraExecRequest,
         on_progress: impl FnMut(Option<u8>),
     ) -> Result<SraExecResult, ClientError> {
-        let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.sra_streamed("/v1/sra/exec", body, on_progress).await
+        self.sra_streamed("/v1/sra/exec", to_json(request)?, on_progress).await
     }
 
     pub async fn sra_run(
@@ -216,8 +294,7 @@ impl Client {
         request: &SraRunRequest,
         on_progress: impl FnMut(Option<u8>),
     ) -> Result<SraExecResult, ClientError> {
-        let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.sra_streamed("/v1/sra/run", body, on_progress).await
+        self.sra_streamed("/v1/sra/run", to_json(request)?, on_progress).await
     }
 
     async fn sra_streamed(
@@ -226,7 +303,7 @@ impl Client {
         body: Vec<u8>,
         mut on_progress: impl FnMut(Option<u8>),
     ) -> Result<SraExecResult, ClientError> {
-        self.streamed(path, Some(body), |event: SraEvent| match event {
+        self.streamed(path, "application/json", full(body), |event: SraEvent| match event {
             SraEvent::Progress { percent } => {
                 on_progress(percent);
                 None
@@ -239,16 +316,18 @@ impl Client {
 
     pub async fn sra_config_download(&self, image: &str) -> Result<Bytes, ClientError> {
         let path = format!("/v1/sra/images/{}/config", encode(image));
-        collect(self.send(Method::GET, &path, None, "application/gzip").await?).await
+        collect(self.send(Method::GET, &path, "application/json", full(Bytes::new()), "application/gzip").await?).await
     }
 
     pub async fn sra_config_upload(&self, image: &str, archive: Vec<u8>) -> Result<SraConfigState, ClientError> {
-        self.json(Method::PUT, &format!("/v1/sra/images/{}/config", encode(image)), Some(archive)).await
+        let path = format!("/v1/sra/images/{}/config", encode(image));
+        let response = self.send(Method::PUT, &path, "application/gzip", full(archive), "application/json").await?;
+        let bytes = collect(response).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
     pub async fn sra_config_copy(&self, from: &str, to: &str) -> Result<SraConfigState, ClientError> {
-        let body = serde_json::to_vec(&SraConfigCopyRequest { from: from.to_owned(), to: to.to_owned() })
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let body = to_json(&SraConfigCopyRequest { from: from.to_owned(), to: to.to_owned() })?;
         self.json(Method::POST, "/v1/sra/config/copy", Some(body)).await
     }
 
@@ -257,14 +336,14 @@ impl Client {
     }
 
     pub async fn login(&self, request: &LoginRequest) -> Result<(), ClientError> {
-        let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.send(Method::POST, "/v1/registries", Some(body), "application/json").await.map(drop)
+        self.send(Method::POST, "/v1/registries", "application/json", full(to_json(request)?), "application/json")
+            .await
+            .map(drop)
     }
 
     pub async fn logout(&self, registry: &str) -> Result<(), ClientError> {
-        self.send(Method::DELETE, &format!("/v1/registries/{}", encode(registry)), None, "application/json")
-            .await
-            .map(drop)
+        let path = format!("/v1/registries/{}", encode(registry));
+        self.send(Method::DELETE, &path, "application/json", full(Bytes::new()), "application/json").await.map(drop)
     }
 
     /// `verb` is `export` or `import`; `None` reads the status.
@@ -301,7 +380,7 @@ fn encode(text: &str) -> String {
 }
 
 async fn collect(response: Response<Incoming>) -> Result<Bytes, ClientError> {
-    Ok(response.into_body().collect().await.map_err(|e| ClientError::Transport(e.to_string()))?.to_bytes())
+    Ok(response.into_body().collect().await.map_err(|e| ClientError::Gone(e.to_string()))?.to_bytes())
 }
 
 fn body_chunks(response: Response<Incoming>) -> BoxStream<'static, Result<Bytes, ClientError>> {
@@ -309,7 +388,7 @@ fn body_chunks(response: Response<Incoming>) -> BoxStream<'static, Result<Bytes,
         .filter_map(|frame| async move {
             match frame {
                 Ok(frame) => frame.into_data().ok().map(Ok),
-                Err(e) => Some(Err(ClientError::Transport(e.to_string()))),
+                Err(e) => Some(Err(ClientError::Gone(e.to_string()))),
             }
         })
         .boxed()
@@ -340,16 +419,6 @@ fn ndjson_lines(response: Response<Incoming>) -> BoxStream<'static, Result<Vec<u
         }
     })
     .boxed()
-}
-
-impl ClientError {
-    /// The error kind for exit codes; the two local failures have their own.
-    pub fn kind(&self) -> Option<ErrorKind> {
-        match self {
-            ClientError::Api(e) => Some(e.code),
-            ClientError::Unreachable { .. } | ClientError::Transport(_) | ClientError::Protocol(_) => None,
-        }
-    }
 }
 
 #[cfg(test)]

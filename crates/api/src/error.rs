@@ -1,86 +1,21 @@
-//! Error codes of the API. Each kind has exactly one HTTP status and one CLI
-//! exit code; both mappings are exhaustive matches, so a new kind does not
-//! compile until it has both.
+//! The API's error body, `{"code": "...", "message": "..."}`, for every error
+//! of every route — the daemon's own, and malformed requests that never reach
+//! it (bad JSON, a wrong content type, unknown fields, bad query parameters,
+//! unknown paths and methods). The kinds and their HTTP statuses and exit
+//! codes are `berth_core::error`'s one table.
 
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+pub use berth_core::error::ErrorKind;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// The request is malformed: a bad name, option, size or reference.
-    InvalidInput,
-    /// No such app.
-    NotFound,
-    /// The app already exists, or a container of that name belongs to someone else.
-    Conflict,
-    /// Another operation on the app is under way.
-    Busy,
-    /// The source exists but is not a usable image: a missing file, a corrupt
-    /// or foreign archive, an image the registry does not have.
-    BadSource,
-    /// The container engine does not answer.
-    EngineUnavailable,
-    /// The operation ran and failed, e.g. the app exited right after start.
-    OperationFailed,
-    /// Not enough disk space for the operation; refused before anything changed.
-    InsufficientSpace,
-    /// The request was based on a state that is no longer current, e.g. an
-    /// SRA configuration upload whose version file names an older digest.
-    Stale,
-    /// A fault of berth itself (state database, file system).
-    Internal,
-}
-
-impl ErrorKind {
-    pub fn http_status(self) -> u16 {
-        match self {
-            ErrorKind::InvalidInput => 400,
-            ErrorKind::NotFound => 404,
-            ErrorKind::Conflict | ErrorKind::Busy | ErrorKind::Stale => 409,
-            ErrorKind::BadSource => 422,
-            ErrorKind::EngineUnavailable => 503,
-            ErrorKind::OperationFailed => 500,
-            ErrorKind::InsufficientSpace => 507,
-            ErrorKind::Internal => 500,
-        }
-    }
-
-    /// The CLI's exit code (README, "Exit codes"). 7, 8 and 12 are the CLI's
-    /// own: daemon unreachable, confirmation refused, and an SRA response
-    /// holding an `<Error>`.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            ErrorKind::Internal => 1,
-            ErrorKind::InvalidInput => 2,
-            ErrorKind::NotFound => 3,
-            ErrorKind::Conflict | ErrorKind::Busy => 4,
-            ErrorKind::BadSource => 5,
-            ErrorKind::EngineUnavailable => 6,
-            ErrorKind::OperationFailed => 9,
-            ErrorKind::InsufficientSpace => 10,
-            ErrorKind::Stale => 11,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidInput => "invalid_input",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::Conflict => "conflict",
-            ErrorKind::Busy => "busy",
-            ErrorKind::BadSource => "bad_source",
-            ErrorKind::EngineUnavailable => "engine_unavailable",
-            ErrorKind::OperationFailed => "operation_failed",
-            ErrorKind::InsufficientSpace => "insufficient_space",
-            ErrorKind::Stale => "stale",
-            ErrorKind::Internal => "internal",
-        }
-    }
-}
-
-/// The body of every error response: `{"code": "...", "message": "..."}`.
+/// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, thiserror::Error)]
 pub struct ApiError {
     pub code: ErrorKind,
@@ -99,28 +34,88 @@ impl fmt::Display for ApiError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self)).into_response()
+    }
+}
 
-    #[test]
-    fn codes_round_trip() {
-        for kind in [
-            ErrorKind::InvalidInput,
-            ErrorKind::NotFound,
-            ErrorKind::Conflict,
-            ErrorKind::Busy,
-            ErrorKind::BadSource,
-            ErrorKind::EngineUnavailable,
-            ErrorKind::OperationFailed,
-            ErrorKind::InsufficientSpace,
-            ErrorKind::Stale,
-            ErrorKind::Internal,
-        ] {
-            let json = serde_json::to_string(&kind).unwrap();
-            assert_eq!(json, format!("\"{}\"", kind.as_str()));
-            assert_eq!(serde_json::from_str::<ErrorKind>(&json).unwrap(), kind);
-            assert!(kind.exit_code() != 0 && ![7, 8, 12].contains(&kind.exit_code()));
+/// A JSON body whose every refusal is an [`ApiError`] naming what was wrong.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+pub fn json_rejection(rejection: JsonRejection) -> ApiError {
+    let kind = match rejection {
+        JsonRejection::BytesRejection(_) => ErrorKind::TooLarge,
+        _ => ErrorKind::InvalidInput,
+    };
+    let message = match &rejection {
+        JsonRejection::MissingJsonContentType(_) => "the request body must be JSON (Content-Type: application/json)".to_owned(),
+        other => format!("the request body is not accepted: {}", short(&other.body_text())),
+    };
+    ApiError::new(kind, message)
+}
+
+/// Query parameters, refused as [`ApiError`]s.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => Err(query_rejection(rejection)),
+        }
+    }
+}
+
+fn query_rejection(rejection: QueryRejection) -> ApiError {
+    ApiError::new(ErrorKind::InvalidInput, format!("bad query parameters: {}", short(&rejection.body_text())))
+}
+
+/// Path parameters, refused as [`ApiError`]s.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(path_rejection(rejection)),
+        }
+    }
+}
+
+fn path_rejection(rejection: PathRejection) -> ApiError {
+    ApiError::new(ErrorKind::InvalidInput, format!("bad path: {}", short(&rejection.body_text())))
+}
+
+/// Keeps an echoed input short: a message names what was wrong, it does not
+/// repeat a 300-digit number.
+pub fn short(text: &str) -> String {
+    const MAX: usize = 200;
+    if text.chars().count() <= MAX {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(MAX).collect();
+    format!("{cut}…")
 }

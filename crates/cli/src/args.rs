@@ -39,6 +39,8 @@ pub enum Verb {
     Upgrade(Upgrade),
     /// Return an app to the version its last upgrade replaced (image, settings, data).
     Rollback(Confirmed),
+    /// Cancel the install, upgrade or rollback running on an app (it is undone).
+    Cancel(Target),
     /// Storage Replication Adapters (VMware SRM).
     #[command(subcommand)]
     Sra(Sra),
@@ -83,7 +85,8 @@ pub struct DaemonOptions {
 impl DaemonOptions {
     /// The daemon listens on the global `--socket`.
     pub fn into_config(self, socket: PathBuf) -> Result<DaemonConfig, ConfigError> {
-        let settings = Settings::load(&self.config.unwrap_or_else(|| self.root.join("berth.toml")))?;
+        let explicit = self.config.is_some();
+        let settings = Settings::load(&self.config.unwrap_or_else(|| self.root.join("berth.toml")), explicit)?;
         Ok(DaemonConfig {
             data_root: self.data_root.unwrap_or_else(|| self.root.join("tpc")),
             root: self.root,
@@ -174,8 +177,13 @@ pub enum Sra {
     Load { file: PathBuf },
     /// List the SRA images (repository:tag, image id, label value, execution containers, configuration digest).
     List(ReadOptions),
-    /// Remove an SRA image, its execution containers and its configuration.
-    Remove { image: String },
+    /// Remove an SRA image, this daemon's execution containers of it and its configuration.
+    Remove {
+        image: String,
+        /// Kill commands still running in its execution containers (without it, removal is refused while one runs).
+        #[arg(long)]
+        force: bool,
+    },
     /// Run an SRA command: the command XML on stdin; the command's stdout, stderr and exit code are passed on.
     Exec(SraExec),
     /// Run an SRA command by name: berth writes the envelope and prints the response XML (or the SRA's <Error>).

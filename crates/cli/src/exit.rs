@@ -1,20 +1,10 @@
-//! The CLI's exit codes (README, "Exit codes"). API errors map through
-//! `ErrorKind::exit_code`; these are the CLI's own.
+//! The CLI's failures and their exit codes: `berth_core::ExitCode` is the one
+//! table of every code (README, "Exit codes"); API errors map through their
+//! kind, the CLI's own failures here, exhaustively.
 
 use berth_api::client::ClientError;
+use berth_core::{ErrorKind, ExitCode};
 use std::fmt;
-
-pub const USAGE: u8 = 2;
-pub const DAEMON_UNREACHABLE: u8 = 7;
-pub const NOT_CONFIRMED: u8 = 8;
-/// `run-app`: the app's container stopped while it should run (systemd's
-/// `Restart=on-failure` then starts it again). Same as a failed operation.
-pub const APP_STOPPED: u8 = 9;
-/// The daemon's configuration is invalid (sysexits' EX_CONFIG); systemd does
-/// not restart on it.
-pub const CONFIG: u8 = 78;
-/// `sra run`: the SRA's response holds a command-level `<Error>`.
-pub const SRA_REPORTED: u8 = 12;
 
 #[derive(Debug)]
 pub enum Failure {
@@ -27,8 +17,16 @@ pub enum Failure {
     Command(i64),
     /// `sra run`: the SRA answered with an `<Error>` (the readable form).
     SraReported(String),
-    /// A file the CLI was to read.
+    /// Bad usage or a file the CLI was to read.
     Input(String),
+    /// A local archive that cannot be used.
+    BadSource(String),
+    /// A copy the CLI made itself (through the user's ssh agent) failed.
+    Fetch(ErrorKind, String),
+    /// The user cancelled the operation; the daemon undid it.
+    Cancelled(String),
+    /// Some apps of a migration failed.
+    Migration(String),
 }
 
 impl Failure {
@@ -36,28 +34,51 @@ impl Failure {
         Failure::Output(e)
     }
 
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> ExitCode {
         match self {
-            Failure::Client(e) => match (e, e.kind()) {
-                (_, Some(kind)) => u8::try_from(kind.exit_code()).unwrap_or(1),
-                (ClientError::Unreachable { .. }, None) => DAEMON_UNREACHABLE,
-                (_, None) => 1,
+            Failure::Client(e) => match e {
+                ClientError::Api(api) => api.code.exit_code(),
+                ClientError::Unreachable { .. } | ClientError::Gone(_) => ExitCode::DaemonUnreachable,
+                ClientError::NoPermission { .. } => ExitCode::DaemonUnreachable,
+                ClientError::Protocol(_) => ExitCode::Internal,
+                ClientError::Local { .. } => ExitCode::InvalidInput,
             },
-            Failure::NotConfirmed(_) => NOT_CONFIRMED,
-            Failure::AppStopped(_) => APP_STOPPED,
-            Failure::Command(code) => u8::try_from(*code).ok().filter(|c| *c != 0).unwrap_or(1),
-            Failure::SraReported(_) => SRA_REPORTED,
-            Failure::Input(_) => USAGE,
-            // A closed pipe (`berth logs | head`) is not worth a loud failure.
-            Failure::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
-            Failure::Output(_) => 1,
+            Failure::NotConfirmed(_) => ExitCode::NotConfirmed,
+            Failure::AppStopped(_) | Failure::Migration(_) => ExitCode::OperationFailed,
+            // Passed on as is; see `code`.
+            Failure::Command(_) => ExitCode::OperationFailed,
+            Failure::SraReported(_) => ExitCode::SraReported,
+            Failure::Input(_) => ExitCode::InvalidInput,
+            Failure::BadSource(_) => ExitCode::BadSource,
+            Failure::Fetch(kind, _) => kind.exit_code(),
+            Failure::Cancelled(_) => ExitCode::Cancelled,
+            // A closed pipe (`berth list | head`) is not worth a loud failure.
+            Failure::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::Success,
+            Failure::Output(_) => ExitCode::Internal,
         }
+    }
+
+    /// The process's exit status: the table's, except that `sra exec` passes
+    /// the SRA command's own code on.
+    pub fn code(&self) -> u8 {
+        match self {
+            Failure::Command(code) => u8::try_from(*code).ok().filter(|c| *c != 0).unwrap_or(1),
+            other => other.exit_code().code(),
+        }
+    }
+
+    /// Nothing to say (a closed pipe).
+    pub fn is_quiet(&self) -> bool {
+        matches!(self, Failure::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }
 
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
-        Failure::Client(e)
+        match &e {
+            ClientError::Api(api) if api.code == ErrorKind::Cancelled => Failure::Cancelled(api.message.clone()),
+            _ => Failure::Client(e),
+        }
     }
 }
 
@@ -69,8 +90,9 @@ impl fmt::Display for Failure {
             Failure::Output(e) => write!(f, "cannot write output: {e}"),
             Failure::AppStopped(why) => write!(f, "the app stopped: {why}"),
             Failure::Command(code) => write!(f, "the SRA command exited with code {code}"),
-            Failure::SraReported(message) => f.write_str(message),
-            Failure::Input(message) => f.write_str(message),
+            Failure::SraReported(message) | Failure::Input(message) | Failure::BadSource(message) => f.write_str(message),
+            Failure::Fetch(_, message) | Failure::Migration(message) => f.write_str(message),
+            Failure::Cancelled(message) => write!(f, "cancelled: {message}"),
         }
     }
 }

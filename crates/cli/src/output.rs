@@ -2,7 +2,8 @@
 
 use crate::args::Output;
 use crate::exit::Failure;
-use berth_api::{AppView, MigrationStatus, SraImage, Uninstalled};
+use berth_api::{AppView, MigrationOutcome, MigrationStatus, SraImage, Uninstalled};
+use berth_core::status::AppState;
 use std::io::Write;
 
 pub fn raw_json(bytes: &[u8]) -> Result<(), Failure> {
@@ -26,13 +27,13 @@ pub fn apps(apps: &[AppView]) -> Result<(), Failure> {
                 a.source.clone(),
                 a.image.clone(),
                 short_id(&a.image_id),
-                a.state.clone(),
-                a.health.clone(),
+                a.state.to_string(),
+                a.health.to_string(),
                 a.uptime_seconds.map_or_else(|| "-".into(), duration),
                 format!("{:.2}", a.cpus),
                 a.memory.map_or_else(|| "-".into(), size),
                 a.previous_image.clone().unwrap_or_else(|| "-".into()),
-                a.failure.clone().filter(|_| a.state != "running").unwrap_or_default(),
+                a.failure.clone().filter(|_| a.state != AppState::Running).map(|f| printable(&f)).unwrap_or_default(),
             ]
         })
         .collect();
@@ -63,15 +64,15 @@ pub fn app(app: &AppView, output: Output) -> Result<(), Failure> {
         ("image", app.image.clone()),
         ("image id", app.image_id.clone()),
         ("source", app.source.clone()),
-        ("state", app.state.clone()),
-        ("desired", app.desired.clone()),
-        ("health", app.health.clone()),
+        ("state", app.state.to_string()),
+        ("desired", app.desired.as_str().to_owned()),
+        ("health", app.health.to_string()),
         ("uptime", app.uptime_seconds.map_or_else(|| "-".into(), duration)),
         ("restarts", app.restarts.to_string()),
-        ("failure", app.failure.clone().unwrap_or_else(|| "-".into())),
+        ("failure", app.failure.as_deref().map_or_else(|| "-".into(), printable)),
         ("cpus", format!("{:.2}", app.cpus)),
         ("memory", app.memory.map_or_else(|| "-".into(), size)),
-        ("args", if app.args.is_empty() { "-".into() } else { app.args.clone() }),
+        ("args", if app.args.is_empty() { "-".into() } else { printable(&app.args) }),
         ("container", app.container_id.as_deref().map_or_else(|| "-".into(), short_id)),
         ("private dir", app.private_dir.clone()),
         ("previous", app.previous_image.clone().unwrap_or_else(|| "-".into())),
@@ -89,8 +90,7 @@ pub fn uninstalled(done: &Uninstalled, output: Output) -> Result<(), Failure> {
     }
     let data = if done.kept_data { "data kept" } else { "data removed" };
     let image = if done.removed_image { "image removed" } else { "image kept" };
-    println!("uninstalled {} ({data}, {image})", done.name);
-    Ok(())
+    writeln!(std::io::stdout().lock(), "uninstalled {} ({data}, {image})", done.name).map_err(Failure::output)
 }
 
 pub fn sra_images(images: &[SraImage], output: Output) -> Result<(), Failure> {
@@ -101,10 +101,13 @@ pub fn sra_images(images: &[SraImage], output: Output) -> Result<(), Failure> {
     writeln!(out, "{:<40}  {:<71}  {:<16}  {:<10}  CONFIG DIGEST", "IMAGE", "ID", "LABEL", "CONTAINERS")
         .map_err(Failure::output)?;
     for image in images {
-        let name = image.repo_tags.first().cloned().unwrap_or_else(|| "-".into());
+        let names = if image.repo_tags.is_empty() { "-".to_owned() } else { image.repo_tags.join(",") };
         let digest = image.config_digest.as_deref().unwrap_or("-");
-        writeln!(out, "{name:<40}  {:<71}  {:<16}  {:<10}  {digest}", image.id, image.label, image.containers)
-            .map_err(Failure::output)?;
+        let containers = match image.foreign_containers {
+            0 => image.containers.to_string(),
+            foreign => format!("{} (+{foreign} not berth's)", image.containers),
+        };
+        writeln!(out, "{names:<40}  {:<71}  {:<16}  {containers:<10}  {digest}", image.id, image.label).map_err(Failure::output)?;
     }
     Ok(())
 }
@@ -115,12 +118,40 @@ pub fn migration(status: &MigrationStatus, output: Output) -> Result<(), Failure
     }
     let mut out = std::io::stdout().lock();
     let when = status.exported_at.map_or_else(|| "-".to_owned(), |t| t.to_string());
-    writeln!(out, "migration: {} (exported at {when}, in {})", status.state, status.directory)
-        .map_err(Failure::output)?;
+    let state = serde_json::to_value(status.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    writeln!(out, "migration: {state} (exported at {when}, in {})", status.directory).map_err(Failure::output)?;
     for app in &status.apps {
-        writeln!(out, "  {:<24} {}", app.name, app.result).map_err(Failure::output)?;
+        let outcome = match app.outcome {
+            MigrationOutcome::Exported => "exported".to_owned(),
+            MigrationOutcome::Imported => "imported".to_owned(),
+            MigrationOutcome::AlreadyPresent => "already present".to_owned(),
+            MigrationOutcome::Failed => format!("failed: {}", app.reason.as_deref().map(printable).unwrap_or_default()),
+        };
+        writeln!(out, "  {:<24} {outcome}", app.name).map_err(Failure::output)?;
     }
     Ok(())
+}
+
+/// Text that came from an app or a user, made safe to print on a
+/// terminal: control characters (escape sequences, raw newlines) are shown
+/// escaped, not interpreted.
+pub fn printable(text: &str) -> String {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() && !std::io::stderr().is_terminal() {
+        return text.to_owned();
+    }
+    escape_controls(text)
+}
+
+pub fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\\n".to_owned(),
+            '\t' => "\t".to_owned(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 fn short_id(id: &str) -> String {

@@ -13,6 +13,7 @@ use strum::{EnumIter, IntoStaticStr};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr, EnumIter)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum ErrorKind {
     /// The request is malformed: a bad name, option, size, reference or body.
     InvalidInput,

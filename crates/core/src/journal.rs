@@ -48,6 +48,7 @@ pub enum OperationKind {
     Uninstall,
     MigrationExport,
     MigrationImport,
+    SraLoad,
     SraRemove,
 }
 
@@ -140,6 +141,8 @@ pub enum Subject {
     Migration,
     /// An SRA image, by its full id.
     SraImage(String),
+    /// An SRA image archive being loaded (its image id is not known yet).
+    SraLoad(String),
 }
 
 impl Subject {
@@ -149,6 +152,7 @@ impl Subject {
             Subject::App(name) => format!("app:{name}"),
             Subject::Migration => "migration".into(),
             Subject::SraImage(id) => format!("sra:{id}"),
+            Subject::SraLoad(token) => format!("sra-load:{token}"),
         }
     }
 
@@ -158,6 +162,9 @@ impl Subject {
         }
         if let Some(name) = key.strip_prefix("app:") {
             return AppName::parse(name).ok().map(Subject::App);
+        }
+        if let Some(token) = key.strip_prefix("sra-load:") {
+            return Some(Subject::SraLoad(token.to_owned()));
         }
         key.strip_prefix("sra:").map(|id| Subject::SraImage(id.to_owned()))
     }
@@ -285,6 +292,7 @@ pub fn steps(kind: OperationKind) -> &'static [&'static str] {
         OperationKind::Uninstall => &[ACCEPTED],
         OperationKind::MigrationExport => &[ACCEPTED, "exporting", "manifest_written"],
         OperationKind::MigrationImport => &[ACCEPTED, "image_loaded", "data_restored"],
+        OperationKind::SraLoad => &[ACCEPTED, "loading", "checking"],
         OperationKind::SraRemove => &[ACCEPTED],
     }
 }
@@ -330,6 +338,7 @@ mod tests {
             OperationKind::Uninstall,
             OperationKind::MigrationExport,
             OperationKind::MigrationImport,
+            OperationKind::SraLoad,
             OperationKind::SraRemove,
         ] {
             assert_eq!(OperationKind::parse(kind.as_str()), Some(kind));

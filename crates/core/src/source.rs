@@ -21,6 +21,7 @@ pub enum Source {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum SshProtocol {
     Scp,
     Sftp,
@@ -113,10 +114,22 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Archive { path } => write!(f, "{}", path.display()),
-            Source::Url { url } => f.write_str(url),
+            Source::Url { url } => f.write_str(&redact_url(url)),
             Source::Ssh { protocol, server, username, path } => write!(f, "{protocol}://{username}@{server}{path}"),
             Source::Registry { reference } => write!(f, "{reference}"),
         }
+    }
+}
+
+/// The URL with any `user:password@` taken out, for showing and logging:
+/// credentials in a source URL are used, never printed.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+        None => url.to_owned(),
     }
 }
 
@@ -284,6 +297,15 @@ mod tests {
         for bad in ["http://", "https:///a.tar", "http://:80/a", "http://a b/c"] {
             assert!(matches!(Source::parse(bad), Err(SourceError::BadUrl { .. })), "{bad}");
         }
+    }
+
+    #[test]
+    fn credentials_in_urls_are_never_shown() {
+        assert_eq!(redact_url("https://u:p@host/a.tar"), "https://***@host/a.tar");
+        assert_eq!(redact_url("http://host/a@b.tar"), "http://host/a@b.tar");
+        assert_eq!(redact_url("https://u:p@w@host:8443/x?y=@"), "https://***@host:8443/x?y=@");
+        let source = Source::parse("https://user:secret@files.example/a.tar").unwrap();
+        assert!(!source.to_string().contains("secret"));
     }
 
     #[test]

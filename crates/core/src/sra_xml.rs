@@ -46,6 +46,10 @@ impl Element {
 /// Parses a whole document: optional declaration, comments and processing
 /// instructions, exactly one root element, nothing else.
 pub fn parse(xml: &str) -> Result<Element, XmlError> {
+    // XML 1.0 allows tab, newline and carriage return, nothing else below U+0020.
+    if let Some((offset, c)) = xml.char_indices().find(|(_, c)| !is_xml_char(*c)) {
+        return Err(error_at(xml, offset, format!("the character U+{:04X} is not allowed in XML", u32::from(c))));
+    }
     let mut reader = Reader::from_str(xml);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
@@ -82,6 +86,9 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
             },
             Event::GeneralRef(reference) => {
                 let resolved = match reference.resolve_char_ref().map_err(|e| fail(e.to_string()))? {
+                    Some(c) if !is_xml_char(c) => {
+                        return Err(fail(format!("the character reference to U+{:04X} is not allowed in XML", u32::from(c))))
+                    }
                     Some(c) => c.to_string(),
                     None => predefined_entity(&reference.xml10_content())
                         .ok_or_else(|| fail(format!("unknown entity &{};", reference.xml10_content())))?
@@ -102,6 +109,11 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
             }
         }
     }
+}
+
+/// The characters XML 1.0 allows (its production `Char`).
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 fn close(stack: &mut [Element], root: &mut Option<Element>, done: Element) {
@@ -205,6 +217,76 @@ pub fn response_error(xml: &str) -> Result<Option<ResponseError>, XmlError> {
             .or_else(|| Some(error.text.trim().to_owned()).filter(|t| !t.is_empty())),
         fix_hint: error.child_text("FixHint"),
     }))
+}
+
+impl ResponseError {
+    /// Fills in a missing description and fix hint from the SRA's own error
+    /// definitions (`queryErrorDefinitions`) and strings (`queryStrings`).
+    pub fn explain(&mut self, definitions: &ErrorDefinitions) {
+        let Some(definition) = definitions.errors.get(&self.code) else { return };
+        let text = |text: &Option<String>, id: &Option<String>| {
+            text.clone().or_else(|| id.as_ref().and_then(|id| definitions.strings.get(id).cloned()))
+        };
+        if self.description.is_none() {
+            self.description = text(&definition.description, &definition.description_id);
+        }
+        if self.fix_hint.is_none() {
+            self.fix_hint = text(&definition.fix_hint, &definition.fix_hint_id);
+        }
+    }
+}
+
+/// What an SRA says its error codes mean.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorDefinitions {
+    pub errors: std::collections::BTreeMap<String, ErrorDefinition>,
+    /// `queryStrings`: string id → text, for definitions that only name a `stringId`.
+    pub strings: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorDefinition {
+    pub description: Option<String>,
+    pub description_id: Option<String>,
+    pub fix_hint: Option<String>,
+    pub fix_hint_id: Option<String>,
+}
+
+/// The `<ErrorDefinitions>` of a `queryErrorDefinitions` response
+/// (INTERFACES.md 2.5).
+pub fn error_definitions(xml: &str) -> Result<std::collections::BTreeMap<String, ErrorDefinition>, XmlError> {
+    let root = parse_rooted(xml, "Response")?;
+    let Some(list) = root.child("ErrorDefinitions") else { return Ok(Default::default()) };
+    Ok(list
+        .children
+        .iter()
+        .filter(|d| d.name == "ErrorDefinition")
+        .filter_map(|d| {
+            let code = d.attribute("code")?.to_owned();
+            let part = |name: &str| {
+                let element = d.child(name);
+                (
+                    element.map(|e| e.text.trim().to_owned()).filter(|t| !t.is_empty()),
+                    element.and_then(|e| e.attribute("stringId")).map(str::to_owned),
+                )
+            };
+            let (description, description_id) = part("Description");
+            let (fix_hint, fix_hint_id) = part("FixHint");
+            Some((code, ErrorDefinition { description, description_id, fix_hint, fix_hint_id }))
+        })
+        .collect())
+}
+
+/// The `<Strings>` of a `queryStrings` response: id → text.
+pub fn strings(xml: &str) -> Result<std::collections::BTreeMap<String, String>, XmlError> {
+    let root = parse_rooted(xml, "Response")?;
+    let Some(list) = root.child("Strings") else { return Ok(Default::default()) };
+    Ok(list
+        .children
+        .iter()
+        .filter(|s| s.name == "String")
+        .filter_map(|s| Some((s.attribute("id")?.to_owned(), s.text.trim().to_owned())))
+        .collect())
 }
 
 /// The envelope `berth sra run` writes (INTERFACES.md 2.3). The paths are
@@ -331,6 +413,34 @@ mod tests {
         // An error of one device is not a command-level error.
         let partial = r#"<Response><Devices><Device id="a"><Error code="9"/></Device></Devices></Response>"#;
         assert_eq!(response_error(partial).unwrap(), None);
+    }
+
+    #[test]
+    fn characters_xml_forbids_are_refused() {
+        for bad in ["<Command>\u{0}</Command>", "<Command>a\u{1}</Command>", "<Command>&#1;</Command>", "<Command>&#0;</Command>"] {
+            let error = parse_command(bad).unwrap_err().to_string();
+            assert!(error.contains("not allowed in XML") || error.contains("not permitted in XML"), "{bad:?}: {error}");
+        }
+        assert!(parse_command("<Command>\ttab\r\n</Command>").is_ok());
+    }
+
+    #[test]
+    fn a_bare_error_code_is_explained_by_the_sras_own_definitions() {
+        let definitions = r#"<Response xmlns="x"><ErrorDefinitions>
+            <ErrorDefinition code="42"><Description stringId="Description42"/><FixHint>Check the cable</FixHint></ErrorDefinition>
+            <ErrorDefinition code="7"><Description>Plain text</Description></ErrorDefinition>
+        </ErrorDefinitions></Response>"#;
+        let strings = r#"<Response><Strings locale="en"><String id="Description42">Array unreachable</String></Strings></Response>"#;
+        let known = ErrorDefinitions { errors: error_definitions(definitions).unwrap(), strings: self::strings(strings).unwrap() };
+        let mut bare = response_error(r#"<Response><Error code="42"/></Response>"#).unwrap().unwrap();
+        bare.explain(&known);
+        assert_eq!(bare.to_string(), "the SRA reported error 42: Array unreachable (fix: Check the cable)");
+        let mut seven = response_error(r#"<Response><Error code="7"/></Response>"#).unwrap().unwrap();
+        seven.explain(&known);
+        assert_eq!(seven.description.as_deref(), Some("Plain text"));
+        let mut unknown = response_error(r#"<Response><Error code="9"/></Response>"#).unwrap().unwrap();
+        unknown.explain(&known);
+        assert_eq!(unknown.to_string(), "the SRA reported error 9");
     }
 
     #[test]

@@ -37,6 +37,43 @@ pub struct Settings {
     pub supervisor: SupervisorMode,
     pub restart: RestartSettings,
     pub sra: SraSettings,
+    pub engine: EngineSettings,
+    pub fetch: FetchSettings,
+}
+
+/// `[engine]`: how long berth waits for the container engine.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSettings {
+    /// A control call (inspect, create, start, remove, …) the engine has not
+    /// answered after this long fails as `engine unavailable`; streams (loads,
+    /// pulls, logs) are not limited by it.
+    pub control_timeout_secs: u64,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self { control_timeout_secs: 60 }
+    }
+}
+
+/// `[fetch]`: limits of image downloads and copies (http, https, scp, sftp)
+/// and of archives streamed in.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchSettings {
+    /// A source that sends nothing for this long has failed (it is retried, then the install fails).
+    pub idle_timeout_secs: u64,
+    /// The whole fetch, retries included, may take at most this long.
+    pub overall_timeout_secs: u64,
+    /// Largest archive accepted, in bytes (compressed, as sent).
+    pub max_archive_bytes: u64,
+}
+
+impl Default for FetchSettings {
+    fn default() -> Self {
+        Self { idle_timeout_secs: 30, overall_timeout_secs: 3600, max_archive_bytes: 64 << 30 }
+    }
 }
 
 /// `[sra]`: storage replication adapters.
@@ -98,6 +135,8 @@ impl Default for Settings {
             supervisor: SupervisorMode::Auto,
             restart: RestartSettings::default(),
             sra: SraSettings::default(),
+            engine: EngineSettings::default(),
+            fetch: FetchSettings::default(),
         }
     }
 }
@@ -124,11 +163,13 @@ pub enum ConfigError {
 }
 
 impl Settings {
-    /// Reads `path`; a missing file means the defaults.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    /// Reads `path`. A missing file means the defaults when it is the
+    /// default location, and is an error when it was named (`--config`): a
+    /// typo in the path must not silently mean "all defaults".
+    pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(Self::default()),
             Err(source) => return Err(ConfigError::Read { path: path.to_owned(), source }),
         };
         let settings: Settings =
@@ -153,6 +194,13 @@ impl Settings {
         if self.sra.idle_stop_secs == 0 || self.sra.config_max_bytes == 0 || self.sra.config_max_entries == 0 {
             return Err("sra.idle_stop_secs, sra.config_max_bytes and sra.config_max_entries must be positive".into());
         }
+        if self.engine.control_timeout_secs == 0 {
+            return Err("engine.control_timeout_secs must be positive".into());
+        }
+        let f = &self.fetch;
+        if f.idle_timeout_secs == 0 || f.overall_timeout_secs == 0 || f.max_archive_bytes == 0 {
+            return Err("fetch.idle_timeout_secs, fetch.overall_timeout_secs and fetch.max_archive_bytes must be positive".into());
+        }
         Ok(())
     }
 
@@ -176,13 +224,14 @@ mod tests {
     fn missing_file_gives_defaults_and_typos_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("berth.toml");
-        assert_eq!(Settings::load(&path).unwrap(), Settings::default());
+        assert_eq!(Settings::load(&path, false).unwrap(), Settings::default());
+        assert!(matches!(Settings::load(&path, true), Err(ConfigError::Read { .. })), "a named file must exist");
         std::fs::write(&path, "cpu_share = 0.5\n[restart]\nmax_crashes = 3\n").unwrap();
-        let s = Settings::load(&path).unwrap();
+        let s = Settings::load(&path, false).unwrap();
         assert_eq!((s.cpu_share, s.restart.max_crashes), (0.5, 3));
         std::fs::write(&path, "cpu_shares = 0.5\n").unwrap();
-        assert!(matches!(Settings::load(&path), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(Settings::load(&path, false), Err(ConfigError::Invalid { .. })));
         std::fs::write(&path, "cpu_share = 2.0\n").unwrap();
-        assert!(matches!(Settings::load(&path), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(Settings::load(&path, false), Err(ConfigError::Invalid { .. })));
     }
 }

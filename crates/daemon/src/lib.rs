@@ -1,40 +1,27 @@
 //! The berth daemon: the one source of truth for what is installed.
 //!
-//! Data flow of an operation: API handler → [`manager`] validates → the
-//! journal records the plan (`berth-store`) → steps run against the engine
-//! (`install`, `uninstall`) → the journal marks it done → the app's task
-//! (`actor`) supervises it from then on. At start-up `recovery` finishes or
-//! undoes what a crash interrupted, and `events` keeps every app's task
-//! informed of what the engine does.
+//! Layout (arrows point down only):
+//! - capabilities: [`apps`] (install, upgrade, rollback, uninstall,
+//!   supervision, units, migration), [`sra`] (storage replication adapters),
+//!   [`intake`] (getting images in: archives, downloads, ssh, registries and
+//!   their logins; the one rule for releasing an image);
+//! - shared services: [`journal`] (the one journal every operation runs on),
+//!   [`engine_watch`] (the engine's events and reconnection), [`fs`] (file
+//!   work off the async workers), [`services`] (settings, engine, store);
+//! - the composition: [`daemon`] assembles them, [`effects`] carries out the
+//!   journal's effects, [`server`] serves the API.
 
-mod actor;
-mod archive;
+pub mod apps;
 pub mod config;
-mod crash;
-mod disk;
-mod download;
-mod error;
-mod events;
-pub mod files;
-mod hooks;
-mod install;
-mod intake;
-mod manager;
-mod migrate;
-mod recovery;
-mod registries;
-mod registry;
-mod server;
-mod snapshot;
-mod sra;
-mod ssh;
-mod uninstall;
-mod units;
-mod upgrade;
+pub mod daemon;
+pub mod effects;
+pub mod engine_watch;
+pub mod fs;
+pub mod intake;
+pub mod journal;
+pub mod server;
+pub mod services;
+pub mod sra;
 
 pub use config::{ConfigError, DaemonConfig, Settings};
-pub use error::OpError;
 pub use server::{run, DaemonError};
-
-#[cfg(test)]
-mod tests;

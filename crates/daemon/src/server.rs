@@ -1,19 +1,22 @@
-//! Start-up and the API's unix socket.
+//! Start-up, the API's unix socket, and shutdown.
 
 use crate::config::{ConfigError, DaemonConfig};
-use crate::events;
-use crate::manager::DaemonManager;
-use crate::registry::Inner;
-use berth_engine::DockerEngine;
+use crate::daemon::Daemon;
+use crate::journal::crash::CrashPoints;
+use crate::journal::Journal;
+use crate::services::{EngineState, Services};
+use berth_core::engine::Ownership;
+use berth_engine::{DockerEngine, EngineTimeouts};
 use berth_store::{Store, StoreError};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
-use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How long running operations get to undo themselves at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -34,16 +37,19 @@ pub enum DaemonError {
 }
 
 impl DaemonError {
-    /// Configuration problems are not worth a restart by systemd (see
-    /// packaging/berth.service, RestartPreventExitStatus).
-    pub fn is_configuration(&self) -> bool {
-        matches!(
-            self,
-            DaemonError::Config(_)
-                | DaemonError::AlreadyRunning { .. }
-                | DaemonError::SocketInUse { .. }
-                | DaemonError::Units(_)
-        )
+    /// The exit status of `berth daemon` for this failure (configuration
+    /// problems are not worth a restart by systemd: packaging/berth.service,
+    /// RestartPreventExitStatus).
+    pub fn exit_code(&self) -> berth_core::ExitCode {
+        use berth_core::ExitCode;
+        match self {
+            DaemonError::Config(_) | DaemonError::AlreadyRunning { .. } | DaemonError::SocketInUse { .. } | DaemonError::Units(_) => {
+                ExitCode::Config
+            }
+            DaemonError::Store(e) if e.kind() == berth_core::ErrorKind::CorruptState => ExitCode::CorruptState,
+            DaemonError::Store(_) | DaemonError::Io { .. } => ExitCode::Internal,
+            DaemonError::Engine(_) => ExitCode::EngineUnavailable,
+        }
     }
 }
 
@@ -53,40 +59,66 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
-    std::fs::create_dir_all(&config.root).map_err(io(&config.root))?;
+    prepare_root(&config.root)?;
     let _lock = lock_root(&config.root)?;
     std::fs::create_dir_all(&config.data_root).map_err(io(&config.data_root))?;
     let store = Store::open(&config.root.join("berth.db"))?;
-    let engine = DockerEngine::connect(config.docker_host.as_deref()).await?;
+    let timeouts = EngineTimeouts { control: Duration::from_secs(config.settings.engine.control_timeout_secs) };
+    let engine = DockerEngine::connect(config.docker_host.as_deref(), timeouts).await?;
     let instance = instance_id(&config.root);
     tracing::info!(root = %config.root.display(), %instance, engine = %config.docker_host.as_deref().unwrap_or("default"), "berth daemon starting");
-
-    crate::units::install_targets(&config.unit_dir).map_err(|e| DaemonError::Units(e.to_string()))?;
+    crate::apps::units::install_targets(&config.unit_dir).map_err(|e| DaemonError::Units(e.to_string()))?;
     let listener = bind(&config.socket).await?;
     let systemd = config.settings.supervisor.is_systemd();
-    let inner = Arc::new(Inner {
+    let journal = Journal::new(store.clone(), CrashPoints::from_env());
+    let services = Arc::new(Services {
         config,
-        instance,
+        ownership: Ownership::new(instance),
         engine: Arc::new(engine),
         store,
-        apps: RwLock::new(BTreeMap::new()),
-        online_cpus: Mutex::new(std::thread::available_parallelism().map_or(1, |n| n.get() as u32)),
-        engine_version: Mutex::new(None),
-        sra: Default::default(),
-        recovered: AtomicBool::new(false),
+        journal,
+        engine_state: EngineState::new(std::thread::available_parallelism().map_or(1, |n| n.get() as u32)),
+        jitter: Arc::new(rand::random::<f64>),
         systemd,
+        shutdown: CancellationToken::new(),
     });
-    if let Err(e) = crate::recovery::show_stored_apps(&inner).await {
+    let daemon = Daemon::assemble(services.clone());
+    if let Err(e) = daemon.apps.show_stored().await {
         tracing::warn!(error = %e, "cannot list the stored apps");
     }
-    tokio::spawn(events::follow_engine(inner.clone()));
-    tokio::spawn(crate::sra::idle::stop_idle_containers(inner.clone()));
-    let router = berth_api::router(Arc::new(DaemonManager { inner: inner.clone() }));
-    let socket = inner.config.socket.clone();
+    tokio::spawn(crate::engine_watch::follow_engine(daemon.clone()));
+    tokio::spawn(crate::sra::idle::stop_idle_containers(daemon.sra.clone()));
+    let router = berth_api::router(daemon.managers());
+    let socket = services.config.socket.clone();
     notify_ready();
-    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await;
+    let shutdown = services.shutdown.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            // Running operations undo themselves; their requests then end.
+            shutdown.cancel();
+        }
+    });
+    let served = tokio::select! {
+        served = server => served,
+        // Requests that do not end in time (a client that stopped reading)
+        // do not hold the daemon: the journal finishes their work at the next start.
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
+    };
     let _ = std::fs::remove_file(&socket);
     served.map_err(io(&socket))
+}
+
+/// The state root: created private (it holds the database with environment
+/// values and the registry logins), made private if it is not.
+fn prepare_root(root: &Path) -> Result<(), DaemonError> {
+    std::fs::create_dir_all(root).map_err(io(root))?;
+    let mode = std::fs::metadata(root).map_err(io(root))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode & 0o700)).map_err(io(root))?;
+    }
+    Ok(())
 }
 
 /// Tells systemd (`Type=notify`) that the API is served. Without
@@ -118,19 +150,19 @@ fn notify_ready() {
 fn instance_id(root: &Path) -> String {
     let canonical = root.canonicalize().unwrap_or_else(|_| root.to_owned());
     let digest = Sha256::digest(canonical.to_string_lossy().as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..6])
 }
 
-/// One daemon per root: an exclusive lock held for the daemon's life.
-fn lock_root(root: &Path) -> Result<File, DaemonError> {
-    let path = root.join("berth.lock");
-    let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
-    // SAFETY: flock on a file descriptor we own; no memory is shared.
-    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-    if !locked {
-        return Err(DaemonError::AlreadyRunning { root: root.to_owned() });
+/// One daemon per root: an exclusive lock on the root directory itself,
+/// held for the daemon's life. Unlike a lock file, it cannot be deleted
+/// away from under the running daemon.
+fn lock_root(root: &Path) -> Result<std::fs::File, DaemonError> {
+    let directory = std::fs::File::open(root).map_err(io(root))?;
+    match rustix::fs::flock(&directory, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(directory),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(DaemonError::AlreadyRunning { root: root.to_owned() }),
+        Err(e) => Err(DaemonError::Io { path: root.to_owned(), source: e.into() }),
     }
-    Ok(file)
 }
 
 async fn bind(socket: &Path) -> Result<tokio::net::UnixListener, DaemonError> {
@@ -158,5 +190,5 @@ async fn shutdown_signal() {
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: running operations are cancelled and undone");
 }

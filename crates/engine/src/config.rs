@@ -1,20 +1,23 @@
-//! berth's [`ContainerSpec`] as Docker's container configuration.
+//! berth's [`ContainerConfig`] as Docker's container configuration.
 
+use berth_core::engine::ContainerConfig;
 use berth_core::run_args::{MountSpec, PortSpec};
-use berth_core::spec::{ContainerSpec, PRIVATE_MOUNT};
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, HostConfig, PortBinding, PortMap, RestartPolicy, RestartPolicyNameEnum,
 };
 use std::collections::HashMap;
 
-pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
-    let o = &spec.options;
+pub fn create_body(config: &ContainerConfig) -> ContainerCreateBody {
+    let o = &config.options;
     let none_if_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-    let (binds, anonymous_volumes) = binds(&spec.private_dir, &o.mounts);
+    let (binds, anonymous_volumes) = binds(config.mounts.iter().chain(&o.mounts));
+    // The effective limits, else the options' own `--cpus`/`--memory` (as `docker run` takes them).
+    let nano_cpus = config.nano_cpus.or_else(|| o.cpus.map(|cpus| (cpus * 1e9).round() as i64));
+    let memory = config.memory.or(o.memory);
     let host_config = HostConfig {
-        nano_cpus: Some(spec.nano_cpus),
-        memory: spec.memory.map(|m| m as i64),
-        binds: Some(binds),
+        nano_cpus,
+        memory: memory.map(|m| m as i64),
+        binds: (!binds.is_empty()).then_some(binds),
         port_bindings: (!o.ports.is_empty()).then(|| port_bindings(&o.ports)),
         network_mode: o.network.clone(),
         privileged: Some(o.privileged),
@@ -50,26 +53,31 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         ..Default::default()
     };
     ContainerCreateBody {
-        image: Some(spec.image_id.clone()),
+        image: Some(config.image.clone()),
         hostname: o.hostname.clone(),
         user: o.user.clone(),
         working_dir: o.workdir.clone(),
         entrypoint: o.entrypoint.clone(),
         env: none_if_empty(&o.env),
-        labels: Some(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        labels: Some(config.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
         exposed_ports: (!o.ports.is_empty()).then(|| o.ports.iter().map(port_key).collect()),
         volumes: (!anonymous_volumes.is_empty()).then_some(anonymous_volumes),
         stop_signal: o.stop_signal.clone(),
         stop_timeout: o.stop_timeout,
+        // `docker run -i` (no tty): stdin stays open for the entry point to read.
+        open_stdin: config.open_stdin.then_some(true),
+        attach_stdin: config.open_stdin.then_some(false),
+        stdin_once: config.open_stdin.then_some(false),
+        tty: config.open_stdin.then_some(false),
         host_config: Some(host_config),
         ..Default::default()
     }
 }
 
-/// The private directory first, then the user's volumes; anonymous volumes are
-/// declared separately, as `docker run -v /path` does.
-fn binds(private_dir: &str, mounts: &[MountSpec]) -> (Vec<String>, Vec<String>) {
-    let mut binds = vec![format!("{private_dir}:{PRIVATE_MOUNT}")];
+/// Bind mounts and named volumes as `source:target[:ro]`, in order; anonymous
+/// volumes are declared separately, as `docker run -v /path` does.
+fn binds<'a>(mounts: impl Iterator<Item = &'a MountSpec>) -> (Vec<String>, Vec<String>) {
+    let mut binds = Vec::new();
     let mut anonymous = Vec::new();
     for mount in mounts {
         match &mount.source {
@@ -100,6 +108,7 @@ fn port_bindings(ports: &[PortSpec]) -> PortMap {
 mod tests {
     use super::*;
     use berth_core::run_args::parse_run_args;
+    use berth_core::spec::ContainerSpec;
 
     fn spec(args: &str) -> ContainerSpec {
         ContainerSpec {
@@ -116,31 +125,60 @@ mod tests {
     #[test]
     fn maps_every_option() {
         let body = create_body(&spec(
-            "-e A=1 -v /srv:/srv:ro -v /cache -p 127.0.0.1:8080:80 -p 53:53/udp --network host -h box -u 1:2 -w /w \
-             --entrypoint /bin/sh --privileged --cap-add net_admin --cap-drop ALL --device /dev/null:/dev/x:r -l k=v \
-             --read-only --tmpfs /run:size=1m --add-host db:10.0.0.1 --dns 1.1.1.1 --shm-size 1m --init \
-             --stop-signal SIGINT --stop-timeout 3",
-        ));
+            "-e A=1 -v /srv:/srv:ro -v cache:/var/cache -v /cache -p 127.0.0.1:8080:80 -p 53:53/udp --network host \
+             -h box -u 1:2 -w /w --entrypoint /bin/sh --privileged --cap-add net_admin --cap-drop ALL \
+             --device /dev/null:/dev/x:r -l k=v --read-only --tmpfs /run:size=1m --add-host db:10.0.0.1 \
+             --dns 1.1.1.1 --shm-size 1m --init --stop-signal SIGINT --stop-timeout 3",
+        )
+        .config());
         let host = body.host_config.clone().unwrap();
-        assert_eq!(host.binds.unwrap(), ["/data/web:/tpc", "/srv:/srv:ro"]);
+        assert_eq!(host.binds.unwrap(), ["/data/web:/tpc", "/srv:/srv:ro", "cache:/var/cache"]);
         assert_eq!(body.volumes.unwrap(), ["/cache"]);
         assert_eq!(host.nano_cpus, Some(400_000_000));
         assert_eq!(host.memory, Some(64 << 20));
         let ports = host.port_bindings.unwrap();
         assert_eq!(ports["80/tcp"].as_ref().unwrap()[0].host_port.as_deref(), Some("8080"));
+        assert_eq!(ports["80/tcp"].as_ref().unwrap()[0].host_ip.as_deref(), Some("127.0.0.1"));
         assert!(ports.contains_key("53/udp"));
         assert_eq!(host.network_mode.as_deref(), Some("host"));
         assert_eq!(host.privileged, Some(true));
         assert_eq!(host.cap_add.unwrap(), ["NET_ADMIN"]);
+        assert_eq!(host.cap_drop.unwrap(), ["ALL"]);
         assert_eq!(host.devices.unwrap()[0].path_in_container.as_deref(), Some("/dev/x"));
+        assert_eq!(host.readonly_rootfs, Some(true));
         assert_eq!(host.tmpfs.unwrap()["/run"], "size=1m");
         assert_eq!(host.extra_hosts.unwrap(), ["db:10.0.0.1"]);
+        assert_eq!(host.dns.unwrap(), ["1.1.1.1"]);
+        assert_eq!(host.shm_size, Some(1 << 20));
         assert_eq!(host.init, Some(true));
         assert_eq!(host.restart_policy.unwrap().name, Some(RestartPolicyNameEnum::NO));
         assert_eq!(body.env.unwrap(), ["A=1"]);
+        assert_eq!(body.hostname.as_deref(), Some("box"));
         assert_eq!(body.user.as_deref(), Some("1:2"));
+        assert_eq!(body.working_dir.as_deref(), Some("/w"));
         assert_eq!(body.entrypoint.unwrap(), ["/bin/sh"]);
+        assert_eq!(body.stop_signal.as_deref(), Some("SIGINT"));
         assert_eq!(body.stop_timeout, Some(3));
-        assert_eq!(body.labels.unwrap()["berth.app"], "web");
+        assert_eq!(body.labels.as_ref().unwrap()["berth.app"], "web");
+        assert_eq!(body.image.as_deref(), Some("sha256:1"));
+        assert_eq!(body.open_stdin, None);
+    }
+
+    #[test]
+    fn an_execution_container_keeps_stdin_open_without_a_tty() {
+        let config = ContainerConfig {
+            image: "sra:1".into(),
+            options: parse_run_args("--cpus 0.5 -m 32m").unwrap(),
+            mounts: vec![MountSpec { source: Some("/host/tmp".into()), target: "/tmp".into(), read_only: true }],
+            open_stdin: true,
+            ..Default::default()
+        };
+        let body = create_body(&config);
+        assert_eq!((body.open_stdin, body.attach_stdin, body.stdin_once, body.tty), (Some(true), Some(false), Some(false), Some(false)));
+        let host = body.host_config.unwrap();
+        assert_eq!(host.binds.unwrap(), ["/host/tmp:/tmp:ro"]);
+        assert_eq!(host.nano_cpus, Some(500_000_000));
+        assert_eq!(host.memory, Some(32 << 20));
+        assert_eq!(host.restart_policy.unwrap().name, Some(RestartPolicyNameEnum::NO));
     }
 }

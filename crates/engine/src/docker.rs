@@ -1,85 +1,180 @@
 //! [`Engine`] over the Docker Engine API.
 
 use crate::config::create_body;
-use crate::convert::{container_event, observation_from_inspect, observation_from_summary};
-use crate::errors::translate;
+use crate::convert::{
+    container_event, image_from_inspect, image_from_summary, label_filters, observation_from_inspect,
+    observation_from_summary, path_stat,
+};
+use crate::errors::{timeout, translate};
 use async_trait::async_trait;
 use berth_core::engine::{
-    ByteStream, ContainerEvent, ContainerObservation, Engine, EngineError, EngineInfo, ExecOutcome, ExecRequest,
-    ExecResult, ImageInfo, PlainContainer, Progress, ProgressSink, RegistryCredentials, StopSignal,
+    ByteStream, ContainerConfig, ContainerEvent, ContainerObservation, Engine, EngineError, EngineInfo, ExecRequest,
+    ExecResult, Filter, ImageInfo, PathStat, Progress, ProgressSink, RegistryCredentials, StopSignal,
 };
-use berth_core::spec::{ContainerSpec, LABEL_APP, LABEL_INSTANCE};
-use bollard::exec::CreateExecOptions;
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, DownloadFromContainerOptions, EventsOptions, ImportImageOptions,
-    InspectContainerOptions, ListContainersOptions, ListImagesOptions, LogsOptions, RemoveContainerOptions,
-    RemoveImageOptions, RenameContainerOptions, StartContainerOptions, StopContainerOptions,
+    ContainerArchiveInfoOptions, CreateContainerOptions, CreateImageOptions, DownloadFromContainerOptions,
+    EventsOptions, ImportImageOptions, InspectContainerOptions, ListContainersOptions, ListImagesOptions, LogsOptions,
+    RemoveContainerOptions, RemoveImageOptions, RenameContainerOptions, StartContainerOptions, StopContainerOptions,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
-use std::collections::{HashMap, HashSet};
-use std::sync::RwLock;
+use futures::FutureExt;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-/// Requests that stream (loads, pulls, logs, events) may take long; the
-/// engine's own progress is what tells berth it is alive.
-const REQUEST_TIMEOUT_SECS: u64 = 3600;
+/// The client's own timeout, which is all that bounds the calls that stream
+/// (loads, pulls, saves, logs, events, exec output, archives): the engine's
+/// progress is what tells berth it is alive.
+pub const STREAM_TIMEOUT_SECS: u64 = 3600;
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
+/// How long berth waits for the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineTimeouts {
+    /// Calls that only change or read state (inspect, create, start, remove,
+    /// rename, list, info, stat, exec create/start/inspect, image inspect and
+    /// remove): past this an engine counts as hung ([`EngineError::Timeout`]).
+    /// `stop` gets its grace period on top.
+    pub control: Duration,
+}
+
+impl Default for EngineTimeouts {
+    fn default() -> Self {
+        Self { control: Duration::from_secs(60) }
+    }
+}
+
 pub struct DockerEngine {
-    endpoint: String,
+    pub(crate) connection: Arc<Connection>,
+    /// Whether a container (by id) has `/bin/sh`, so that its commands can be
+    /// killed inside it, and the environment its wrapper puts back (see
+    /// `exec.rs`). Both are fixed when the container is made, so the answer
+    /// holds for its life.
+    pub(crate) shells: Mutex<HashMap<String, Option<Vec<String>>>>,
+}
+
+pub(crate) struct Connection {
+    pub endpoint: String,
+    pub timeouts: EngineTimeouts,
     /// Made on first use (a unix socket that does not exist yet — dockerd
     /// still starting at boot — must not stop berth from starting) and
     /// replaced when the API version is negotiated again after the engine
     /// comes back (it may have been upgraded). Cloning a `Docker` is cheap and
     /// the lock is never held across an await.
-    client: RwLock<Option<Docker>>,
+    client: RwLock<Option<Client>>,
+}
+
+#[derive(Clone)]
+struct Client {
+    docker: Docker,
+    negotiated: bool,
+}
+
+impl Connection {
+    /// The client, its API version negotiated with the engine once it answers.
+    pub async fn docker(&self) -> Result<Docker, EngineError> {
+        let current = self.client.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let client = match current {
+            Some(Client { docker, negotiated: true }) => return Ok(docker),
+            Some(Client { docker, negotiated: false }) => docker,
+            None => {
+                let docker = client_for(&self.endpoint)?;
+                self.store(Client { docker: docker.clone(), negotiated: false });
+                docker
+            }
+        };
+        match self.control("the version negotiation", "the engine", client.clone().negotiate_version()).await {
+            Ok(negotiated) => {
+                self.store(Client { docker: negotiated.clone(), negotiated: true });
+                Ok(negotiated)
+            }
+            Err(e) if e.is_unavailable() => Err(e),
+            // An engine that answers oddly still gets the call, which says more.
+            Err(_) => Ok(client),
+        }
+    }
+
+    fn store(&self, client: Client) {
+        *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(client);
+    }
+
+    /// A control call about `what`, bounded by the control timeout.
+    pub async fn control<T>(
+        &self,
+        action: &str,
+        what: &str,
+        call: impl Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> Result<T, EngineError> {
+        self.within(self.timeouts.control, action, what, call).await
+    }
+
+    pub async fn within<T>(
+        &self,
+        limit: Duration,
+        action: &str,
+        what: &str,
+        call: impl Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> Result<T, EngineError> {
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result.map_err(|e| translate(e, &self.endpoint, what)),
+            Err(_) => Err(timeout(&format!("{action} of {what}"), limit)),
+        }
+    }
+
+    pub fn translate(&self, what: &str) -> impl Fn(bollard::errors::Error) -> EngineError {
+        let (endpoint, what) = (self.endpoint.clone(), what.to_owned());
+        move |e| translate(e, &endpoint, &what)
+    }
 }
 
 impl DockerEngine {
     /// Connects to `host` (`unix://…`, `tcp://…`, `http://…`), or `DOCKER_HOST`,
-    /// or the local socket. An engine that does not answer yet is not an error:
-    /// the version is negotiated again by [`Engine::info`].
-    pub async fn connect(host: Option<&str>) -> Result<Self, EngineError> {
+    /// or the local socket. An engine that does not answer yet is not an
+    /// error: the API version is negotiated on the first call that reaches it.
+    pub async fn connect(host: Option<&str>, timeouts: EngineTimeouts) -> Result<Self, EngineError> {
         let endpoint = host
             .map(str::to_owned)
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| DEFAULT_HOST.to_owned());
-        let engine = Self { endpoint, client: RwLock::new(None) };
-        if let Ok(client) = engine.docker() {
-            let negotiated = client.clone().negotiate_version().await.unwrap_or(client);
-            *engine.client.write().unwrap_or_else(|e| e.into_inner()) = Some(negotiated);
-        }
+        let docker = client_for(&endpoint)?;
+        let connection = Connection {
+            endpoint,
+            timeouts,
+            client: RwLock::new(Some(Client { docker, negotiated: false })),
+        };
+        let engine = Self { connection: Arc::new(connection), shells: Mutex::new(HashMap::new()) };
+        let _ = engine.connection.docker().await;
         Ok(engine)
     }
 
-    fn docker(&self) -> Result<Docker, EngineError> {
-        if let Some(client) = self.client.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            return Ok(client.clone());
-        }
-        let client = client_for(&self.endpoint)?;
-        *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
-        Ok(client)
+    pub fn timeouts(&self) -> EngineTimeouts {
+        self.connection.timeouts
     }
 
-    /// The exit code of a finished exec; `None` for one that was stopped.
-    async fn exit_code(
+    async fn docker(&self) -> Result<Docker, EngineError> {
+        self.connection.docker().await
+    }
+
+    /// A stream that needs the client first (which may negotiate).
+    fn streaming<T: Send + 'static, S>(
         &self,
-        docker: &Docker,
-        exec_id: &str,
-        captured: &crate::exec::Captured,
-        what: &str,
-    ) -> Result<Option<i64>, EngineError> {
-        if !captured.finished {
-            return Ok(None);
+        open: impl FnOnce(Docker) -> S + Send + 'static,
+    ) -> BoxStream<'static, Result<T, EngineError>>
+    where
+        S: futures::Stream<Item = Result<T, EngineError>> + Send + 'static,
+    {
+        let connection = self.connection.clone();
+        async move {
+            match connection.docker().await {
+                Ok(docker) => open(docker).boxed(),
+                Err(e) => futures::stream::iter([Err(e)]).boxed(),
+            }
         }
-        Ok(docker.inspect_exec(exec_id).await.map_err(self.fail(what))?.exit_code)
-    }
-
-    fn fail(&self, what: &str) -> impl Fn(bollard::errors::Error) -> EngineError + '_ {
-        let what = what.to_owned();
-        move |e| translate(e, &self.endpoint, &what)
+        .flatten_stream()
+        .boxed()
     }
 }
 
@@ -87,9 +182,9 @@ fn client_for(endpoint: &str) -> Result<Docker, EngineError> {
     let unreachable =
         |e: bollard::errors::Error| EngineError::Unreachable { endpoint: endpoint.to_owned(), reason: e.to_string() };
     if let Some(path) = endpoint.strip_prefix("unix://") {
-        Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION).map_err(unreachable)
+        Docker::connect_with_unix(path, STREAM_TIMEOUT_SECS, API_DEFAULT_VERSION).map_err(unreachable)
     } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
-        Docker::connect_with_http(endpoint, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION).map_err(unreachable)
+        Docker::connect_with_http(endpoint, STREAM_TIMEOUT_SECS, API_DEFAULT_VERSION).map_err(unreachable)
     } else {
         Err(EngineError::Unreachable {
             endpoint: endpoint.to_owned(),
@@ -98,11 +193,7 @@ fn client_for(endpoint: &str) -> Result<Docker, EngineError> {
     }
 }
 
-fn owned_filter(instance: &str) -> HashMap<String, Vec<String>> {
-    HashMap::from([("label".to_owned(), vec![LABEL_APP.to_owned(), format!("{LABEL_INSTANCE}={instance}")])])
-}
-
-/// Treats "already so" as success: removing what is gone, stopping what is stopped.
+/// Treats "already so" as success: removing what is gone, stopping what is gone.
 fn ignore_not_found(result: Result<(), EngineError>) -> Result<(), EngineError> {
     match result {
         Err(EngineError::NotFound { .. }) => Ok(()),
@@ -110,17 +201,23 @@ fn ignore_not_found(result: Result<(), EngineError>) -> Result<(), EngineError> 
     }
 }
 
+fn container(name: &str) -> String {
+    format!("container {name}")
+}
+
 #[async_trait]
 impl Engine for DockerEngine {
     fn endpoint(&self) -> String {
-        self.endpoint.clone()
+        self.connection.endpoint.clone()
     }
 
     async fn info(&self) -> Result<EngineInfo, EngineError> {
-        let fresh = client_for(&self.endpoint)?.negotiate_version().await.map_err(self.fail("the engine"))?;
-        *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(fresh.clone());
-        let version = fresh.version().await.map_err(self.fail("the engine"))?;
-        let info = fresh.info().await.map_err(self.fail("the engine"))?;
+        let c = &self.connection;
+        // Negotiated again every time: the engine may have been upgraded.
+        let fresh = c.control("the version negotiation", "the engine", client_for(&c.endpoint)?.negotiate_version()).await?;
+        c.store(Client { docker: fresh.clone(), negotiated: true });
+        let version = c.control("version", "the engine", fresh.version()).await?;
+        let info = c.control("info", "the engine", fresh.info()).await?;
         Ok(EngineInfo {
             version: version.version.unwrap_or_default(),
             api_version: version.api_version.unwrap_or_default(),
@@ -132,11 +229,11 @@ impl Engine for DockerEngine {
     async fn load_image(&self, archive: ByteStream, _progress: ProgressSink) -> Result<Vec<String>, EngineError> {
         // Progress is counted by the caller as it reads the archive; the
         // engine only reports once the load is complete.
-        let mut replies =
-            self.docker()?.import_image_stream(ImportImageOptions { quiet: true, platform: None }, archive, None);
+        let options = ImportImageOptions { quiet: true, platform: None };
+        let mut replies = self.docker().await?.import_image_stream(options, archive, None);
         let mut loaded = Vec::new();
         while let Some(reply) = replies.next().await {
-            let info = reply.map_err(|e| match translate(e, &self.endpoint, "image archive") {
+            let info = reply.map_err(|e| match translate(e, &self.connection.endpoint, "image archive") {
                 EngineError::Rejected { message, .. } => EngineError::Load { reason: message },
                 other => other,
             })?;
@@ -168,11 +265,11 @@ impl Engine for DockerEngine {
             password: Some(c.password.clone()),
             ..Default::default()
         });
-        let mut replies = self.docker()?.create_image(Some(options), None, credentials);
+        let mut replies = self.docker().await?.create_image(Some(options), None, credentials);
         // Layers report independently; the sum over layers is what a user wants to see.
         let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
         while let Some(reply) = replies.next().await {
-            let info = reply.map_err(|e| match translate(e, &self.endpoint, reference) {
+            let info = reply.map_err(|e| match translate(e, &self.connection.endpoint, reference) {
                 EngineError::Rejected { message, .. } | EngineError::NotFound { what: message } => {
                     EngineError::Pull { reference: reference.to_owned(), reason: message }
                 }
@@ -194,126 +291,37 @@ impl Engine for DockerEngine {
     }
 
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
-        match self.docker()?.inspect_image(reference).await.map_err(self.fail(reference)) {
-            Ok(image) => Ok(Some(ImageInfo {
-                id: image.id.unwrap_or_default(),
-                repo_tags: image.repo_tags.unwrap_or_default(),
-                size: image.size.unwrap_or_default().max(0) as u64,
-                labels: image.config.and_then(|c| c.labels).unwrap_or_default().into_iter().collect(),
-            })),
+        let docker = self.docker().await?;
+        let what = format!("image {reference}");
+        match self.connection.control("inspect", &what, docker.inspect_image(reference)).await {
+            Ok(image) => Ok(Some(image_from_inspect(image))),
             Err(EngineError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    async fn image_ids(&self) -> Result<HashSet<String>, EngineError> {
-        let options = ListImagesOptions { all: true, ..Default::default() };
-        let images = self.docker()?.list_images(Some(options)).await.map_err(self.fail("images"))?;
-        Ok(images.into_iter().map(|i| i.id).collect())
-    }
-
-    async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
-        // Not forced: an image that another container uses or that carries
-        // other tags is refused by the engine (Conflict) and so kept.
-        let options = RemoveImageOptions { force: false, ..Default::default() };
-        let result = self.docker()?.remove_image(id, Some(options), None).await.map(drop).map_err(self.fail(id));
-        ignore_not_found(result)
-    }
-
-    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
-        let options = CreateContainerOptions { name: Some(spec.name.clone()), platform: String::new() };
-        let what = format!("container {}", spec.name);
-        let created =
-            self.docker()?.create_container(Some(options), create_body(spec)).await.map_err(self.fail(&what))?;
-        Ok(created.id)
-    }
-
-    async fn start_container(&self, name: &str) -> Result<(), EngineError> {
-        let what = format!("container {name}");
-        self.docker()?.start_container(name, None::<StartContainerOptions>).await.map_err(self.fail(&what))
-    }
-
-    async fn stop_container(&self, name: &str, timeout_secs: i64) -> Result<(), EngineError> {
-        let options = StopContainerOptions { t: Some(timeout_secs.clamp(0, i64::from(i32::MAX)) as i32), signal: None };
-        let what = format!("container {name}");
-        ignore_not_found(self.docker()?.stop_container(name, Some(options)).await.map_err(self.fail(&what)))
-    }
-
-    async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
-        let options = RemoveContainerOptions { force: true, v: true, link: false };
-        let what = format!("container {name}");
-        ignore_not_found(self.docker()?.remove_container(name, Some(options)).await.map_err(self.fail(&what)))
-    }
-
-    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerObservation>, EngineError> {
-        let what = format!("container {name}");
-        match self.docker()?.inspect_container(name, None::<InspectContainerOptions>).await.map_err(self.fail(&what)) {
-            Ok(inspect) => Ok(Some(observation_from_inspect(inspect))),
-            Err(EngineError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn owned_containers(&self, instance: &str) -> Result<Vec<ContainerObservation>, EngineError> {
-        let options = ListContainersOptions { all: true, filters: Some(owned_filter(instance)), ..Default::default() };
-        let list = self.docker()?.list_containers(Some(options)).await.map_err(self.fail("containers"))?;
-        Ok(list.into_iter().map(observation_from_summary).collect())
-    }
-
-    async fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError> {
-        let what = format!("container {name}");
-        let options = RenameContainerOptions { name: new_name.to_owned() };
-        self.docker()?.rename_container(name, options).await.map_err(self.fail(&what))
-    }
-
-    async fn exec(&self, container: &str, argv: &[String], timeout: Duration) -> Result<ExecOutcome, EngineError> {
-        let docker = self.docker()?;
-        let what = format!("container {container}");
-        let options = CreateExecOptions {
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            cmd: Some(argv.to_vec()),
+    async fn list_images(&self, filter: &Filter) -> Result<Vec<ImageInfo>, EngineError> {
+        let docker = self.docker().await?;
+        // With no filter every image, intermediate ones included (what a
+        // disk-usage check must count).
+        let options = ListImagesOptions {
+            all: filter.labels.is_empty(),
+            filters: Some(label_filters(filter)).filter(|f| !f.is_empty()),
             ..Default::default()
         };
-        let exec = docker.create_exec(container, options).await.map_err(self.fail(&what))?;
-        let captured = crate::exec::run(&docker, &exec.id, None, Box::pin(tokio::time::sleep(timeout)))
-            .await
-            .map_err(self.fail(&what))?;
-        let exit_code = self.exit_code(&docker, &exec.id, &captured, &what).await?;
-        Ok(ExecOutcome { exit_code, output: String::from_utf8_lossy(&captured.combined).into_owned() })
+        let images = self.connection.control("list", "images", docker.list_images(Some(options))).await?;
+        Ok(images.into_iter().map(image_from_summary).collect())
     }
 
-    async fn image_files(&self, image: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
-        // The Engine API reads files from containers, not images: a container
-        // that is created but never started is the way in.
-        let docker = self.docker()?;
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(image.to_owned()),
-            entrypoint: Some(vec!["/berth-never-runs".to_owned()]),
-            labels: Some(HashMap::from([("berth.scratch".to_owned(), "1".to_owned())])),
-            ..Default::default()
-        };
-        let scratch = docker.create_container(None::<CreateContainerOptions>, body).await.map_err(self.fail(image))?.id;
-        let options = DownloadFromContainerOptions { path: path.to_owned() };
-        let mut archive = Vec::new();
-        let mut stream = docker.download_from_container(&scratch, Some(options));
-        let mut result = Ok(Some(()));
-        while let Some(chunk) = stream.next().await {
-            match chunk.map_err(self.fail(path)) {
-                Ok(bytes) => archive.extend_from_slice(&bytes),
-                Err(EngineError::NotFound { .. }) => {
-                    result = Ok(None);
-                    break;
-                }
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        drop(stream);
-        let _ = self.remove_container(&scratch).await;
-        result.map(|found| found.map(|()| archive))
+    async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
+        let docker = self.docker().await?;
+        // Never forced: an image that a container uses, or that carries other
+        // tags when named by id, is refused by the engine (Conflict) and kept;
+        // a tag of an image with others is only untagged.
+        let options = RemoveImageOptions { force: false, noprune: false, ..Default::default() };
+        let what = format!("image {reference}");
+        let removal = docker.remove_image(reference, Some(options), None);
+        ignore_not_found(self.connection.control("removal", &what, removal).await.map(drop))
     }
 
     async fn commit_container(&self, name: &str, reference: &str) -> Result<String, EngineError> {
@@ -326,108 +334,155 @@ impl Engine for DockerEngine {
             pause: true,
             ..Default::default()
         };
-        let what = format!("container {name}");
+        // Writing the image takes as long as the container's files do: a stream's timeout.
         let committed = self
-            .docker()?
+            .docker()
+            .await?
             .commit_container(options, bollard::models::ContainerConfig::default())
             .await
-            .map_err(self.fail(&what))?;
+            .map_err(self.connection.translate(&container(name)))?;
         Ok(committed.id)
     }
 
     fn save_image(&self, image: &str) -> BoxStream<'static, Result<Bytes, EngineError>> {
-        let docker = match self.docker() {
-            Ok(docker) => docker,
-            Err(e) => return futures::stream::iter([Err(e)]).boxed(),
-        };
-        let (endpoint, what) = (self.endpoint.clone(), format!("image {image}"));
-        docker.export_image(image).map(move |chunk| chunk.map_err(|e| translate(e, &endpoint, &what))).boxed()
+        let (image, translate) = (image.to_owned(), self.connection.translate(&format!("image {image}")));
+        self.streaming(move |docker| docker.export_image(&image).map(move |chunk| chunk.map_err(&translate)))
     }
 
-    async fn exec_with(
-        &self,
-        container: &str,
-        request: ExecRequest,
-        stop: StopSignal,
-    ) -> Result<ExecResult, EngineError> {
-        let docker = self.docker()?;
-        let what = format!("container {container}");
-        let options = CreateExecOptions {
-            attach_stdin: Some(request.stdin.is_some()),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            cmd: Some(request.argv),
-            user: request.user,
-            env: (!request.env.is_empty()).then_some(request.env),
+    async fn create(&self, config: &ContainerConfig) -> Result<String, EngineError> {
+        let docker = self.docker().await?;
+        let options = CreateContainerOptions { name: config.name.clone(), platform: String::new() };
+        let what = match &config.name {
+            Some(name) => container(name),
+            None => format!("a container of {}", config.image),
+        };
+        let creation = docker.create_container(Some(options), create_body(config));
+        match self.connection.control("creation", &what, creation).await {
+            Ok(created) => Ok(created.id),
+            // The container does not exist yet: what is missing is its image.
+            Err(EngineError::NotFound { .. }) => Err(EngineError::NotFound { what: format!("image {}", config.image) }),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn start(&self, name: &str) -> Result<(), EngineError> {
+        let docker = self.docker().await?;
+        let start = docker.start_container(name, None::<StartContainerOptions>);
+        self.connection.control("start", &container(name), start).await
+    }
+
+    async fn stop(&self, name: &str, grace_secs: i64) -> Result<(), EngineError> {
+        let docker = self.docker().await?;
+        let grace = grace_secs.clamp(0, i64::from(i32::MAX));
+        let options = StopContainerOptions { t: Some(grace as i32), signal: None };
+        // The engine answers once the grace period is over and it has killed.
+        let limit = Duration::from_secs(grace as u64) + self.connection.timeouts.control;
+        let stop = docker.stop_container(name, Some(options));
+        ignore_not_found(self.connection.within(limit, "stop", &container(name), stop).await)
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), EngineError> {
+        let docker = self.docker().await?;
+        let options = RemoveContainerOptions { force: true, v: true, link: false };
+        let removal = docker.remove_container(name, Some(options));
+        let result = ignore_not_found(self.connection.control("removal", &container(name), removal).await);
+        if result.is_ok() {
+            self.shells.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        }
+        result
+    }
+
+    async fn rename(&self, name: &str, new_name: &str) -> Result<(), EngineError> {
+        let docker = self.docker().await?;
+        let options = RenameContainerOptions { name: new_name.to_owned() };
+        let rename = docker.rename_container(name, options);
+        self.connection.control("rename", &container(name), rename).await
+    }
+
+    async fn inspect(&self, name: &str) -> Result<Option<ContainerObservation>, EngineError> {
+        let docker = self.docker().await?;
+        let inspect = docker.inspect_container(name, None::<InspectContainerOptions>);
+        match self.connection.control("inspect", &container(name), inspect).await {
+            Ok(inspect) => Ok(Some(observation_from_inspect(inspect))),
+            Err(EngineError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list(&self, filter: &Filter) -> Result<Vec<ContainerObservation>, EngineError> {
+        let docker = self.docker().await?;
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(label_filters(filter)).filter(|f| !f.is_empty()),
             ..Default::default()
         };
-        let exec = docker.create_exec(container, options).await.map_err(self.fail(&what))?;
-        let captured = crate::exec::run(&docker, &exec.id, request.stdin, stop).await.map_err(self.fail(&what))?;
-        let exit_code = self.exit_code(&docker, &exec.id, &captured, &what).await?;
-        Ok(ExecResult { exit_code, stdout: captured.stdout, stderr: captured.stderr })
-    }
-
-    async fn containers_labelled(&self, key: &str, value: &str) -> Result<Vec<ContainerObservation>, EngineError> {
-        let label = if value.is_empty() { key.to_owned() } else { format!("{key}={value}") };
-        let filters = HashMap::from([("label".to_owned(), vec![label])]);
-        let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
-        let list = self.docker()?.list_containers(Some(options)).await.map_err(self.fail("containers"))?;
+        let list = self.connection.control("list", "containers", docker.list_containers(Some(options))).await?;
         Ok(list.into_iter().map(observation_from_summary).collect())
     }
 
-    async fn images_labelled(&self, key: &str) -> Result<Vec<ImageInfo>, EngineError> {
-        let filters = HashMap::from([("label".to_owned(), vec![key.to_owned()])]);
-        let options = ListImagesOptions { filters: Some(filters), ..Default::default() };
-        let images = self.docker()?.list_images(Some(options)).await.map_err(self.fail("images"))?;
-        Ok(images
-            .into_iter()
-            .map(|i| ImageInfo {
-                id: i.id,
-                repo_tags: i.repo_tags.into_iter().filter(|t| t != "<none>:<none>").collect(),
-                size: i.size.max(0) as u64,
-                labels: i.labels.into_iter().collect(),
-            })
-            .collect())
+    async fn exec(&self, container: &str, request: ExecRequest, stop: StopSignal) -> Result<ExecResult, EngineError> {
+        self.run_exec(container, request, stop).await
     }
 
-    async fn create_plain_container(&self, spec: &PlainContainer) -> Result<String, EngineError> {
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            // `docker run -di`: stdin open, no tty, the image's own entry point.
-            open_stdin: Some(true),
-            attach_stdin: Some(false),
-            tty: Some(false),
-            labels: Some(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-            host_config: Some(bollard::models::HostConfig { binds: Some(spec.binds.clone()), ..Default::default() }),
-            ..Default::default()
-        };
-        let created = self
-            .docker()?
-            .create_container(None::<CreateContainerOptions>, body)
-            .await
-            .map_err(self.fail(&format!("a container of {}", spec.image)))?;
-        Ok(created.id)
+    async fn copy_from(&self, name: &str, path: &str, limit: u64) -> Result<Option<Vec<u8>>, EngineError> {
+        let docker = self.docker().await?;
+        let what = format!("{path} in container {name}");
+        let options = DownloadFromContainerOptions { path: path.to_owned() };
+        let mut stream = docker.download_from_container(name, Some(options));
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => {
+                    if (archive.len() + bytes.len()) as u64 > limit {
+                        return Err(EngineError::Rejected {
+                            status: 413,
+                            message: format!("{path} in container {name} is larger than {limit} bytes"),
+                        });
+                    }
+                    archive.extend_from_slice(&bytes);
+                }
+                // "No such container: …" is the container; "Could not find the file …" the path.
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, message })
+                    if !message.contains("No such container") =>
+                {
+                    return Ok(None)
+                }
+                Err(e) => return Err(translate(e, &self.connection.endpoint, &what)),
+            }
+        }
+        Ok(Some(archive))
     }
 
-    fn events(&self, instance: &str) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {
-        let mut filters = owned_filter(instance);
+    async fn stat(&self, name: &str, path: &str) -> Result<Option<PathStat>, EngineError> {
+        let docker = self.docker().await?;
+        let what = format!("{path} in container {name}");
+        let options = ContainerArchiveInfoOptions { path: path.to_owned() };
+        match self.connection.control("stat", &what, docker.get_container_archive_info(name, Some(options))).await {
+            Ok(stat) => Ok(Some(path_stat(&stat))),
+            // A HEAD answer has no body: its 404 does not say whether the
+            // path or the container is missing.
+            Err(EngineError::NotFound { .. }) => match self.inspect(name).await? {
+                Some(_) => Ok(None),
+                None => Err(EngineError::NotFound { what: container(name) }),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    fn events(&self, filter: &Filter) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {
+        let mut filters = label_filters(filter);
         filters.insert("type".into(), vec!["container".into()]);
         let options = EventsOptions { filters: Some(filters), ..Default::default() };
-        let endpoint = self.endpoint.clone();
-        let docker = match self.docker() {
-            Ok(docker) => docker,
-            Err(e) => return futures::stream::iter([Err(e)]).boxed(),
-        };
-        docker
-            .events(Some(options))
-            .filter_map(move |event| {
+        let translate = self.connection.translate("the event stream");
+        self.streaming(move |docker| {
+            docker.events(Some(options)).filter_map(move |event| {
                 let item = match event {
                     Ok(message) => container_event(message).map(Ok),
-                    Err(e) => Some(Err(translate(e, &endpoint, "the event stream"))),
+                    Err(e) => Some(Err(translate(e))),
                 };
                 futures::future::ready(item)
             })
-            .boxed()
+        })
     }
 
     fn logs(&self, name: &str, follow: bool, tail: Option<u64>) -> BoxStream<'static, Result<Bytes, EngineError>> {
@@ -438,16 +493,10 @@ impl Engine for DockerEngine {
             tail: tail.map_or_else(|| "all".to_owned(), |n| n.to_string()),
             ..Default::default()
         };
-        let endpoint = self.endpoint.clone();
-        let what = format!("container {name}");
-        let docker = match self.docker() {
-            Ok(docker) => docker,
-            Err(e) => return futures::stream::iter([Err(e)]).boxed(),
-        };
-        docker
-            .logs(name, Some(options))
-            .map(move |chunk| chunk.map(|c| c.into_bytes()).map_err(|e| translate(e, &endpoint, &what)))
-            .boxed()
+        let (name, translate) = (name.to_owned(), self.connection.translate(&container(name)));
+        self.streaming(move |docker| {
+            docker.logs(&name, Some(options)).map(move |chunk| chunk.map(|c| c.into_bytes()).map_err(&translate))
+        })
     }
 }
 

@@ -1,7 +1,10 @@
 //! The Docker Engine adapter: the only crate in berth that knows bollard. It
 //! implements [`berth_core::engine::Engine`] over the Engine API, translating
-//! berth's container specs into Docker's configuration and Docker's errors into
-//! [`EngineError`]s that say what went wrong.
+//! berth's container configurations into Docker's and Docker's errors into
+//! [`EngineError`]s that say what went wrong. Calls that only change or read
+//! state are bounded by a short timeout ([`EngineTimeouts`]), so a hung engine
+//! holds no app for long; calls that stream are bounded by the engine's
+//! progress.
 
 mod config;
 mod convert;
@@ -11,4 +14,4 @@ mod exec;
 mod time;
 
 pub use berth_core::engine::EngineError;
-pub use docker::DockerEngine;
+pub use docker::{DockerEngine, EngineTimeouts};

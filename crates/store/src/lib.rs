@@ -28,6 +28,8 @@ pub use schema::SCHEMA_VERSION;
 pub enum StoreError {
     #[error("cannot open the state database {path}: {source}")]
     Open { path: PathBuf, source: rusqlite::Error },
+    #[error("cannot open the state database {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
     #[error("the state database {path} is damaged: {reason}; restore it from a backup (the containers of this instance are kept)")]
     Damaged { path: PathBuf, reason: String },
     #[error("the state database {path} has schema version {found}, but this berth knows versions up to {supported}; it was written by a newer berth")]
@@ -44,6 +46,23 @@ pub enum StoreError {
     JournalMismatch { id: i64, kind: &'static str, expected: String },
     #[error("stored {what} is unreadable: {reason}")]
     Corrupt { what: String, reason: String },
+}
+
+impl StoreError {
+    pub fn kind(&self) -> berth_core::ErrorKind {
+        use berth_core::ErrorKind;
+        match self {
+            StoreError::AppExists { .. } => ErrorKind::Conflict,
+            StoreError::AppNotFound { .. } => ErrorKind::NotFound,
+            StoreError::Busy { .. } => ErrorKind::Busy,
+            StoreError::Damaged { .. } | StoreError::TooNew { .. } | StoreError::Corrupt { .. } => {
+                ErrorKind::CorruptState
+            }
+            StoreError::JournalMismatch { .. } | StoreError::Open { .. } | StoreError::Io { .. } | StoreError::Sqlite { .. } => {
+                ErrorKind::Internal
+            }
+        }
+    }
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -65,19 +84,19 @@ pub struct StoredApp {
 
 /// What an operation's first or last write does to the `apps` table, in
 /// the same transaction as the journal write.
-#[derive(Debug, Clone, Copy)]
-pub enum AppChange<'a> {
+#[derive(Debug, Clone)]
+pub enum AppChange {
     None,
     /// Reserve the name: a new row, not yet installed; refused when it exists.
-    Reserve(&'a AppSpec),
+    Reserve(AppSpec),
     /// The app must be installed (an upgrade or uninstall of it begins).
-    RequireInstalled(&'a str),
+    RequireInstalled(String),
     /// The install is committed: the row becomes installed with this spec.
-    Install(&'a AppSpec),
+    Install(AppSpec),
     /// An upgrade (or rollback) is committed: the new spec, the old one kept as previous.
-    Upgrade { spec: &'a AppSpec, previous: &'a AppSpec },
+    Upgrade { spec: AppSpec, previous: AppSpec },
     /// A migrated app: created or replaced, installed.
-    Migrated { spec: &'a AppSpec, desired: DesiredState },
+    Migrated { spec: AppSpec, desired: DesiredState },
 }
 
 /// A new journal entry.
@@ -90,7 +109,7 @@ pub struct NewEntry<'a, C: Serialize> {
     pub context: &'a C,
     pub undo: &'a [Effect],
     pub forward: &'a [Effect],
-    pub app: AppChange<'a>,
+    pub app: AppChange,
 }
 
 #[derive(Clone)]
@@ -188,7 +207,7 @@ impl Store {
         kind: OperationKind,
         context: &C,
         forward: &[Effect],
-        app: AppChange<'_>,
+        app: AppChange,
     ) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction().map_err(sql("committing an operation"))?;
@@ -389,10 +408,10 @@ fn expect_one(changed: usize, id: i64, kind: OperationKind, expected: Phase) -> 
     }
 }
 
-fn apply_app_change(tx: &rusqlite::Transaction<'_>, change: AppChange<'_>, t: i64) -> Result<()> {
+fn apply_app_change(tx: &rusqlite::Transaction<'_>, change: AppChange, t: i64) -> Result<()> {
     match change {
         AppChange::None => Ok(()),
-        AppChange::Reserve(spec) => {
+        AppChange::Reserve(ref spec) => {
             let name = spec.name.as_str();
             let exists: bool = tx
                 .query_row("SELECT EXISTS(SELECT 1 FROM apps WHERE name = ?1)", [name], |r| r.get(0))
@@ -407,7 +426,8 @@ fn apply_app_change(tx: &rusqlite::Transaction<'_>, change: AppChange<'_>, t: i6
             .map_err(sql("reserving the name"))?;
             Ok(())
         }
-        AppChange::RequireInstalled(name) => {
+        AppChange::RequireInstalled(ref name) => {
+            let name = name.as_str();
             let installed: Option<bool> = tx
                 .query_row("SELECT installed FROM apps WHERE name = ?1", [name], |r| r.get(0))
                 .optional()
@@ -418,7 +438,7 @@ fn apply_app_change(tx: &rusqlite::Transaction<'_>, change: AppChange<'_>, t: i6
                 Some(true) => Ok(()),
             }
         }
-        AppChange::Install(spec) => {
+        AppChange::Install(ref spec) => {
             let changed = tx
                 .execute(
                     "UPDATE apps SET spec = ?2, installed = 1, updated_at = ?3 WHERE name = ?1 AND installed = 0",
@@ -430,7 +450,7 @@ fn apply_app_change(tx: &rusqlite::Transaction<'_>, change: AppChange<'_>, t: i6
             }
             Ok(())
         }
-        AppChange::Upgrade { spec, previous } => {
+        AppChange::Upgrade { ref spec, ref previous } => {
             let changed = tx
                 .execute(
                     "UPDATE apps SET spec = ?2, previous_spec = ?3, desired = 'running', updated_at = ?4 WHERE name = ?1 AND installed = 1",
@@ -442,7 +462,7 @@ fn apply_app_change(tx: &rusqlite::Transaction<'_>, change: AppChange<'_>, t: i6
             }
             Ok(())
         }
-        AppChange::Migrated { spec, desired } => {
+        AppChange::Migrated { ref spec, desired } => {
             tx.execute(
                 "INSERT INTO apps (name, spec, desired, installed, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?4)
                  ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, desired = excluded.desired, installed = 1,

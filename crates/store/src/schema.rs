@@ -67,7 +67,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
     let open_err = |source| StoreError::Open { path: path.to_owned(), source };
     let damaged = |reason: String| StoreError::Damaged { path: path.to_owned(), reason };
-    make_private(path).map_err(|e| damaged(format!("cannot make it private: {e}")))?;
+    make_private(path).map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
     let connection =
         Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)
             .map_err(open_err)?;

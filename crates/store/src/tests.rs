@@ -35,14 +35,14 @@ fn begin_install(store: &Store, spec: &AppSpec) -> Result<i64> {
         context: &"ctx",
         undo: &[Effect::DeleteApp { app: spec.name.clone() }],
         forward: &[],
-        app: AppChange::Reserve(spec),
+        app: AppChange::Reserve(spec.clone()),
     })
 }
 
 fn install(store: &Store, name: &str, image: &str) {
     let s = spec(name, image);
     let id = begin_install(store, &s).unwrap();
-    store.commit(id, OperationKind::Install, &"ctx", &[], AppChange::Install(&s)).unwrap();
+    store.commit(id, OperationKind::Install, &"ctx", &[], AppChange::Install(s.clone())).unwrap();
     store.close(id, OperationKind::Install, Phase::Committed, Phase::Done, None).unwrap();
 }
 
@@ -56,7 +56,7 @@ fn an_install_reserves_the_name_once_and_commits() {
     store.record_step(id, OperationKind::Install, "fetching_image", &"ctx", &[release("sha256:1")]).unwrap();
     let entry = store.open_entry_of("app:a").unwrap().unwrap();
     assert_eq!((entry.step.as_str(), entry.undo.len(), entry.phase), ("fetching_image", 1, Phase::Running));
-    store.commit(id, OperationKind::Install, &"done", &[Effect::StartUnit { app: s.name.clone() }], AppChange::Install(&spec("a", "sha256:1"))).unwrap();
+    store.commit(id, OperationKind::Install, &"done", &[Effect::StartUnit { app: s.name.clone() }], AppChange::Install(spec("a", "sha256:1"))).unwrap();
     let entry = store.entry(id).unwrap().unwrap();
     assert_eq!((entry.phase, entry.undo.len(), entry.forward.len()), (Phase::Committed, 0, 1));
     let app = store.app("a").unwrap().unwrap();
@@ -120,7 +120,7 @@ fn one_open_operation_per_subject() {
             context: &"u",
             undo: &[],
             forward: &[Effect::DeleteApp { app: AppName::parse("a").unwrap() }],
-            app: AppChange::RequireInstalled("a"),
+            app: AppChange::RequireInstalled("a".into()),
         })
     };
     uninstall(&store).unwrap();
@@ -132,7 +132,7 @@ fn one_open_operation_per_subject() {
         context: &"u",
         undo: &[],
         forward: &[],
-        app: AppChange::RequireInstalled("b"),
+        app: AppChange::RequireInstalled("b".into()),
     });
     assert!(matches!(missing, Err(StoreError::AppNotFound { .. })));
 }

@@ -1,61 +1,348 @@
 //! A complete, scriptable in-memory engine for unit tests of the daemon's
-//! logic (supervision, reconciliation, undo). It keeps images and containers,
-//! emits the events a real engine would, and can be told to fail any call,
-//! to make containers exit, or to become unreachable.
+//! logic (supervision, planning, journal recovery, rollback). It keeps images
+//! (with tags, labels and files) and containers, behaves like Docker where
+//! the daemon can tell (names and ids, tag moves, refusals to remove images in
+//! use), emits the events a real engine would, and can be told to fail, panic
+//! or hang on any call, or to become unreachable.
+//!
+//! ```ignore
+//! let engine = FakeEngine::new();
+//! engine.add_image(FakeImage::new("sha256:1").tag("web:1").file("/etc/conf", "x"));
+//! engine.on_exec("web", |request| ExecScript::exit(0).out(request.stdin.clone().unwrap_or_default()));
+//! engine.fail_next(Method::Start, EngineError::Rejected { status: 500, message: "boom".into() });
+//! let held = engine.hold_next(Method::Create); // the next create waits for `held.release()`
+//! ```
 
 use async_trait::async_trait;
 use berth_core::engine::{
-    ByteStream, ContainerEvent, ContainerEventKind, ContainerObservation, Engine, EngineError, EngineInfo, ExecOutcome,
-    ImageInfo, ProgressSink, RunState,
+    ByteStream, ContainerConfig, ContainerEvent, ContainerEventKind, ContainerObservation, Engine, EngineError,
+    EngineInfo, ExecRequest, ExecResult, Filter, ImageInfo, PathStat, Progress, ProgressSink, RegistryCredentials,
+    RunState, StopSignal, EXEC_OUTPUT_LIMIT,
 };
-use berth_core::spec::{ContainerSpec, LABEL_APP, LABEL_INSTANCE};
 use berth_core::status::Health;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
-use std::collections::{HashMap, HashSet, VecDeque};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
-/// What a container does when started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Every call of the [`Engine`] trait, for scripting failures, panics and holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Method {
+    Info,
+    LoadImage,
+    PullImage,
+    InspectImage,
+    ListImages,
+    RemoveImage,
+    CommitContainer,
+    SaveImage,
+    Create,
+    Start,
+    Stop,
+    Remove,
+    Rename,
+    Inspect,
+    List,
+    Exec,
+    CopyFrom,
+    Stat,
+    Events,
+    Logs,
+}
+
+impl Method {
+    /// The trait method's name, as written in [`FakeEngine::calls`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Info => "info",
+            Method::LoadImage => "load_image",
+            Method::PullImage => "pull_image",
+            Method::InspectImage => "inspect_image",
+            Method::ListImages => "list_images",
+            Method::RemoveImage => "remove_image",
+            Method::CommitContainer => "commit_container",
+            Method::SaveImage => "save_image",
+            Method::Create => "create",
+            Method::Start => "start",
+            Method::Stop => "stop",
+            Method::Remove => "remove",
+            Method::Rename => "rename",
+            Method::Inspect => "inspect",
+            Method::List => "list",
+            Method::Exec => "exec",
+            Method::CopyFrom => "copy_from",
+            Method::Stat => "stat",
+            Method::Events => "events",
+            Method::Logs => "logs",
+        }
+    }
+}
+
+/// A file or directory in an image or container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FakeFile {
+    File { contents: Vec<u8>, mode: u32 },
+    Dir { mode: u32 },
+}
+
+/// An image as the fake keeps it; built with its methods and given to
+/// [`FakeEngine::add_image`], [`FakeEngine::load_next`] or [`FakeEngine::add_pullable`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeImage {
+    pub id: String,
+    pub tags: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub size: u64,
+    /// Absolute paths; parent directories are implicit.
+    pub files: BTreeMap<String, FakeFile>,
+}
+
+impl FakeImage {
+    /// An untagged image; `id` is used as given (`sha256:…` for realism).
+    pub fn new(id: &str) -> Self {
+        Self { id: id.to_owned(), tags: Vec::new(), labels: BTreeMap::new(), size: 1, files: BTreeMap::new() }
+    }
+
+    /// Adds a tag (`repo` alone means `repo:latest`, as in Docker).
+    pub fn tag(mut self, tag: &str) -> Self {
+        self.tags.push(normalize_reference(tag));
+        self
+    }
+
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    pub fn size(mut self, size: u64) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// A regular file (mode 0644) at absolute `path`.
+    pub fn file(self, path: &str, contents: impl Into<Vec<u8>>) -> Self {
+        self.file_with_mode(path, contents, 0o644)
+    }
+
+    pub fn file_with_mode(mut self, path: &str, contents: impl Into<Vec<u8>>, mode: u32) -> Self {
+        self.files.insert(clean_path(path), FakeFile::File { contents: contents.into(), mode });
+        self
+    }
+
+    /// An (empty) directory; directories holding files need not be declared.
+    pub fn dir(mut self, path: &str) -> Self {
+        self.files.insert(clean_path(path), FakeFile::Dir { mode: 0o755 });
+        self
+    }
+
+    fn info(&self) -> ImageInfo {
+        ImageInfo { id: self.id.clone(), repo_tags: self.tags.clone(), size: self.size, labels: self.labels.clone() }
+    }
+}
+
+/// What a container does when it is started.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OnStart {
-    /// Keeps running.
+    /// Keeps running (the default).
     Run,
-    /// Exits at once with this code (the start itself succeeds).
+    /// Starts, then its process exits at once with this code.
     Exit(i64),
+    /// The start is refused, as for a missing entry point: the engine answers
+    /// `Rejected { status: 400, message }` and the container keeps `message`
+    /// as its error with exit code 127.
+    Fail(String),
+}
+
+/// How a scripted command ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecEnd {
+    Exit(i64),
+    /// Runs until its `StopSignal` resolves (then `exit_code: None` and
+    /// `killed` as given) or its container stops (then exit code 137).
+    Hang {
+        killable: bool,
+    },
+}
+
+/// What a command run by `exec` does: its output, in order, then its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecScript {
+    /// `(true, bytes)` for stderr, `(false, bytes)` for stdout.
+    pub output: Vec<(bool, Vec<u8>)>,
+    pub end: ExecEnd,
+}
+
+impl ExecScript {
+    pub fn exit(code: i64) -> Self {
+        Self { output: Vec::new(), end: ExecEnd::Exit(code) }
+    }
+
+    /// Runs until stopped, then is killed (as in a container with a shell).
+    pub fn hang() -> Self {
+        Self { output: Vec::new(), end: ExecEnd::Hang { killable: true } }
+    }
+
+    /// Runs until stopped, then is only abandoned (a container without a shell).
+    pub fn hang_unkillable() -> Self {
+        Self { output: Vec::new(), end: ExecEnd::Hang { killable: false } }
+    }
+
+    /// Writes `bytes` to stdout.
+    pub fn out(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.output.push((false, bytes.into()));
+        self
+    }
+
+    /// Writes `bytes` to stderr.
+    pub fn err(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.output.push((true, bytes.into()));
+        self
+    }
+}
+
+type ExecHandler = Arc<dyn Fn(&ExecRequest) -> ExecScript + Send + Sync>;
+
+/// One `exec` as it was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedExec {
+    /// The container as the caller named it.
+    pub container: String,
+    pub container_id: String,
+    pub argv: Vec<String>,
+    pub user: Option<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub stdin: Option<Bytes>,
+}
+
+/// A container as the fake keeps it (a snapshot from [`FakeEngine::container`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeContainer {
+    pub id: String,
+    pub name: String,
+    pub image_id: String,
+    pub config: ContainerConfig,
+    pub state: RunState,
+    pub exit_code: Option<i64>,
+    pub error: Option<String>,
+    pub started_at: Option<i64>,
+    pub health: Health,
+    pub oom_killed: bool,
+    /// How often it was started.
+    pub starts: u32,
+    /// Files written into the container, over its image's.
+    pub files: BTreeMap<String, FakeFile>,
+    /// Its output, for `logs`, in pieces as pushed.
+    pub logs: Vec<Bytes>,
+}
+
+impl FakeContainer {
+    fn observe(&self) -> ContainerObservation {
+        ContainerObservation {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            image_id: self.image_id.clone(),
+            labels: self.config.labels.clone(),
+            state: self.state,
+            exit_code: self.exit_code,
+            error: self.error.clone(),
+            started_at: self.started_at,
+            health: self.health,
+            oom_killed: self.oom_killed,
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.state == RunState::Running
+    }
+}
+
+/// Holds calls of one method until released: for tests of what happens while
+/// an engine call hangs (cancellation, shutdown, other apps going on).
+/// Dropping it releases the call too.
+#[derive(Debug)]
+pub struct Hold {
+    shared: Arc<HoldShared>,
+}
+
+#[derive(Debug)]
+struct HoldShared {
+    /// (a call arrived, released)
+    state: watch::Sender<(bool, bool)>,
+}
+
+impl Hold {
+    /// Lets the held call go on.
+    pub fn release(&self) {
+        self.shared.state.send_modify(|s| s.1 = true);
+    }
+
+    /// Resolves once the held call has arrived (and is waiting, unless released).
+    pub async fn entered(&self) {
+        let mut rx = self.shared.state.subscribe();
+        let _ = rx.wait_for(|s| s.0).await;
+    }
+
+    /// Whether the held call has arrived.
+    pub fn has_entered(&self) -> bool {
+        self.shared.state.borrow().0
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl HoldShared {
+    async fn wait(&self) {
+        self.state.send_modify(|s| s.0 = true);
+        let mut rx = self.state.subscribe();
+        let _ = rx.wait_for(|s| s.1).await;
+    }
 }
 
 #[derive(Debug, Clone)]
-pub struct FakeContainer {
-    pub id: String,
-    pub spec: ContainerSpec,
-    pub state: RunState,
-    pub exit_code: Option<i64>,
-    pub started_at: Option<i64>,
-    pub health: Health,
-    pub starts: u32,
+enum Broadcast {
+    Event(ContainerEvent),
+    /// The engine became unreachable: event streams end.
+    Gone,
 }
 
-#[derive(Default)]
 struct State {
-    images: HashMap<String, ImageInfo>,
-    containers: HashMap<String, FakeContainer>,
-    /// What the next `load_image` puts into the engine.
-    next_load: Option<ImageInfo>,
+    images: Vec<FakeImage>,
+    pullable: BTreeMap<String, (FakeImage, Option<RegistryCredentials>)>,
+    loads: VecDeque<Vec<FakeImage>>,
+    containers: Vec<FakeContainer>,
     on_start: HashMap<String, VecDeque<OnStart>>,
-    failures: HashMap<&'static str, VecDeque<EngineError>>,
+    exec_handlers: HashMap<String, ExecHandler>,
+    default_exec: Option<ExecHandler>,
+    execs: Vec<RecordedExec>,
+    failures: HashMap<Method, VecDeque<EngineError>>,
+    panics: HashMap<Method, usize>,
+    holds: HashMap<Method, VecDeque<Arc<HoldShared>>>,
     unreachable: bool,
-    exec_results: HashMap<String, VecDeque<ExecOutcome>>,
-    image_files: HashMap<(String, String), Vec<u8>>,
+    info: EngineInfo,
     calls: Vec<String>,
     clock: i64,
     next_id: u64,
 }
 
+struct Inner {
+    state: Mutex<State>,
+    events: broadcast::Sender<Broadcast>,
+    /// Bumped on every change of a container's run, or of reachability:
+    /// what hanging execs and followed logs wait on.
+    changes: watch::Sender<u64>,
+}
+
+/// The in-memory engine; clones share one engine.
 #[derive(Clone)]
 pub struct FakeEngine {
-    state: Arc<Mutex<State>>,
-    events: broadcast::Sender<ContainerEvent>,
+    inner: Arc<Inner>,
 }
 
 impl Default for FakeEngine {
@@ -64,434 +351,1190 @@ impl Default for FakeEngine {
     }
 }
 
+const ENDPOINT: &str = "fake://";
+/// Where the fake's clock starts (seconds since the epoch); it ticks once per call.
+pub const FAKE_EPOCH: i64 = 1_700_000_000;
+
+fn unreachable() -> EngineError {
+    EngineError::Unreachable { endpoint: ENDPOINT.into(), reason: "scripted: the engine is unreachable".into() }
+}
+
+fn container_not_found(reference: &str) -> EngineError {
+    EngineError::NotFound { what: format!("container {reference}") }
+}
+
 impl FakeEngine {
     pub fn new() -> Self {
-        let (events, _) = broadcast::channel(1024);
-        Self { state: Arc::new(Mutex::new(State { clock: 1_700_000_000, ..State::default() })), events }
+        let (events, _) = broadcast::channel(4096);
+        let (changes, _) = watch::channel(0);
+        let state = State {
+            images: Vec::new(),
+            pullable: BTreeMap::new(),
+            loads: VecDeque::new(),
+            containers: Vec::new(),
+            on_start: HashMap::new(),
+            exec_handlers: HashMap::new(),
+            default_exec: None,
+            execs: Vec::new(),
+            failures: HashMap::new(),
+            panics: HashMap::new(),
+            holds: HashMap::new(),
+            unreachable: false,
+            info: EngineInfo {
+                version: "fake".into(),
+                api_version: "1.41".into(),
+                online_cpus: 2,
+                root_dir: Some("/var/lib/docker".into()),
+            },
+            calls: Vec::new(),
+            clock: FAKE_EPOCH,
+            next_id: 0,
+        };
+        Self { inner: Arc::new(Inner { state: Mutex::new(state), events, changes }) }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()))
+        f(&mut self.inner.state.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Adds an image as if it had been loaded or pulled before.
-    pub fn add_image(&self, id: &str, tags: &[&str]) {
-        let info = ImageInfo {
-            id: id.into(),
-            repo_tags: tags.iter().map(|t| t.to_string()).collect(),
-            size: 1,
-            labels: Default::default(),
-        };
-        self.with(|s| s.images.insert(id.into(), info));
+    // ----- scripting ---------------------------------------------------------
+
+    /// Adds an image as if it had been loaded or pulled before; its tags move
+    /// to it from any image that had them.
+    pub fn add_image(&self, image: FakeImage) {
+        self.with(|s| s.insert_image(image));
     }
 
-    /// The image the next `load_image` call loads.
-    pub fn load_next(&self, id: &str, tags: &[&str]) {
-        let info = ImageInfo {
-            id: id.into(),
-            repo_tags: tags.iter().map(|t| t.to_string()).collect(),
-            size: 1,
-            labels: Default::default(),
-        };
-        self.with(|s| s.next_load = Some(info));
+    /// What the next `load_image` brings (one archive may hold several images).
+    /// Loads with nothing scripted are refused as a real engine refuses a
+    /// non-archive.
+    pub fn load_next(&self, images: impl IntoIterator<Item = FakeImage>) {
+        let images = images.into_iter().collect();
+        self.with(|s| s.loads.push_back(images));
     }
 
-    /// Scripts the next starts of `name`, in order; afterwards containers run.
-    pub fn on_start(&self, name: &str, behaviours: &[OnStart]) {
-        self.with(|s| s.on_start.entry(name.into()).or_default().extend(behaviours.iter().copied()));
+    /// Makes `reference` pullable: pulling it adds `image`, tagged `reference`.
+    pub fn add_pullable(&self, reference: &str, image: FakeImage) {
+        self.with(|s| s.pullable.insert(normalize_reference(reference), (image, None)));
     }
 
-    /// Makes the next call of `method` (e.g. "create_container") fail with `error`.
-    pub fn fail_next(&self, method: &'static str, error: EngineError) {
+    /// Like [`Self::add_pullable`], for a registry that wants this login.
+    pub fn add_pullable_with_login(&self, reference: &str, image: FakeImage, login: RegistryCredentials) {
+        self.with(|s| s.pullable.insert(normalize_reference(reference), (image, Some(login))));
+    }
+
+    /// Scripts the next starts of a container (by name or id), in order;
+    /// afterwards it runs. Scripts by name outlive the container (a recreated
+    /// container of the same name goes on with them).
+    pub fn on_start(&self, container: &str, behaviours: impl IntoIterator<Item = OnStart>) {
+        self.with(|s| s.on_start.entry(container.to_owned()).or_default().extend(behaviours));
+    }
+
+    /// What commands run in `container` (by name or id) do.
+    pub fn on_exec(&self, container: &str, handler: impl Fn(&ExecRequest) -> ExecScript + Send + Sync + 'static) {
+        self.with(|s| s.exec_handlers.insert(container.to_owned(), Arc::new(handler)));
+    }
+
+    /// What commands do in containers without their own handler (by default:
+    /// exit 0 without output).
+    pub fn on_exec_default(&self, handler: impl Fn(&ExecRequest) -> ExecScript + Send + Sync + 'static) {
+        self.with(|s| s.default_exec = Some(Arc::new(handler)));
+    }
+
+    /// Makes the next call of `method` fail with `error` (queued: several
+    /// calls make the next calls fail in order). The call has no effect.
+    pub fn fail_next(&self, method: Method, error: EngineError) {
         self.with(|s| s.failures.entry(method).or_default().push_back(error));
     }
 
-    /// The next `exec` in `container` ends like this (by default: exit 0, no output).
-    pub fn on_exec(&self, container: &str, outcome: ExecOutcome) {
-        self.with(|s| s.exec_results.entry(container.into()).or_default().push_back(outcome));
+    /// Makes the next call of `method` panic in the caller's task.
+    pub fn panic_next(&self, method: Method) {
+        self.with(|s| *s.panics.entry(method).or_default() += 1);
     }
 
-    /// What `image_files(image, path)` returns.
-    pub fn put_image_files(&self, image: &str, path: &str, tar: Vec<u8>) {
-        self.with(|s| s.image_files.insert((image.into(), path.into()), tar));
+    /// Makes the next call of `method` wait until the returned hold is
+    /// released (or dropped); then it goes on as usual.
+    pub fn hold_next(&self, method: Method) -> Hold {
+        let (state, _) = watch::channel((false, false));
+        let shared = Arc::new(HoldShared { state });
+        self.with(|s| s.holds.entry(method).or_default().push_back(shared.clone()));
+        Hold { shared }
     }
 
+    /// While unreachable, every call fails with `Unreachable` and event
+    /// streams end with that error.
     pub fn set_unreachable(&self, unreachable: bool) {
         self.with(|s| s.unreachable = unreachable);
+        if unreachable {
+            let _ = self.inner.events.send(Broadcast::Gone);
+        }
+        self.bump();
     }
 
-    /// The running container exits with `code`, as a crash would.
-    pub fn exit(&self, name: &str, code: i64) {
+    pub fn set_info(&self, info: EngineInfo) {
+        self.with(|s| s.info = info);
+    }
+
+    /// The running container's process exits with `code`, as a crash would.
+    pub fn exit(&self, container: &str, code: i64) {
         let event = self.with(|s| {
-            let c = s.containers.get_mut(name)?;
+            let clock = s.clock;
+            let c = s.find_mut(container).filter(|c| c.running())?;
             c.state = RunState::Exited;
             c.exit_code = Some(code);
-            Some(event_for(c, ContainerEventKind::Die { exit_code: Some(code) }, s.clock))
+            c.health = Health::None;
+            Some(event_for(c, ContainerEventKind::Die { exit_code: Some(code) }, clock))
         });
-        self.emit(event);
+        self.emit(event.into_iter());
     }
 
-    /// Someone removes the container behind berth's back.
-    pub fn remove_behind_back(&self, name: &str) {
-        let event = self.with(|s| {
-            let c = s.containers.remove(name)?;
-            Some(event_for(&c, ContainerEventKind::Destroy, s.clock))
+    /// The kernel's OOM killer ends the running container.
+    pub fn oom(&self, container: &str) {
+        let events = self.with(|s| {
+            let clock = s.clock;
+            let Some(c) = s.find_mut(container).filter(|c| c.running()) else {
+                return Vec::new();
+            };
+            c.state = RunState::Exited;
+            c.exit_code = Some(137);
+            c.oom_killed = true;
+            c.health = Health::None;
+            vec![
+                event_for(c, ContainerEventKind::Oom, clock),
+                event_for(c, ContainerEventKind::Die { exit_code: Some(137) }, clock),
+            ]
         });
-        self.emit(event);
+        self.emit(events.into_iter());
     }
 
-    pub fn set_health(&self, name: &str, health: Health) {
+    /// The container's health check reports `health`.
+    pub fn set_health(&self, container: &str, health: Health) {
         let event = self.with(|s| {
-            let c = s.containers.get_mut(name)?;
+            let clock = s.clock;
+            let c = s.find_mut(container)?;
             c.health = health;
-            Some(event_for(c, ContainerEventKind::Health(health), s.clock))
+            Some(event_for(c, ContainerEventKind::Health(health), clock))
         });
-        self.emit(event);
+        self.emit(event.into_iter());
     }
 
-    pub fn container(&self, name: &str) -> Option<FakeContainer> {
-        self.with(|s| s.containers.get(name).cloned())
+    /// Someone removes the container behind berth's back (`docker rm -f`).
+    pub fn remove_behind_back(&self, container: &str) {
+        let events = self.with(|s| s.remove_container(container));
+        self.emit(events.into_iter());
     }
 
-    pub fn has_image(&self, id: &str) -> bool {
-        self.with(|s| s.images.contains_key(id))
+    /// Writes a file into the container (over its image's files).
+    pub fn put_file(&self, container: &str, path: &str, contents: impl Into<Vec<u8>>) {
+        let contents = contents.into();
+        self.with(|s| {
+            if let Some(c) = s.find_mut(container) {
+                c.files.insert(clean_path(path), FakeFile::File { contents, mode: 0o644 });
+            }
+        });
     }
 
-    /// Every call made, as `method name`, in order.
+    /// Appends to the container's output (what `logs` gives).
+    pub fn push_log(&self, container: &str, bytes: impl Into<Bytes>) {
+        let bytes = bytes.into();
+        self.with(|s| {
+            if let Some(c) = s.find_mut(container) {
+                c.logs.push(bytes);
+            }
+        });
+        self.bump();
+    }
+
+    // ----- inspection --------------------------------------------------------
+
+    /// A container by name or id.
+    pub fn container(&self, reference: &str) -> Option<FakeContainer> {
+        self.with(|s| s.find(reference).cloned())
+    }
+
+    /// Every container, oldest first.
+    pub fn containers(&self) -> Vec<FakeContainer> {
+        self.with(|s| s.containers.clone())
+    }
+
+    /// An image by id or tag.
+    pub fn image(&self, reference: &str) -> Option<FakeImage> {
+        self.with(|s| s.find_image(reference).map(|i| s.images[i].clone()))
+    }
+
+    pub fn has_image(&self, reference: &str) -> bool {
+        self.image(reference).is_some()
+    }
+
+    pub fn images(&self) -> Vec<FakeImage> {
+        self.with(|s| s.images.clone())
+    }
+
+    /// Every `exec` asked for, in order (refused ones too).
+    pub fn execs(&self) -> Vec<RecordedExec> {
+        self.with(|s| s.execs.clone())
+    }
+
+    /// Every call made, as `method subject` (e.g. `start web`), in order.
     pub fn calls(&self) -> Vec<String> {
         self.with(|s| s.calls.clone())
     }
 
-    fn emit(&self, event: Option<ContainerEvent>) {
-        if let Some(event) = event {
-            let _ = self.events.send(event);
-        }
+    pub fn clear_calls(&self) {
+        self.with(|s| s.calls.clear());
     }
 
-    /// Records the call and applies scripted failures and reachability.
-    fn enter(&self, method: &'static str, subject: &str) -> Result<(), EngineError> {
+    // ----- machinery ---------------------------------------------------------
+
+    fn bump(&self) {
+        self.inner.changes.send_modify(|n| *n += 1);
+    }
+
+    fn emit(&self, events: impl Iterator<Item = ContainerEvent>) {
+        for event in events {
+            let _ = self.inner.events.send(Broadcast::Event(event));
+        }
+        self.bump();
+    }
+
+    /// Records the call; takes the hold, failure and panic scripted for it.
+    fn admit(&self, method: Method, subject: &str) -> (Option<Arc<HoldShared>>, bool) {
         self.with(|s| {
-            s.calls.push(format!("{method} {subject}").trim_end().to_owned());
+            s.calls.push(format!("{} {subject}", method.as_str()).trim_end().to_owned());
             s.clock += 1;
+            let hold = s.holds.get_mut(&method).and_then(VecDeque::pop_front);
+            let panics = s.panics.get_mut(&method).filter(|n| **n > 0).map(|n| *n -= 1).is_some();
+            (hold, panics)
+        })
+    }
+
+    fn verdict(&self, method: Method) -> Result<(), EngineError> {
+        self.with(|s| {
             if s.unreachable {
-                return Err(EngineError::Unreachable { endpoint: "fake://".into(), reason: "scripted".into() });
+                return Err(unreachable());
             }
-            match s.failures.get_mut(method).and_then(VecDeque::pop_front) {
+            match s.failures.get_mut(&method).and_then(VecDeque::pop_front) {
                 Some(error) => Err(error),
                 None => Ok(()),
             }
         })
     }
+
+    /// Entry of every async call: record, hold, panic, unreachable, failure.
+    async fn enter(&self, method: Method, subject: &str) -> Result<(), EngineError> {
+        let (hold, panics) = self.admit(method, subject);
+        if let Some(hold) = hold {
+            hold.wait().await;
+        }
+        if panics {
+            panic!("scripted panic in engine call {}", method.as_str());
+        }
+        self.verdict(method)
+    }
+
+    /// Entry of the calls that answer with a stream: record, panic and the
+    /// verdict happen at the call; a hold delays the stream's first item.
+    fn enter_stream(&self, method: Method, subject: &str) -> (Option<Arc<HoldShared>>, Result<(), EngineError>) {
+        let (hold, panics) = self.admit(method, subject);
+        if panics {
+            panic!("scripted panic in engine call {}", method.as_str());
+        }
+        (hold, self.verdict(method))
+    }
+
+    /// Resolves when the container's current run ends (stop, exit, removal).
+    async fn run_ended(&self, id: &str, starts: u32) {
+        let mut changes = self.inner.changes.subscribe();
+        loop {
+            let running = self.with(|s| s.find(id).is_some_and(|c| c.running() && c.starts == starts));
+            if !running {
+                return;
+            }
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Delays `stream` until `hold` is released.
+fn gated<T: Send + 'static>(hold: Option<Arc<HoldShared>>, stream: BoxStream<'static, T>) -> BoxStream<'static, T> {
+    let Some(hold) = hold else {
+        return stream;
+    };
+    let mut stream = Some(stream);
+    futures::stream::once(async move { hold.wait().await })
+        .map(move |()| stream.take().unwrap_or_else(|| futures::stream::empty().boxed()))
+        .flatten()
+        .boxed()
+}
+
+fn error_stream<T: Send + 'static>(error: EngineError) -> BoxStream<'static, Result<T, EngineError>> {
+    futures::stream::iter([Err(error)]).boxed()
+}
+
+impl State {
+    fn tick(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Docker's lookup order: full id, name, unique id prefix.
+    fn find_index(&self, reference: &str) -> Option<usize> {
+        let reference = reference.trim_start_matches('/');
+        if reference.is_empty() {
+            return None;
+        }
+        if let Some(i) = self.containers.iter().position(|c| c.id == reference || c.name == reference) {
+            return Some(i);
+        }
+        let mut prefixed = self.containers.iter().enumerate().filter(|(_, c)| c.id.starts_with(reference));
+        match (prefixed.next(), prefixed.next()) {
+            (Some((i, _)), None) => Some(i),
+            _ => None,
+        }
+    }
+
+    fn find(&self, reference: &str) -> Option<&FakeContainer> {
+        self.find_index(reference).map(|i| &self.containers[i])
+    }
+
+    fn find_mut(&mut self, reference: &str) -> Option<&mut FakeContainer> {
+        self.find_index(reference).map(|i| &mut self.containers[i])
+    }
+
+    fn find_image(&self, reference: &str) -> Option<usize> {
+        let tag = normalize_reference(reference);
+        self.images.iter().position(|i| {
+            i.id == reference
+                || i.id.strip_prefix("sha256:") == Some(reference)
+                || i.tags.contains(&tag)
+                || (reference.len() >= 12 && i.id.trim_start_matches("sha256:").starts_with(reference))
+        })
+    }
+
+    /// Adds an image; its tags move to it, an image of the same id gains them.
+    fn insert_image(&mut self, image: FakeImage) {
+        for other in &mut self.images {
+            if other.id != image.id {
+                other.tags.retain(|t| !image.tags.contains(t));
+            }
+        }
+        match self.images.iter_mut().find(|i| i.id == image.id) {
+            Some(existing) => {
+                for tag in image.tags {
+                    if !existing.tags.contains(&tag) {
+                        existing.tags.push(tag);
+                    }
+                }
+            }
+            None => self.images.push(image),
+        }
+    }
+
+    fn remove_container(&mut self, reference: &str) -> Vec<ContainerEvent> {
+        let Some(index) = self.find_index(reference) else {
+            return Vec::new();
+        };
+        let c = self.containers.remove(index);
+        let mut events = Vec::new();
+        if c.running() {
+            events.push(event_for(&c, ContainerEventKind::Die { exit_code: Some(137) }, self.clock));
+        }
+        events.push(event_for(&c, ContainerEventKind::Destroy, self.clock));
+        events
+    }
+
+    /// The container's view of `path`: its own files over its image's.
+    fn lookup_file(&self, container: &FakeContainer, path: &str) -> Option<FakeFile> {
+        let path = clean_path(path);
+        let image = self.images.iter().find(|i| i.id == container.image_id);
+        let layers = [Some(&container.files), image.map(|i| &i.files)];
+        if path == "/" {
+            return Some(FakeFile::Dir { mode: 0o755 });
+        }
+        for files in layers.into_iter().flatten() {
+            if let Some(file) = files.get(&path) {
+                return Some(file.clone());
+            }
+        }
+        let prefix = format!("{path}/");
+        let implicit_dir = layers.into_iter().flatten().any(|files| files.keys().any(|k| k.starts_with(&prefix)));
+        implicit_dir.then_some(FakeFile::Dir { mode: 0o755 })
+    }
+
+    /// Every file at or under `path`, merged (the container's win).
+    fn files_under(&self, container: &FakeContainer, path: &str) -> BTreeMap<String, FakeFile> {
+        let path = clean_path(path);
+        let prefix = if path == "/" { "/".to_owned() } else { format!("{path}/") };
+        let mut merged = BTreeMap::new();
+        let image = self.images.iter().find(|i| i.id == container.image_id);
+        for files in [image.map(|i| &i.files), Some(&container.files)].into_iter().flatten() {
+            for (k, v) in files {
+                if *k == path || k.starts_with(&prefix) {
+                    merged.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        merged
+    }
 }
 
 fn event_for(c: &FakeContainer, kind: ContainerEventKind, time: i64) -> ContainerEvent {
-    let app = c.spec.labels.get(LABEL_APP).cloned().unwrap_or_default();
-    ContainerEvent { container_id: c.id.clone(), app, kind, time }
+    ContainerEvent { container_id: c.id.clone(), labels: c.config.labels.clone(), kind, time }
 }
 
-fn observe(c: &FakeContainer) -> ContainerObservation {
-    ContainerObservation {
-        id: c.id.clone(),
-        name: c.spec.name.clone(),
-        image_id: c.spec.image_id.clone(),
-        labels: c.spec.labels.clone(),
-        state: c.state,
-        exit_code: c.exit_code,
-        error: None,
-        started_at: c.started_at,
-        health: c.health,
-        oom_killed: false,
+fn fake_id(kind: &str, n: u64) -> String {
+    Sha256::digest(format!("berth-fake-{kind}-{n}")).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `repo` → `repo:latest`; a colon before the last `/` is a registry port.
+fn normalize_reference(reference: &str) -> String {
+    if reference.contains('@') || reference.starts_with("sha256:") {
+        return reference.to_owned();
     }
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    if last.contains(':') {
+        reference.to_owned()
+    } else {
+        format!("{reference}:latest")
+    }
+}
+
+/// `/a/b/` and `a//b` → `/a/b`.
+fn clean_path(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// Docker's rule for container names.
+fn valid_container_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// A tar of `files` (everything at or under `root`), named from `root`'s
+/// base name as the archive endpoint does (`/etc/app` → `app`, `app/conf`).
+fn tar_of(root: &str, root_entry: &FakeFile, files: &BTreeMap<String, FakeFile>) -> std::io::Result<Vec<u8>> {
+    let root = clean_path(root);
+    let base = root.rsplit('/').next().filter(|b| !b.is_empty()).unwrap_or(".");
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut append = |name: &str, file: &FakeFile| -> std::io::Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(FAKE_EPOCH as u64);
+        match file {
+            FakeFile::File { contents, mode } => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(*mode);
+                header.set_size(contents.len() as u64);
+                tar.append_data(&mut header, name, contents.as_slice())
+            }
+            FakeFile::Dir { mode } => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(*mode);
+                header.set_size(0);
+                tar.append_data(&mut header, format!("{name}/"), std::io::empty())
+            }
+        }
+    };
+    append(base, root_entry)?;
+    if matches!(root_entry, FakeFile::Dir { .. }) {
+        // Implicit directories first, so that every entry's parent precedes it.
+        let mut entries: BTreeMap<String, FakeFile> = BTreeMap::new();
+        for (path, file) in files {
+            let Some(rest) = path.strip_prefix(&root).map(|r| r.trim_start_matches('/')) else {
+                continue;
+            };
+            if rest.is_empty() {
+                continue;
+            }
+            let mut parent = String::new();
+            let parts: Vec<&str> = rest.split('/').collect();
+            for part in &parts[..parts.len() - 1] {
+                parent = if parent.is_empty() { (*part).to_owned() } else { format!("{parent}/{part}") };
+                entries.entry(parent.clone()).or_insert(FakeFile::Dir { mode: 0o755 });
+            }
+            entries.insert(rest.to_owned(), file.clone());
+        }
+        for (rest, file) in &entries {
+            append(&format!("{base}/{rest}"), file)?;
+        }
+    }
+    tar.into_inner()
+}
+
+/// Keeps the last `limit` bytes, as the real adapter does.
+fn keep_tail(mut bytes: Vec<u8>, limit: usize) -> Vec<u8> {
+    if bytes.len() > limit {
+        bytes.drain(..bytes.len() - limit);
+    }
+    bytes
 }
 
 #[async_trait]
 impl Engine for FakeEngine {
     fn endpoint(&self) -> String {
-        "fake://".into()
+        ENDPOINT.into()
     }
 
     async fn info(&self) -> Result<EngineInfo, EngineError> {
-        self.enter("info", "")?;
-        Ok(EngineInfo { version: "fake".into(), api_version: "1.41".into(), online_cpus: 2, root_dir: None })
+        self.enter(Method::Info, "").await?;
+        Ok(self.with(|s| s.info.clone()))
     }
 
-    async fn load_image(&self, mut archive: ByteStream, _progress: ProgressSink) -> Result<Vec<String>, EngineError> {
-        self.enter("load_image", "")?;
+    async fn load_image(&self, mut archive: ByteStream, progress: ProgressSink) -> Result<Vec<String>, EngineError> {
+        self.enter(Method::LoadImage, "").await?;
+        let mut read = 0u64;
         while let Some(chunk) = archive.next().await {
-            chunk.map_err(|e| EngineError::Load { reason: e.to_string() })?;
+            let chunk = chunk.map_err(|e| EngineError::Load { reason: e.to_string() })?;
+            read += chunk.len() as u64;
         }
-        let image =
-            self.with(|s| s.next_load.take()).ok_or_else(|| EngineError::Load { reason: "nothing scripted".into() })?;
-        let loaded = image.repo_tags.first().cloned().unwrap_or_else(|| image.id.clone());
-        self.with(|s| s.images.insert(image.id.clone(), image));
-        Ok(vec![loaded])
+        progress(Progress { phase: "loading image".into(), current: read, total: Some(read) });
+        let images = self
+            .with(|s| s.loads.pop_front())
+            .ok_or_else(|| EngineError::Load { reason: "unexpected EOF (no image scripted for this load)".into() })?;
+        let mut loaded = Vec::new();
+        for image in &images {
+            if image.tags.is_empty() {
+                loaded.push(image.id.clone());
+            }
+            loaded.extend(image.tags.iter().cloned());
+        }
+        self.with(|s| images.into_iter().for_each(|i| s.insert_image(i)));
+        Ok(loaded)
     }
 
     async fn pull_image(
         &self,
         reference: &str,
-        _credentials: Option<&berth_core::engine::RegistryCredentials>,
-        _progress: ProgressSink,
+        credentials: Option<&RegistryCredentials>,
+        progress: ProgressSink,
     ) -> Result<(), EngineError> {
-        self.enter("pull_image", reference)?;
-        let known = self.with(|s| s.images.values().any(|i| i.repo_tags.iter().any(|t| t == reference)));
-        if known {
-            Ok(())
-        } else {
-            Err(EngineError::Pull { reference: reference.into(), reason: "not found".into() })
+        self.enter(Method::PullImage, reference).await?;
+        let wanted = normalize_reference(reference);
+        let (image, login) = self.with(|s| s.pullable.get(&wanted).cloned()).ok_or_else(|| EngineError::Pull {
+            reference: reference.to_owned(),
+            reason: format!("manifest for {wanted} not found: manifest unknown"),
+        })?;
+        if login.is_some() && login.as_ref() != credentials {
+            return Err(EngineError::Pull {
+                reference: reference.to_owned(),
+                reason: "unauthorized: authentication required".into(),
+            });
         }
+        progress(Progress { phase: format!("pulling {reference}"), current: image.size, total: Some(image.size) });
+        let mut image = image;
+        if !image.tags.contains(&wanted) {
+            image.tags.push(wanted);
+        }
+        self.with(|s| s.insert_image(image));
+        Ok(())
     }
 
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
-        self.enter("inspect_image", reference)?;
-        Ok(self.with(|s| {
-            s.images
-                .get(reference)
-                .cloned()
-                .or_else(|| s.images.values().find(|i| i.repo_tags.iter().any(|t| t == reference)).cloned())
-        }))
+        self.enter(Method::InspectImage, reference).await?;
+        Ok(self.with(|s| s.find_image(reference).map(|i| s.images[i].info())))
     }
 
-    async fn image_ids(&self) -> Result<HashSet<String>, EngineError> {
-        self.enter("image_ids", "")?;
-        Ok(self.with(|s| s.images.keys().cloned().collect()))
+    async fn list_images(&self, filter: &Filter) -> Result<Vec<ImageInfo>, EngineError> {
+        self.enter(Method::ListImages, "").await?;
+        Ok(self.with(|s| s.images.iter().filter(|i| filter.matches(&i.labels)).map(FakeImage::info).collect()))
     }
 
-    async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
-        self.enter("remove_image", id)?;
+    async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
+        self.enter(Method::RemoveImage, reference).await?;
         self.with(|s| {
-            if s.containers.values().any(|c| c.spec.image_id == id) {
-                return Err(EngineError::Conflict { what: format!("image {id} is used by a container") });
+            let Some(index) = s.find_image(reference) else {
+                return Ok(());
+            };
+            let tag = normalize_reference(reference);
+            let image = &s.images[index];
+            let by_tag = image.tags.contains(&tag) && image.id != reference;
+            if by_tag && image.tags.len() > 1 {
+                s.images[index].tags.retain(|t| *t != tag);
+                return Ok(());
             }
-            s.images.remove(id);
+            if !by_tag && image.tags.len() > 1 {
+                return Err(EngineError::Conflict {
+                    what: format!("image {reference} (it is referenced in multiple repositories)"),
+                });
+            }
+            if let Some(user) = s.containers.iter().find(|c| c.image_id == image.id) {
+                return Err(EngineError::Conflict {
+                    what: format!("image {reference} (container {} is using it)", user.id),
+                });
+            }
+            s.images.remove(index);
             Ok(())
         })
     }
 
-    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
-        self.enter("create_container", &spec.name)?;
+    async fn commit_container(&self, container: &str, reference: &str) -> Result<String, EngineError> {
+        self.enter(Method::CommitContainer, &format!("{container} {reference}")).await?;
         self.with(|s| {
-            if s.containers.contains_key(&spec.name) {
-                return Err(EngineError::Conflict { what: format!("container {}", spec.name) });
-            }
-            if !s.images.contains_key(&spec.image_id) {
-                return Err(EngineError::NotFound { what: format!("image {}", spec.image_id) });
-            }
-            s.next_id += 1;
-            let id = format!("{:064x}", s.next_id);
-            let container = FakeContainer {
-                id: id.clone(),
-                spec: spec.clone(),
-                state: RunState::Created,
-                exit_code: None,
-                started_at: None,
-                health: Health::None,
-                starts: 0,
-            };
-            s.containers.insert(spec.name.clone(), container);
-            Ok(id)
-        })
-    }
-
-    async fn start_container(&self, name: &str) -> Result<(), EngineError> {
-        self.enter("start_container", name)?;
-        let events = self.with(|s| {
-            let behaviour = s.on_start.get_mut(name).and_then(VecDeque::pop_front).unwrap_or(OnStart::Run);
-            let clock = s.clock;
-            let c = s
-                .containers
-                .get_mut(name)
-                .ok_or_else(|| EngineError::NotFound { what: format!("container {name}") })?;
-            if c.state == RunState::Running {
-                return Ok(vec![]);
-            }
-            c.starts += 1;
-            c.started_at = Some(clock);
-            let mut events = vec![event_for(c, ContainerEventKind::Start, clock)];
-            match behaviour {
-                OnStart::Run => {
-                    c.state = RunState::Running;
-                    c.exit_code = None;
-                }
-                OnStart::Exit(code) => {
-                    c.state = RunState::Exited;
-                    c.exit_code = Some(code);
-                    events.push(event_for(c, ContainerEventKind::Die { exit_code: Some(code) }, clock));
-                }
-            }
-            Ok(events)
-        })?;
-        for event in events {
-            self.emit(Some(event));
-        }
-        Ok(())
-    }
-
-    async fn stop_container(&self, name: &str, _timeout_secs: i64) -> Result<(), EngineError> {
-        self.enter("stop_container", name)?;
-        let event = self.with(|s| {
-            let clock = s.clock;
-            let c = s.containers.get_mut(name).filter(|c| c.state == RunState::Running)?;
-            c.state = RunState::Exited;
-            c.exit_code = Some(0);
-            Some(event_for(c, ContainerEventKind::Die { exit_code: Some(0) }, clock))
-        });
-        self.emit(event);
-        Ok(())
-    }
-
-    async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
-        self.enter("remove_container", name)?;
-        let event = self.with(|s| {
-            let clock = s.clock;
-            let key = s.containers.iter().find(|(k, c)| *k == name || c.id == name).map(|(k, _)| k.clone())?;
-            let c = s.containers.remove(&key)?;
-            Some(event_for(&c, ContainerEventKind::Destroy, clock))
-        });
-        self.emit(event);
-        Ok(())
-    }
-
-    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerObservation>, EngineError> {
-        self.enter("inspect_container", name)?;
-        Ok(self.with(|s| s.containers.get(name).map(observe)))
-    }
-
-    async fn owned_containers(&self, instance: &str) -> Result<Vec<ContainerObservation>, EngineError> {
-        self.enter("owned_containers", instance)?;
-        Ok(self.with(|s| {
-            s.containers
-                .values()
-                .filter(|c| {
-                    c.spec.labels.contains_key(LABEL_APP)
-                        && c.spec.labels.get(LABEL_INSTANCE).map(String::as_str) == Some(instance)
-                })
-                .map(observe)
-                .collect()
-        }))
-    }
-
-    async fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError> {
-        self.enter("rename_container", name)?;
-        self.with(|s| {
-            if s.containers.contains_key(new_name) {
-                return Err(EngineError::Conflict { what: format!("container {new_name}") });
-            }
-            let mut c =
-                s.containers.remove(name).ok_or_else(|| EngineError::NotFound { what: format!("container {name}") })?;
-            c.spec.name = new_name.into();
-            s.containers.insert(new_name.into(), c);
-            Ok(())
-        })
-    }
-
-    async fn exec(
-        &self,
-        container: &str,
-        argv: &[String],
-        _timeout: std::time::Duration,
-    ) -> Result<ExecOutcome, EngineError> {
-        self.enter("exec", &format!("{container} {}", argv.join(" ")))?;
-        self.with(|s| {
-            let running = s.containers.get(container).is_some_and(|c| c.state == RunState::Running);
-            if !running {
-                return Err(EngineError::Conflict { what: format!("container {container} is not running") });
-            }
-            let scripted = s.exec_results.get_mut(container).and_then(VecDeque::pop_front);
-            Ok(scripted.unwrap_or(ExecOutcome { exit_code: Some(0), output: String::new() }))
-        })
-    }
-
-    async fn image_files(&self, image: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
-        self.enter("image_files", &format!("{image} {path}"))?;
-        Ok(self.with(|s| s.image_files.get(&(image.to_owned(), path.to_owned())).cloned()))
-    }
-
-    async fn commit_container(&self, name: &str, reference: &str) -> Result<String, EngineError> {
-        self.enter("commit_container", name)?;
-        self.with(|s| {
-            if !s.containers.contains_key(name) {
-                return Err(EngineError::NotFound { what: format!("container {name}") });
-            }
-            s.next_id += 1;
-            let id = format!("sha256:{:064x}", s.next_id);
-            let info = ImageInfo {
-                id: id.clone(),
-                repo_tags: vec![reference.to_owned()],
-                size: 1,
-                labels: Default::default(),
-            };
-            s.images.insert(id.clone(), info);
+            let c = s.find(container).ok_or_else(|| container_not_found(container))?;
+            let files = s.files_under(c, "/");
+            let labels = c.config.labels.clone();
+            let n = s.tick();
+            let id = format!("sha256:{}", fake_id("image", n));
+            let mut image = FakeImage::new(&id).tag(reference);
+            image.labels = labels;
+            image.files = files;
+            s.insert_image(image);
             Ok(id)
         })
     }
 
     fn save_image(&self, image: &str) -> BoxStream<'static, Result<Bytes, EngineError>> {
-        let known = self.with(|s| s.images.contains_key(image));
-        let item = if known {
-            Ok(Bytes::from(format!("saved {image}")))
-        } else {
-            Err(EngineError::NotFound { what: format!("image {image}") })
+        let (hold, verdict) = self.enter_stream(Method::SaveImage, image);
+        if let Err(e) = verdict {
+            return gated(hold, error_stream(e));
+        }
+        let found = self.with(|s| s.find_image(image).map(|i| s.images[i].id.clone()));
+        let stream = match found {
+            Some(id) => futures::stream::iter([Ok(Bytes::from(format!("fake docker save of {id}\n")))]).boxed(),
+            None => error_stream(EngineError::NotFound { what: format!("image {image}") }),
         };
-        futures::stream::iter([item]).boxed()
+        gated(hold, stream)
     }
 
-    async fn exec_with(
-        &self,
-        container: &str,
-        request: berth_core::engine::ExecRequest,
-        _stop: berth_core::engine::StopSignal,
-    ) -> Result<berth_core::engine::ExecResult, EngineError> {
-        let outcome = self.exec(container, &request.argv, std::time::Duration::ZERO).await?;
-        Ok(berth_core::engine::ExecResult {
-            exit_code: outcome.exit_code,
-            stdout: outcome.output.into_bytes(),
-            stderr: Vec::new(),
+    async fn create(&self, config: &ContainerConfig) -> Result<String, EngineError> {
+        self.enter(Method::Create, config.name.as_deref().unwrap_or("")).await?;
+        self.with(|s| {
+            if let Some(name) = &config.name {
+                if !valid_container_name(name) {
+                    return Err(EngineError::Rejected {
+                        status: 400,
+                        message: format!("Invalid container name ({name})"),
+                    });
+                }
+                if s.containers.iter().any(|c| c.name == *name) {
+                    return Err(EngineError::Conflict { what: format!("container {name}") });
+                }
+            }
+            let image = s.find_image(&config.image).map(|i| s.images[i].id.clone());
+            let image_id = image.ok_or_else(|| EngineError::NotFound { what: format!("image {}", config.image) })?;
+            let n = s.tick();
+            let id = fake_id("container", n);
+            let name = config.name.clone().unwrap_or_else(|| format!("fake_{n}"));
+            s.containers.push(FakeContainer {
+                id: id.clone(),
+                name,
+                image_id,
+                config: config.clone(),
+                state: RunState::Created,
+                exit_code: None,
+                error: None,
+                started_at: None,
+                health: Health::None,
+                oom_killed: false,
+                starts: 0,
+                files: BTreeMap::new(),
+                logs: Vec::new(),
+            });
+            Ok(id)
         })
     }
 
-    async fn containers_labelled(&self, key: &str, value: &str) -> Result<Vec<ContainerObservation>, EngineError> {
-        self.enter("containers_labelled", key)?;
+    async fn start(&self, container: &str) -> Result<(), EngineError> {
+        self.enter(Method::Start, container).await?;
+        let events = self.with(|s| {
+            let clock = s.clock;
+            let index = s.find_index(container).ok_or_else(|| container_not_found(container))?;
+            if s.containers[index].running() {
+                return Ok(Vec::new());
+            }
+            let (id, name) = (s.containers[index].id.clone(), s.containers[index].name.clone());
+            let behaviour = [name, id]
+                .iter()
+                .find_map(|key| s.on_start.get_mut(key).and_then(VecDeque::pop_front))
+                .unwrap_or(OnStart::Run);
+            let c = &mut s.containers[index];
+            if let OnStart::Fail(message) = behaviour {
+                c.exit_code = Some(127);
+                c.error = Some(message.clone());
+                return Err(EngineError::Rejected { status: 400, message });
+            }
+            c.starts += 1;
+            c.started_at = Some(clock);
+            c.error = None;
+            c.oom_killed = false;
+            c.health = Health::None;
+            let mut events = vec![event_for(c, ContainerEventKind::Start, clock)];
+            match behaviour {
+                OnStart::Exit(code) => {
+                    c.state = RunState::Exited;
+                    c.exit_code = Some(code);
+                    events.push(event_for(c, ContainerEventKind::Die { exit_code: Some(code) }, clock));
+                }
+                _ => {
+                    c.state = RunState::Running;
+                    c.exit_code = None;
+                }
+            }
+            Ok(events)
+        })?;
+        self.emit(events.into_iter());
+        Ok(())
+    }
+
+    async fn stop(&self, container: &str, grace_secs: i64) -> Result<(), EngineError> {
+        self.enter(Method::Stop, &format!("{container} {grace_secs}")).await?;
+        let event = self.with(|s| {
+            let clock = s.clock;
+            let c = s.find_mut(container).filter(|c| c.running())?;
+            c.state = RunState::Exited;
+            c.exit_code = Some(0);
+            c.health = Health::None;
+            Some(event_for(c, ContainerEventKind::Die { exit_code: Some(0) }, clock))
+        });
+        self.emit(event.into_iter());
+        Ok(())
+    }
+
+    async fn remove(&self, container: &str) -> Result<(), EngineError> {
+        self.enter(Method::Remove, container).await?;
+        let events = self.with(|s| s.remove_container(container));
+        self.emit(events.into_iter());
+        Ok(())
+    }
+
+    async fn rename(&self, container: &str, new_name: &str) -> Result<(), EngineError> {
+        self.enter(Method::Rename, &format!("{container} {new_name}")).await?;
+        self.with(|s| {
+            let index = s.find_index(container).ok_or_else(|| container_not_found(container))?;
+            if !valid_container_name(new_name) {
+                return Err(EngineError::Rejected {
+                    status: 400,
+                    message: format!("Invalid container name ({new_name})"),
+                });
+            }
+            if s.containers.iter().enumerate().any(|(i, c)| i != index && c.name == new_name) {
+                return Err(EngineError::Conflict { what: format!("container {new_name}") });
+            }
+            let c = &mut s.containers[index];
+            c.name = new_name.to_owned();
+            c.config.name = Some(new_name.to_owned());
+            Ok(())
+        })
+    }
+
+    async fn inspect(&self, container: &str) -> Result<Option<ContainerObservation>, EngineError> {
+        self.enter(Method::Inspect, container).await?;
+        Ok(self.with(|s| s.find(container).map(FakeContainer::observe)))
+    }
+
+    async fn list(&self, filter: &Filter) -> Result<Vec<ContainerObservation>, EngineError> {
+        self.enter(Method::List, "").await?;
+        // Newest first, as the engine lists them.
         Ok(self.with(|s| {
-            s.containers
-                .values()
-                .filter(|c| match c.spec.labels.get(key) {
-                    Some(label) => value.is_empty() || label == value,
-                    None => false,
-                })
-                .map(observe)
-                .collect()
+            s.containers.iter().rev().filter(|c| filter.matches(&c.config.labels)).map(FakeContainer::observe).collect()
         }))
     }
 
-    async fn images_labelled(&self, key: &str) -> Result<Vec<ImageInfo>, EngineError> {
-        self.enter("images_labelled", key)?;
-        Ok(self.with(|s| s.images.values().filter(|i| i.labels.contains_key(key)).cloned().collect()))
+    async fn exec(&self, container: &str, request: ExecRequest, stop: StopSignal) -> Result<ExecResult, EngineError> {
+        self.enter(Method::Exec, &format!("{container} {}", request.argv.join(" "))).await?;
+        let (id, starts, handler) = self.with(|s| {
+            let c = s.find(container).ok_or_else(|| container_not_found(container))?;
+            let (id, name, starts, running) = (c.id.clone(), c.name.clone(), c.starts, c.running());
+            s.execs.push(RecordedExec {
+                container: container.to_owned(),
+                container_id: id.clone(),
+                argv: request.argv.clone(),
+                user: request.user.clone(),
+                env: request.env.clone(),
+                workdir: request.workdir.clone(),
+                stdin: request.stdin.clone(),
+            });
+            if !running {
+                return Err(EngineError::Conflict { what: format!("container {container} (it is not running)") });
+            }
+            if request.argv.is_empty() {
+                return Err(EngineError::Rejected { status: 400, message: "No exec command specified".into() });
+            }
+            let handler = s.exec_handlers.get(&id).or_else(|| s.exec_handlers.get(&name)).or(s.default_exec.as_ref());
+            Ok((id, starts, handler.cloned()))
+        })?;
+        let script = handler.map_or_else(|| ExecScript::exit(0), |h| h(&request));
+        let mut result = ExecResult::default();
+        for (to_stderr, bytes) in &script.output {
+            result.combined.extend_from_slice(bytes);
+            if *to_stderr { &mut result.stderr } else { &mut result.stdout }.extend_from_slice(bytes);
+        }
+        result.stdout = keep_tail(result.stdout, EXEC_OUTPUT_LIMIT);
+        result.stderr = keep_tail(result.stderr, EXEC_OUTPUT_LIMIT);
+        result.combined = keep_tail(result.combined, EXEC_OUTPUT_LIMIT);
+        match script.end {
+            ExecEnd::Exit(code) => result.exit_code = Some(code),
+            ExecEnd::Hang { killable } => {
+                tokio::select! {
+                    () = stop => result.killed = killable,
+                    () = self.run_ended(&id, starts) => result.exit_code = Some(137),
+                }
+            }
+        }
+        Ok(result)
     }
 
-    async fn create_plain_container(&self, spec: &berth_core::engine::PlainContainer) -> Result<String, EngineError> {
-        let name = format!("plain-{}", self.with(|s| s.next_id + 1));
-        let container = ContainerSpec {
-            name,
-            image_id: spec.image.clone(),
-            options: Default::default(),
-            nano_cpus: 0,
-            memory: None,
-            private_dir: String::new(),
-            labels: spec.labels.clone(),
+    async fn copy_from(&self, container: &str, path: &str, limit: u64) -> Result<Option<Vec<u8>>, EngineError> {
+        self.enter(Method::CopyFrom, &format!("{container} {path}")).await?;
+        let tar = self.with(|s| {
+            let c = s.find(container).ok_or_else(|| container_not_found(container))?;
+            let Some(root) = s.lookup_file(c, path) else {
+                return Ok(None);
+            };
+            let files = s.files_under(c, path);
+            tar_of(path, &root, &files)
+                .map(Some)
+                .map_err(|e| EngineError::Rejected { status: 500, message: e.to_string() })
+        })?;
+        match tar {
+            Some(tar) if tar.len() as u64 > limit => Err(EngineError::Rejected {
+                status: 413,
+                message: format!("{path} in container {container} is larger than {limit} bytes"),
+            }),
+            other => Ok(other),
+        }
+    }
+
+    async fn stat(&self, container: &str, path: &str) -> Result<Option<PathStat>, EngineError> {
+        self.enter(Method::Stat, &format!("{container} {path}")).await?;
+        self.with(|s| {
+            let c = s.find(container).ok_or_else(|| container_not_found(container))?;
+            Ok(s.lookup_file(c, path).map(|file| match file {
+                FakeFile::File { contents, mode } => PathStat { mode, size: contents.len() as u64, is_dir: false },
+                FakeFile::Dir { mode } => PathStat { mode, size: 4096, is_dir: true },
+            }))
+        })
+    }
+
+    fn events(&self, filter: &Filter) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {
+        let (hold, verdict) = self.enter_stream(Method::Events, "");
+        if let Err(e) = verdict {
+            return gated(hold, error_stream(e));
+        }
+        // Subscribed now: the stream holds what happens from the call on.
+        let receiver = self.inner.events.subscribe();
+        let filter = filter.clone();
+        let stream = futures::stream::unfold(Some(receiver), move |receiver| {
+            let filter = filter.clone();
+            async move {
+                let mut receiver = receiver?;
+                loop {
+                    match receiver.recv().await {
+                        Ok(Broadcast::Event(event)) if filter.matches(&event.labels) => {
+                            return Some((Ok(event), Some(receiver)))
+                        }
+                        Ok(Broadcast::Event(_)) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Ok(Broadcast::Gone) => return Some((Err(unreachable()), None)),
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+        gated(hold, stream.boxed())
+    }
+
+    fn logs(&self, container: &str, follow: bool, tail: Option<u64>) -> BoxStream<'static, Result<Bytes, EngineError>> {
+        let (hold, verdict) = self.enter_stream(Method::Logs, container);
+        if let Err(e) = verdict {
+            return gated(hold, error_stream(e));
+        }
+        let Some((id, logs)) = self.with(|s| s.find(container).map(|c| (c.id.clone(), c.logs.clone()))) else {
+            return gated(hold, error_stream(container_not_found(container)));
         };
-        self.create_container(&container).await
+        let mut first: Vec<u8> = logs.iter().flat_map(|b| b.iter().copied()).collect();
+        if let Some(n) = tail {
+            // The last n lines (a trailing newline ends the last line, it does not start one).
+            let body = first.strip_suffix(b"\n").unwrap_or(&first);
+            let starts: Vec<usize> =
+                body.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i + 1).collect();
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            let cut = if n == 0 {
+                first.len()
+            } else if starts.len() >= n {
+                starts[starts.len() - n]
+            } else {
+                0
+            };
+            first.drain(..cut);
+        }
+        let already = logs.len();
+        let head = futures::stream::iter((!first.is_empty()).then(|| Ok(Bytes::from(first))));
+        if !follow {
+            return gated(hold, head.boxed());
+        }
+        let engine = self.clone();
+        let more = futures::stream::unfold(Some(already), move |seen| {
+            let (engine, id) = (engine.clone(), id.clone());
+            async move {
+                let seen = seen?;
+                let mut changes = engine.inner.changes.subscribe();
+                loop {
+                    let (unreachable_now, fresh, running) = engine.with(|s| match s.find(&id) {
+                        Some(c) => (s.unreachable, c.logs.get(seen..).unwrap_or_default().to_vec(), c.running()),
+                        None => (s.unreachable, Vec::new(), false),
+                    });
+                    if unreachable_now {
+                        return Some((Err(unreachable()), None));
+                    }
+                    if !fresh.is_empty() {
+                        let bytes: Vec<u8> = fresh.iter().flat_map(|b| b.iter().copied()).collect();
+                        return Some((Ok(Bytes::from(bytes)), Some(seen + fresh.len())));
+                    }
+                    if !running || changes.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            }
+        });
+        gated(hold, head.chain(more).boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_core::spec::LABEL_INSTANCE;
+    use futures::FutureExt;
+
+    fn never() -> StopSignal {
+        futures::future::pending().boxed()
     }
 
-    fn events(&self, instance: &str) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {
-        let _ = instance;
-        tokio_stream::wrappers::BroadcastStream::new(self.events.subscribe())
-            .filter_map(|e| async move { e.ok().map(Ok) })
-            .boxed()
+    fn no_progress() -> ProgressSink {
+        Arc::new(|_| {})
     }
 
-    fn logs(&self, name: &str, _follow: bool, _tail: Option<u64>) -> BoxStream<'static, Result<Bytes, EngineError>> {
-        let line = Bytes::from(format!("log of {name}\n"));
-        futures::stream::iter([Ok(line)]).boxed()
+    fn config(name: Option<&str>, image: &str) -> ContainerConfig {
+        ContainerConfig {
+            name: name.map(str::to_owned),
+            image: image.to_owned(),
+            labels: [(LABEL_INSTANCE.to_string(), "i1".to_string()), ("berth.app".to_string(), "web".to_string())]
+                .into(),
+            ..Default::default()
+        }
+    }
+
+    fn engine_with_image() -> FakeEngine {
+        let engine = FakeEngine::new();
+        engine.add_image(FakeImage::new("sha256:aaa").tag("web:1").label("kind", "app").file("/etc/app/conf", "x=1"));
+        engine
+    }
+
+    #[tokio::test]
+    async fn containers_by_name_or_id_through_their_life() {
+        let engine = engine_with_image();
+        let id = engine.create(&config(Some("web"), "web:1")).await.unwrap();
+        assert!(matches!(engine.create(&config(Some("web"), "web:1")).await, Err(EngineError::Conflict { .. })));
+        assert!(matches!(engine.create(&config(None, "nope:1")).await, Err(EngineError::NotFound { .. })));
+        let unnamed = engine.create(&config(None, "sha256:aaa")).await.unwrap();
+        assert_ne!(unnamed, id);
+
+        engine.start(&id).await.unwrap();
+        let seen = engine.inspect("web").await.unwrap().unwrap();
+        assert_eq!(
+            (seen.id.as_str(), seen.state, seen.image_id.as_str()),
+            (id.as_str(), RunState::Running, "sha256:aaa")
+        );
+        assert_eq!(engine.inspect(&id[..12]).await.unwrap().unwrap().name, "web");
+
+        engine.rename("web", "web-old").await.unwrap();
+        assert!(engine.inspect("web").await.unwrap().is_none());
+        engine.stop(&id, 3).await.unwrap();
+        engine.stop("web-old", 3).await.unwrap();
+        engine.stop("gone", 3).await.unwrap();
+        assert_eq!(engine.inspect(&id).await.unwrap().unwrap().state, RunState::Exited);
+
+        let owned = engine.list(&Filter::default().label(LABEL_INSTANCE, "i1")).await.unwrap();
+        assert_eq!(owned.len(), 2);
+        assert!(engine.list(&Filter::default().label(LABEL_INSTANCE, "i2")).await.unwrap().is_empty());
+        engine.remove("web-old").await.unwrap();
+        engine.remove("web-old").await.unwrap();
+        assert_eq!(engine.containers().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn images_refuse_removal_like_docker() {
+        let engine = engine_with_image();
+        engine.add_image(FakeImage::new("sha256:bbb").tag("db:1").tag("db:latest"));
+        let c = engine.create(&config(None, "web:1")).await.unwrap();
+        assert!(matches!(engine.remove_image("web:1").await, Err(EngineError::Conflict { .. })));
+        engine.remove(&c).await.unwrap();
+        engine.remove_image("web:1").await.unwrap();
+        assert!(!engine.has_image("sha256:aaa"));
+        engine.remove_image("web:1").await.unwrap();
+
+        assert!(matches!(engine.remove_image("sha256:bbb").await, Err(EngineError::Conflict { .. })));
+        engine.remove_image("db").await.unwrap();
+        assert_eq!(engine.image("sha256:bbb").unwrap().tags, ["db:1"]);
+        engine.remove_image("sha256:bbb").await.unwrap();
+        assert!(engine.images().is_empty());
+    }
+
+    #[tokio::test]
+    async fn loads_pulls_and_tag_moves() {
+        let engine = engine_with_image();
+        let archive = || futures::stream::iter([Ok(Bytes::from_static(b"tar"))]).boxed();
+        assert!(matches!(engine.load_image(archive(), no_progress()).await, Err(EngineError::Load { .. })));
+        engine.load_next([FakeImage::new("sha256:ccc").tag("web:1"), FakeImage::new("sha256:ddd")]);
+        let loaded = engine.load_image(archive(), no_progress()).await.unwrap();
+        assert_eq!(loaded, ["web:1", "sha256:ddd"]);
+        assert_eq!(engine.inspect_image("web:1").await.unwrap().unwrap().id, "sha256:ccc");
+        assert!(engine.image("sha256:aaa").unwrap().tags.is_empty());
+
+        let pulled = engine.pull_image("cache", None, no_progress()).await;
+        assert!(matches!(pulled, Err(EngineError::Pull { .. })));
+        engine.add_pullable("cache:2", FakeImage::new("sha256:eee").label("kind", "app"));
+        engine.pull_image("cache:2", None, no_progress()).await.unwrap();
+        assert_eq!(engine.inspect_image("cache:2").await.unwrap().unwrap().id, "sha256:eee");
+        let apps = engine.list_images(&Filter::default().label("kind", "app")).await.unwrap();
+        assert_eq!(apps.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["sha256:aaa", "sha256:eee"]);
+    }
+
+    #[tokio::test]
+    async fn exec_records_requests_and_honours_stop() {
+        let engine = engine_with_image();
+        let id = engine.create(&config(Some("web"), "web:1")).await.unwrap();
+        let request =
+            ExecRequest { argv: vec!["cat".into()], stdin: Some(Bytes::from_static(b"in")), ..Default::default() };
+        assert!(matches!(engine.exec("web", request.clone(), never()).await, Err(EngineError::Conflict { .. })));
+        engine.start("web").await.unwrap();
+        engine.on_exec("web", |r| match r.argv[0].as_str() {
+            "cat" => ExecScript::exit(3).out(r.stdin.clone().unwrap_or_default().to_vec()).err("e"),
+            _ => ExecScript::hang().out("started"),
+        });
+        let done = engine.exec(&id, request, never()).await.unwrap();
+        assert_eq!(
+            (done.exit_code, &done.stdout[..], &done.stderr[..], &done.combined[..]),
+            (Some(3), &b"in"[..], &b"e"[..], &b"ine"[..])
+        );
+        let execs = engine.execs();
+        assert_eq!((execs[1].container.as_str(), execs[1].container_id.as_str()), (id.as_str(), id.as_str()));
+        assert_eq!(execs[1].stdin.as_deref(), Some(&b"in"[..]));
+
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let sleep = ExecRequest { argv: vec!["sleep".into()], user: Some("0:0".into()), ..Default::default() };
+        let running = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.exec("web", sleep, rx.map(drop).boxed()).await }
+        });
+        tx.send(()).unwrap();
+        let stopped = running.await.unwrap().unwrap();
+        assert_eq!((stopped.exit_code, stopped.killed, &stopped.stdout[..]), (None, true, &b"started"[..]));
+        assert_eq!(engine.execs()[2].user.as_deref(), Some("0:0"));
+
+        // A hanging command ends with its container.
+        let hanging = tokio::spawn({
+            let engine = engine.clone();
+            let request = ExecRequest { argv: vec!["x".into()], ..Default::default() };
+            async move { engine.exec("web", request, never()).await }
+        });
+        while engine.execs().len() < 4 {
+            tokio::task::yield_now().await;
+        }
+        engine.stop("web", 1).await.unwrap();
+        assert_eq!(hanging.await.unwrap().unwrap().exit_code, Some(137));
+    }
+
+    #[tokio::test]
+    async fn files_come_from_the_image_and_the_container() {
+        let engine = engine_with_image();
+        let id = engine.create(&config(None, "web:1")).await.unwrap();
+        engine.put_file(&id, "/etc/app/extra", "y");
+        assert!(engine.stat(&id, "/etc/app").await.unwrap().unwrap().is_dir);
+        assert_eq!(engine.stat(&id, "/etc/app/conf").await.unwrap().unwrap().size, 3);
+        assert_eq!(engine.stat(&id, "/nope").await.unwrap(), None);
+        assert_eq!(engine.copy_from(&id, "/nope", 1 << 20).await.unwrap(), None);
+        let tar = engine.copy_from(&id, "/etc/app", 1 << 20).await.unwrap().unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let names: Vec<String> =
+            archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+        assert_eq!(names, ["app/", "app/conf", "app/extra"]);
+        assert!(matches!(engine.copy_from(&id, "/etc/app", 100).await, Err(EngineError::Rejected { status: 413, .. })));
+        assert!(matches!(engine.stat("nope", "/").await, Err(EngineError::NotFound { .. })));
+    }
+
+    #[tokio::test]
+    async fn events_carry_labels_and_follow_the_filter() {
+        let engine = engine_with_image();
+        let mut mine = engine.events(&Filter::default().label(LABEL_INSTANCE, "i1"));
+        let mut others = engine.events(&Filter::default().label(LABEL_INSTANCE, "i2"));
+        let id = engine.create(&config(Some("web"), "web:1")).await.unwrap();
+        engine.start("web").await.unwrap();
+        engine.set_health("web", Health::Healthy);
+        engine.exit("web", 2);
+        engine.remove("web").await.unwrap();
+        let mut kinds = Vec::new();
+        for _ in 0..4 {
+            let event = mine.next().await.unwrap().unwrap();
+            assert_eq!((event.container_id.as_str(), event.labels["berth.app"].as_str()), (id.as_str(), "web"));
+            kinds.push(event.kind);
+        }
+        assert_eq!(
+            kinds,
+            [
+                ContainerEventKind::Start,
+                ContainerEventKind::Health(Health::Healthy),
+                ContainerEventKind::Die { exit_code: Some(2) },
+                ContainerEventKind::Destroy
+            ]
+        );
+        engine.set_unreachable(true);
+        assert!(matches!(mine.next().await, Some(Err(EngineError::Unreachable { .. }))));
+        assert!(mine.next().await.is_none());
+        assert!(matches!(others.next().await, Some(Err(EngineError::Unreachable { .. }))));
+        assert!(matches!(engine.info().await, Err(EngineError::Unreachable { .. })));
+    }
+
+    #[tokio::test]
+    async fn scripted_failures_panics_and_holds() {
+        let engine = engine_with_image();
+        engine.fail_next(Method::Create, EngineError::Rejected { status: 500, message: "boom".into() });
+        assert!(matches!(engine.create(&config(Some("web"), "web:1")).await, Err(EngineError::Rejected { .. })));
+        assert!(engine.containers().is_empty(), "a failed call has no effect");
+        engine.create(&config(Some("web"), "web:1")).await.unwrap();
+
+        engine.on_start("web", [OnStart::Fail("exec: \"/x\": not found".into()), OnStart::Exit(1)]);
+        assert!(matches!(engine.start("web").await, Err(EngineError::Rejected { status: 400, .. })));
+        assert_eq!(engine.container("web").unwrap().error.as_deref(), Some("exec: \"/x\": not found"));
+        engine.start("web").await.unwrap();
+        assert_eq!(engine.container("web").unwrap().exit_code, Some(1));
+
+        engine.panic_next(Method::Inspect);
+        let panicked = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.inspect("web").await }
+        });
+        assert!(panicked.await.unwrap_err().is_panic());
+        assert!(engine.inspect("web").await.unwrap().is_some());
+
+        let hold = engine.hold_next(Method::Start);
+        let starting = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.start("web").await }
+        });
+        hold.entered().await;
+        assert_eq!(engine.container("web").unwrap().state, RunState::Exited);
+        hold.release();
+        starting.await.unwrap().unwrap();
+        assert_eq!(engine.container("web").unwrap().state, RunState::Running);
+        assert_eq!(engine.calls().iter().filter(|c| *c == "start web").count(), 3);
+    }
+
+    #[tokio::test]
+    async fn logs_tail_and_follow() {
+        let engine = engine_with_image();
+        engine.create(&config(Some("web"), "web:1")).await.unwrap();
+        engine.start("web").await.unwrap();
+        engine.push_log("web", "a\nb\nc\n");
+        let tail: Vec<Bytes> = engine.logs("web", false, Some(2)).map(Result::unwrap).collect().await;
+        assert_eq!(tail, [Bytes::from_static(b"b\nc\n")]);
+        let mut followed = engine.logs("web", true, Some(0));
+        engine.push_log("web", "d\n");
+        assert_eq!(followed.next().await.unwrap().unwrap(), Bytes::from_static(b"d\n"));
+        engine.exit("web", 0);
+        assert!(followed.next().await.is_none());
     }
 }

@@ -4,8 +4,7 @@
 //! host's busybox-static binary and written as `docker save` archives.
 
 pub mod engine;
-// Being rewritten for the new Engine trait (restored by the engine work).
-// pub mod fake;
+pub mod fake;
 pub mod harness;
 pub mod http;
 pub mod http_server;

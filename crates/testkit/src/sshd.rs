@@ -1,23 +1,31 @@
-//! An sshd of its own for one test, on a free loopback port, with a fresh
-//! host key, password and key login for the `berth-ssh-test` account (made
-//! by scripts/setup.sh), and sftp.
+//! An sshd of its own for one test, with a fresh host key, password and key
+//! login for the `berth-ssh-test` account (made by scripts/setup.sh), and
+//! sftp.
+//!
+//! The listening socket is the test's own, bound to port 0 before anything
+//! else, so it is ready at once and no two tests can race for a port; each
+//! connection is handed to `sshd -i` (inetd mode), one process per
+//! connection, as inetd would.
 
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub const USER: &str = "berth-ssh-test";
 pub const PASSWORD: &str = "berth-ssh-test-pw";
 
 pub struct TestSshd {
     dir: tempfile::TempDir,
-    child: Child,
-    port: u16,
+    addr: SocketAddr,
+    stopping: Arc<AtomicBool>,
+    sessions: Arc<Mutex<Vec<Child>>>,
 }
 
-fn keygen(path: &Path) {
+/// Writes a new ed25519 key pair without a passphrase to `path` and `path.pub`.
+pub fn keygen(path: &Path) {
     let status = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(path)
@@ -27,7 +35,13 @@ fn keygen(path: &Path) {
 }
 
 impl TestSshd {
+    /// On 127.0.0.1.
     pub fn start() -> Self {
+        Self::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// On `address`, a loopback address (`::1` for IPv6).
+    pub fn start_on(address: IpAddr) -> Self {
         let dir = tempfile::Builder::new().prefix("berth-sshd-").tempdir().expect("temp dir");
         // The test account must reach the files, so the directory is world-readable.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -38,41 +52,53 @@ impl TestSshd {
         std::fs::set_permissions(d.join("authorized_keys"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
         std::fs::create_dir(d.join("files")).expect("files dir");
         std::fs::set_permissions(d.join("files"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {key}\nPidFile {pid}\nAuthorizedKeysFile {auth}\n\
+            "HostKey {key}\nPidFile none\nAuthorizedKeysFile {auth}\n\
              StrictModes no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\n\
              PubkeyAuthentication yes\nAllowUsers {USER}\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
             key = d.join("host_key").display(),
-            pid = d.join("sshd.pid").display(),
             auth = d.join("authorized_keys").display(),
         );
         std::fs::write(d.join("sshd_config"), config).expect("sshd_config");
         let _ = std::fs::create_dir_all("/run/sshd");
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("sshd.log")).map_or_else(|_| Stdio::null(), Stdio::from))
-            .spawn()
-            .expect("sshd (openssh-server; scripts/setup.sh installs it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "sshd did not start; see {}", d.join("sshd.log").display());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        TestSshd { dir, child, port }
+        let listener = TcpListener::bind((address, 0)).expect("bind loopback");
+        let addr = listener.local_addr().expect("address");
+        let stopping = Arc::new(AtomicBool::new(false));
+        let sessions = Arc::new(Mutex::new(Vec::new()));
+        let (config, log) = (d.join("sshd_config"), d.join("sshd.log"));
+        let (stop, running) = (stopping.clone(), sessions.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                match session(&config, &log, stream) {
+                    Ok(child) => running.lock().unwrap_or_else(|e| e.into_inner()).push(child),
+                    Err(e) => eprintln!("sshd -i did not start (openssh-server; scripts/setup.sh installs it): {e}"),
+                }
+            }
+        });
+        TestSshd { dir, addr, stopping, sessions }
     }
 
+    /// `host:port`, with the address in brackets for IPv6.
     pub fn server(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.addr.to_string()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// The known_hosts line for this server.
     pub fn known_hosts_line(&self) -> String {
-        let key = std::fs::read_to_string(self.dir.path().join("host_key.pub")).expect("host key");
-        format!("[127.0.0.1]:{} {}", self.port, key.trim())
+        format!("[{}]:{} {}", self.addr.ip(), self.addr.port(), self.host_public_key())
+    }
+
+    /// The host's public key, `ssh-ed25519 AAAA… comment`.
+    pub fn host_public_key(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("host_key.pub")).expect("host key").trim().to_owned()
     }
 
     /// `SHA256:…`, as `ssh-keygen -l` prints it.
@@ -90,6 +116,21 @@ impl TestSshd {
         self.dir.path().join("client_key")
     }
 
+    /// Lets the public key `line` (`ssh-rsa AAAA… comment`) log in as [`USER`] too.
+    pub fn authorize(&self, line: &str) {
+        use std::io::Write;
+        let mut keys = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("authorized_keys"))
+            .expect("authorized_keys");
+        writeln!(keys, "{}", line.trim()).expect("authorize");
+    }
+
+    /// What sshd logged (errors only), for assertion messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
     /// Puts `file` where [`USER`] can read it; returns the remote path.
     pub fn publish(&self, file: &Path, name: &str) -> String {
         let target = self.dir.path().join("files").join(name);
@@ -99,9 +140,27 @@ impl TestSshd {
     }
 }
 
+/// One `sshd -i` serving `stream` on its standard input and output.
+fn session(config: &Path, log: &Path, stream: TcpStream) -> std::io::Result<Child> {
+    let output = stream.try_clone()?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    Command::new("/usr/sbin/sshd")
+        .args(["-i", "-e", "-f"])
+        .arg(config)
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(stream)))
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(output)))
+        .stderr(Stdio::from(log))
+        .spawn()
+}
+
 impl Drop for TestSshd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Wake the accepting thread so that it sees it is to stop.
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        for mut child in self.sessions.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -2,139 +2,131 @@
 //! `com.vmware.srm.sra` label; a command runs exactly as the "Detailed
 //! Running Procedure" says (see [`exec`]); each image's configuration lives
 //! on the host and is bound at /srm/sra/conf (see [`conf`]); idle execution
-//! containers are stopped (see [`idle`]).
+//! containers are stopped (see [`idle`]). berth touches only the execution
+//! containers it made (its instance label); another runner's container with
+//! the same execution id is reported and left alone.
 
-pub mod conf;
+mod conf;
 mod error;
-pub mod exec;
+mod exec;
 pub mod idle;
+mod images;
 mod state;
 
 pub use error::SraError;
 pub use state::SraState;
 
-use crate::archive::ArchiveInput;
-use crate::error::OpError;
-use crate::registry::Inner;
-use berth_api::SraImage;
-use berth_core::engine::{EngineError, ImageInfo, ProgressSink};
+use crate::services::Services;
+use async_trait::async_trait;
+use berth_api::routes::sra::SraManager;
+use berth_api::{
+    ApiError, Operation, SraConfigCopyRequest, SraConfigState, SraEvent, SraExecRequest, SraExecResult, SraImage,
+    SraRunRequest, Upload,
+};
+use berth_core::engine::{EngineError, Filter, ImageInfo};
+use berth_core::sra_xml::ErrorDefinitions;
+use bytes::Bytes;
 use sha1::{Digest, Sha1};
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 pub const SRA_LABEL: &str = "com.vmware.srm.sra";
 pub const EID_LABEL: &str = "srm.sra.eid";
 /// The SRA entry point every image must have.
 pub const COMMAND_PATH: &str = "/srm/sra/command";
+/// Marks execution containers as this daemon's, with its instance as the
+/// value (the eid label is the specification's, and other runners on the
+/// engine use it too).
+pub const SRA_CONTAINER_LABEL: &str = "berth.sra";
 
 /// SRA spec, Detailed Running Procedure: sha1 of image id, tmp dir and log
 /// dir, concatenated in that order.
 pub fn execution_id(image_id: &str, tmp_dir: &str, log_dir: &str) -> String {
-    hex(&Sha1::digest(format!("{image_id}{tmp_dir}{log_dir}").as_bytes()))
+    hex::encode(Sha1::digest(format!("{image_id}{tmp_dir}{log_dir}").as_bytes()))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The SRA capability: its coordination state and what it learnt of each
+/// image's error codes.
+pub struct Sra {
+    pub services: Arc<Services>,
+    pub state: SraState,
+    /// `queryErrorDefinitions` (and `queryStrings`) of each image, by id.
+    definitions: Mutex<HashMap<String, Arc<ErrorDefinitions>>>,
 }
 
-/// The SRA image `reference` names; refused when it is not one.
-pub async fn sra_image(inner: &Inner, reference: &str, what: &'static str) -> Result<ImageInfo, OpError> {
-    let image = inner
-        .engine
-        .inspect_image(reference)
-        .await?
-        .ok_or_else(|| EngineError::NotFound { what: format!("image {reference}") })?;
-    if !image.labels.contains_key(SRA_LABEL) {
-        return Err(OpError::InvalidValue {
-            what,
-            reason: format!("{reference} has no {SRA_LABEL} label; it is not an SRA"),
-        });
+impl Sra {
+    pub fn new(services: Arc<Services>) -> Self {
+        Self { services, state: SraState::default(), definitions: Mutex::default() }
     }
-    Ok(image)
-}
 
-/// Loads an SRA image archive. An image without the label, or without an
-/// executable /srm/sra/command, is refused and taken out of the engine again.
-pub async fn load(inner: &Inner, path: &str) -> Result<SraImage, OpError> {
-    let engine = inner.engine.as_ref();
-    let preexisting = engine.image_ids().await?;
-    let quiet: ProgressSink = Arc::new(|_| {});
-    let input = ArchiveInput::file(Path::new(path))?;
-    let loaded = crate::intake::load(engine, input, None, &preexisting, quiet).await?;
-    let image = engine
-        .inspect_image(&loaded.image_id)
-        .await?
-        .ok_or_else(|| EngineError::Load { reason: format!("the engine did not keep {}", loaded.image_id) })?;
-    let checked = async {
+    /// Every execution container this daemon made.
+    fn ours(&self) -> Filter {
+        Filter::default().label(SRA_CONTAINER_LABEL, self.services.ownership.instance())
+    }
+
+    /// The SRA image `reference` names; refused when it is not one.
+    pub async fn sra_image(&self, reference: &str) -> Result<ImageInfo, SraError> {
+        let image = self
+            .services
+            .engine
+            .inspect_image(reference)
+            .await?
+            .ok_or_else(|| EngineError::NotFound { what: format!("image {reference}") })?;
         if !image.labels.contains_key(SRA_LABEL) {
-            return Err(OpError::InvalidValue {
-                what: "SRA image",
-                reason: format!("{path} holds an image without the label {SRA_LABEL}; it is not an SRA"),
-            });
+            return Err(SraError::NotSra { reference: reference.to_owned(), label: SRA_LABEL });
         }
-        exec::check_entry_point(inner, &image.id, path).await?;
-        conf::ensure(inner, &image.id).await
-    };
-    if let Err(refusal) = checked.await {
-        if !preexisting.contains(&image.id) {
-            let _ = engine.remove_image(&image.id).await;
-            conf::forget(inner, &image.id).await;
-        }
-        return Err(refusal);
-    }
-    let config_digest = conf::digest(inner, &image.id).await.ok();
-    Ok(view(image, 0, config_digest))
-}
-
-/// What the API shows of an SRA image.
-fn view(image: ImageInfo, containers: usize, config_digest: Option<String>) -> SraImage {
-    SraImage {
-        label: image.labels.get(SRA_LABEL).cloned().unwrap_or_default(),
-        id: image.id,
-        repo_tags: image.repo_tags,
-        containers,
-        config_digest,
+        Ok(image)
     }
 }
 
-/// The SRA images in the engine, with their execution containers counted
-/// and the digest of their current configuration.
-pub async fn list(inner: &Inner) -> Result<Vec<SraImage>, OpError> {
-    let engine = inner.engine.as_ref();
-    let containers = engine.containers_labelled(EID_LABEL, "").await?;
-    let mut images = Vec::new();
-    for image in engine.images_labelled(SRA_LABEL).await? {
-        // An image loaded by other means gets its configuration on first sight.
-        let config_digest = match conf::ensure(inner, &image.id).await {
-            Ok(()) => conf::digest(inner, &image.id).await.ok(),
-            Err(e) => {
-                tracing::warn!(image = %image.id, "no SRA configuration: {e}");
-                None
-            }
-        };
-        let count = containers.iter().filter(|c| c.image_id == image.id).count();
-        images.push(view(image, count, config_digest));
+/// The SRA capability as the API sees it.
+pub struct SraApi(pub Arc<Sra>);
+
+impl std::ops::Deref for SraApi {
+    type Target = Arc<Sra>;
+    fn deref(&self) -> &Arc<Sra> {
+        &self.0
     }
-    images.sort_by(|a, b| a.repo_tags.cmp(&b.repo_tags).then(a.id.cmp(&b.id)));
-    Ok(images)
 }
 
-/// Removes an SRA image, its execution containers and its configuration.
-pub async fn remove(inner: &Inner, reference: &str) -> Result<SraImage, OpError> {
-    let engine = inner.engine.as_ref();
-    let image = sra_image(inner, reference, "SRA image").await?;
-    let containers: Vec<_> =
-        engine.containers_labelled(EID_LABEL, "").await?.into_iter().filter(|c| c.image_id == image.id).collect();
-    for container in &containers {
-        engine.remove_container(&container.id).await?;
+#[async_trait]
+impl SraManager for SraApi {
+    async fn load(&self, archive: Upload, origin: Option<String>) -> Result<SraImage, ApiError> {
+        self.services.require_ready().map_err(SraError::from)?;
+        Ok(images::load(self, archive, origin.unwrap_or_else(|| "the uploaded archive".into())).await?)
     }
-    // Every tag goes with it: the image is what is removed, not one name of it.
-    for tag in &image.repo_tags {
-        engine.remove_image(tag).await?;
+
+    async fn list(&self) -> Result<Vec<SraImage>, ApiError> {
+        Ok(images::list(self).await?)
     }
-    engine.remove_image(&image.id).await?;
-    conf::forget(inner, &image.id).await;
-    Ok(view(image, containers.len(), None))
+
+    async fn remove(&self, image: &str, force: bool) -> Result<SraImage, ApiError> {
+        Ok(images::remove(self, image, force).await?)
+    }
+
+    async fn exec(&self, request: SraExecRequest, op: Operation<SraEvent>) -> Result<SraExecResult, ApiError> {
+        Ok(exec::exec(self, request, op).await?)
+    }
+
+    async fn run(&self, request: SraRunRequest, op: Operation<SraEvent>) -> Result<SraExecResult, ApiError> {
+        Ok(exec::run(self, request, op).await?)
+    }
+
+    async fn config_download(&self, image: &str) -> Result<Vec<u8>, ApiError> {
+        Ok(Sra::config_download(self, image).await?)
+    }
+
+    async fn config_upload(&self, image: &str, archive: Bytes) -> Result<SraConfigState, ApiError> {
+        Ok(Sra::config_upload(self, image, archive).await?)
+    }
+
+    async fn config_copy(&self, request: SraConfigCopyRequest) -> Result<SraConfigState, ApiError> {
+        Ok(Sra::config_copy(self, &request.from, &request.to).await?)
+    }
+
+    async fn config_reset(&self, image: &str) -> Result<SraConfigState, ApiError> {
+        Ok(Sra::config_reset(self, image).await?)
+    }
 }
 
 #[cfg(test)]
@@ -144,7 +136,7 @@ mod tests {
     #[test]
     fn execution_id_is_sha1_of_the_concatenation() {
         use sha1::{Digest, Sha1};
-        let expected: String = Sha1::digest(b"sha256:abc/tmp/a/log/a").iter().map(|b| format!("{b:02x}")).collect();
+        let expected = hex::encode(Sha1::digest(b"sha256:abc/tmp/a/log/a"));
         assert_eq!(execution_id("sha256:abc", "/tmp/a", "/log/a"), expected);
         assert_eq!(execution_id("", "", ""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
     }

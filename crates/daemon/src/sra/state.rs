@@ -1,28 +1,32 @@
-//! The daemon's in-memory SRA coordination: one slot per execution id and
-//! one configuration lock per image.
+//! The SRA capability's in-memory coordination: one slot per execution id
+//! and one configuration lock per image.
 
-use crate::registry::lock;
+use crate::services::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokio::sync::RwLock;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct SraState {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     configs: Mutex<HashMap<String, Arc<RwLock<()>>>>,
 }
 
 /// An execution id's coordination.
+#[derive(Debug)]
 pub struct Slot {
-    /// Held while the container is found, started, replaced or created:
-    /// two requests never create two containers.
-    pub setup: tokio::sync::Mutex<()>,
+    /// Held while the container is found, started or created: two requests
+    /// never create two containers. Never held while waiting for commands.
+    pub setup: Arc<tokio::sync::Mutex<()>>,
     /// Read-held by every command running in the container; write-held to
-    /// replace or stop it, which therefore never happens under a command.
+    /// replace, stop or remove it, which therefore never happens under a command.
     pub running: Arc<RwLock<()>>,
     /// When the last command ended (or the slot was made).
     pub last_used: Mutex<Instant>,
+    /// Cancelled to kill the commands running now (`sra remove --force`).
+    pub kill: Mutex<CancellationToken>,
 }
 
 impl SraState {
@@ -31,9 +35,10 @@ impl SraState {
             .entry(eid.to_owned())
             .or_insert_with(|| {
                 Arc::new(Slot {
-                    setup: tokio::sync::Mutex::new(()),
+                    setup: Arc::new(tokio::sync::Mutex::new(())),
                     running: Arc::new(RwLock::new(())),
                     last_used: Mutex::new(Instant::now()),
+                    kill: Mutex::new(CancellationToken::new()),
                 })
             })
             .clone()
@@ -57,6 +62,20 @@ impl SraState {
     }
 }
 
+impl Slot {
+    /// The token the commands starting now stop on, besides their deadline.
+    pub fn kill_token(&self) -> CancellationToken {
+        lock(&self.kill).clone()
+    }
+
+    /// Kills the commands running now; later ones get a fresh token.
+    pub fn kill_running(&self) {
+        let mut token = lock(&self.kill);
+        token.cancel();
+        *token = CancellationToken::new();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::SraState;
@@ -68,11 +87,8 @@ mod tests {
         let _ = state.slot("gone");
         let _ = state.slot("live");
         state.prune_slots(|eid| eid == "live");
-        let left: Vec<String> = {
-            let mut eids: Vec<String> = super::lock(&state.slots).keys().cloned().collect();
-            eids.sort();
-            eids
-        };
+        let mut left: Vec<String> = super::lock(&state.slots).keys().cloned().collect();
+        left.sort();
         assert_eq!(left, ["held", "live"]);
         drop(held);
     }

@@ -1,0 +1,48 @@
+//! The routers, one per capability, merged into one. A new face (the
+//! resource manager) adds its module here without touching the others.
+
+pub mod apps;
+pub mod daemon;
+pub mod logins;
+pub mod migration;
+pub mod sra;
+mod upload;
+
+use crate::{ApiError, ErrorKind};
+use axum::Router;
+use std::sync::Arc;
+use utoipa::OpenApi;
+
+/// The daemon's implementations of every capability.
+pub struct Managers {
+    pub daemon: Arc<dyn daemon::DaemonManager>,
+    pub apps: Arc<dyn apps::AppsManager>,
+    pub sra: Arc<dyn sra::SraManager>,
+    pub migration: Arc<dyn migration::MigrationManager>,
+    pub logins: Arc<dyn logins::LoginsManager>,
+}
+
+pub fn router(managers: Managers) -> Router {
+    Router::new()
+        .merge(daemon::routes(managers.daemon))
+        .merge(apps::routes(managers.apps))
+        .merge(sra::routes(managers.sra))
+        .merge(migration::routes(managers.migration))
+        .merge(logins::routes(managers.logins))
+        .fallback(|| async { ApiError::new(ErrorKind::NotFound, "no such endpoint; see /v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(ErrorKind::InvalidInput, "this endpoint does not take that method; see /v1/openapi.json")
+        })
+}
+
+/// The OpenAPI document of everything the router serves.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let mut doc = daemon::Doc::openapi();
+    doc.info.title = "berth".into();
+    doc.info.description = Some("berth's native API, served over the daemon's unix socket.".into());
+    doc.merge(apps::Doc::openapi());
+    doc.merge(sra::Doc::openapi());
+    doc.merge(migration::Doc::openapi());
+    doc.merge(logins::Doc::openapi());
+    doc
+}

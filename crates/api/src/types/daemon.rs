@@ -1,0 +1,22 @@
+//! What the daemon says about itself.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DaemonInfo {
+    pub version: String,
+    /// False until start-up recovery has run against a reachable engine.
+    pub ready: bool,
+    /// The value of the `berth.instance` label on this daemon's containers.
+    pub instance: String,
+    pub root: String,
+    pub data_root: String,
+    pub engine_endpoint: String,
+    pub engine_version: Option<String>,
+    pub default_cpus: f64,
+    pub apps: usize,
+    /// Journal entries not closed yet (under way, or waiting for the engine to finish their undo).
+    #[serde(default)]
+    pub open_operations: usize,
+}

@@ -1,0 +1,13 @@
+//! Wire types of `/v1`, one module per capability.
+
+mod apps;
+mod daemon;
+mod logins;
+mod migration;
+mod sra;
+
+pub use apps::*;
+pub use daemon::*;
+pub use logins::*;
+pub use migration::*;
+pub use sra::*;

@@ -1,0 +1,670 @@
+//! The apps capability against the complete fake engine.
+//!
+//! - Supervision on tokio's paused clock: backoff, give-up, user stops,
+//!   reconciliation, a panicking task.
+//! - The journal: every operation is cut short at every one of its crash
+//!   points (learnt by running it once), then a fresh daemon over the same
+//!   store and engine recovers, and the result must be the whole operation
+//!   or none of it. These run on the real clock: blocking work (SQLite, the
+//!   archive checker) must not let paused time race ahead of it.
+
+use super::{Apps, AppsApi};
+use crate::config::{DaemonConfig, RestartSettings, Settings};
+use crate::daemon::Daemon;
+use crate::journal::crash::CrashPoints;
+use crate::journal::Journal;
+use crate::services::{EngineState, Services};
+use berth_api::routes::apps::AppsManager;
+use berth_api::{InstallRequest, Operation, SourceRequest, Upload, UpgradeRequest};
+use berth_core::engine::{EngineError, Ownership};
+use berth_core::source::Source;
+use berth_core::spec::AppSpec;
+use berth_core::status::{AppState, DesiredState};
+use berth_core::AppName;
+use berth_store::{AppChange, NewEntry, Store};
+use berth_testkit::fake::{FakeEngine, FakeImage, Method, OnStart};
+use berth_testkit::ImageBuilder;
+use bytes::Bytes;
+use futures::StreamExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const IMAGE: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+/// A daemon's state that outlives the daemon: its directory and its engine.
+struct Fixture {
+    dir: tempfile::TempDir,
+    engine: FakeEngine,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap(), engine: FakeEngine::new() }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn private_dir(&self, app: &str) -> PathBuf {
+        self.root().join("tpc").join(app)
+    }
+
+    fn config(&self) -> DaemonConfig {
+        let settings = Settings {
+            start_check_ms: 1,
+            stop_timeout_secs: 1,
+            probation_secs: 0,
+            restart: RestartSettings {
+                initial_backoff_ms: 1000,
+                max_backoff_ms: 8000,
+                max_crashes: 3,
+                stable_after_secs: 60,
+                jitter: 0.2,
+            },
+            ..Settings::default()
+        };
+        DaemonConfig {
+            root: self.root(),
+            socket: self.dir.path().join("sock"),
+            data_root: self.root().join("tpc"),
+            docker_host: None,
+            unit_dir: self.dir.path().join("units"),
+            settings,
+        }
+    }
+
+    /// A daemon over this state (as after a start), not yet recovered.
+    fn daemon(&self, crash: CrashPoints) -> Arc<Daemon> {
+        std::fs::create_dir_all(self.root().join("tpc")).unwrap();
+        let store = Store::open(&self.root().join("berth.db")).unwrap();
+        let services = Arc::new(Services {
+            config: self.config(),
+            ownership: Ownership::new("test"),
+            engine: Arc::new(self.engine.clone()),
+            store: store.clone(),
+            journal: Journal::new(store, crash),
+            engine_state: EngineState::new(2),
+            jitter: Arc::new(|| 0.5),
+            systemd: false,
+            shutdown: CancellationToken::new(),
+        });
+        Daemon::assemble(services)
+    }
+
+    /// A daemon that has recovered, as the engine watch makes it at start.
+    async fn started(&self, crash: CrashPoints) -> Arc<Daemon> {
+        let daemon = self.daemon(crash);
+        daemon.recover().await.unwrap();
+        daemon
+    }
+
+    fn store(&self) -> Store {
+        std::fs::create_dir_all(self.root()).unwrap();
+        Store::open(&self.root().join("berth.db")).unwrap()
+    }
+
+    /// A real `docker save` archive whose image the fake loads when it is streamed in.
+    fn archive(&self, tag: &str, marker: &str) -> (PathBuf, String) {
+        let path = self.dir.path().join(format!("{marker}.tar"));
+        let archive = ImageBuilder::new(tag).layer_marker(marker).write_tar(&path).unwrap();
+        (path, archive.image_id)
+    }
+
+    fn load_next(&self, image: &str, tag: &str) {
+        self.engine.load_next([FakeImage::new(image).tag(tag)]);
+    }
+}
+
+fn api(daemon: &Arc<Daemon>) -> AppsApi {
+    AppsApi(daemon.apps.clone())
+}
+
+fn upload(path: &Path) -> Upload {
+    let bytes = Bytes::from(std::fs::read(path).unwrap());
+    Upload { body: futures::stream::iter([Ok(bytes)]).boxed() }
+}
+
+fn install_request(name: &str, path: &Path) -> InstallRequest {
+    InstallRequest {
+        name: name.into(),
+        source: SourceRequest::Upload { origin: path.display().to_string(), size: None },
+        args: String::new(),
+        cpus: None,
+        memory: None,
+        sha256: None,
+    }
+}
+
+fn upgrade_request(path: &Path) -> UpgradeRequest {
+    UpgradeRequest {
+        source: SourceRequest::Upload { origin: path.display().to_string(), size: None },
+        args: None,
+        cpus: None,
+        memory: None,
+        sha256: None,
+        skip_data: false,
+    }
+}
+
+async fn install(daemon: &Arc<Daemon>, name: &str, path: &Path) -> Result<berth_api::AppView, berth_api::ApiError> {
+    api(&daemon).install(install_request(name, path), Some(upload(path)), Operation::detached()).await
+}
+
+/// An installed app written straight into the store, with its image in the engine.
+fn stored_app(fixture: &Fixture, name: &str) {
+    fixture.engine.add_image(FakeImage::new(IMAGE).tag("app:1"));
+    let spec = AppSpec {
+        name: AppName::parse(name).unwrap(),
+        source: Source::parse("app:1").unwrap(),
+        image_ref: "app:1".into(),
+        image_id: IMAGE.into(),
+        args: String::new(),
+        options: Default::default(),
+        cpus: 0.4,
+        memory: None,
+    };
+    let store = fixture.store();
+    let subject = format!("app:{name}");
+    let id = store
+        .begin(NewEntry {
+            kind: berth_core::journal::OperationKind::Install,
+            subject: &subject,
+            phase: berth_core::journal::Phase::Running,
+            context: &"test",
+            undo: &[],
+            forward: &[],
+            app: AppChange::Reserve(spec.clone()),
+        })
+        .unwrap();
+    store.commit(id, berth_core::journal::OperationKind::Install, &"test", &[], AppChange::Install(spec)).unwrap();
+    store.close(id, berth_core::journal::OperationKind::Install, berth_core::journal::Phase::Committed, berth_core::journal::Phase::Done, None).unwrap();
+}
+
+fn state(apps: &Apps, name: &str) -> (AppState, Option<String>) {
+    let handle = apps.registry.get(name).expect("the app is known");
+    let r = handle.runtime.lock().unwrap();
+    (r.state, r.failure.clone())
+}
+
+/// Lets the app's task work through what it was sent (paused time).
+async fn settle() {
+    for _ in 0..30 {
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn send(apps: &Apps, name: &str, command: super::actor::Command) {
+    let sender = apps.registry.get(name).unwrap().commands.unwrap();
+    sender.send(command).await.unwrap();
+}
+
+// ----- supervision ---------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn reconcile_creates_and_starts_a_missing_container() {
+    let fixture = Fixture::new();
+    stored_app(&fixture, "web");
+    let daemon = fixture.started(CrashPoints::off()).await;
+    settle().await;
+    let container = fixture.engine.container("web").expect("created");
+    assert_eq!(container.starts, 1);
+    assert_eq!(container.config.labels["berth.instance"], "test");
+    assert_eq!(state(&daemon.apps, "web").0, AppState::Running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn crashes_are_restarted_after_backoff_until_berth_gives_up() {
+    let fixture = Fixture::new();
+    stored_app(&fixture, "web");
+    let daemon = fixture.started(CrashPoints::off()).await;
+    settle().await;
+    // Every restart dies again at once.
+    fixture.engine.on_start("web", [OnStart::Exit(3), OnStart::Exit(3)]);
+    fixture.engine.exit("web", 3);
+    send(&daemon.apps, "web", super::actor::Command::Observe).await;
+    settle().await;
+    assert_eq!(state(&daemon.apps, "web"), (AppState::Restarting, Some("exited with code 3".into())));
+
+    // Backoff 1 s with the jitter at its middle: nothing before, a restart after.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(fixture.engine.container("web").unwrap().starts, 1);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    settle().await;
+    assert_eq!(fixture.engine.container("web").unwrap().starts, 2);
+    assert_eq!(state(&daemon.apps, "web").0, AppState::Restarting);
+
+    // The second backoff is 2 s; the third crash in a row gives up.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    settle().await;
+    assert_eq!(fixture.engine.container("web").unwrap().starts, 3);
+    let (app_state, failure) = state(&daemon.apps, "web");
+    assert_eq!(app_state, AppState::Failed);
+    assert!(failure.unwrap().starts_with("crashed 3 times in a row"));
+
+    // Given up: no more starts, however long we wait.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    settle().await;
+    assert_eq!(fixture.engine.container("web").unwrap().starts, 3);
+
+    // The user's start is a fresh chance.
+    let view = api(&daemon).start("web").await.unwrap();
+    assert_eq!((view.state, view.restarts), (AppState::Running, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_user_stop_is_not_a_crash() {
+    let fixture = Fixture::new();
+    stored_app(&fixture, "web");
+    let daemon = fixture.started(CrashPoints::off()).await;
+    settle().await;
+    assert_eq!(api(&daemon).stop("web").await.unwrap().state, AppState::Stopped);
+    send(&daemon.apps, "web", super::actor::Command::Observe).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    settle().await;
+    assert_eq!(fixture.engine.container("web").unwrap().starts, 1);
+    assert_eq!(state(&daemon.apps, "web").0, AppState::Stopped);
+    assert_eq!(fixture.store().app("web").unwrap().unwrap().desired, DesiredState::Stopped);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_removed_behind_berths_back_is_recreated() {
+    let fixture = Fixture::new();
+    stored_app(&fixture, "web");
+    let daemon = fixture.started(CrashPoints::off()).await;
+    settle().await;
+    let old = fixture.engine.container("web").unwrap().id;
+    fixture.engine.remove_behind_back("web");
+    send(&daemon.apps, "web", super::actor::Command::Observe).await;
+    settle().await;
+    let new = fixture.engine.container("web").expect("recreated");
+    assert_ne!(new.id, old);
+    assert_eq!(state(&daemon.apps, "web").0, AppState::Running);
+}
+
+/// Defect: a panicking app task died silently and the app then answered
+/// "not found". Now the panic is logged, the task goes on, and an app whose
+/// task keeps panicking is shown as failed.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_app_task_is_kept_and_marked_failed_if_it_keeps_panicking() {
+    let fixture = Fixture::new();
+    stored_app(&fixture, "web");
+    let daemon = fixture.started(CrashPoints::off()).await;
+    settle().await;
+    fixture.engine.panic_next(Method::Inspect);
+    send(&daemon.apps, "web", super::actor::Command::Observe).await;
+    settle().await;
+    assert!(api(&daemon).show("web").await.is_ok(), "the app is still known after a panic");
+    // The task still answers.
+    assert_eq!(api(&daemon).stop("web").await.unwrap().state, AppState::Stopped);
+    for _ in 0..3 {
+        fixture.engine.panic_next(Method::Inspect);
+        send(&daemon.apps, "web", super::actor::Command::Observe).await;
+        settle().await;
+    }
+    let (app_state, failure) = state(&daemon.apps, "web");
+    assert_eq!(app_state, AppState::Failed);
+    assert!(failure.unwrap().contains("failed"), "the reason is shown");
+}
+
+// ----- install and uninstall -------------------------------------------------
+
+#[tokio::test]
+async fn an_install_that_fails_at_create_undoes_every_step() {
+    let fixture = Fixture::new();
+    let daemon = fixture.started(CrashPoints::off()).await;
+    let (path, image) = fixture.archive("app:2", "create-fails");
+    fixture.load_next(&image, "app:2");
+    fixture.engine.fail_next(Method::Create, EngineError::Rejected { status: 400, message: "scripted".into() });
+    let error = install(&daemon, "web", &path).await.unwrap_err();
+    assert!(error.message.contains("scripted"), "{error}");
+    assert!(!fixture.engine.has_image(&image), "the loaded image is removed");
+    assert!(fixture.engine.container("web").is_none());
+    assert!(!fixture.private_dir("web").exists(), "the private directory is removed");
+    assert!(fixture.store().app("web").unwrap().is_none(), "the name is free again");
+    assert!(fixture.store().open_entries().unwrap().is_empty());
+    assert!(daemon.apps.registry.get("web").is_none());
+}
+
+#[tokio::test]
+async fn an_undo_keeps_an_image_that_was_there_before() {
+    let fixture = Fixture::new();
+    let daemon = fixture.started(CrashPoints::off()).await;
+    let (path, image) = fixture.archive("app:3", "was-there");
+    fixture.engine.add_image(FakeImage::new(&image).tag("app:3"));
+    fixture.load_next(&image, "app:3");
+    fixture.engine.on_start("web", [OnStart::Exit(1)]);
+    let error = install(&daemon, "web", &path).await.unwrap_err();
+    assert!(error.message.contains("exited with code 1"), "{error}");
+    assert!(fixture.engine.has_image(&image), "an image another install brought stays");
+    assert!(fixture.engine.container("web").is_none());
+}
+
+#[tokio::test]
+async fn an_uninstall_cut_short_by_the_engine_is_finished_when_it_is_back() {
+    let fixture = Fixture::new();
+    stored_app(&fixture, "web");
+    let daemon = fixture.started(CrashPoints::off()).await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while fixture.engine.container("web").is_none_or(|c| c.starts == 0) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    fixture.engine.set_unreachable(true);
+    let error = api(&daemon).uninstall("web", false).await.unwrap_err();
+    assert_eq!(error.code, berth_core::ErrorKind::EngineUnavailable, "{error}");
+    assert_eq!(fixture.store().open_entries().unwrap().len(), 1, "the uninstall waits, committed");
+    fixture.engine.set_unreachable(false);
+    // What the engine watch does when the engine is back.
+    assert_eq!(daemon.services.journal.resume_open().await.unwrap(), 0);
+    assert!(fixture.engine.container("web").is_none());
+    assert!(!fixture.engine.has_image(IMAGE));
+    assert!(fixture.store().app("web").unwrap().is_none());
+    assert!(fixture.store().open_entries().unwrap().is_empty());
+}
+
+// ----- crashes at every step, recovered ----------------------------------------
+
+/// Runs `scenario` once recording its crash points, then once per point
+/// halted there, each time on a fresh fixture prepared by `prepare`, and has
+/// a fresh daemon recover; `check` then sees the fixture and whether the
+/// point came after the operation's commit.
+async fn at_every_crash_point<P, S, C>(prepare: P, scenario: S, check: C)
+where
+    P: Fn(&Fixture) -> Arc<dyn std::any::Any + Send + Sync>,
+    S: for<'a> Fn(&'a Fixture, Arc<Daemon>, Arc<dyn std::any::Any + Send + Sync>) -> futures::future::BoxFuture<'a, ()>,
+    C: Fn(&Fixture, &str, bool, &Arc<dyn std::any::Any + Send + Sync>),
+{
+    let fixture = Fixture::new();
+    let given = prepare(&fixture);
+    let daemon = fixture.started(CrashPoints::recording()).await;
+    scenario(&fixture, daemon.clone(), given.clone()).await;
+    let points = daemon.services.journal.crash_points().visited();
+    daemon.services.shutdown.cancel();
+    assert!(points.len() >= 2, "the scenario reached crash points: {points:?}");
+    for point in points {
+        let fixture = Fixture::new();
+        let given = prepare(&fixture);
+        let daemon = fixture.started(CrashPoints::halt_at(&point)).await;
+        scenario(&fixture, daemon.clone(), given.clone()).await;
+        // The daemon "dies" here.
+        daemon.services.shutdown.cancel();
+        drop(daemon);
+        tokio::task::yield_now().await;
+        let _recovered = fixture.started(CrashPoints::off()).await;
+        let committed = point.contains("after_commit") || point.contains(":forward_");
+        assert!(fixture.store().open_entries().unwrap().is_empty(), "{point}: an entry is left open");
+        check(&fixture, &point, committed, &given);
+    }
+}
+
+fn boxed<'a>(f: impl std::future::Future<Output = ()> + Send + 'a) -> futures::future::BoxFuture<'a, ()> {
+    Box::pin(f)
+}
+
+#[tokio::test]
+async fn an_install_cut_short_anywhere_is_undone_or_finished() {
+    at_every_crash_point(
+        |f| {
+            let (path, image) = f.archive("app:1", "install");
+            f.load_next(&image, "app:1");
+            Arc::new((path, image))
+        },
+        |_f, daemon, given| {
+            boxed(async move {
+                let (path, _) = given.downcast_ref::<(PathBuf, String)>().unwrap();
+                let _ = install(&daemon, "web", path).await;
+            })
+        },
+        |f, point, committed, given| {
+            let (_, image) = given.downcast_ref::<(PathBuf, String)>().unwrap();
+            let app = f.store().app("web").unwrap();
+            if committed {
+                assert!(app.is_some_and(|a| a.installed), "{point}: the committed install is kept");
+                assert!(f.engine.container("web").is_some(), "{point}: its container is kept");
+                assert!(f.engine.has_image(image), "{point}");
+            } else {
+                assert!(app.is_none(), "{point}: the app's row is left");
+                assert!(f.engine.container("web").is_none(), "{point}: a container is left");
+                assert!(!f.engine.has_image(image), "{point}: the image is left");
+                assert!(!f.private_dir("web").exists(), "{point}: the private directory is left");
+                assert!(!f.dir.path().join("units/berth-app-web.service").exists(), "{point}: the unit is left");
+            }
+        },
+    )
+    .await;
+}
+
+/// An installed app `web` (image `app:1`, data file `data/x` = "old"), an
+/// archive of `app:2` scripted to load next.
+fn installed_for_upgrade(f: &Fixture) -> Arc<dyn std::any::Any + Send + Sync> {
+    let rt = tokio::runtime::Handle::current();
+    let (old_path, old_image) = f.archive("app:1", "old");
+    f.load_next(&old_image, "app:1");
+    let daemon = tokio::task::block_in_place(|| rt.block_on(f.started(CrashPoints::off())));
+    tokio::task::block_in_place(|| rt.block_on(install(&daemon, "web", &old_path))).unwrap();
+    daemon.services.shutdown.cancel();
+    std::fs::create_dir_all(f.private_dir("web").join("data")).unwrap();
+    std::fs::write(f.private_dir("web").join("data/x"), "old").unwrap();
+    let (new_path, new_image) = f.archive("app:2", "new");
+    f.load_next(&new_image, "app:2");
+    Arc::new((new_path, new_image, old_image))
+}
+
+fn no_operation_snapshots(f: &Fixture, point: &str) {
+    let dir = f.root().join("snapshots/web");
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("op-")).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{point}: snapshots left: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_cut_short_anywhere_is_undone_or_finished() {
+    at_every_crash_point(
+        installed_for_upgrade,
+        |_f, daemon, given| {
+            boxed(async move {
+                let (path, _, _) = given.downcast_ref::<(PathBuf, String, String)>().unwrap();
+                let _ = api(&daemon).upgrade("web", upgrade_request(path), Some(upload(path)), Operation::detached()).await;
+            })
+        },
+        |f, point, committed, given| {
+            let (_, new_image, old_image) = given.downcast_ref::<(PathBuf, String, String)>().unwrap();
+            let app = f.store().app("web").unwrap().expect("the app stays installed");
+            let container = f.engine.container("web").expect("the app has a container");
+            assert!(f.engine.container("web.berth-old").is_none(), "{point}: the old container is left aside");
+            no_operation_snapshots(f, point);
+            if committed {
+                assert_eq!(app.spec.image_id, *new_image, "{point}");
+                assert_eq!(app.previous.as_ref().map(|p| p.image_id.clone()), Some(old_image.clone()), "{point}");
+                assert_eq!(container.image_id, *new_image, "{point}");
+                assert!(berth_fs::is_complete_snapshot(&f.root().join("snapshots/web/kept")), "{point}: the data is kept for rollback");
+            } else {
+                assert_eq!(app.spec.image_id, *old_image, "{point}: the app is back at its old version");
+                assert_eq!(container.image_id, *old_image, "{point}: the old container is back");
+                assert!(!f.engine.has_image(new_image), "{point}: the new image is left");
+                assert_eq!(std::fs::read_to_string(f.private_dir("web").join("data/x")).unwrap(), "old", "{point}: the data");
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_cut_short_anywhere_is_undone_or_finished() {
+    at_every_crash_point(
+        |f| {
+            let given = installed_for_upgrade(f);
+            let (path, new_image, old_image) = given.downcast_ref::<(PathBuf, String, String)>().unwrap().clone();
+            let rt = tokio::runtime::Handle::current();
+            let daemon = tokio::task::block_in_place(|| rt.block_on(f.started(CrashPoints::off())));
+            tokio::task::block_in_place(|| {
+                rt.block_on(api(&daemon).upgrade("web", upgrade_request(&path), Some(upload(&path)), Operation::detached()))
+            })
+            .unwrap();
+            daemon.services.shutdown.cancel();
+            std::fs::write(f.private_dir("web").join("data/x"), "new").unwrap();
+            Arc::new((new_image, old_image))
+        },
+        |_f, daemon, _| {
+            boxed(async move {
+                let _ = api(&daemon).rollback("web", Operation::detached()).await;
+            })
+        },
+        |f, point, committed, given| {
+            let (new_image, old_image) = given.downcast_ref::<(String, String)>().unwrap();
+            let app = f.store().app("web").unwrap().expect("the app stays installed");
+            let container = f.engine.container("web").expect("the app has a container");
+            assert!(f.engine.container("web.berth-old").is_none(), "{point}: the old container is left aside");
+            no_operation_snapshots(f, point);
+            let data = std::fs::read_to_string(f.private_dir("web").join("data/x")).unwrap();
+            if committed {
+                assert_eq!((app.spec.image_id.as_str(), container.image_id.as_str()), (old_image.as_str(), old_image.as_str()), "{point}");
+                assert_eq!(data, "old", "{point}: the data of the version rolled back to");
+                assert!(f.engine.has_image(new_image), "{point}: the version rolled away from is kept");
+            } else {
+                assert_eq!((app.spec.image_id.as_str(), container.image_id.as_str()), (new_image.as_str(), new_image.as_str()), "{point}");
+                assert_eq!(data, "new", "{point}: the data is as it was");
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uninstall_cut_short_anywhere_is_finished() {
+    at_every_crash_point(
+        |f| {
+            let (path, image) = f.archive("app:1", "uninstall");
+            f.load_next(&image, "app:1");
+            let rt = tokio::runtime::Handle::current();
+            let daemon = tokio::task::block_in_place(|| rt.block_on(f.started(CrashPoints::off())));
+            tokio::task::block_in_place(|| rt.block_on(install(&daemon, "web", &path))).unwrap();
+            daemon.services.shutdown.cancel();
+            Arc::new(image)
+        },
+        |_f, daemon, _| {
+            boxed(async move {
+                let _ = api(&daemon).uninstall("web", false).await;
+            })
+        },
+        |f, point, _committed, given| {
+            let image = given.downcast_ref::<String>().unwrap();
+            assert!(f.store().app("web").unwrap().is_none(), "{point}: the app's row is left");
+            assert!(f.engine.container("web").is_none(), "{point}: the container is left");
+            assert!(!f.engine.has_image(image), "{point}: the image is left");
+            assert!(!f.private_dir("web").exists(), "{point}: the private directory is left");
+        },
+    )
+    .await;
+}
+
+/// Defect 1: after a crash right after an upgrade committed, the work after
+/// the commit (old container, snapshot kept, old image) was never done, and a
+/// later rollback restored a `kept` snapshot that did not exist — emptying
+/// the app's data. Now that work is journaled and finished by recovery, and a
+/// rollback without a complete kept snapshot is refused, changing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_never_restores_a_missing_snapshot() {
+    let fixture = Fixture::new();
+    let given = installed_for_upgrade(&fixture);
+    let (path, _, _) = given.downcast_ref::<(PathBuf, String, String)>().unwrap();
+    let daemon = fixture.started(CrashPoints::halt_at("upgrade:after_commit")).await;
+    let _ = api(&daemon).upgrade("web", upgrade_request(path), Some(upload(path)), Operation::detached()).await;
+    daemon.services.shutdown.cancel();
+    let daemon = fixture.started(CrashPoints::off()).await;
+    assert!(berth_fs::is_complete_snapshot(&fixture.root().join("snapshots/web/kept")), "recovery kept the snapshot");
+    assert!(fixture.engine.container("web.berth-old").is_none(), "recovery removed the old container");
+
+    // Without the kept snapshot, a rollback is refused and the data stays.
+    std::fs::remove_dir_all(fixture.root().join("snapshots/web/kept")).unwrap();
+    std::fs::write(fixture.private_dir("web").join("data/x"), "precious").unwrap();
+    let error = api(&daemon).rollback("web", Operation::detached()).await.unwrap_err();
+    assert_eq!(error.code, berth_core::ErrorKind::Conflict, "{error}");
+    assert!(error.message.contains("snapshot"), "{error}");
+    assert_eq!(std::fs::read_to_string(fixture.private_dir("web").join("data/x")).unwrap(), "precious");
+}
+
+/// Defect 3: a full disk on upgrade was reported as a failed operation
+/// (exit 9) instead of insufficient space (exit 10), and only after the
+/// journal entry was opened.
+#[tokio::test]
+async fn a_full_disk_refuses_an_upgrade_before_it_begins() {
+    let fixture = Fixture::new();
+    let (old_path, old_image) = fixture.archive("app:1", "disk-old");
+    fixture.load_next(&old_image, "app:1");
+    let daemon = fixture.started(CrashPoints::off()).await;
+    install(&daemon, "web", &old_path).await.unwrap();
+    let (path, _) = fixture.archive("app:2", "disk-new");
+    let mut request = upgrade_request(&path);
+    // An upload the client says is larger than any disk.
+    request.source = SourceRequest::Upload { origin: path.display().to_string(), size: Some(u64::MAX / 4) };
+    fixture.engine.set_info(berth_core::engine::EngineInfo {
+        version: "fake".into(),
+        api_version: "1.41".into(),
+        online_cpus: 2,
+        root_dir: Some(fixture.root().display().to_string()),
+    });
+    let before = fixture.store().entry(1).unwrap();
+    let error = api(&daemon).upgrade("web", request, Some(upload(&path)), Operation::detached()).await.unwrap_err();
+    assert_eq!(error.code, berth_core::ErrorKind::InsufficientSpace, "{error}");
+    assert_eq!(error.code.exit_code(), berth_core::ExitCode::InsufficientSpace);
+    assert!(fixture.store().open_entries().unwrap().is_empty());
+    assert_eq!(fixture.store().entry(3).unwrap(), None, "no upgrade entry was opened");
+    let _ = before;
+}
+
+/// Defect 10: a client that goes away (or `berth cancel`) gets its install
+/// undone, not abandoned.
+#[tokio::test]
+async fn a_cancelled_install_is_undone() {
+    let fixture = Fixture::new();
+    let daemon = fixture.started(CrashPoints::off()).await;
+    let (path, image) = fixture.archive("app:1", "cancel");
+    fixture.load_next(&image, "app:1");
+    let hold = fixture.engine.hold_next(Method::Start);
+    let op = Operation::detached();
+    let cancel = op.cancel.clone();
+    let apps = api(&daemon);
+    let path2 = path.clone();
+    let running = tokio::spawn(async move { apps.install(install_request("web", &path2), Some(upload(&path2)), op).await });
+    hold.entered().await;
+    cancel.cancel();
+    hold.release();
+    let error = running.await.unwrap().unwrap_err();
+    assert_eq!(error.code, berth_core::ErrorKind::Cancelled, "{error}");
+    assert!(fixture.store().app("web").unwrap().is_none());
+    assert!(fixture.engine.container("web").is_none());
+    assert!(!fixture.engine.has_image(&image));
+}
+
+/// `berth cancel <name>` does the same from another client.
+#[tokio::test]
+async fn berth_cancel_undoes_a_running_upgrade() {
+    let fixture = Fixture::new();
+    let (old_path, old_image) = fixture.archive("app:1", "cancel-old");
+    fixture.load_next(&old_image, "app:1");
+    let daemon = fixture.started(CrashPoints::off()).await;
+    install(&daemon, "web", &old_path).await.unwrap();
+    let (path, new_image) = fixture.archive("app:2", "cancel-new");
+    fixture.load_next(&new_image, "app:2");
+    let hold = fixture.engine.hold_next(Method::LoadImage);
+    let apps = api(&daemon);
+    let path2 = path.clone();
+    let running =
+        tokio::spawn(async move { apps.upgrade("web", upgrade_request(&path2), Some(upload(&path2)), Operation::detached()).await });
+    hold.entered().await;
+    api(&daemon).cancel("web").await.unwrap();
+    hold.release();
+    let error = running.await.unwrap().unwrap_err();
+    assert_eq!(error.code, berth_core::ErrorKind::Cancelled, "{error}");
+    assert_eq!(fixture.store().app("web").unwrap().unwrap().spec.image_id, old_image);
+    assert!(!fixture.engine.has_image(&new_image));
+    assert!(fixture.engine.container("web").is_some_and(|c| c.image_id == old_image));
+}

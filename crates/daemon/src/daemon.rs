@@ -1,0 +1,78 @@
+//! The daemon assembled: the shared services, one object per capability,
+//! the journal's effect runner wired to them, and the API's managers.
+
+use crate::apps::migration::Migration;
+use crate::apps::Apps;
+use crate::intake::logins::Logins;
+use crate::services::Services;
+use crate::sra::Sra;
+use async_trait::async_trait;
+use berth_api::routes::daemon::DaemonManager;
+use berth_api::{ApiError, DaemonInfo, Managers};
+use std::sync::Arc;
+
+/// Finished journal entries are kept this long (seconds).
+const JOURNAL_HISTORY_SECS: i64 = 7 * 86_400;
+
+pub struct Daemon {
+    pub services: Arc<Services>,
+    pub apps: Arc<Apps>,
+    pub sra: Arc<Sra>,
+}
+
+impl Daemon {
+    pub fn assemble(services: Arc<Services>) -> Arc<Self> {
+        let apps = Arc::new(Apps::new(services.clone()));
+        let sra = Arc::new(Sra::new(services.clone()));
+        services.journal.set_effects(crate::effects::runner(&services, &sra));
+        Arc::new(Self { services, apps, sra })
+    }
+
+    pub fn managers(self: &Arc<Self>) -> Managers {
+        Managers {
+            daemon: Arc::new(Info(self.clone())),
+            apps: Arc::new(crate::apps::AppsApi(self.apps.clone())),
+            sra: Arc::new(crate::sra::SraApi(self.sra.clone())),
+            migration: Arc::new(Migration { apps: self.apps.clone() }),
+            logins: Arc::new(Logins::new(self.services.config.root.clone())),
+        }
+    }
+
+    /// Start-up, once the engine answers: finish or undo what a crash
+    /// interrupted, then start the apps.
+    pub async fn recover(&self) -> Result<(), crate::apps::error::AppError> {
+        let waiting = self.services.journal.resume_open().await?;
+        if waiting > 0 {
+            tracing::warn!(waiting, "operations wait for the engine; they are finished when it answers");
+        }
+        self.apps.start().await?;
+        self.services.engine_state.set_ready();
+        let before = crate::services::now_secs() - JOURNAL_HISTORY_SECS;
+        self.services
+            .db::<_, crate::apps::error::AppError, _>("pruning the journal", move |s| s.prune_entries(before))
+            .await?;
+        Ok(())
+    }
+}
+
+struct Info(Arc<Daemon>);
+
+#[async_trait]
+impl DaemonManager for Info {
+    async fn info(&self) -> Result<DaemonInfo, ApiError> {
+        let services = &self.0.services;
+        let open = services.journal.open_entries().await.map(|e| e.len()).unwrap_or_default();
+        Ok(DaemonInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            ready: services.engine_state.is_ready(),
+            instance: services.ownership.instance().to_owned(),
+            root: services.config.root.display().to_string(),
+            data_root: services.config.data_root.display().to_string(),
+            engine_endpoint: services.engine.endpoint(),
+            engine_version: services.engine_state.version(),
+            default_cpus: services.default_cpus(),
+            apps: self.0.apps.registry.len(),
+            open_operations: open,
+        })
+    }
+}

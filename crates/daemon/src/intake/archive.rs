@@ -1,0 +1,361 @@
+//! Streaming an image archive into the engine while checking it.
+//!
+//! The bytes are read once, on the blocking pool: gunzipped when they start
+//! with gzip's magic, parsed as a tar, and passed on — as the tar they are —
+//! to the engine's load request through a bounded channel. Nothing is
+//! buffered beyond the channel (and the manifest).
+//!
+//! When the tar's `manifest.json` has been read, the checker stops and hands
+//! the image it names to the caller through a [`ManifestGate`], and goes on
+//! only when the caller says so: the caller persists the undo entry that
+//! removes the image before the engine has the whole archive (it cannot
+//! finish loading before), and refuses a tag that belongs to another app.
+//!
+//! Refused: a stream that is not gzip or tar, a tar without a manifest or
+//! naming no or several images, a member that appears twice (`./x` is `x`:
+//! docker would read one, berth another), a bad tag, more than the allowed
+//! bytes, and data after the end of the tar beyond the padding of a tar record.
+
+use berth_core::engine::{Progress, ProgressSink};
+use bytes::Bytes;
+use flate2::read::MultiGzDecoder;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Component, Path, PathBuf};
+use tokio::sync::{mpsc, oneshot};
+
+const CHUNK: usize = 256 * 1024;
+/// Chunks in flight between the reader and the engine: 2 MiB of memory at most.
+pub const CHANNEL_DEPTH: usize = 8;
+/// A manifest larger than this is not a docker-save manifest.
+const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// What may follow the tar's end: tar tools pad to records of 10 KiB; more
+/// is not part of the image (an endless body after a valid tar, say).
+const MAX_TRAILING_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("{origin}: corrupt gzip data: {reason}")]
+    CorruptGzip { origin: String, reason: String },
+    #[error("{origin} is not a tar archive: {reason}")]
+    NotTar { origin: String, reason: String },
+    #[error("{origin} is not an image archive: it has no manifest.json (make one with `docker save`)")]
+    NotImageArchive { origin: String },
+    #[error("{origin}: manifest.json is malformed: {reason}")]
+    BadManifest { origin: String, reason: String },
+    #[error("{origin} holds no image")]
+    NoImages { origin: String },
+    #[error("{origin} holds {count} images ({tags}); an app is made from exactly one")]
+    SeveralImages { origin: String, count: usize, tags: String },
+    #[error("{origin} holds {member:?} twice (as {first:?} and {second:?}); refusing an archive that reads differently depending on who reads it")]
+    DuplicateMember { origin: String, member: String, first: String, second: String },
+    #[error("{origin}: the manifest tags the image {tag:?}, which is not a valid image reference: {reason}")]
+    BadTag { origin: String, tag: String, reason: String },
+    #[error("{origin} is larger than the {limit} bytes allowed ([fetch] max_archive_bytes)")]
+    TooLarge { origin: String, limit: u64 },
+    #[error("{origin} goes on after the end of its tar archive; refusing the extra data")]
+    TrailingData { origin: String },
+    #[error("{origin}: {reason}")]
+    Source { origin: String, reason: String },
+    #[error("{origin}: the engine stopped reading the archive")]
+    EngineHungUp { origin: String },
+    #[error("{origin}: the image was refused: {reason}")]
+    Refused { origin: String, reason: String },
+}
+
+/// One image named by the archive's manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveImage {
+    /// `sha256:<hex>`, the image id the engine will report.
+    pub id: String,
+    pub repo_tags: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ManifestEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+}
+
+/// A checked archive: its one image and the SHA-256 of its bytes as read
+/// (compressed, as stored), for `--sha256`.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub image: ArchiveImage,
+    pub sha256: String,
+}
+
+/// The checker's pause at the manifest: it sends the image, then waits for
+/// the caller's verdict (`Ok` to go on, `Err(reason)` to refuse).
+pub struct ManifestGate {
+    pub found: oneshot::Sender<ArchiveImage>,
+    pub verdict: std::sync::mpsc::Receiver<Result<(), String>>,
+}
+
+/// The failure of the byte source itself (a download that gave up), told
+/// apart from what the bytes say (corrupt gzip, not a tar).
+#[derive(Debug)]
+pub struct SourceFailure(pub String);
+
+impl std::fmt::Display for SourceFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SourceFailure {}
+
+/// Limits and labels of one check.
+pub struct CheckOptions {
+    /// The path or URL, for messages.
+    pub origin: String,
+    pub total: Option<u64>,
+    /// What the progress bar says ("loading image", "downloading").
+    pub phase: &'static str,
+    pub max_bytes: u64,
+    pub progress: ProgressSink,
+}
+
+/// Reads `input` to its end, passing the tar on through `tx`; blocking.
+pub fn check(
+    input: impl Read,
+    options: CheckOptions,
+    tx: &mpsc::Sender<io::Result<Bytes>>,
+    gate: ManifestGate,
+) -> Result<Checked, ArchiveError> {
+    let origin = options.origin.clone();
+    let mut counted = CountingReader {
+        inner: input,
+        read: 0,
+        reported: 0,
+        total: options.total,
+        phase: options.phase,
+        progress: options.progress,
+        hasher: Sha256::new(),
+        max_bytes: options.max_bytes,
+        too_large: false,
+    };
+    let result = check_and_forward(&origin, &mut counted, tx, gate);
+    let result = match result {
+        Err(_) if counted.too_large => Err(ArchiveError::TooLarge { origin: origin.clone(), limit: options.max_bytes }),
+        other => other,
+    };
+    if let Err(error) = &result {
+        // Fail the upload too, so the engine does not load a partial archive.
+        let _ = tx.blocking_send(Err(io::Error::other(error.to_string())));
+    }
+    let image = result?;
+    Ok(Checked { image, sha256: hex::encode(counted.hasher.finalize()) })
+}
+
+fn check_and_forward(
+    origin: &str,
+    input: &mut dyn Read,
+    tx: &mpsc::Sender<io::Result<Bytes>>,
+    gate: ManifestGate,
+) -> Result<ArchiveImage, ArchiveError> {
+    let mut buffered = BufReader::with_capacity(CHUNK, input);
+    let head = buffered.fill_buf().map_err(|e| classify(origin, e, false))?;
+    let gzip = head.starts_with(&[0x1f, 0x8b]);
+    let mut decoded: Box<dyn Read + '_> = if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
+    let mut tee = Tee { inner: &mut decoded, tx, hung_up: false };
+    let image = read_entries(origin, &mut tee, gzip, gate);
+    let hung_up = tee.hung_up;
+    drop(tee);
+    if hung_up {
+        return Err(ArchiveError::EngineHungUp { origin: origin.to_owned() });
+    }
+    let image = image?;
+    // The end of the tar has been passed on; what follows is read (for the
+    // checksum and the gzip trailer) but not forwarded, and only so much.
+    let trailing = io::copy(&mut (&mut decoded).take(MAX_TRAILING_BYTES + 1), &mut io::sink())
+        .map_err(|e| classify(origin, e, gzip))?;
+    if trailing > MAX_TRAILING_BYTES {
+        return Err(ArchiveError::TrailingData { origin: origin.to_owned() });
+    }
+    Ok(image)
+}
+
+fn read_entries(origin: &str, tee: &mut Tee<'_>, gzip: bool, gate: ManifestGate) -> Result<ArchiveImage, ArchiveError> {
+    let mut archive = tar::Archive::new(tee);
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut names: std::collections::HashMap<PathBuf, String> = std::collections::HashMap::new();
+    let mut image = None;
+    let mut gate = Some(gate);
+    let entries = archive.entries().map_err(|e| classify(origin, e, gzip))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| classify(origin, e, gzip))?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let normal = normalize(&raw);
+        if !seen.insert(normal.clone()) {
+            return Err(ArchiveError::DuplicateMember {
+                origin: origin.to_owned(),
+                member: normal.display().to_string(),
+                first: names.get(&normal).cloned().unwrap_or_default(),
+                second: raw,
+            });
+        }
+        names.insert(normal.clone(), raw);
+        if normal == Path::new("manifest.json") {
+            if entry.size() > MAX_MANIFEST_BYTES {
+                return Err(ArchiveError::BadManifest {
+                    origin: origin.to_owned(),
+                    reason: format!("{} bytes is too large", entry.size()),
+                });
+            }
+            let mut text = Vec::new();
+            entry.read_to_end(&mut text).map_err(|e| classify(origin, e, gzip))?;
+            let parsed: Vec<ManifestEntry> = serde_json::from_slice(&text)
+                .map_err(|e| ArchiveError::BadManifest { origin: origin.to_owned(), reason: e.to_string() })?;
+            let found = single_image(origin, parsed)?;
+            // Pause: the caller records what it needs before the engine can finish.
+            if let Some(gate) = gate.take() {
+                let _ = gate.found.send(found.clone());
+                match gate.verdict.recv() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(reason)) => return Err(ArchiveError::Refused { origin: origin.to_owned(), reason }),
+                    Err(_) => return Err(ArchiveError::Refused { origin: origin.to_owned(), reason: "cancelled".into() }),
+                }
+            }
+            image = Some(found);
+        } else {
+            io::copy(&mut entry, &mut io::sink()).map_err(|e| classify(origin, e, gzip))?;
+        }
+    }
+    image.ok_or_else(|| ArchiveError::NotImageArchive { origin: origin.to_owned() })
+}
+
+/// `./a//b/` → `a/b`: how a tar reader that resolves paths sees a member name.
+fn normalize(raw: &str) -> PathBuf {
+    Path::new(raw)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(part) => Some(part.to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn single_image(origin: &str, manifest: Vec<ManifestEntry>) -> Result<ArchiveImage, ArchiveError> {
+    match manifest.len() {
+        0 => Err(ArchiveError::NoImages { origin: origin.to_owned() }),
+        1 => {
+            let entry = manifest.into_iter().next().ok_or_else(|| ArchiveError::NoImages { origin: origin.to_owned() })?;
+            let repo_tags = entry.repo_tags.unwrap_or_default();
+            for tag in &repo_tags {
+                berth_core::source::ImageReference::parse(tag).map_err(|e| ArchiveError::BadTag {
+                    origin: origin.to_owned(),
+                    tag: tag.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+            Ok(ArchiveImage { id: image_id_of(origin, &entry.config)?, repo_tags })
+        }
+        count => {
+            let tags: Vec<String> = manifest
+                .iter()
+                .map(|m| m.repo_tags.as_ref().and_then(|t| t.first().cloned()).unwrap_or_else(|| "untagged".into()))
+                .collect();
+            Err(ArchiveError::SeveralImages { origin: origin.to_owned(), count, tags: tags.join(", ") })
+        }
+    }
+}
+
+/// `abc….json` (legacy layout) or `blobs/sha256/abc…` (OCI layout) to `sha256:abc…`.
+fn image_id_of(origin: &str, config: &str) -> Result<String, ArchiveError> {
+    let name = config.rsplit('/').next().unwrap_or(config);
+    let hex = name.strip_suffix(".json").unwrap_or(name);
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(format!("sha256:{}", hex.to_ascii_lowercase()))
+    } else {
+        Err(ArchiveError::BadManifest {
+            origin: origin.to_owned(),
+            reason: format!("config {config:?} does not name a sha256 digest"),
+        })
+    }
+}
+
+fn classify(origin: &str, error: io::Error, gzip: bool) -> ArchiveError {
+    if let Some(failure) = error.get_ref().and_then(|e| e.downcast_ref::<SourceFailure>()) {
+        return ArchiveError::Source { origin: origin.to_owned(), reason: failure.0.clone() };
+    }
+    let reason = error.to_string();
+    if gzip
+        && (error.kind() == io::ErrorKind::InvalidInput
+            || error.kind() == io::ErrorKind::InvalidData
+            || error.kind() == io::ErrorKind::UnexpectedEof
+            || reason.contains("corrupt deflate")
+            || reason.contains("invalid gzip"))
+    {
+        return ArchiveError::CorruptGzip { origin: origin.to_owned(), reason };
+    }
+    ArchiveError::NotTar { origin: origin.to_owned(), reason }
+}
+
+/// Passes every byte the tar reader reads on to the engine.
+struct Tee<'a> {
+    inner: &'a mut dyn Read,
+    tx: &'a mpsc::Sender<io::Result<Bytes>>,
+    hung_up: bool,
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 && self.tx.blocking_send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+            // The engine (or a cancelled operation) closed the request: stop
+            // reading, an endless source must not keep this thread busy.
+            self.hung_up = true;
+            return Err(io::Error::other("the engine stopped reading"));
+        }
+        Ok(n)
+    }
+}
+
+/// Counts, limits and hashes the source's bytes (compressed, as stored) for
+/// the progress bar, `max_archive_bytes` and `--sha256`.
+struct CountingReader<R> {
+    inner: R,
+    read: u64,
+    reported: u64,
+    total: Option<u64>,
+    phase: &'static str,
+    progress: ProgressSink,
+    hasher: Sha256,
+    max_bytes: u64,
+    too_large: bool,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        if self.read > self.max_bytes {
+            self.too_large = true;
+            return Err(io::Error::other("too large"));
+        }
+        if self.read - self.reported >= 4 << 20 || (n == 0 && self.read != self.reported) {
+            self.reported = self.read;
+            (self.progress)(Progress { phase: self.phase.into(), current: self.read, total: self.total });
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_names_are_compared_as_a_tar_reader_resolves_them() {
+        assert_eq!(normalize("./manifest.json"), PathBuf::from("manifest.json"));
+        assert_eq!(normalize("manifest.json"), PathBuf::from("manifest.json"));
+        assert_eq!(normalize("a//b/"), PathBuf::from("a/b"));
+        assert_eq!(normalize("/x"), PathBuf::from("x"));
+    }
+}
