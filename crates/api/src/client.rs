@@ -63,6 +63,11 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ClientError> {
     serde_json::to_vec(value).map_err(|e| ClientError::Protocol(e.to_string()))
 }
 
+/// The archive's bytes until `answered` is cancelled.
+fn until(archive: ArchiveStream, answered: &tokio_util::sync::CancellationToken) -> ArchiveStream {
+    archive.take_until(answered.clone().cancelled_owned()).boxed()
+}
+
 /// A `multipart/form-data` body: the request's JSON, then the archive, streamed.
 fn multipart(json: Vec<u8>, archive: ArchiveStream) -> (String, RequestBody) {
     let boundary = format!("berth-{:016x}", rand_u64());
@@ -192,19 +197,25 @@ impl Client {
         archive: Option<ArchiveStream>,
         mut on_progress: impl FnMut(&InstallEvent),
     ) -> Result<AppView, ClientError> {
+        // Once the answer is in, the rest of an upload is not sent: the daemon
+        // reads what is on its way and discards it.
+        let answered = tokio_util::sync::CancellationToken::new();
         let (content_type, body) = match archive {
-            Some(archive) => multipart(json, archive),
+            Some(archive) => multipart(json, until(archive, &answered)),
             None => ("application/json".to_owned(), full(json)),
         };
-        self.streamed(path, &content_type, body, |event: InstallEvent| match event {
-            InstallEvent::Done { app } => Some(Ok(*app)),
-            InstallEvent::Error { error } => Some(Err(error)),
-            progress => {
-                on_progress(&progress);
-                None
-            }
-        })
-        .await
+        let outcome = self
+            .streamed(path, &content_type, body, |event: InstallEvent| match event {
+                InstallEvent::Done { app } => Some(Ok(*app)),
+                InstallEvent::Error { error } => Some(Err(error)),
+                progress => {
+                    on_progress(&progress);
+                    None
+                }
+            })
+            .await;
+        answered.cancel();
+        outcome
     }
 
     /// Reads ndjson events until `last` turns one into the outcome. Empty
@@ -265,11 +276,13 @@ impl Client {
     /// Loads an SRA image archive, streamed.
     pub async fn sra_load(&self, archive: ArchiveStream, origin: &str) -> Result<SraImage, ClientError> {
         let path = format!("/v1/sra/images?origin={}", encode(origin));
-        let frames = archive.map(|chunk| chunk.map(Frame::data));
+        let answered = tokio_util::sync::CancellationToken::new();
+        let frames = until(archive, &answered).map(|chunk| chunk.map(Frame::data));
         let response = self
             .send(Method::POST, &path, "application/octet-stream", BodyExt::boxed_unsync(StreamBody::new(frames)), "application/json")
-            .await?;
-        let bytes = collect(response).await?;
+            .await;
+        answered.cancel();
+        let bytes = collect(response?).await?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 

@@ -45,7 +45,14 @@ pub async fn prepare(source: &str, from: &SourceOptions) -> Result<Prepared, Fai
         }
         let ca_pem = match &from.ca_file {
             Some(_) if !source.starts_with("https://") => return Err(usage("--ca-file applies to https sources only")),
-            Some(path) => Some(read_text(path, "--ca-file").await?),
+            Some(path) => {
+                let pem = read_text(path, "--ca-file").await?;
+                // The daemon checks the certificates; the file's name is only known here.
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(usage(format!("--ca-file {}: holds no PEM certificate", path.display())));
+                }
+                Some(pem)
+            }
             None => None,
         };
         let shown = berth_core::source::redact_url(source);

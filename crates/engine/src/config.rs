@@ -174,7 +174,10 @@ mod tests {
             ..Default::default()
         };
         let body = create_body(&config);
-        assert_eq!((body.open_stdin, body.attach_stdin, body.stdin_once, body.tty), (Some(true), Some(false), Some(false), Some(false)));
+        assert_eq!(
+            (body.open_stdin, body.attach_stdin, body.stdin_once, body.tty),
+            (Some(true), Some(false), Some(false), Some(false))
+        );
         let host = body.host_config.unwrap();
         assert_eq!(host.binds.unwrap(), ["/host/tmp:/tmp:ro"]);
         assert_eq!(host.nano_cpus, Some(500_000_000));

@@ -139,12 +139,13 @@ impl DockerEngine {
             .map(str::to_owned)
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| DEFAULT_HOST.to_owned());
-        let docker = client_for(&endpoint)?;
-        let connection = Connection {
-            endpoint,
-            timeouts,
-            client: RwLock::new(Some(Client { docker, negotiated: false })),
-        };
+        if !["unix://", "tcp://", "http://"].iter().any(|scheme| endpoint.starts_with(scheme)) {
+            return Err(EngineError::Unreachable { endpoint, reason: "unsupported scheme; use unix://, tcp:// or http://".into() });
+        }
+        // A socket that is not there yet (dockerd still starting) is not an
+        // error: the client is made on first use.
+        let client = client_for(&endpoint).ok().map(|docker| Client { docker, negotiated: false });
+        let connection = Connection { endpoint, timeouts, client: RwLock::new(client) };
         let engine = Self { connection: Arc::new(connection), shells: Mutex::new(HashMap::new()) };
         let _ = engine.connection.docker().await;
         Ok(engine)
@@ -214,7 +215,8 @@ impl Engine for DockerEngine {
     async fn info(&self) -> Result<EngineInfo, EngineError> {
         let c = &self.connection;
         // Negotiated again every time: the engine may have been upgraded.
-        let fresh = c.control("the version negotiation", "the engine", client_for(&c.endpoint)?.negotiate_version()).await?;
+        let fresh =
+            c.control("the version negotiation", "the engine", client_for(&c.endpoint)?.negotiate_version()).await?;
         c.store(Client { docker: fresh.clone(), negotiated: true });
         let version = c.control("version", "the engine", fresh.version()).await?;
         let info = c.control("info", "the engine", fresh.info()).await?;

@@ -473,7 +473,10 @@ mod tests {
         capture.push(err("de"));
         capture.push(out("fghij"));
         let result = capture.finish(Some(0), false);
-        assert_eq!((&result.stdout[..], &result.stderr[..], &result.combined[..]), (&b"ghij"[..], &b"de"[..], &b"ghij"[..]));
+        assert_eq!(
+            (&result.stdout[..], &result.stderr[..], &result.combined[..]),
+            (&b"ghij"[..], &b"de"[..], &b"ghij"[..])
+        );
     }
 
     #[test]
@@ -518,8 +521,10 @@ mod tests {
             lines.sort();
             lines
         };
-        let commands: [Vec<String>; 2] =
-            [vec!["/usr/bin/env".into()], ["/bin/sh", "-c", "echo out; echo err >&2; exit 3"].map(str::to_owned).into()];
+        let commands: [Vec<String>; 2] = [
+            vec!["/usr/bin/env".into()],
+            ["/bin/sh", "-c", "echo out; echo err >&2; exit 3"].map(str::to_owned).into(),
+        ];
         for env in [&["PATH=/usr/bin:/bin", "FOO=a b"][..], &["PATH=/usr/bin:/bin", "PWD=/elsewhere", "SHLVL=7"]] {
             let env_strings: Vec<String> = env.iter().map(|s| (*s).to_owned()).collect();
             for command in &commands {
@@ -545,7 +550,10 @@ mod tests {
     fn the_kill_script_kills_a_tree() {
         // sh starts a sleep, whose comm gets spaces and a parenthesis; both go.
         let mut tree = std::process::Command::new("/bin/sh")
-            .args(["-c", "cp /bin/sleep '/tmp/berth sl) eep' 2>/dev/null; ('/tmp/berth sl) eep' 300 || sleep 300) & sleep 300"])
+            .args([
+                "-c",
+                "cp /bin/sleep '/tmp/berth sl) eep' 2>/dev/null; ('/tmp/berth sl) eep' 300 || sleep 300) & sleep 300",
+            ])
             .spawn()
             .unwrap();
         let root = tree.id();

@@ -6,7 +6,7 @@ pub mod daemon;
 pub mod logins;
 pub mod migration;
 pub mod sra;
-mod upload;
+pub(crate) mod upload;
 
 use crate::{ApiError, ErrorKind};
 use axum::Router;

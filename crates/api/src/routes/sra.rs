@@ -95,7 +95,7 @@ pub fn routes(manager: Arc<dyn SraManager>) -> Router {
     responses((status = 200, body = SraImage), (status = 400, body = ApiError), (status = 422, body = ApiError)))]
 async fn sra_load(State(m): Shared, Query(q): Query<SraLoadQuery>, body: Body) -> Result<Json<SraImage>, ApiError> {
     let body = body.into_data_stream().map(|chunk| chunk.map_err(std::io::Error::other)).boxed();
-    m.load(Upload { body }, q.origin).await.map(Json)
+    m.load(Upload { body: super::upload::draining(body) }, q.origin).await.map(Json)
 }
 
 /// The SRA images, with their execution containers counted.

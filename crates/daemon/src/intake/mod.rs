@@ -333,8 +333,9 @@ async fn load(
         return Err(IntakeError::Cancelled { origin });
     };
     match (verdict, loaded) {
-        // The engine going away explains whatever the checker saw after it.
-        (_, Err(e)) if e.is_unavailable() => Err(e.into()),
+        // The engine going away explains the checker finding it gone; a
+        // refusal of the archive explains the load failing (berth broke it off).
+        (Ok(_) | Err(ArchiveError::EngineHungUp { .. }), Err(e)) if e.is_unavailable() => Err(e.into()),
         (Ok(checked), Ok(_)) => match sha256 {
             Some(expected) if expected != checked.sha256 => {
                 Err(IntakeError::ChecksumMismatch { origin, expected: expected.to_owned(), actual: checked.sha256 })

@@ -1,12 +1,13 @@
 //! SRA images and commands, per the SRA specification's "Detailed Running
 //! Procedure", against the real engine with an SRA image built offline.
 
-mod sra_support;
+use crate::bin;
+
 
 use berth_testkit::harness::{image_exists, inspect, unique, TestDaemon};
 use berth_testkit::http::{docker, docker_load};
 use berth_testkit::ImageBuilder;
-use sra_support::*;
+use crate::sra_support::*;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -146,8 +147,9 @@ fn status_updates_are_progress_and_move_the_timeout() {
     )
     .unwrap();
     assert_eq!(response.status, 200);
+    // Empty lines are the daemon's keepalives.
     let events: Vec<serde_json::Value> =
-        response.text().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+        response.text().lines().filter(|line| !line.trim().is_empty()).map(|line| serde_json::from_str(line).unwrap()).collect();
     let percents: Vec<_> = events.iter().filter(|e| e["event"] == "progress").map(|e| e["percent"].clone()).collect();
     assert_eq!(percents, [10, 40, 70, 100].map(serde_json::Value::from), "{events:?}");
     let last = events.last().unwrap();

@@ -6,6 +6,8 @@
 //! built left in the engine. Tests share one engine and run in parallel, so
 //! they only ever look at things they named themselves.
 
+use crate::bin;
+
 use berth_testkit::harness::{image_exists, inspect, unique, Run, TestDaemon, TEST_SETTINGS};
 use berth_testkit::http::{self, docker, DOCKER_SOCKET};
 use berth_testkit::{
@@ -18,9 +20,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
 
 fn service(tag: &str) -> ImageBuilder {
     ImageBuilder::new(&format!("berth-test/{tag}:1")).service().label("berth.test.sweep", "1").layer_marker(tag)

@@ -2,15 +2,14 @@
 //! that runs `berth run-app <name>` attached to the container; the units the
 //! daemon writes pass `systemd-analyze verify`.
 
+use crate::bin;
+
 use berth_testkit::harness::{inspect, unique, TestDaemon};
 use berth_testkit::ImageBuilder;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
 
 fn install(daemon: &mut TestDaemon, name: &str, builder: &ImageBuilder) {
     let archive = daemon.archive(builder, false);
@@ -98,8 +97,8 @@ fn run_app_is_attached_to_the_app_and_stops_it_on_sigterm() {
         .unwrap();
     daemon.wait_state(&name, "running", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(attached.id() as i32, libc::SIGTERM) };
+    let pid = rustix::process::Pid::from_raw(attached.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let status = attached.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     assert_eq!(daemon.app(&name).unwrap()["desired"], "stopped");

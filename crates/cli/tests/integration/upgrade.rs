@@ -1,15 +1,13 @@
 //! Upgrades with TPCM's hooks, probation and automatic rollback; manual
 //! rollback; and `kill -9` of the daemon at every step of an upgrade.
 
+use crate::bin;
+
 use berth_testkit::harness::{image_exists, inspect, unique, Run, TestDaemon, TEST_SETTINGS};
 use berth_testkit::ImageBuilder;
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
 
 /// Writes /tpc/data/state once, then serves; TERM ends it.
 const APP: &str = "mkdir -p /tpc/data; [ -f /tpc/data/state ] || echo first-data > /tpc/data/state; \
@@ -226,7 +224,7 @@ fn an_upgrade_killed_at_any_step_is_undone_or_finished_on_restart() {
         "upgrade:before_new_started",
         "upgrade:before_post_hook",
         "upgrade:before_probation",
-        "upgrade:after_committed",
+        "upgrade:after_commit",
     ];
     for point in points {
         let mut daemon = TestDaemon::start_with(bin(), TEST_SETTINGS, &[("BERTH_TEST_CRASH_AT", point)], None);
@@ -238,7 +236,7 @@ fn an_upgrade_killed_at_any_step_is_undone_or_finished_on_restart() {
         assert_ne!(run.code, 0, "{point}: {run:?}");
         assert!(daemon.wait_exit(Duration::from_secs(20)).is_some(), "{point}: the daemon killed itself");
         daemon.launch(&[]);
-        if point == "upgrade:after_committed" {
+        if point == "upgrade:after_commit" {
             let app = daemon.wait_state(&name, "running", Duration::from_secs(15));
             assert_eq!(app["image_id"], v2.image_id.as_str(), "{point}");
             assert!(inspect(&format!("{name}.berth-old")).is_none(), "{point}: old container cleaned up");

@@ -2,14 +2,13 @@
 //! sshd on loopback: password and key login, host keys checked against
 //! known_hosts or accepted by fingerprint, and every failure leaving nothing.
 
+use crate::bin;
+
 use berth_testkit::harness::{inspect, unique, Run, TestDaemon};
 use berth_testkit::sshd::{TestSshd, PASSWORD, USER};
 use berth_testkit::ImageBuilder;
 use std::path::{Path, PathBuf};
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
 
 struct Setup {
     daemon: TestDaemon,

@@ -2,16 +2,14 @@
 //! empty one, and the daemon brings every app back — with the changes made
 //! inside its container's filesystem and its private directory.
 
+use crate::bin;
+
 use berth_testkit::engine::PrivateEngine;
 use berth_testkit::harness::{unique, TestDaemon, TEST_SETTINGS};
 use berth_testkit::ImageBuilder;
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
 
 /// Writes into its own filesystem (not /tpc) on first start, then serves.
 const CHANGES_ITSELF: &str = "[ -f /etc/first-boot ] || date > /etc/first-boot; echo kept > /tpc/data; \
@@ -69,15 +67,15 @@ fn every_app_comes_back_on_a_new_engine_with_its_changes() {
     let status: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(status["state"], "partial");
     let result =
-        |name: &str| status["apps"].as_array().unwrap().iter().find(|x| x["name"] == name).unwrap()["result"].clone();
+        |name: &str| status["apps"].as_array().unwrap().iter().find(|x| x["name"] == name).unwrap()["outcome"].clone();
     assert_eq!(result(&a), "imported");
-    assert!(result(&broken).as_str().unwrap().starts_with("failed"), "{status}");
+    assert_eq!(result(&broken), "failed", "{status}");
 
     // Import is idempotent.
     let again = daemon.berth(&["migrate", "import", "-o", "json"]);
     let status: Value = serde_json::from_str(&again.stdout).unwrap();
     let result =
-        |name: &str| status["apps"].as_array().unwrap().iter().find(|x| x["name"] == name).unwrap()["result"].clone();
-    assert_eq!(result(&a), "already present");
+        |name: &str| status["apps"].as_array().unwrap().iter().find(|x| x["name"] == name).unwrap()["outcome"].clone();
+    assert_eq!(result(&a), "already_present");
     assert_eq!(new_engine.inspect(&a).unwrap()["State"]["Running"], true);
 }

@@ -1,16 +1,14 @@
 //! Installing from a registry reference, against Debian's docker-registry on
 //! 127.0.0.1:5114 (started by scripts/setup.sh).
 
+use crate::bin;
+
 use berth_testkit::harness::{image_exists, inspect, unique, TestDaemon};
 use berth_testkit::http::{docker, docker_load, docker_push, encode};
 use berth_testkit::ImageBuilder;
-use std::path::Path;
 
 const REGISTRY: &str = "127.0.0.1:5114";
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
 
 /// Puts a fresh image into the registry as `<REGISTRY>/berth-test/<name>:<tag>`
 /// and removes it from the engine, so that berth has to pull it.

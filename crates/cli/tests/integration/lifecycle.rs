@@ -1,14 +1,12 @@
 //! Every client verb against a real daemon and the real engine.
 
+use crate::bin;
+
 use berth_testkit::harness::{image_exists, inspect, unique, TestDaemon};
 use berth_testkit::ImageBuilder;
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
 
 fn service(tag: &str) -> ImageBuilder {
     ImageBuilder::new(&format!("berth-test/{tag}:1")).service().label("berth.test.sweep", "1").layer_marker(tag)

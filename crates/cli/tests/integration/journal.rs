@@ -2,14 +2,12 @@
 //! next start, either the whole operation or none of it is left — no orphaned
 //! containers, images, directories or rows.
 
+use crate::bin;
+
 use berth_testkit::harness::{image_exists, inspect, unique, TestDaemon};
 use berth_testkit::ImageBuilder;
-use std::path::Path;
 use std::time::Duration;
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
 
 /// Crash points that must be undone, each with a plain and a gzip archive
 /// where it matters: at `before_image_ready` the engine has loaded the image
@@ -21,7 +19,7 @@ const INSTALL_POINTS_UNDONE: [(&str, bool); 6] = [
     ("install:before_image_ready", true),
     ("install:before_directory_ready", true),
     ("install:before_container_created", false),
-    ("install:before_committed", true),
+    ("install:before_commit", true),
 ];
 
 fn crash_during_install(point: &str, gzip: bool) -> (TestDaemon, String, String) {
@@ -60,7 +58,7 @@ fn install_killed_at_any_step_leaves_nothing() {
 
 #[test]
 fn install_killed_after_commit_is_installed_and_running() {
-    let (daemon, name, image) = crash_during_install("install:after_committed", false);
+    let (daemon, name, image) = crash_during_install("install:after_commit", false);
     let app = daemon.wait_state(&name, "running", Duration::from_secs(15));
     assert_eq!(app["image_id"], image.as_str());
     assert!(daemon.private_dir(&name).is_dir());
@@ -70,10 +68,13 @@ fn install_killed_after_commit_is_installed_and_running() {
 #[test]
 fn uninstall_killed_at_any_step_is_finished_on_restart() {
     for point in [
-        "uninstall:before_container_removed",
-        "uninstall:before_directory_removed",
-        "uninstall:before_image_removed",
-        "uninstall:before_done",
+        // The plan: container, unit, private directory, snapshots, image, row.
+        "uninstall:forward_6",
+        "uninstall:forward_5",
+        "uninstall:forward_4",
+        "uninstall:forward_3",
+        "uninstall:forward_2",
+        "uninstall:forward_1",
     ] {
         let mut daemon = TestDaemon::start_with(
             bin(),

@@ -2,15 +2,13 @@
 //! resumed with Range requests, `--sha256` checked before the image is used.
 //! The server is the testkit's loopback file server.
 
+use crate::bin;
+
 use berth_testkit::harness::{image_exists, inspect, unique, Run, TestDaemon};
 use berth_testkit::http_server::FileServer;
 use berth_testkit::{write_plain_tar, ImageBuilder};
 use sha2::{Digest, Sha256};
-use std::path::Path;
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
 
 /// A served gzip image archive of about `pad_kib` KiB of incompressible bytes.
 fn served(daemon: &mut TestDaemon, server: &FileServer, name: &str, pad_kib: u64) -> (String, String, String) {

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use crate::bin;
 use berth_testkit::harness::{Run, TestDaemon};
 use berth_testkit::http::{docker, encode};
 use berth_testkit::ImageBuilder;
@@ -13,9 +14,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-pub fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
 
 pub const COMMAND: &str = r#"#!/bin/sh
 input=$(cat)

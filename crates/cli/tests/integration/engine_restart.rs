@@ -2,15 +2,13 @@
 //! an engine restart plus a daemon restart), on a private engine so that the
 //! shared one is never disturbed.
 
+use crate::bin;
+
 use berth_testkit::engine::PrivateEngine;
 use berth_testkit::harness::{unique, TestDaemon, TEST_SETTINGS};
 use berth_testkit::ImageBuilder;
-use std::path::Path;
 use std::time::Duration;
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
 
 #[test]
 fn apps_come_back_after_an_engine_restart_and_a_reboot() {

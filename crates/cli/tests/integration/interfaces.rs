@@ -1,15 +1,13 @@
 //! The daemon's API as documented (OpenAPI, JSON errors) and the command
 //! line under its two names (`berth`, and `tpcm` as SONiC's TPCM spells it).
 
+use crate::bin;
+
 use berth_testkit::harness::{image_exists, inspect, unique, TestDaemon};
 use berth_testkit::http;
 use berth_testkit::ImageBuilder;
 use serde_json::{json, Value};
-use std::path::Path;
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
 
 fn service(tag: &str) -> ImageBuilder {
     ImageBuilder::new(&format!("berth-test/{tag}:1")).service().label("berth.test.sweep", "1").layer_marker(tag)
@@ -84,25 +82,29 @@ fn errors_are_json_with_a_code_and_a_message() {
         assert_api_error(&daemon.api(method, path, None).unwrap(), 404, "not_found");
     }
 
-    let bad_name = daemon.api("POST", "/v1/apps", Some(&json!({ "name": "Bad!", "source": "/x.tar" }))).unwrap();
+    let registry = json!({ "kind": "registry", "reference": "localhost:1/x:1" });
+    let bad_name = daemon.api("POST", "/v1/apps", Some(&json!({ "name": "Bad!", "source": registry }))).unwrap();
     let message = assert_api_error(&bad_name, 400, "invalid_input");
     assert!(message.contains("Bad!"), "{message}");
 
-    let missing_file = daemon
-        .api("POST", "/v1/apps", Some(&json!({ "name": unique("api"), "source": "/nonexistent/x.tar" })))
-        .unwrap();
-    let message = assert_api_error(&missing_file, 422, "bad_source");
-    assert!(message.contains("/nonexistent/x.tar"), "{message}");
+    // The daemon opens no file a client names: an upload comes with its archive.
+    let upload = json!({ "kind": "upload", "origin": "/etc/shadow" });
+    let no_archive = daemon.api("POST", "/v1/apps", Some(&json!({ "name": unique("api"), "source": upload }))).unwrap();
+    let message = assert_api_error(&no_archive, 400, "invalid_input");
+    assert!(message.contains("archive"), "{message}");
+    // A path where a source is expected is refused as the wrong shape, not opened.
+    let path = daemon.api("POST", "/v1/apps", Some(&json!({ "name": unique("api"), "source": "/etc/shadow" }))).unwrap();
+    assert_api_error(&path, 400, "invalid_input");
 
     let unknown = daemon.api("GET", "/v1/nothing/here", None).unwrap();
     let message = assert_api_error(&unknown, 404, "not_found");
     assert!(message.contains("openapi"), "{message}");
 
     let garbage = http::request(&daemon.socket, "POST", "/v1/apps", "application/json", b"{not json").unwrap();
-    assert!((400..500).contains(&garbage.status), "{} {}", garbage.status, garbage.text());
+    assert_api_error(&garbage, 400, "invalid_input");
     let incomplete =
         http::request(&daemon.socket, "POST", "/v1/apps", "application/json", b"{\"name\":\"x\"}").unwrap();
-    assert!((400..500).contains(&incomplete.status), "{} {}", incomplete.status, incomplete.text());
+    assert_api_error(&incomplete, 400, "invalid_input");
     assert!(daemon.list().is_empty());
 }
 
@@ -111,8 +113,10 @@ fn install_without_ndjson_answers_201_with_the_app() {
     let mut daemon = TestDaemon::start(bin());
     let name = unique("api");
     let archive = daemon.archive(&service(&name), false);
-    let body = json!({ "name": name, "source": archive.path.to_string_lossy(), "args": "-e A=1", "memory": "32m" });
-    let response = daemon.api("POST", "/v1/apps", Some(&body)).unwrap();
+    let source = json!({ "kind": "upload", "origin": archive.path.to_string_lossy() });
+    let body = json!({ "name": name, "source": source, "args": "-e A=1", "memory": "32m" });
+    let (content_type, multipart) = multipart(&body, &std::fs::read(&archive.path).unwrap());
+    let response = http::request(&daemon.socket, "POST", "/v1/apps", &content_type, &multipart).unwrap();
     assert_eq!(response.status, 201, "{}", response.text());
     let app = response.json();
     assert_eq!(app["name"], name.as_str());
@@ -127,7 +131,7 @@ fn install_without_ndjson_answers_201_with_the_app() {
     assert_eq!(daemon.api("GET", &format!("/v1/apps/{name}"), None).unwrap().json()["name"], name.as_str());
 
     // A second POST is a conflict, as JSON.
-    let again = daemon.api("POST", "/v1/apps", Some(&body)).unwrap();
+    let again = http::request(&daemon.socket, "POST", "/v1/apps", &content_type, &multipart).unwrap();
     assert_api_error(&again, 409, "conflict");
 
     let removed = daemon.api("DELETE", &format!("/v1/apps/{name}"), None).unwrap();
@@ -198,4 +202,16 @@ fn version_help_and_usage_errors() {
     let info: Value = daemon.api("GET", "/v1/info", None).unwrap().json();
     assert_eq!(info["apps"], 0);
     assert_eq!(info["version"].as_str(), version.stdout.trim().strip_prefix("berth "));
+}
+
+/// A `multipart/form-data` body as the CLI sends it: the request, then the archive.
+fn multipart(request: &serde_json::Value, archive: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "berth-test-boundary-7f3a";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"request\"\r\nContent-Type: application/json\r\n\r\n{request}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"archive\"; filename=\"a.tar\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(archive);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }

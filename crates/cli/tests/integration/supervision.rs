@@ -2,15 +2,13 @@
 //! restarted with backoff until berth gives up, health is reflected, and the
 //! engine's state is rebuilt after it is lost behind berth's back.
 
+use crate::bin;
+
 use berth_testkit::harness::{inspect, unique, TestDaemon};
 use berth_testkit::http::docker;
 use berth_testkit::ImageBuilder;
-use std::path::Path;
 use std::time::Duration;
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
 
 fn image(tag: &str) -> ImageBuilder {
     ImageBuilder::new(&format!("berth-test/{tag}:1")).service().label("berth.test.sweep", "1").layer_marker(tag)

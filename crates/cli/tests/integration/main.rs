@@ -1,0 +1,27 @@
+//! berth's integration tests: the real binary against the real Docker
+//! Engine (and real registries, sshd, http servers), in one test binary so
+//! that it is linked once and its tests run in parallel. Each test uses its
+//! own daemon root, socket and instance label and sweeps what it made.
+
+mod bad_input;
+mod engine_restart;
+mod http_source;
+mod interfaces;
+mod journal;
+mod lifecycle;
+mod migrate;
+mod registry;
+mod sra;
+mod sra_config;
+mod sra_support;
+mod ssh_source;
+mod supervision;
+mod units;
+mod upgrade;
+
+use std::path::Path;
+
+/// The berth binary under test.
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
