@@ -7,13 +7,14 @@
 //! A command that panics is logged and the task goes on with the next one;
 //! an app whose task keeps panicking is shown as failed.
 
+pub use super::command::{Command, Reply};
 use super::error::AppError;
 use super::registry::{AppHandle, Runtime, SharedRuntime};
 use super::start::{start_and_check, stop};
 use super::{install, migration, uninstall, upgrade, Apps};
 use crate::intake::FetchRequest;
 use crate::services::lock;
-use berth_api::{AppView, InstallEvent, MigrationOutcome, Operation, Uninstalled, Upload, UpgradeRequest};
+use berth_api::{AppView, InstallEvent, Operation, Uninstalled, Upload, UpgradeRequest};
 use berth_core::engine::ContainerObservation;
 use berth_core::reconcile::{plan, Action};
 use berth_core::spec::AppSpec;
@@ -23,29 +24,12 @@ use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub type Reply<T> = oneshot::Sender<Result<T, AppError>>;
-
 /// Panics of one app's task after which the app is shown as failed.
 const PANICS_BEFORE_FAILED: u32 = 3;
-
-pub enum Command {
-    Install { spec: Box<AppSpec>, fetch: FetchRequest, op: Operation<InstallEvent>, reply: Reply<AppView> },
-    Import { app: Box<migration::MigratedApp>, reply: Reply<MigrationOutcome> },
-    Start(Reply<AppView>),
-    Stop(Reply<AppView>),
-    Restart(Reply<AppView>),
-    Uninstall { keep_data: bool, reply: Reply<Uninstalled> },
-    Upgrade { request: Box<UpgradeRequest>, archive: Option<Upload>, op: Operation<InstallEvent>, reply: Reply<AppView> },
-    Rollback { op: Operation<InstallEvent>, reply: Reply<AppView> },
-    /// Something happened to the container: look at it.
-    Observe,
-    /// The engine (re)connected: make the container match the app.
-    Reconcile,
-}
 
 /// Starts the task of an app; returns its handle for the registry.
 pub fn spawn(apps: Arc<Apps>, runtime: SharedRuntime) -> AppHandle {

@@ -13,7 +13,7 @@
 //! operation per app); one failing does not stop the others.
 
 use super::error::AppError;
-use super::registry::{Runtime, SharedRuntime};
+use super::registry::SharedRuntime;
 use super::Apps;
 use crate::fs::{blocking, FsError};
 use crate::intake::{self, FetchRequest, FetchSource, ForOperation};
@@ -25,7 +25,7 @@ use berth_api::{ApiError, MigrationOutcome, MigrationResult, MigrationState, Mig
 use berth_core::engine::{EngineError, ProgressSink};
 use berth_core::journal::{Effect, ImageHandle, OperationKind, Subject};
 use berth_core::spec::AppSpec;
-use berth_core::status::{AppState, DesiredState};
+use berth_core::status::DesiredState;
 use berth_store::AppChange;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -248,7 +248,7 @@ pub async fn import(apps: &Arc<Apps>) -> Result<MigrationStatus, AppError> {
             continue;
         }
         app.dir = dir.join(&name);
-        let (outcome, reason) = match import_through_task(apps, app).await {
+        let (outcome, reason) = match apps.import_through_task(app).await {
             Ok(outcome) => (outcome, None),
             Err(e) => {
                 all_ok = false;
@@ -262,26 +262,6 @@ pub async fn import(apps: &Arc<Apps>) -> Result<MigrationStatus, AppError> {
     manifest.state = if all_ok { MigrationState::Imported } else { MigrationState::Partial };
     write_manifest(dir.join(MANIFEST), &manifest).await?;
     Ok(status_of(&dir, Some(manifest)))
-}
-
-/// Sends the import to the app's task, starting one for an app this daemon
-/// does not know yet.
-async fn import_through_task(apps: &Arc<Apps>, app: &MigratedApp) -> Result<MigrationOutcome, AppError> {
-    let name = app.spec.name.to_string();
-    let (handle, new) = match apps.registry.get(&name) {
-        Some(handle) if handle.commands.is_some() => (handle, false),
-        _ => {
-            let runtime = Runtime::shared(app.spec.clone(), app.desired, AppState::Starting, now_secs(), None);
-            let handle = super::actor::spawn(apps.clone(), runtime);
-            apps.registry.insert(&name, handle.clone());
-            (handle, true)
-        }
-    };
-    let result = apps.ask_handle(&name, &handle, |reply| super::actor::Command::Import { app: Box::new(app.clone()), reply }).await;
-    if new && result.is_err() {
-        apps.registry.remove(&name, &handle.runtime);
-    }
-    result
 }
 
 /// In the app's task: load the image, restore the data when the private

@@ -4,6 +4,7 @@
 //! app's task ([`actor`]).
 
 pub mod actor;
+mod command;
 mod disk;
 pub mod error;
 mod hooks;
@@ -119,6 +120,26 @@ impl Apps {
                 let _ = sender.try_send(Command::Reconcile);
             }
         }
+    }
+
+    /// Sends a migration import to the app's task, starting one for an app
+    /// this daemon does not know yet.
+    async fn import_through_task(self: &Arc<Self>, app: &migration::MigratedApp) -> Result<berth_api::MigrationOutcome, AppError> {
+        let name = app.spec.name.to_string();
+        let (handle, new) = match self.registry.get(&name) {
+            Some(handle) if handle.commands.is_some() => (handle, false),
+            _ => {
+                let runtime = Runtime::shared(app.spec.clone(), app.desired, AppState::Starting, now_secs(), None);
+                let handle = actor::spawn(self.clone(), runtime);
+                self.registry.insert(&name, handle.clone());
+                (handle, true)
+            }
+        };
+        let result = self.ask_handle(&name, &handle, |reply| Command::Import { app: Box::new(app.clone()), reply }).await;
+        if new && result.is_err() {
+            self.registry.remove(&name, &handle.runtime);
+        }
+        result
     }
 
     /// Routes an engine event to the app's task.

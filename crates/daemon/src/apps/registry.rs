@@ -2,7 +2,7 @@
 //! `list` and `show`, and the handle to each app's task. Only the app's task
 //! writes its status (install and import included: they run in it too).
 
-use super::actor::Command;
+use super::command::Command;
 use super::error::AppError;
 use crate::services::{lock, now_secs};
 use berth_api::AppView;
