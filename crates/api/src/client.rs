@@ -24,7 +24,9 @@ pub type ArchiveStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the berth daemon at {socket}: {reason} (is `berth daemon` running? set --socket or BERTH_SOCKET)")]
+    #[error(
+        "cannot reach the berth daemon at {socket}: {reason} (is `berth daemon` running? set --socket or BERTH_SOCKET)"
+    )]
     Unreachable { socket: PathBuf, reason: String },
     #[error("no permission to use the berth daemon's socket {socket}: it is for root and the group it belongs to (ask to be added to that group, or use sudo)")]
     NoPermission { socket: PathBuf },
@@ -140,8 +142,14 @@ impl Client {
             .unwrap_or_else(|_| ClientError::Protocol(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)))))
     }
 
-    async fn json<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<T, ClientError> {
-        let response = self.send(method, path, "application/json", full(body.unwrap_or_default()), "application/json").await?;
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ClientError> {
+        let response =
+            self.send(method, path, "application/json", full(body.unwrap_or_default()), "application/json").await?;
         let bytes = collect(response).await?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
     }
@@ -279,7 +287,13 @@ impl Client {
         let answered = tokio_util::sync::CancellationToken::new();
         let frames = until(archive, &answered).map(|chunk| chunk.map(Frame::data));
         let response = self
-            .send(Method::POST, &path, "application/octet-stream", BodyExt::boxed_unsync(StreamBody::new(frames)), "application/json")
+            .send(
+                Method::POST,
+                &path,
+                "application/octet-stream",
+                BodyExt::boxed_unsync(StreamBody::new(frames)),
+                "application/json",
+            )
             .await;
         answered.cancel();
         let bytes = collect(response?).await?;

@@ -67,7 +67,9 @@ pub fn json_rejection(rejection: JsonRejection) -> ApiError {
         _ => ErrorKind::InvalidInput,
     };
     let message = match &rejection {
-        JsonRejection::MissingJsonContentType(_) => "the request body must be JSON (Content-Type: application/json)".to_owned(),
+        JsonRejection::MissingJsonContentType(_) => {
+            "the request body must be JSON (Content-Type: application/json)".to_owned()
+        }
         other => format!("the request body is not accepted: {}", short(&other.body_text())),
     };
     ApiError::new(kind, message)

@@ -77,7 +77,9 @@ where
         return match outcome {
             Ok(Ok(outcome)) => (success, axum::Json(outcome)).into_response(),
             Ok(Err(error)) => error.into_response(),
-            Err(join) => ApiError::new(ErrorKind::Internal, format!("the operation's task failed: {join}")).into_response(),
+            Err(join) => {
+                ApiError::new(ErrorKind::Internal, format!("the operation's task failed: {join}")).into_response()
+            }
         };
     }
     let (lines_tx, lines_rx) = mpsc::unbounded_channel::<Bytes>();
@@ -100,7 +102,9 @@ where
         }
         let last = match outcome {
             Ok(result) => E::finished(result),
-            Err(join) => E::finished(Err(ApiError::new(ErrorKind::Internal, format!("the operation's task failed: {join}")))),
+            Err(join) => {
+                E::finished(Err(ApiError::new(ErrorKind::Internal, format!("the operation's task failed: {join}"))))
+            }
         };
         let _ = lines_tx.send(line(&last));
     });

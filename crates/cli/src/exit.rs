@@ -90,9 +90,31 @@ impl fmt::Display for Failure {
             Failure::Output(e) => write!(f, "cannot write output: {e}"),
             Failure::AppStopped(why) => write!(f, "the app stopped: {why}"),
             Failure::Command(code) => write!(f, "the SRA command exited with code {code}"),
-            Failure::SraReported(message) | Failure::Input(message) | Failure::BadSource(message) => f.write_str(message),
+            Failure::SraReported(message) | Failure::Input(message) | Failure::BadSource(message) => {
+                f.write_str(message)
+            }
             Failure::Fetch(_, message) | Failure::Migration(message) => f.write_str(message),
             Failure::Cancelled(message) => write!(f, "cancelled: {message}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The README's table is the table of `berth_core::ExitCode`: one list
+    /// of what berth's exit codes mean.
+    #[test]
+    fn the_readme_lists_every_exit_code_as_the_code_does() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+        let table = berth_core::ExitCode::table();
+        if std::env::var_os("BERTH_WRITE_README_TABLE").is_some() {
+            std::fs::write(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"),
+                readme.replace("@@TABLE@@\n", &table),
+            )
+            .unwrap();
+            return;
+        }
+        assert!(readme.contains(&table), "README's exit codes differ from ExitCode::table():\n{table}");
     }
 }

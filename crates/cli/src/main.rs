@@ -126,7 +126,12 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
                 sha256: install.from.sha256.clone(),
             };
             let mut bar = progress::Reporter::new();
-            let app = cancellable(client, &install.name, client.install(&request, prepared.archive, |event| bar.event(event))).await;
+            let app = cancellable(
+                client,
+                &install.name,
+                client.install(&request, prepared.archive, |event| bar.event(event)),
+            )
+            .await;
             bar.finish();
             output::app(&app?, install.output)?;
         }
@@ -164,8 +169,12 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
                 skip_data: upgrade.skip_data,
             };
             let mut bar = progress::Reporter::new();
-            let app = cancellable(client, &upgrade.name, client.upgrade(&upgrade.name, &request, prepared.archive, |event| bar.event(event)))
-                .await;
+            let app = cancellable(
+                client,
+                &upgrade.name,
+                client.upgrade(&upgrade.name, &request, prepared.archive, |event| bar.event(event)),
+            )
+            .await;
             bar.finish();
             output::app(&app?, upgrade.output)?;
         }
@@ -179,12 +188,18 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         Verb::Sra(args::Sra::Load { file }) => {
             let (archive, _, origin) = sources::open_archive(&file).await?;
             let image = client.sra_load(archive, &origin).await?;
-            say(&format!("loaded SRA image {} ({}), com.vmware.srm.sra={}", image.repo_tags.join(", "), image.id, image.label))?;
+            say(&format!(
+                "loaded SRA image {} ({}), com.vmware.srm.sra={}",
+                image.repo_tags.join(", "),
+                image.id,
+                image.label
+            ))?;
         }
         Verb::Sra(args::Sra::List(read)) => output::sra_images(&client.sra_list().await?, read.output)?,
         Verb::Sra(args::Sra::Remove { image, force }) => {
             let removed = client.sra_remove(&image, force).await?;
-            let mut line = format!("removed SRA image {} and {} execution container(s)", removed.id, removed.containers);
+            let mut line =
+                format!("removed SRA image {} and {} execution container(s)", removed.id, removed.containers);
             if removed.foreign_containers > 0 {
                 line.push_str(&format!(
                     "; {} container(s) of another runner use it and were left (so is the image)",
@@ -212,7 +227,10 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         Verb::Sra(args::Sra::Run(run)) => {
             let read_fragment = |path: &Option<std::path::PathBuf>| -> Result<Option<String>, Failure> {
                 path.as_ref()
-                    .map(|p| std::fs::read_to_string(p).map_err(|e| Failure::Input(format!("cannot read {}: {e}", p.display()))))
+                    .map(|p| {
+                        std::fs::read_to_string(p)
+                            .map_err(|e| Failure::Input(format!("cannot read {}: {e}", p.display())))
+                    })
                     .transpose()
             };
             let request = SraRunRequest {
@@ -252,7 +270,8 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
                 out(&archive)?;
             } else {
                 // All there or not there.
-                berth_fs::atomic_write(&output, &archive).map_err(|e| Failure::Output(std::io::Error::other(e.to_string())))?;
+                berth_fs::atomic_write(&output, &archive)
+                    .map_err(|e| Failure::Output(std::io::Error::other(e.to_string())))?;
                 say(&format!("wrote the configuration of {image} to {}", output.display()))?;
             }
         }
@@ -270,7 +289,10 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
             if state.changed {
                 say(&format!("configuration of {from} copied to {to}: digest {}", state.digest))?;
             } else {
-                say(&format!("{from} and {to} are the same image: one configuration, nothing copied (digest {})", state.digest))?;
+                say(&format!(
+                    "{from} and {to} are the same image: one configuration, nothing copied (digest {})",
+                    state.digest
+                ))?;
             }
         }
         Verb::Sra(args::Sra::Config(args::SraConfig::Reset { image })) => {

@@ -107,7 +107,8 @@ pub fn sra_images(images: &[SraImage], output: Output) -> Result<(), Failure> {
             0 => image.containers.to_string(),
             foreign => format!("{} (+{foreign} not berth's)", image.containers),
         };
-        writeln!(out, "{names:<40}  {:<71}  {:<16}  {containers:<10}  {digest}", image.id, image.label).map_err(Failure::output)?;
+        writeln!(out, "{names:<40}  {:<71}  {:<16}  {containers:<10}  {digest}", image.id, image.label)
+            .map_err(Failure::output)?;
     }
     Ok(())
 }

@@ -36,8 +36,15 @@ pub async fn prepare(source: &str, from: &SourceOptions) -> Result<Prepared, Fai
     if let Some(protocol) = &from.protocol {
         return ssh(source, protocol, from).await;
     }
-    if from.server.is_some() || from.username.is_some() || from.password.is_some() || from.identity.is_some() || from.accept_host_key.is_some() {
-        return Err(usage("--server, --username, --password, --identity and --accept-host-key need --protocol scp or sftp"));
+    if from.server.is_some()
+        || from.username.is_some()
+        || from.password.is_some()
+        || from.identity.is_some()
+        || from.accept_host_key.is_some()
+    {
+        return Err(usage(
+            "--server, --username, --password, --identity and --accept-host-key need --protocol scp or sftp",
+        ));
     }
     if source.starts_with("http://") || source.starts_with("https://") {
         if from.registry_auth.is_some() {
@@ -56,7 +63,11 @@ pub async fn prepare(source: &str, from: &SourceOptions) -> Result<Prepared, Fai
             None => None,
         };
         let shown = berth_core::source::redact_url(source);
-        return Ok(Prepared { source: SourceRequest::Url { url: source.to_owned(), ca_pem, allow_downgrade: false }, archive: None, shown });
+        return Ok(Prepared {
+            source: SourceRequest::Url { url: source.to_owned(), ca_pem, allow_downgrade: false },
+            archive: None,
+            shown,
+        });
     }
     let path = expand_home(source);
     if looks_like_path(source) || tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()) {
@@ -77,7 +88,11 @@ pub async fn prepare(source: &str, from: &SourceOptions) -> Result<Prepared, Fai
         },
         None => None,
     };
-    Ok(Prepared { source: SourceRequest::Registry { reference: source.to_owned(), auth }, archive: None, shown: source.to_owned() })
+    Ok(Prepared {
+        source: SourceRequest::Registry { reference: source.to_owned(), auth },
+        archive: None,
+        shown: source.to_owned(),
+    })
 }
 
 fn expand_home(source: &str) -> PathBuf {
@@ -159,7 +174,9 @@ async fn ssh(path: &str, protocol: &str, from: &SourceOptions) -> Result<Prepare
         return copy_through_agent(protocol, server, username, path, agent, private_keys, known_hosts, from).await;
     }
     if password.is_none() && private_keys.is_empty() {
-        return Err(usage(format!("{server}: no way to authenticate: give --password, --identity, or have a key in ~/.ssh")));
+        return Err(usage(format!(
+            "{server}: no way to authenticate: give --password, --identity, or have a key in ~/.ssh"
+        )));
     }
     let shown = format!("{protocol}://{username}@{server}{path}");
     let source = SshSource {
@@ -196,7 +213,10 @@ async fn copy_through_agent(
     let mut credentials = vec![Credential::Agent(agent)];
     credentials.extend(keys.into_iter().map(|k| Credential::PrivateKey { origin: k.origin, pem: k.pem }));
     let trust = Trust {
-        known_hosts: known_hosts.into_iter().map(|k| ssh::KnownHosts { origin: k.origin, content: k.content }).collect(),
+        known_hosts: known_hosts
+            .into_iter()
+            .map(|k| ssh::KnownHosts { origin: k.origin, content: k.content })
+            .collect(),
         accept_fingerprint: from.accept_host_key.clone(),
     };
     let remote = ssh::open(&target, &credentials, &trust, &ssh::SshOptions::default())

@@ -124,23 +124,33 @@ impl ExitCode {
     pub fn meaning(self) -> &'static str {
         match self {
             ExitCode::Success => "success",
-            ExitCode::Internal => "berth's own failure (file system, unexpected answer)",
+            ExitCode::Internal => "berth's own failure (file system, an unexpected answer)",
             ExitCode::InvalidInput => "invalid input or usage: bad name, option, size, reference, request body",
             ExitCode::NotFound => "no such app or image",
-            ExitCode::Conflict => "conflict: the app exists, a foreign container has its name, or another operation on it is running",
-            ExitCode::BadSource => "bad source: missing file, corrupt archive, image not in the registry, unreachable server, HTTP error, untrusted certificate, checksum mismatch",
-            ExitCode::EngineUnavailable => "the container engine is unreachable",
-            ExitCode::DaemonUnreachable => "the berth daemon is unreachable, or went away during the operation",
-            ExitCode::NotConfirmed => "not confirmed (no -y and no terminal, or the answer was no)",
-            ExitCode::OperationFailed => "the operation ran and failed (and was undone)",
-            ExitCode::InsufficientSpace => "not enough disk space",
-            ExitCode::Stale => "stale: based on a state that has changed since",
-            ExitCode::SraReported => "sra run: the SRA's response holds an <Error>",
-            ExitCode::Cancelled => "cancelled (Ctrl-C, berth cancel, shutdown) and undone",
-            ExitCode::TooLarge => "the input is larger than berth accepts",
-            ExitCode::CorruptState => "berth's state is damaged or from a newer berth; nothing was changed",
-            ExitCode::Config => "berth daemon: configuration error; systemd should not restart it",
+            ExitCode::Conflict => "conflict: the app exists, a foreign container has its name, another operation on it is running, a tag another app's image holds, no kept version or data to roll back to, an SRA image with commands running",
+            ExitCode::BadSource => "bad source: missing file, corrupt gzip, not an image archive, no or several images, a member twice, data after the archive, image not in the registry, unreachable server, HTTP error, untrusted certificate, a download that keeps breaking off or stalls, SHA-256 mismatch; an SRA image without an executable `/srm/sra/command`",
+            ExitCode::EngineUnavailable => "the container engine is unreachable or does not answer in time (an operation that waits for it is finished when it is back)",
+            ExitCode::DaemonUnreachable => "the berth daemon is unreachable, went away during the request, or its socket is not open to this user",
+            ExitCode::NotConfirmed => "not confirmed (no `-y` and no terminal, or the answer was no)",
+            ExitCode::OperationFailed => "the operation ran and failed and was undone: the app did not stay up, an upgrade hook failed; `run-app`: the app stopped while it should run; an SRA command timed out or wrote no output; some apps of a migration failed",
+            ExitCode::InsufficientSpace => "not enough disk space (an upgrade checks before anything is fetched that the engine's disk can take the new archive and berth's the data snapshot)",
+            ExitCode::Stale => "stale: an SRA configuration upload made from a configuration that has changed since (HTTP 409)",
+            ExitCode::SraReported => "`sra run`: the SRA's response holds an `<Error>`",
+            ExitCode::Cancelled => "cancelled (Ctrl-C, `berth cancel`, the daemon shutting down) and undone",
+            ExitCode::TooLarge => "the input is larger than berth accepts (an archive over `[fetch] max_archive_bytes`, a configuration upload over `[sra]` limits, a command XML over 16 MiB)",
+            ExitCode::CorruptState => "berth's own state is damaged or from a newer berth (`berth daemon` refuses to start; nothing is changed)",
+            ExitCode::Config => "`berth daemon`: configuration error (bad `berth.toml`, a `--config` that does not exist, root or socket already in use) — systemd should not restart on it",
         }
+    }
+
+    /// The README's table of exit codes, as it must read.
+    pub fn table() -> String {
+        use strum::IntoEnumIterator;
+        let mut table = String::from("| code | meaning |\n|---|---|\n");
+        for code in ExitCode::iter() {
+            table.push_str(&format!("| {} | {} |\n", code.code(), code.meaning()));
+        }
+        table
     }
 }
 

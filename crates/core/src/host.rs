@@ -114,8 +114,21 @@ mod tests {
     #[test]
     fn everything_else_is_refused() {
         for bad in [
-            "", "host:", "host:0", "host:65536", "host:x", "[::1", "[::1]x", "[nothost]:1", "a::b::c", "a b", "a/b",
-            "-a.example", "a..b", "user@host", ":22",
+            "",
+            "host:",
+            "host:0",
+            "host:65536",
+            "host:x",
+            "[::1",
+            "[::1]x",
+            "[nothost]:1",
+            "a::b::c",
+            "a b",
+            "a/b",
+            "-a.example",
+            "a..b",
+            "user@host",
+            ":22",
         ] {
             assert!(HostPort::parse(bad).is_err(), "{bad:?} was accepted");
         }

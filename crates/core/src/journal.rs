@@ -182,10 +182,15 @@ impl Subject {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum ImageHandle {
-    Id { id: String },
+    Id {
+        id: String,
+    },
     /// The image `reference` names now, unless it is the one it named
     /// before the pull (`before`).
-    Reference { reference: String, before: Option<String> },
+    Reference {
+        reference: String,
+        before: Option<String>,
+    },
 }
 
 /// One idempotent change, as the undo and forward logs hold it. Effects on
@@ -288,7 +293,9 @@ pub fn steps(kind: OperationKind) -> &'static [&'static str] {
             "post_hook",
             "probation",
         ],
-        OperationKind::Rollback => &[ACCEPTED, "snapshotting", "old_stopped", "data_restored", "new_started", "probation"],
+        OperationKind::Rollback => {
+            &[ACCEPTED, "snapshotting", "old_stopped", "data_restored", "new_started", "probation"]
+        }
         OperationKind::Uninstall => &[ACCEPTED],
         OperationKind::MigrationExport => &[ACCEPTED, "exporting", "manifest_written"],
         OperationKind::MigrationImport => &[ACCEPTED, "image_loaded", "data_restored"],

@@ -53,7 +53,9 @@ impl Source {
         let protocol = SshProtocol::parse(protocol).ok_or(bad("--protocol must be scp or sftp"))?;
         let clean = |t: &str| !t.is_empty() && !t.chars().any(|c| c.is_whitespace() || c.is_control());
         if crate::host::HostPort::parse(server).is_err() {
-            return Err(bad("--server must be a host name or address, with an optional :port ([address]:port for IPv6)"));
+            return Err(bad(
+                "--server must be a host name or address, with an optional :port ([address]:port for IPv6)",
+            ));
         }
         if !clean(username) || username.contains(':') || username.contains('@') {
             return Err(bad("--username must be a plain user name"));

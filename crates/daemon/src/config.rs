@@ -199,7 +199,10 @@ impl Settings {
         }
         let f = &self.fetch;
         if f.idle_timeout_secs == 0 || f.overall_timeout_secs == 0 || f.max_archive_bytes == 0 {
-            return Err("fetch.idle_timeout_secs, fetch.overall_timeout_secs and fetch.max_archive_bytes must be positive".into());
+            return Err(
+                "fetch.idle_timeout_secs, fetch.overall_timeout_secs and fetch.max_archive_bytes must be positive"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -4,7 +4,8 @@
 
 pub use berth_fs::{
     atomic_write, atomic_write_mode, copy_tree, create_dir, is_complete_snapshot, parent_of, read_regular_nofollow,
-    remove_nofollow, remove_tree, rename_durably, restore_tree, temp_name, tree_size, FsError, NoFollowError, RestoreError,
+    remove_nofollow, remove_tree, rename_durably, restore_tree, temp_name, tree_size, FsError, NoFollowError,
+    RestoreError,
 };
 
 /// A blocking task that did not finish (it panicked, or the runtime is

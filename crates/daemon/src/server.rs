@@ -43,9 +43,10 @@ impl DaemonError {
     pub fn exit_code(&self) -> berth_core::ExitCode {
         use berth_core::ExitCode;
         match self {
-            DaemonError::Config(_) | DaemonError::AlreadyRunning { .. } | DaemonError::SocketInUse { .. } | DaemonError::Units(_) => {
-                ExitCode::Config
-            }
+            DaemonError::Config(_)
+            | DaemonError::AlreadyRunning { .. }
+            | DaemonError::SocketInUse { .. }
+            | DaemonError::Units(_) => ExitCode::Config,
             DaemonError::Store(e) if e.kind() == berth_core::ErrorKind::CorruptState => ExitCode::CorruptState,
             DaemonError::Store(_) | DaemonError::Io { .. } => ExitCode::Internal,
             DaemonError::Engine(_) => ExitCode::EngineUnavailable,

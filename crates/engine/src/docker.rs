@@ -140,7 +140,10 @@ impl DockerEngine {
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| DEFAULT_HOST.to_owned());
         if !["unix://", "tcp://", "http://"].iter().any(|scheme| endpoint.starts_with(scheme)) {
-            return Err(EngineError::Unreachable { endpoint, reason: "unsupported scheme; use unix://, tcp:// or http://".into() });
+            return Err(EngineError::Unreachable {
+                endpoint,
+                reason: "unsupported scheme; use unix://, tcp:// or http://".into(),
+            });
         }
         // A socket that is not there yet (dockerd still starting) is not an
         // error: the client is made on first use.

@@ -78,12 +78,8 @@ pub fn atomic_write_mode(path: &Path, contents: &[u8], mode: u32) -> Result<()> 
     let dir = parent_of(path);
     let temp = temp_name(path);
     let write = || -> Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&temp)
-            .map_err(at(&temp))?;
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&temp).map_err(at(&temp))?;
         file.write_all(contents).map_err(at(&temp))?;
         sync_file(&file, &temp)?;
         std::fs::rename(&temp, path).map_err(at(path))?;
@@ -132,7 +128,8 @@ pub fn remove_tree(path: &Path) -> Result<()> {
     };
     match removed {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(FsError::new(path, e)),
-        _ => sync_dir(&parent_of(path)).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }),
+        _ => sync_dir(&parent_of(path))
+            .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }),
     }
 }
 
@@ -298,10 +295,13 @@ pub fn read_regular_nofollow(dir: &Path, name: &Path, limit: u64) -> std::result
             Err(rustix::io::Errno::LOOP) => return Err(NoFollowError::Link { path: path.clone() }),
             // O_DIRECTORY on a link says ENOTDIR: tell a link from a file.
             Err(rustix::io::Errno::NOTDIR) if !last => {
-                let link = rustix::fs::statat(&current, *part, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|s| {
-                    rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::Symlink
+                let link = rustix::fs::statat(&current, *part, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|s| rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::Symlink);
+                return Err(if link {
+                    NoFollowError::Link { path: path.clone() }
+                } else {
+                    NoFollowError::NotRegular { path: path.clone() }
                 });
-                return Err(if link { NoFollowError::Link { path: path.clone() } } else { NoFollowError::NotRegular { path: path.clone() } });
             }
             Err(e) => return Err(io(e.into())),
         };
@@ -420,7 +420,10 @@ mod tests {
         assert_eq!(read_regular_nofollow(&tmp, Path::new("out.xml"), 100).unwrap(), b"<Response/>");
         assert!(matches!(read_regular_nofollow(&tmp, Path::new("link.xml"), 100), Err(NoFollowError::Link { .. })));
         assert!(matches!(read_regular_nofollow(&tmp, Path::new("up/secret"), 100), Err(NoFollowError::Link { .. })));
-        assert!(matches!(read_regular_nofollow(&tmp, Path::new("fifo.xml"), 100), Err(NoFollowError::NotRegular { .. })));
+        assert!(matches!(
+            read_regular_nofollow(&tmp, Path::new("fifo.xml"), 100),
+            Err(NoFollowError::NotRegular { .. })
+        ));
         assert!(matches!(read_regular_nofollow(&tmp, Path::new("sub"), 100), Err(NoFollowError::NotRegular { .. })));
         assert!(matches!(read_regular_nofollow(&tmp, Path::new("out.xml"), 3), Err(NoFollowError::TooLarge { .. })));
         assert!(read_regular_nofollow(&tmp, Path::new("none.xml"), 3).unwrap_err().is_not_found());

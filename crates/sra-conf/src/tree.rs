@@ -129,8 +129,12 @@ impl Tree {
 fn write_file(path: &Path, content: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<(), ConfError> {
     let io_error = ConfError::io(path);
     let written = (|| -> io::Result<()> {
-        let mut file =
-            OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32).open(path)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)?;
         file.write_all(content)?;
         if let Some((uid, gid)) = owner {
             fchown(&file, Some(uid), Some(gid))?;
@@ -143,7 +147,10 @@ fn write_file(path: &Path, content: &[u8], mode: u32, owner: Option<(u32, u32)>)
 }
 
 fn open_dir(path: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).custom_flags((rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::NOFOLLOW).bits() as i32).open(path)
+    OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::NOFOLLOW).bits() as i32)
+        .open(path)
 }
 
 fn finish_dir(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<(), ConfError> {

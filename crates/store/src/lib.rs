@@ -58,9 +58,10 @@ impl StoreError {
             StoreError::Damaged { .. } | StoreError::TooNew { .. } | StoreError::Corrupt { .. } => {
                 ErrorKind::CorruptState
             }
-            StoreError::JournalMismatch { .. } | StoreError::Open { .. } | StoreError::Io { .. } | StoreError::Sqlite { .. } => {
-                ErrorKind::Internal
-            }
+            StoreError::JournalMismatch { .. }
+            | StoreError::Open { .. }
+            | StoreError::Io { .. }
+            | StoreError::Sqlite { .. } => ErrorKind::Internal,
         }
     }
 }
@@ -85,6 +86,7 @@ pub struct StoredApp {
 /// What an operation's first or last write does to the `apps` table, in
 /// the same transaction as the journal write.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // built once per operation, never stored in bulk
 pub enum AppChange {
     None,
     /// Reserve the name: a new row, not yet installed; refused when it exists.
@@ -94,9 +96,15 @@ pub enum AppChange {
     /// The install is committed: the row becomes installed with this spec.
     Install(AppSpec),
     /// An upgrade (or rollback) is committed: the new spec, the old one kept as previous.
-    Upgrade { spec: AppSpec, previous: AppSpec },
+    Upgrade {
+        spec: AppSpec,
+        previous: AppSpec,
+    },
     /// A migrated app: created or replaced, installed.
-    Migrated { spec: AppSpec, desired: DesiredState },
+    Migrated {
+        spec: AppSpec,
+        desired: DesiredState,
+    },
 }
 
 /// A new journal entry.
@@ -150,7 +158,8 @@ impl Store {
     pub fn begin<C: Serialize>(&self, entry: NewEntry<'_, C>) -> Result<i64> {
         debug_assert!(matches!(entry.phase, Phase::Running | Phase::Committed));
         self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("opening an operation"))?;
+            let tx =
+                c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("opening an operation"))?;
             if let Some(kind) = open_kind(&tx, entry.subject)? {
                 return Err(StoreError::Busy { subject: entry.subject.to_owned(), kind });
             }
@@ -260,8 +269,9 @@ impl Store {
 
     fn set_log(&self, id: i64, kind: OperationKind, phase: Phase, column: &'static str, log: &[Effect]) -> Result<()> {
         self.with(|c| {
-            let statement =
-                format!("UPDATE operations SET {column} = ?4, updated_at = ?5 WHERE id = ?1 AND kind = ?2 AND state = ?3");
+            let statement = format!(
+                "UPDATE operations SET {column} = ?4, updated_at = ?5 WHERE id = ?1 AND kind = ?2 AND state = ?3"
+            );
             let changed = c
                 .execute(&statement, params![id, kind.as_str(), phase.as_str(), to_json(log), now()])
                 .map_err(sql("updating a journal log"))?;
@@ -272,7 +282,11 @@ impl Store {
     /// Closes an entry: `Committed → Done` or `RollingBack → RolledBack`.
     pub fn close(&self, id: i64, kind: OperationKind, from: Phase, to: Phase, error: Option<&str>) -> Result<()> {
         if !from.may_become(to) || to.is_open() {
-            return Err(StoreError::JournalMismatch { id, kind: kind.as_str(), expected: format!("able to become {}", to.as_str()) });
+            return Err(StoreError::JournalMismatch {
+                id,
+                kind: kind.as_str(),
+                expected: format!("able to become {}", to.as_str()),
+            });
         }
         self.with(|c| {
             let changed = c
@@ -314,11 +328,8 @@ impl Store {
     /// Forgets closed entries older than `before` (seconds since the epoch).
     pub fn prune_entries(&self, before: i64) -> Result<usize> {
         self.with(|c| {
-            c.execute(
-                "DELETE FROM operations WHERE state IN ('done', 'rolled_back') AND updated_at < ?1",
-                [before],
-            )
-            .map_err(sql("pruning the journal"))
+            c.execute("DELETE FROM operations WHERE state IN ('done', 'rolled_back') AND updated_at < ?1", [before])
+                .map_err(sql("pruning the journal"))
         })
     }
 

@@ -147,7 +147,9 @@ fn migrate(_path: &Path, connection: &Connection) -> Result<(), Migration> {
         return Err(Migration::TooNew(version));
     }
     let has_tables: bool = connection
-        .query_row("SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'apps')", [], |r| r.get(0))
+        .query_row("SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'apps')", [], |r| {
+            r.get(0)
+        })
         .map_err(sqlite)?;
     if version == 0 && !has_tables {
         connection
@@ -158,7 +160,9 @@ fn migrate(_path: &Path, connection: &Connection) -> Result<(), Migration> {
     // The first berth wrote its tables without a version.
     version = version.max(1);
     for (to, statements) in MIGRATIONS.iter().filter(|(to, _)| *to > version) {
-        connection.execute_batch(&format!("BEGIN; {statements} PRAGMA user_version = {to}; COMMIT;")).map_err(sqlite)?;
+        connection
+            .execute_batch(&format!("BEGIN; {statements} PRAGMA user_version = {to}; COMMIT;"))
+            .map_err(sqlite)?;
     }
     Ok(())
 }

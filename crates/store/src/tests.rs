@@ -56,7 +56,15 @@ fn an_install_reserves_the_name_once_and_commits() {
     store.record_step(id, OperationKind::Install, "fetching_image", &"ctx", &[release("sha256:1")]).unwrap();
     let entry = store.open_entry_of("app:a").unwrap().unwrap();
     assert_eq!((entry.step.as_str(), entry.undo.len(), entry.phase), ("fetching_image", 1, Phase::Running));
-    store.commit(id, OperationKind::Install, &"done", &[Effect::StartUnit { app: s.name.clone() }], AppChange::Install(spec("a", "sha256:1"))).unwrap();
+    store
+        .commit(
+            id,
+            OperationKind::Install,
+            &"done",
+            &[Effect::StartUnit { app: s.name.clone() }],
+            AppChange::Install(spec("a", "sha256:1")),
+        )
+        .unwrap();
     let entry = store.entry(id).unwrap().unwrap();
     assert_eq!((entry.phase, entry.undo.len(), entry.forward.len()), (Phase::Committed, 0, 1));
     let app = store.app("a").unwrap().unwrap();
@@ -75,7 +83,10 @@ fn every_journal_write_is_checked_against_the_state_machine() {
     let wrong_kind = store.record_step(id, OperationKind::Upgrade, "x", &"c", &[]);
     assert!(matches!(wrong_kind, Err(StoreError::JournalMismatch { .. })), "{wrong_kind:?}");
     assert!(matches!(store.set_undo(id, OperationKind::Install, &[]), Err(StoreError::JournalMismatch { .. })));
-    assert!(matches!(store.record_step(999, OperationKind::Install, "x", &"c", &[]), Err(StoreError::JournalMismatch { .. })));
+    assert!(matches!(
+        store.record_step(999, OperationKind::Install, "x", &"c", &[]),
+        Err(StoreError::JournalMismatch { .. })
+    ));
     assert!(matches!(
         store.close(id, OperationKind::Install, Phase::Running, Phase::Done, None),
         Err(StoreError::JournalMismatch { .. })
@@ -85,7 +96,10 @@ fn every_journal_write_is_checked_against_the_state_machine() {
     store.start_rollback(id, OperationKind::Install, "boom").unwrap();
     store.start_rollback(id, OperationKind::Install, "again").unwrap();
     assert_eq!(store.entry(id).unwrap().unwrap().error.as_deref(), Some("boom"), "the first cause is kept");
-    assert!(matches!(store.record_step(id, OperationKind::Install, "x", &"c", &[]), Err(StoreError::JournalMismatch { .. })));
+    assert!(matches!(
+        store.record_step(id, OperationKind::Install, "x", &"c", &[]),
+        Err(StoreError::JournalMismatch { .. })
+    ));
     store.set_undo(id, OperationKind::Install, &[]).unwrap();
     store.close(id, OperationKind::Install, Phase::RollingBack, Phase::RolledBack, None).unwrap();
     assert!(matches!(store.start_rollback(id, OperationKind::Install, "x"), Err(StoreError::JournalMismatch { .. })));
@@ -98,7 +112,15 @@ fn the_journal_survives_reopening() {
     let id = {
         let store = Store::open(&path).unwrap();
         let id = begin_install(&store, &spec("a", "")).unwrap();
-        store.record_step(id, OperationKind::Install, "image_ready", &serde_json::json!({"n": 2}), &[release("sha256:9")]).unwrap();
+        store
+            .record_step(
+                id,
+                OperationKind::Install,
+                "image_ready",
+                &serde_json::json!({"n": 2}),
+                &[release("sha256:9")],
+            )
+            .unwrap();
         id
     };
     let store = Store::open(&path).unwrap();

@@ -66,7 +66,19 @@ impl StreamedEvent for InstallEvent {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(list_apps, install, show_app, uninstall, start_app, stop_app, restart_app, cancel_app, logs, upgrade_app, rollback_app),
+    paths(
+        list_apps,
+        install,
+        show_app,
+        uninstall,
+        start_app,
+        stop_app,
+        restart_app,
+        cancel_app,
+        logs,
+        upgrade_app,
+        rollback_app
+    ),
     components(schemas(
         AppView,
         InstallEvent,

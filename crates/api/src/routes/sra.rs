@@ -52,7 +52,17 @@ impl StreamedEvent for SraEvent {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(sra_load, sra_list, sra_remove, sra_exec, sra_run, sra_config_download, sra_config_upload, sra_config_copy, sra_config_reset),
+    paths(
+        sra_load,
+        sra_list,
+        sra_remove,
+        sra_exec,
+        sra_run,
+        sra_config_download,
+        sra_config_upload,
+        sra_config_copy,
+        sra_config_reset
+    ),
     components(schemas(
         SraTarget,
         SraExecRequest,
@@ -149,9 +159,16 @@ async fn sra_config_download(State(m): Shared, Path(image): Path<String>) -> Res
 #[utoipa::path(put, path = "/v1/sra/images/{image}/config", params(("image" = String, Path)),
     request_body(content = Vec<u8>, content_type = "application/gzip"),
     responses((status = 200, body = SraConfigState), (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 413, body = ApiError)))]
-async fn sra_config_upload(State(m): Shared, Path(image): Path<String>, body: Body) -> Result<Json<SraConfigState>, ApiError> {
+async fn sra_config_upload(
+    State(m): Shared,
+    Path(image): Path<String>,
+    body: Body,
+) -> Result<Json<SraConfigState>, ApiError> {
     let bytes = axum::body::to_bytes(body, CONFIG_UPLOAD_MAX_BYTES).await.map_err(|_| {
-        ApiError::new(crate::ErrorKind::TooLarge, format!("the configuration archive is larger than {CONFIG_UPLOAD_MAX_BYTES} bytes"))
+        ApiError::new(
+            crate::ErrorKind::TooLarge,
+            format!("the configuration archive is larger than {CONFIG_UPLOAD_MAX_BYTES} bytes"),
+        )
     })?;
     m.config_upload(&image, bytes).await.map(Json)
 }
@@ -159,7 +176,10 @@ async fn sra_config_upload(State(m): Shared, Path(image): Path<String>, body: Bo
 /// Copies the configuration from one SRA image to another (e.g. to a new version).
 #[utoipa::path(post, path = "/v1/sra/config/copy", request_body = SraConfigCopyRequest,
     responses((status = 200, body = SraConfigState), (status = 404, body = ApiError)))]
-async fn sra_config_copy(State(m): Shared, Json(request): Json<SraConfigCopyRequest>) -> Result<Json<SraConfigState>, ApiError> {
+async fn sra_config_copy(
+    State(m): Shared,
+    Json(request): Json<SraConfigCopyRequest>,
+) -> Result<Json<SraConfigState>, ApiError> {
     m.config_copy(request).await.map(Json)
 }
 

@@ -26,12 +26,12 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequest<S> for WithArchive<
         let content_type =
             request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         if !content_type.starts_with("multipart/form-data") {
-            let axum::Json(parsed) =
-                axum::Json::<T>::from_request(request, state).await.map_err(json_rejection)?;
+            let axum::Json(parsed) = axum::Json::<T>::from_request(request, state).await.map_err(json_rejection)?;
             return Ok(WithArchive { request: parsed, archive: None });
         }
         let invalid = |message: String| ApiError::new(ErrorKind::InvalidInput, message);
-        let boundary = multer::parse_boundary(&content_type).map_err(|e| invalid(format!("bad multipart body: {e}")))?;
+        let boundary =
+            multer::parse_boundary(&content_type).map_err(|e| invalid(format!("bad multipart body: {e}")))?;
         let body = request.into_body().into_data_stream();
         let mut multipart = multer::Multipart::new(body, boundary);
         let first = multipart
@@ -52,8 +52,8 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequest<S> for WithArchive<
         }
         // The next part can only be read once this one is gone.
         drop(first);
-        let parsed: T = serde_json::from_slice(&json)
-            .map_err(|e| invalid(format!("the `request` part is not accepted: {e}")))?;
+        let parsed: T =
+            serde_json::from_slice(&json).map_err(|e| invalid(format!("the `request` part is not accepted: {e}")))?;
         let archive = multipart
             .next_field()
             .await
@@ -90,7 +90,9 @@ const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// refused early), reads the rest and throws it away: the request then ends
 /// cleanly and the client reads the answer instead of a broken connection.
 /// (The client stops sending once it has the answer.)
-pub fn draining(body: futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>) -> futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>> {
+pub fn draining(
+    body: futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
+) -> futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>> {
     Draining { inner: Some(body), ended: false }.boxed()
 }
 
@@ -102,7 +104,10 @@ struct Draining {
 impl futures::Stream for Draining {
     type Item = std::io::Result<bytes::Bytes>;
 
-    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
         let Some(inner) = self.inner.as_mut() else { return std::task::Poll::Ready(None) };
         let next = inner.as_mut().poll_next(cx);
         if let std::task::Poll::Ready(None | Some(Err(_))) = &next {

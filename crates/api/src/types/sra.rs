@@ -91,9 +91,15 @@ pub struct SraResponseError {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum SraEvent {
     /// The command wrote its status file; `percent` when it held a `<ProgressUpdate>` berth could read.
-    Progress { percent: Option<u8> },
-    Done { result: Box<SraExecResult> },
-    Error { error: crate::ApiError },
+    Progress {
+        percent: Option<u8>,
+    },
+    Done {
+        result: Box<SraExecResult>,
+    },
+    Error {
+        error: crate::ApiError,
+    },
 }
 
 /// `POST /v1/sra/images?origin=…`: the body is the image archive itself.

@@ -14,7 +14,7 @@ use super::start::{start_and_check, stop};
 use super::{install, migration, uninstall, upgrade, Apps};
 use crate::intake::FetchRequest;
 use crate::services::lock;
-use berth_api::{AppView, InstallEvent, Operation, Uninstalled, Upload, UpgradeRequest};
+use berth_api::{AppView, InstallEvent, Operation, Uninstalled, UpgradeRequest, Upload};
 use berth_core::engine::ContainerObservation;
 use berth_core::reconcile::{plan, Action};
 use berth_core::spec::AppSpec;
@@ -214,7 +214,12 @@ impl Actor {
         *lock(&self.running) = None;
     }
 
-    async fn install(&mut self, spec: AppSpec, fetch: FetchRequest, op: Operation<InstallEvent>) -> Result<AppView, AppError> {
+    async fn install(
+        &mut self,
+        spec: AppSpec,
+        fetch: FetchRequest,
+        op: Operation<InstallEvent>,
+    ) -> Result<AppView, AppError> {
         let cancel = self.operation_token(&op.cancel);
         let result = install::run(&self.apps, &self.runtime, spec, fetch, &op, &cancel).await;
         self.operation_done();
@@ -227,7 +232,10 @@ impl Actor {
 
     async fn set_desired(&self, desired: DesiredState) -> Result<(), AppError> {
         let name = self.name.clone();
-        self.apps.services.db::<_, AppError, _>("recording the desired state", move |s| s.set_desired(&name, desired)).await?;
+        self.apps
+            .services
+            .db::<_, AppError, _>("recording the desired state", move |s| s.set_desired(&name, desired))
+            .await?;
         self.set(|r| r.desired = desired);
         Ok(())
     }
@@ -311,8 +319,17 @@ impl Actor {
                 let skip_data = request.skip_data;
                 match super::request::upgrade(&self.apps.services, &current, request, archive) {
                     Ok(valid) => {
-                        upgrade::upgrade(&self.apps, &current, previous.as_ref(), valid.spec, valid.fetch, skip_data, &op, &cancel)
-                            .await
+                        upgrade::upgrade(
+                            &self.apps,
+                            &current,
+                            previous.as_ref(),
+                            valid.spec,
+                            valid.fetch,
+                            skip_data,
+                            &op,
+                            &cancel,
+                        )
+                        .await
                     }
                     Err(e) => Err(e),
                 }

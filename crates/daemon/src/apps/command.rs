@@ -5,24 +5,42 @@
 use super::error::AppError;
 use super::migration::MigratedApp;
 use crate::intake::FetchRequest;
-use berth_api::{AppView, InstallEvent, MigrationOutcome, Operation, Uninstalled, Upload, UpgradeRequest};
+use berth_api::{AppView, InstallEvent, MigrationOutcome, Operation, Uninstalled, UpgradeRequest, Upload};
 use berth_core::spec::AppSpec;
 use tokio::sync::oneshot;
 
 pub type Reply<T> = oneshot::Sender<Result<T, AppError>>;
 
 pub enum Command {
-    Install { spec: Box<AppSpec>, fetch: FetchRequest, op: Operation<InstallEvent>, reply: Reply<AppView> },
-    Import { app: Box<MigratedApp>, reply: Reply<MigrationOutcome> },
+    Install {
+        spec: Box<AppSpec>,
+        fetch: FetchRequest,
+        op: Operation<InstallEvent>,
+        reply: Reply<AppView>,
+    },
+    Import {
+        app: Box<MigratedApp>,
+        reply: Reply<MigrationOutcome>,
+    },
     Start(Reply<AppView>),
     Stop(Reply<AppView>),
     Restart(Reply<AppView>),
-    Uninstall { keep_data: bool, reply: Reply<Uninstalled> },
-    Upgrade { request: Box<UpgradeRequest>, archive: Option<Upload>, op: Operation<InstallEvent>, reply: Reply<AppView> },
-    Rollback { op: Operation<InstallEvent>, reply: Reply<AppView> },
+    Uninstall {
+        keep_data: bool,
+        reply: Reply<Uninstalled>,
+    },
+    Upgrade {
+        request: Box<UpgradeRequest>,
+        archive: Option<Upload>,
+        op: Operation<InstallEvent>,
+        reply: Reply<AppView>,
+    },
+    Rollback {
+        op: Operation<InstallEvent>,
+        reply: Reply<AppView>,
+    },
     /// Something happened to the container: look at it.
     Observe,
     /// The engine (re)connected: make the container match the app.
     Reconcile,
 }
-

@@ -50,8 +50,10 @@ pub async fn run(
     let Some(tar) = crate::intake::scratch::image_files(services, image, &path_in_image, MAX_HOOK_BYTES).await? else {
         return Ok(HookRun::Skipped(format!("{path_in_image} is not in image {image}")));
     };
-    let failed = |exit_code, output_tail: String| AppError::HookFailed { app: app.to_owned(), hook, exit_code, output_tail };
-    let script = single_file(&tar).ok_or_else(|| failed(None, format!("{path_in_image} in the image is not a regular file")))?;
+    let failed =
+        |exit_code, output_tail: String| AppError::HookFailed { app: app.to_owned(), hook, exit_code, output_tail };
+    let script =
+        single_file(&tar).ok_or_else(|| failed(None, format!("{path_in_image} in the image is not a regular file")))?;
     let target: PathBuf = private_dir.join("hook").join(format!("{hook}.sh"));
     blocking("writing a hook", {
         let target = target.clone();
@@ -59,7 +61,8 @@ pub async fn run(
             let dir = crate::fs::parent_of(&target);
             std::fs::create_dir_all(&dir).map_err(|e| FsError::new(&dir, e))?;
             crate::fs::atomic_write(&target, &script)?;
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).map_err(|e| FsError::new(&target, e))?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| FsError::new(&target, e))?;
             Ok::<_, AppError>(())
         }
     })

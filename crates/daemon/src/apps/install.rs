@@ -31,7 +31,9 @@ pub async fn run(
     let name = spec.name.clone();
     let mut record = InstallRecord { spec: spec.clone() };
     let undo = vec![Effect::DeleteApp { app: name.clone() }];
-    let mut entry = journal.begin(OperationKind::Install, &Subject::App(name.clone()), &record, undo, AppChange::Reserve(spec)).await?;
+    let mut entry = journal
+        .begin(OperationKind::Install, &Subject::App(name.clone()), &record, undo, AppChange::Reserve(spec))
+        .await?;
     let error = match steps(apps, runtime, &mut entry, &mut record, fetch, op, cancel).await {
         Ok(()) => {
             let forward = vec![Effect::StartUnit { app: name.clone() }];
@@ -85,7 +87,8 @@ async fn steps(
     .await?;
     let undo = if existed { vec![] } else { vec![Effect::RemoveTree { path: dir.clone() }] };
     journal.step(entry, "directory_ready", record, undo).await?;
-    blocking("creating the private directory", move || crate::fs::create_dir(&dir, 0o755).map_err(AppError::from)).await?;
+    blocking("creating the private directory", move || crate::fs::create_dir(&dir, 0o755).map_err(AppError::from))
+        .await?;
 
     if cancel.is_cancelled() {
         return Err(AppError::Cancelled { app: name.to_string() });

@@ -74,7 +74,8 @@ async fn read_manifest(dir: &Path) -> Result<Option<Manifest>, AppError> {
 
 async fn write_manifest(path: PathBuf, manifest: &Manifest) -> Result<(), AppError> {
     let json = serde_json::to_vec_pretty(manifest).unwrap_or_default();
-    blocking("writing the migration manifest", move || crate::fs::atomic_write(&path, &json).map_err(AppError::from)).await
+    blocking("writing the migration manifest", move || crate::fs::atomic_write(&path, &json).map_err(AppError::from))
+        .await
 }
 
 fn status_of(dir: &Path, manifest: Option<Manifest>) -> MigrationStatus {
@@ -114,8 +115,10 @@ async fn export(apps: &Apps) -> Result<MigrationStatus, AppError> {
     let result = async {
         journal.step(&mut entry, "exporting", &serde_json::json!({ "staging": staging }), vec![]).await?;
         let made = staging.clone();
-        blocking("creating the export's staging directory", move || crate::fs::create_dir(&made, 0o700).map_err(AppError::from))
-            .await?;
+        blocking("creating the export's staging directory", move || {
+            crate::fs::create_dir(&made, 0o700).map_err(AppError::from)
+        })
+        .await?;
         let mut migrated = Vec::new();
         for (spec, desired) in listed {
             let (outcome, reason) = match export_app(apps, &mut entry, &staging, &spec, exported_at).await {
@@ -159,13 +162,20 @@ async fn export(apps: &Apps) -> Result<MigrationStatus, AppError> {
     Ok(status_of(&dir, Some(manifest)))
 }
 
-async fn export_app(apps: &Apps, entry: &mut Op, staging: &Path, spec: &AppSpec, exported_at: i64) -> Result<(), AppError> {
+async fn export_app(
+    apps: &Apps,
+    entry: &mut Op,
+    staging: &Path,
+    spec: &AppSpec,
+    exported_at: i64,
+) -> Result<(), AppError> {
     let services = &apps.services;
     let engine = services.engine.as_ref();
     let name = spec.name.to_string();
     let app_dir = staging.join(&name);
     let made = app_dir.clone();
-    blocking("creating an export directory", move || crate::fs::create_dir(&made, 0o700).map_err(AppError::from)).await?;
+    blocking("creating an export directory", move || crate::fs::create_dir(&made, 0o700).map_err(AppError::from))
+        .await?;
     // The committed image is only a vehicle: the archive holds it. Until it
     // is removed, the undo log knows it.
     let reference = format!("berth-migrated/{name}:{exported_at}");

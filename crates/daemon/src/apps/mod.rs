@@ -24,7 +24,7 @@ use crate::services::{now_secs, Services};
 use actor::{Command, Reply};
 use async_trait::async_trait;
 use berth_api::routes::apps::AppsManager;
-use berth_api::{ApiError, AppView, InstallEvent, InstallRequest, Operation, Uninstalled, Upload, UpgradeRequest};
+use berth_api::{ApiError, AppView, InstallEvent, InstallRequest, Operation, Uninstalled, UpgradeRequest, Upload};
 use berth_core::engine::{EngineError, Progress, ProgressSink};
 use berth_core::spec::{AppSpec, ContainerSpec, LABEL_APP};
 use berth_core::status::AppState;
@@ -68,15 +68,24 @@ impl Apps {
         self.ask_handle(name, &handle, command).await
     }
 
-    async fn ask_handle<T>(&self, name: &str, handle: &AppHandle, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, AppError> {
+    async fn ask_handle<T>(
+        &self,
+        name: &str,
+        handle: &AppHandle,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, AppError> {
         let sender = match &handle.commands {
             Some(sender) => sender.clone(),
-            None => self.registry.commands(name, self.services.engine_state.is_ready(), || self.services.engine.endpoint())?,
+            None => self
+                .registry
+                .commands(name, self.services.engine_state.is_ready(), || self.services.engine.endpoint())?,
         };
         let (reply, answer) = oneshot::channel();
         let gone = |reason: &str| AppError::TaskGone { app: name.to_owned(), reason: reason.to_owned() };
         sender.send(command(reply)).await.map_err(|_| gone("its task has ended"))?;
-        answer.await.map_err(|_| gone("the command was dropped (the task crashed while handling it; see the daemon log)"))?
+        answer
+            .await
+            .map_err(|_| gone("the command was dropped (the task crashed while handling it; see the daemon log)"))?
     }
 
     /// Before the engine answers: list what the database knows, so `berth
@@ -86,7 +95,8 @@ impl Apps {
             if !app.installed {
                 continue;
             }
-            let runtime = Runtime::shared(app.spec.clone(), app.desired, AppState::Starting, app.created_at, app.previous);
+            let runtime =
+                Runtime::shared(app.spec.clone(), app.desired, AppState::Starting, app.created_at, app.previous);
             runtime.lock().unwrap_or_else(|e| e.into_inner()).failure = Some("waiting for the container engine".into());
             let running = Default::default();
             self.registry.insert(app.spec.name.as_str(), AppHandle { runtime, commands: None, running });
@@ -104,7 +114,8 @@ impl Apps {
             if !app.installed {
                 continue;
             }
-            let runtime = Runtime::shared(app.spec.clone(), app.desired, AppState::Starting, app.created_at, app.previous);
+            let runtime =
+                Runtime::shared(app.spec.clone(), app.desired, AppState::Starting, app.created_at, app.previous);
             self.registry.insert(app.spec.name.as_str(), actor::spawn(self.clone(), runtime));
         }
         migration::import_pending(self).await;
@@ -124,7 +135,10 @@ impl Apps {
 
     /// Sends a migration import to the app's task, starting one for an app
     /// this daemon does not know yet.
-    async fn import_through_task(self: &Arc<Self>, app: &migration::MigratedApp) -> Result<berth_api::MigrationOutcome, AppError> {
+    async fn import_through_task(
+        self: &Arc<Self>,
+        app: &migration::MigratedApp,
+    ) -> Result<berth_api::MigrationOutcome, AppError> {
         let name = app.spec.name.to_string();
         let (handle, new) = match self.registry.get(&name) {
             Some(handle) if handle.commands.is_some() => (handle, false),
@@ -135,7 +149,8 @@ impl Apps {
                 (handle, true)
             }
         };
-        let result = self.ask_handle(&name, &handle, |reply| Command::Import { app: Box::new(app.clone()), reply }).await;
+        let result =
+            self.ask_handle(&name, &handle, |reply| Command::Import { app: Box::new(app.clone()), reply }).await;
         if new && result.is_err() {
             self.registry.remove(&name, &handle.runtime);
         }
@@ -157,7 +172,8 @@ impl Apps {
     async fn remove_orphans(&self) -> Result<(), AppError> {
         let services = &self.services;
         let stored = services.db::<_, AppError, _>("listing apps", |s| s.apps()).await?;
-        let installed: HashSet<String> = stored.iter().filter(|a| a.installed).map(|a| a.spec.name.to_string()).collect();
+        let installed: HashSet<String> =
+            stored.iter().filter(|a| a.installed).map(|a| a.spec.name.to_string()).collect();
         let busy: HashSet<String> = services
             .journal
             .open_entries()
@@ -166,7 +182,8 @@ impl Apps {
             .filter_map(|e| e.subject.strip_prefix("app:").map(str::to_owned))
             .collect();
         let containers = services.engine.list(&services.ownership.filter()).await?;
-        let fresh = stored.is_empty() && services.db::<_, AppError, _>("reading the journal", |s| s.entry(1)).await?.is_none();
+        let fresh =
+            stored.is_empty() && services.db::<_, AppError, _>("reading the journal", |s| s.entry(1)).await?.is_none();
         let app_containers = containers.iter().filter(|c| c.label(LABEL_APP).is_some()).count();
         if fresh && app_containers > 0 {
             tracing::error!(
@@ -240,7 +257,13 @@ impl AppsManager for AppsApi {
                 return Err(AppError::ForeignContainer { name }.into());
             }
         }
-        let runtime = Runtime::shared(valid.spec.clone(), berth_core::status::DesiredState::Running, AppState::Installing, now_secs(), None);
+        let runtime = Runtime::shared(
+            valid.spec.clone(),
+            berth_core::status::DesiredState::Running,
+            AppState::Installing,
+            now_secs(),
+            None,
+        );
         let handle = actor::spawn(self.0.clone(), runtime);
         self.registry.reserve(&name, handle.clone())?;
         let spec = Box::new(valid.spec);
@@ -289,7 +312,10 @@ impl AppsManager for AppsApi {
                 token.cancel();
                 Ok(())
             }
-            None => Err(ApiError::new(berth_core::ErrorKind::Conflict, format!("nothing to cancel: no install, upgrade or rollback of {name:?} is running"))),
+            None => Err(ApiError::new(
+                berth_core::ErrorKind::Conflict,
+                format!("nothing to cancel: no install, upgrade or rollback of {name:?} is running"),
+            )),
         }
     }
 

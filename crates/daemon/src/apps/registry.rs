@@ -33,7 +33,13 @@ pub struct Runtime {
 pub type SharedRuntime = Arc<Mutex<Runtime>>;
 
 impl Runtime {
-    pub fn shared(spec: AppSpec, desired: DesiredState, state: AppState, created_at: i64, previous: Option<AppSpec>) -> SharedRuntime {
+    pub fn shared(
+        spec: AppSpec,
+        desired: DesiredState,
+        state: AppState,
+        created_at: i64,
+        previous: Option<AppSpec>,
+    ) -> SharedRuntime {
         Arc::new(Mutex::new(Runtime {
             spec,
             desired,
@@ -77,6 +83,10 @@ impl Registry {
         self.apps.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn handles(&self) -> Vec<AppHandle> {
         self.apps.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
@@ -107,13 +117,22 @@ impl Registry {
         self.apps.write().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
-    pub fn commands(&self, name: &str, ready: bool, endpoint: impl FnOnce() -> String) -> Result<mpsc::Sender<Command>, AppError> {
+    pub fn commands(
+        &self,
+        name: &str,
+        ready: bool,
+        endpoint: impl FnOnce() -> String,
+    ) -> Result<mpsc::Sender<Command>, AppError> {
         match self.get(name) {
             None => Err(AppError::NotFound { name: name.to_owned() }),
             Some(AppHandle { commands: Some(tx), .. }) => Ok(tx),
             Some(AppHandle { commands: None, .. }) => Err(berth_core::engine::EngineError::Unreachable {
                 endpoint: endpoint(),
-                reason: if ready { "the app has no task".into() } else { "berth is waiting for the engine to answer".into() },
+                reason: if ready {
+                    "the app has no task".into()
+                } else {
+                    "berth is waiting for the engine to answer".into()
+                },
             }
             .into()),
         }

@@ -6,7 +6,7 @@
 use super::error::AppError;
 use crate::intake::{FetchRequest, FetchSource};
 use crate::services::Services;
-use berth_api::{InstallRequest, SourceRequest, Upload, UpgradeRequest};
+use berth_api::{InstallRequest, SourceRequest, UpgradeRequest, Upload};
 use berth_core::run_args::{parse_run_args, parse_size, MIN_MEMORY};
 use berth_core::source::{ImageReference, Source};
 use berth_core::spec::AppSpec;
@@ -84,7 +84,9 @@ fn validate(
     let is_registry = matches!(source, SourceRequest::Registry { .. });
     let sha256 = match o.sha256.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(_) if is_registry => return Err(invalid("--sha256", "applies to archive files and downloads, not to registry images")),
+        Some(_) if is_registry => {
+            return Err(invalid("--sha256", "applies to archive files and downloads, not to registry images"))
+        }
         Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => Some(hex.to_ascii_lowercase()),
         Some(_) => return Err(invalid("--sha256", "must be 64 hexadecimal digits")),
     };
@@ -147,7 +149,9 @@ fn fetch_source(
                 Some(auth) if auth.username.is_empty() || auth.password.is_empty() => {
                     return Err(invalid("--registry-auth", "must be USER:PASSWORD"))
                 }
-                Some(auth) => Some(berth_core::engine::RegistryCredentials { username: auth.username, password: auth.password }),
+                Some(auth) => {
+                    Some(berth_core::engine::RegistryCredentials { username: auth.username, password: auth.password })
+                }
                 None => None,
             };
             Ok((Source::Registry { reference: parsed.clone() }, FetchSource::Registry { reference: parsed, auth }))
@@ -164,7 +168,8 @@ fn fetch_source(
             if let Some(password) = ssh.password {
                 credentials.push(Credential::Password(password));
             }
-            credentials.extend(ssh.private_keys.into_iter().map(|k| Credential::PrivateKey { origin: k.origin, pem: k.pem }));
+            credentials
+                .extend(ssh.private_keys.into_iter().map(|k| Credential::PrivateKey { origin: k.origin, pem: k.pem }));
             if credentials.is_empty() {
                 return Err(invalid("--password/--identity", "an ssh source needs a password or a private key"));
             }

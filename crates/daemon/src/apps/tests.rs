@@ -15,7 +15,7 @@ use crate::journal::crash::CrashPoints;
 use crate::journal::Journal;
 use crate::services::{EngineState, Services};
 use berth_api::routes::apps::AppsManager;
-use berth_api::{InstallRequest, Operation, SourceRequest, Upload, UpgradeRequest};
+use berth_api::{InstallRequest, Operation, SourceRequest, UpgradeRequest, Upload};
 use berth_core::engine::{EngineError, Ownership};
 use berth_core::source::Source;
 use berth_core::spec::AppSpec;
@@ -150,7 +150,7 @@ fn upgrade_request(path: &Path) -> UpgradeRequest {
 }
 
 async fn install(daemon: &Arc<Daemon>, name: &str, path: &Path) -> Result<berth_api::AppView, berth_api::ApiError> {
-    api(&daemon).install(install_request(name, path), Some(upload(path)), Operation::detached()).await
+    api(daemon).install(install_request(name, path), Some(upload(path)), Operation::detached()).await
 }
 
 /// An installed app written straight into the store, with its image in the engine.
@@ -180,7 +180,15 @@ fn stored_app(fixture: &Fixture, name: &str) {
         })
         .unwrap();
     store.commit(id, berth_core::journal::OperationKind::Install, &"test", &[], AppChange::Install(spec)).unwrap();
-    store.close(id, berth_core::journal::OperationKind::Install, berth_core::journal::Phase::Committed, berth_core::journal::Phase::Done, None).unwrap();
+    store
+        .close(
+            id,
+            berth_core::journal::OperationKind::Install,
+            berth_core::journal::Phase::Committed,
+            berth_core::journal::Phase::Done,
+            None,
+        )
+        .unwrap();
 }
 
 fn state(apps: &Apps, name: &str) -> (AppState, Option<String>) {
@@ -459,7 +467,9 @@ fn installed_for_upgrade(f: &Fixture) -> Arc<dyn std::any::Any + Send + Sync> {
 fn no_operation_snapshots(f: &Fixture, point: &str) {
     let dir = f.root().join("snapshots/web");
     let left: Vec<String> = std::fs::read_dir(&dir)
-        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("op-")).collect())
+        .map(|d| {
+            d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("op-")).collect()
+        })
         .unwrap_or_default();
     assert!(left.is_empty(), "{point}: snapshots left: {left:?}");
 }
@@ -471,7 +481,8 @@ async fn an_upgrade_cut_short_anywhere_is_undone_or_finished() {
         |_f, daemon, given| {
             boxed(async move {
                 let (path, _, _) = given.downcast_ref::<(PathBuf, String, String)>().unwrap();
-                let _ = api(&daemon).upgrade("web", upgrade_request(path), Some(upload(path)), Operation::detached()).await;
+                let _ =
+                    api(&daemon).upgrade("web", upgrade_request(path), Some(upload(path)), Operation::detached()).await;
             })
         },
         |f, point, committed, given| {
@@ -484,12 +495,19 @@ async fn an_upgrade_cut_short_anywhere_is_undone_or_finished() {
                 assert_eq!(app.spec.image_id, *new_image, "{point}");
                 assert_eq!(app.previous.as_ref().map(|p| p.image_id.clone()), Some(old_image.clone()), "{point}");
                 assert_eq!(container.image_id, *new_image, "{point}");
-                assert!(berth_fs::is_complete_snapshot(&f.root().join("snapshots/web/kept")), "{point}: the data is kept for rollback");
+                assert!(
+                    berth_fs::is_complete_snapshot(&f.root().join("snapshots/web/kept")),
+                    "{point}: the data is kept for rollback"
+                );
             } else {
                 assert_eq!(app.spec.image_id, *old_image, "{point}: the app is back at its old version");
                 assert_eq!(container.image_id, *old_image, "{point}: the old container is back");
                 assert!(!f.engine.has_image(new_image), "{point}: the new image is left");
-                assert_eq!(std::fs::read_to_string(f.private_dir("web").join("data/x")).unwrap(), "old", "{point}: the data");
+                assert_eq!(
+                    std::fs::read_to_string(f.private_dir("web").join("data/x")).unwrap(),
+                    "old",
+                    "{point}: the data"
+                );
             }
         },
     )
@@ -505,7 +523,12 @@ async fn a_rollback_cut_short_anywhere_is_undone_or_finished() {
             let rt = tokio::runtime::Handle::current();
             let daemon = tokio::task::block_in_place(|| rt.block_on(f.started(CrashPoints::off())));
             tokio::task::block_in_place(|| {
-                rt.block_on(api(&daemon).upgrade("web", upgrade_request(&path), Some(upload(&path)), Operation::detached()))
+                rt.block_on(api(&daemon).upgrade(
+                    "web",
+                    upgrade_request(&path),
+                    Some(upload(&path)),
+                    Operation::detached(),
+                ))
             })
             .unwrap();
             daemon.services.shutdown.cancel();
@@ -525,11 +548,19 @@ async fn a_rollback_cut_short_anywhere_is_undone_or_finished() {
             no_operation_snapshots(f, point);
             let data = std::fs::read_to_string(f.private_dir("web").join("data/x")).unwrap();
             if committed {
-                assert_eq!((app.spec.image_id.as_str(), container.image_id.as_str()), (old_image.as_str(), old_image.as_str()), "{point}");
+                assert_eq!(
+                    (app.spec.image_id.as_str(), container.image_id.as_str()),
+                    (old_image.as_str(), old_image.as_str()),
+                    "{point}"
+                );
                 assert_eq!(data, "old", "{point}: the data of the version rolled back to");
                 assert!(f.engine.has_image(new_image), "{point}: the version rolled away from is kept");
             } else {
-                assert_eq!((app.spec.image_id.as_str(), container.image_id.as_str()), (new_image.as_str(), new_image.as_str()), "{point}");
+                assert_eq!(
+                    (app.spec.image_id.as_str(), container.image_id.as_str()),
+                    (new_image.as_str(), new_image.as_str()),
+                    "{point}"
+                );
                 assert_eq!(data, "new", "{point}: the data is as it was");
             }
         },
@@ -633,7 +664,8 @@ async fn a_cancelled_install_is_undone() {
     let cancel = op.cancel.clone();
     let apps = api(&daemon);
     let path2 = path.clone();
-    let running = tokio::spawn(async move { apps.install(install_request("web", &path2), Some(upload(&path2)), op).await });
+    let running =
+        tokio::spawn(async move { apps.install(install_request("web", &path2), Some(upload(&path2)), op).await });
     hold.entered().await;
     cancel.cancel();
     hold.release();
@@ -657,8 +689,9 @@ async fn berth_cancel_undoes_a_running_upgrade() {
     let hold = fixture.engine.hold_next(Method::LoadImage);
     let apps = api(&daemon);
     let path2 = path.clone();
-    let running =
-        tokio::spawn(async move { apps.upgrade("web", upgrade_request(&path2), Some(upload(&path2)), Operation::detached()).await });
+    let running = tokio::spawn(async move {
+        apps.upgrade("web", upgrade_request(&path2), Some(upload(&path2)), Operation::detached()).await
+    });
     hold.entered().await;
     api(&daemon).cancel("web").await.unwrap();
     hold.release();
@@ -667,4 +700,131 @@ async fn berth_cancel_undoes_a_running_upgrade() {
     assert_eq!(fixture.store().app("web").unwrap().unwrap().spec.image_id, old_image);
     assert!(!fixture.engine.has_image(&new_image));
     assert!(fixture.engine.container("web").is_some_and(|c| c.image_id == old_image));
+}
+
+// ----- migration ------------------------------------------------------------
+
+fn migration_api(daemon: &Arc<Daemon>) -> super::migration::Migration {
+    super::migration::Migration { apps: daemon.apps.clone() }
+}
+
+fn staging_left(f: &Fixture) -> Vec<String> {
+    std::fs::read_dir(f.root().join("migration"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".export-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_export_cut_short_anywhere_leaves_the_store_whole() {
+    use berth_api::routes::migration::MigrationManager;
+    at_every_crash_point(
+        |f| {
+            let (path, image) = f.archive("app:1", "export");
+            f.load_next(&image, "app:1");
+            let rt = tokio::runtime::Handle::current();
+            let daemon = tokio::task::block_in_place(|| rt.block_on(f.started(CrashPoints::off())));
+            tokio::task::block_in_place(|| rt.block_on(install(&daemon, "web", &path))).unwrap();
+            daemon.services.shutdown.cancel();
+            Arc::new(())
+        },
+        |_f, daemon, _| {
+            boxed(async move {
+                let _ = migration_api(&daemon).export().await;
+            })
+        },
+        |f, point, committed, _| {
+            assert!(staging_left(f).is_empty(), "{point}: staging left: {:?}", staging_left(f));
+            let vehicles: Vec<_> = f
+                .engine
+                .images()
+                .into_iter()
+                .filter(|i| i.tags.iter().any(|t| t.starts_with("berth-migrated/")))
+                .collect();
+            assert!(vehicles.is_empty(), "{point}: the committed vehicle image is left");
+            let manifest = f.root().join("migration/manifest.json");
+            if committed {
+                assert!(manifest.is_file(), "{point}: the export's manifest is in place");
+                assert!(f.root().join("migration/web/image.tar.gz").is_file(), "{point}");
+                assert!(f.root().join("migration/web/data.tar.gz").is_file(), "{point}");
+            } else {
+                assert!(!manifest.exists(), "{point}: an export cut short leaves no pending migration");
+            }
+        },
+    )
+    .await;
+}
+
+/// A migration store as an export on another host left it: `web`, its image
+/// archive (a real one) and its data.
+fn migration_store(f: &Fixture) -> Arc<dyn std::any::Any + Send + Sync> {
+    let dir = f.root().join("migration/web");
+    std::fs::create_dir_all(&dir).unwrap();
+    let archive = ImageBuilder::new("berth-migrated/web:1")
+        .layer_marker("migrated")
+        .write_tar_gz(&dir.join("image.tar.gz"))
+        .unwrap();
+    f.load_next(&archive.image_id, "berth-migrated/web:1");
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("x"), "migrated data").unwrap();
+    let file = std::fs::File::create(dir.join("data.tar.gz")).unwrap();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()));
+    tar.append_dir_all(".", data.path()).unwrap();
+    tar.into_inner().unwrap().finish().unwrap();
+    let spec = AppSpec {
+        name: AppName::parse("web").unwrap(),
+        source: Source::parse("app:1").unwrap(),
+        image_ref: "app:1".into(),
+        image_id: "sha256:old".into(),
+        args: String::new(),
+        options: Default::default(),
+        cpus: 0.4,
+        memory: None,
+    };
+    let manifest = serde_json::json!({
+        "exported_at": 1,
+        "state": "pending",
+        "apps": [{ "spec": spec, "desired": "running", "outcome": "exported" }],
+    });
+    std::fs::write(f.root().join("migration/manifest.json"), manifest.to_string()).unwrap();
+    Arc::new(archive.image_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_import_cut_short_anywhere_is_undone_or_finished() {
+    use berth_api::routes::migration::MigrationManager;
+    at_every_crash_point(
+        migration_store,
+        |_f, daemon, _| {
+            boxed(async move {
+                let _ = migration_api(&daemon).import().await;
+            })
+        },
+        |f, point, _committed, given| {
+            let image = given.downcast_ref::<String>().unwrap();
+            let app = f.store().app("web").unwrap();
+            match app {
+                // Finished (recovery imports a still pending migration again).
+                Some(app) => {
+                    assert!(app.installed, "{point}");
+                    assert_eq!(app.spec.image_id, *image, "{point}: the migrated image");
+                    assert!(f.engine.has_image(image), "{point}");
+                    assert_eq!(
+                        std::fs::read_to_string(f.private_dir("web").join("x")).unwrap(),
+                        "migrated data",
+                        "{point}"
+                    );
+                }
+                None => {
+                    assert!(!f.engine.has_image(image), "{point}: the loaded image is left");
+                    assert!(!f.private_dir("web").exists(), "{point}: the restored data is left");
+                }
+            }
+        },
+    )
+    .await;
 }

@@ -13,7 +13,12 @@ use berth_core::journal::{Effect, ImageHandle, OperationKind, Subject, Uninstall
 use berth_core::spec::AppSpec;
 use berth_store::AppChange;
 
-pub async fn run(apps: &Apps, spec: &AppSpec, previous: Option<&AppSpec>, keep_data: bool) -> Result<Uninstalled, AppError> {
+pub async fn run(
+    apps: &Apps,
+    spec: &AppSpec,
+    previous: Option<&AppSpec>,
+    keep_data: bool,
+) -> Result<Uninstalled, AppError> {
     let journal = &apps.services.journal;
     let app = spec.name.clone();
     let subject = Subject::App(app.clone());
@@ -35,11 +40,19 @@ pub async fn run(apps: &Apps, spec: &AppSpec, previous: Option<&AppSpec>, keep_d
                 .chain(previous.map(|p| p.image_id.clone()).filter(|id| *id != spec.image_id))
                 .filter(|id| !id.is_empty());
             // The app's own row still names its images until the last step.
-            forward.extend(images.map(|id| Effect::ReleaseImage { image: ImageHandle::Id { id }, app: Some(app.clone()) }));
+            forward.extend(
+                images.map(|id| Effect::ReleaseImage { image: ImageHandle::Id { id }, app: Some(app.clone()) }),
+            );
             forward.push(Effect::DeleteApp { app: app.clone() });
             let record = UninstallRecord { app: app.clone(), keep_data };
             let id = journal
-                .begin_committed(OperationKind::Uninstall, &subject, &record, forward, AppChange::RequireInstalled(app.to_string()))
+                .begin_committed(
+                    OperationKind::Uninstall,
+                    &subject,
+                    &record,
+                    forward,
+                    AppChange::RequireInstalled(app.to_string()),
+                )
                 .await?;
             (id, keep_data)
         }

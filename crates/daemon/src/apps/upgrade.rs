@@ -178,7 +178,8 @@ impl Plan<'_> {
         self.step(entry, "pre_hook", vec![restore]).await?;
         if !self.record.skip_data {
             if old_running {
-                let run = hooks::run(services, &name, &self.record.old.image_id, &private_dir, "pre", self.cancel).await?;
+                let run =
+                    hooks::run(services, &name, &self.record.old.image_id, &private_dir, "pre", self.cancel).await?;
                 say(self.op, &run.describe("pre"));
             } else {
                 say(self.op, &HookRun::Skipped("the old version is not running".into()).describe("pre"));
@@ -204,8 +205,10 @@ impl Plan<'_> {
         self.step(entry, "data_restored", vec![restore]).await?;
         say(self.op, "restoring the data of the previous version");
         let kept = kept.to_owned();
-        blocking("restoring the kept snapshot", move || crate::fs::restore_tree(&kept, &private_dir).map_err(AppError::from))
-            .await?;
+        blocking("restoring the kept snapshot", move || {
+            crate::fs::restore_tree(&kept, &private_dir).map_err(AppError::from)
+        })
+        .await?;
         self.start_new(entry).await?;
         self.probation(entry).await
     }
@@ -215,7 +218,8 @@ impl Plan<'_> {
         self.step(entry, "snapshotting", vec![Effect::RemoveTree { path: self.record.snapshot.clone() }]).await?;
         say(self.op, "snapshotting the private directory");
         let (from, to) = (private_dir.to_owned(), self.record.snapshot.clone());
-        blocking("snapshotting the private directory", move || crate::fs::copy_tree(&from, &to).map_err(AppError::from)).await
+        blocking("snapshotting the private directory", move || crate::fs::copy_tree(&from, &to).map_err(AppError::from))
+            .await
     }
 
     async fn set_old_aside(&self, entry: &mut Op) -> Result<(), AppError> {
@@ -261,7 +265,11 @@ impl Plan<'_> {
             // A health check still starting gets as long again to decide.
             let settled = c.health != Health::Starting || elapsed >= period * 2;
             if elapsed >= period && settled {
-                return if c.health == Health::Starting { Err(fail("its health check never reported healthy")) } else { Ok(()) };
+                return if c.health == Health::Starting {
+                    Err(fail("its health check never reported healthy"))
+                } else {
+                    Ok(())
+                };
             }
             tokio::select! {
                 _ = tokio::time::sleep(PROBATION_POLL) => {}
@@ -271,7 +279,12 @@ impl Plan<'_> {
     }
 
     /// Commits a successful run, or rolls a failed one back.
-    async fn finish(self, entry: Op, result: Result<(), AppError>, previous: Option<&AppSpec>) -> Result<AppSpec, AppError> {
+    async fn finish(
+        self,
+        entry: Op,
+        result: Result<(), AppError>,
+        previous: Option<&AppSpec>,
+    ) -> Result<AppSpec, AppError> {
         let journal = &self.apps.services.journal;
         let name = self.name();
         let what = if self.kind == OperationKind::Rollback { "rollback" } else { "upgrade" };

@@ -161,12 +161,11 @@ fn check_and_forward(
     let mut buffered = BufReader::with_capacity(CHUNK, input);
     let head = buffered.fill_buf().map_err(|e| classify(origin, e, false))?;
     let gzip = head.starts_with(&[0x1f, 0x8b]);
-    let mut decoded: Box<dyn Read + '_> = if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
+    let mut decoded: Box<dyn Read + '_> =
+        if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
     let mut tee = Tee { inner: &mut decoded, tx, hung_up: false };
     let image = read_entries(origin, &mut tee, gzip, gate);
-    let hung_up = tee.hung_up;
-    drop(tee);
-    if hung_up {
+    if tee.hung_up {
         return Err(ArchiveError::EngineHungUp { origin: origin.to_owned() });
     }
     let image = image?;
@@ -218,7 +217,9 @@ fn read_entries(origin: &str, tee: &mut Tee<'_>, gzip: bool, gate: ManifestGate)
                 match gate.verdict.recv() {
                     Ok(Ok(())) => {}
                     Ok(Err(reason)) => return Err(ArchiveError::Refused { origin: origin.to_owned(), reason }),
-                    Err(_) => return Err(ArchiveError::Refused { origin: origin.to_owned(), reason: "cancelled".into() }),
+                    Err(_) => {
+                        return Err(ArchiveError::Refused { origin: origin.to_owned(), reason: "cancelled".into() })
+                    }
                 }
             }
             image = Some(found);
@@ -244,7 +245,8 @@ fn single_image(origin: &str, manifest: Vec<ManifestEntry>) -> Result<ArchiveIma
     match manifest.len() {
         0 => Err(ArchiveError::NoImages { origin: origin.to_owned() }),
         1 => {
-            let entry = manifest.into_iter().next().ok_or_else(|| ArchiveError::NoImages { origin: origin.to_owned() })?;
+            let entry =
+                manifest.into_iter().next().ok_or_else(|| ArchiveError::NoImages { origin: origin.to_owned() })?;
             let repo_tags = entry.repo_tags.unwrap_or_default();
             for tag in &repo_tags {
                 berth_core::source::ImageReference::parse(tag).map_err(|e| ArchiveError::BadTag {

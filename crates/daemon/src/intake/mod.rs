@@ -41,7 +41,9 @@ pub enum IntakeError {
     Ssh(#[from] SshError),
     #[error("{origin}: SHA-256 is {actual}, not the expected {expected}")]
     ChecksumMismatch { origin: String, expected: String, actual: String },
-    #[error("the tag {tag} belongs to image {image}, which app {app:?} uses; refusing to move it to the image of {origin}")]
+    #[error(
+        "the tag {tag} belongs to image {image}, which app {app:?} uses; refusing to move it to the image of {origin}"
+    )]
     TagTaken { origin: String, tag: String, image: String, app: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -113,12 +115,28 @@ pub fn engine_kind(e: &EngineError) -> ErrorKind {
 /// Where an image comes from, validated.
 pub enum FetchSource {
     /// The client streams the archive with its request.
-    Upload { origin: String, size: Option<u64>, body: ByteStream },
-    Url { url: String, http: HttpOptions },
-    Registry { reference: ImageReference, auth: Option<RegistryCredentials> },
-    Ssh { target: SshTarget, credentials: Vec<Credential>, trust: Trust },
+    Upload {
+        origin: String,
+        size: Option<u64>,
+        body: ByteStream,
+    },
+    Url {
+        url: String,
+        http: HttpOptions,
+    },
+    Registry {
+        reference: ImageReference,
+        auth: Option<RegistryCredentials>,
+    },
+    Ssh {
+        target: SshTarget,
+        credentials: Vec<Credential>,
+        trust: Trust,
+    },
     /// A file of the daemon's own (the migration store); never a client's path.
-    OwnFile { path: PathBuf },
+    OwnFile {
+        path: PathBuf,
+    },
 }
 
 impl std::fmt::Debug for FetchSource {
@@ -167,18 +185,25 @@ pub struct ForOperation<'a> {
     pub progress: ProgressSink,
 }
 
-pub async fn fetch(services: &Services, request: FetchRequest, mut ctx: ForOperation<'_>) -> Result<Intake, IntakeError> {
+pub async fn fetch(
+    services: &Services,
+    request: FetchRequest,
+    mut ctx: ForOperation<'_>,
+) -> Result<Intake, IntakeError> {
     let origin = request.source.origin();
     let sha256 = request.sha256;
     match request.source {
         FetchSource::Registry { reference, auth } => pull(services, &reference, auth, &mut ctx).await,
         FetchSource::Upload { origin, size, body } => {
-            load(services, body, Input { origin, total: size, phase: "loading image" }, sha256.as_deref(), &mut ctx).await
+            load(services, body, Input { origin, total: size, phase: "loading image" }, sha256.as_deref(), &mut ctx)
+                .await
         }
         FetchSource::OwnFile { path } => {
-            let file = tokio::fs::File::open(&path)
-                .await
-                .map_err(|source| IntakeError::File { origin: origin.clone(), path: path.clone(), source })?;
+            let file = tokio::fs::File::open(&path).await.map_err(|source| IntakeError::File {
+                origin: origin.clone(),
+                path: path.clone(),
+                source,
+            })?;
             let total = file.metadata().await.ok().map(|m| m.len());
             let body = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).boxed();
             load(services, body, Input { origin, total, phase: "loading image" }, sha256.as_deref(), &mut ctx).await
@@ -186,16 +211,22 @@ pub async fn fetch(services: &Services, request: FetchRequest, mut ctx: ForOpera
         FetchSource::Ssh { target, credentials, mut trust } => {
             // The host's own list is the daemon's trust, read by the daemon.
             if let Ok(content) = tokio::fs::read_to_string(SYSTEM_KNOWN_HOSTS).await {
-                trust.known_hosts.insert(0, berth_fetch::ssh::KnownHosts { origin: SYSTEM_KNOWN_HOSTS.into(), content });
+                trust
+                    .known_hosts
+                    .insert(0, berth_fetch::ssh::KnownHosts { origin: SYSTEM_KNOWN_HOSTS.into(), content });
             }
             let options = berth_fetch::ssh::SshOptions {
                 idle_timeout: Duration::from_secs(services.config.settings.fetch.idle_timeout_secs),
                 ..Default::default()
             };
-            let remote = cancellable(ctx.cancel, &origin, berth_fetch::ssh::open(&target, &credentials, &trust, &options))
-                .await??;
+            let remote =
+                cancellable(ctx.cancel, &origin, berth_fetch::ssh::open(&target, &credentials, &trust, &options))
+                    .await??;
             let total = remote.size;
-            let body = remote.into_stream().map(|chunk| chunk.map_err(|e| std::io::Error::other(SourceFailure(e.to_string())))).boxed();
+            let body = remote
+                .into_stream()
+                .map(|chunk| chunk.map_err(|e| std::io::Error::other(SourceFailure(e.to_string()))))
+                .boxed();
             load(services, body, Input { origin, total, phase: "copying" }, sha256.as_deref(), &mut ctx).await
         }
         FetchSource::Url { url, http } => {
@@ -285,7 +316,11 @@ async fn load(
 ) -> Result<Intake, IntakeError> {
     let settings = &services.config.settings.fetch;
     let origin = input.origin.clone();
-    let body = timed(body, Duration::from_secs(settings.idle_timeout_secs), Duration::from_secs(settings.overall_timeout_secs));
+    let body = timed(
+        body,
+        Duration::from_secs(settings.idle_timeout_secs),
+        Duration::from_secs(settings.overall_timeout_secs),
+    );
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(body));
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let (found_tx, mut found_rx) = oneshot::channel::<ArchiveImage>();
@@ -302,9 +337,10 @@ async fn load(
     });
     let engine = services.engine.clone();
     let progress = ctx.progress.clone();
-    let mut loading = Box::pin(async move {
-        engine.load_image(tokio_stream::wrappers::ReceiverStream::new(rx).boxed(), progress).await
-    });
+    let mut loading =
+        Box::pin(
+            async move { engine.load_image(tokio_stream::wrappers::ReceiverStream::new(rx).boxed(), progress).await },
+        );
     let mut gate_open = true;
     let mut loaded = None;
     let mut verdict = None;
@@ -368,7 +404,8 @@ async fn gate(
                     .into_iter()
                     .find(|a| {
                         Some(a.spec.name.as_str()) != except.as_deref()
-                            && (a.spec.image_id == holder_id || a.previous.as_ref().is_some_and(|p| p.image_id == holder_id))
+                            && (a.spec.image_id == holder_id
+                                || a.previous.as_ref().is_some_and(|p| p.image_id == holder_id))
                     })
                     .map(|a| a.spec.name.to_string()))
             })
@@ -386,7 +423,10 @@ async fn gate(
 
 async fn confirm_loaded(services: &Services, image: ArchiveImage) -> Result<Intake, IntakeError> {
     if services.engine.inspect_image(&image.id).await?.is_none() {
-        return Err(EngineError::Load { reason: format!("the engine did not keep image {} from the archive", image.id) }.into());
+        return Err(EngineError::Load {
+            reason: format!("the engine did not keep image {} from the archive", image.id),
+        }
+        .into());
     }
     let image_ref = image.repo_tags.first().cloned().unwrap_or_else(|| image.id.clone());
     Ok(Intake { image_id: image.id, image_ref })
@@ -420,19 +460,34 @@ fn timed(body: ByteStream, idle: Duration, overall: Duration) -> ByteStream {
 /// operation, and no container at all (berth's or anyone's). Its tags go
 /// first, then the image. The engine being away is worth a retry; the
 /// engine refusing because something outside berth holds it is not.
-pub async fn release(services: &Services, image: &ImageHandle, app: Option<&AppName>, entry: i64) -> Result<(), EffectError> {
+pub async fn release(
+    services: &Services,
+    image: &ImageHandle,
+    app: Option<&AppName>,
+    entry: i64,
+) -> Result<(), EffectError> {
     let engine = services.engine.as_ref();
-    let retry_or_not = |e: EngineError| if e.is_unavailable() { EffectError::retry(e.to_string()) } else { EffectError::permanent(e.to_string()) };
+    let retry_or_not = |e: EngineError| {
+        if e.is_unavailable() {
+            EffectError::retry(e.to_string())
+        } else {
+            EffectError::permanent(e.to_string())
+        }
+    };
     let id = match image {
         ImageHandle::Id { id } => id.clone(),
-        ImageHandle::Reference { reference, before } => match engine.inspect_image(reference).await.map_err(retry_or_not)? {
-            Some(info) if Some(&info.id) != before.as_ref() => info.id,
-            _ => return Ok(()),
-        },
+        ImageHandle::Reference { reference, before } => {
+            match engine.inspect_image(reference).await.map_err(retry_or_not)? {
+                Some(info) if Some(&info.id) != before.as_ref() => info.id,
+                _ => return Ok(()),
+            }
+        }
     };
     let (image_id, except) = (id.clone(), app.map(|a| a.to_string()));
     let in_use = services
-        .db::<_, StoreOrTask, _>("checking image use", move |s| s.image_in_use(&image_id, except.as_deref(), Some(entry)))
+        .db::<_, StoreOrTask, _>("checking image use", move |s| {
+            s.image_in_use(&image_id, except.as_deref(), Some(entry))
+        })
         .await
         .map_err(|e| EffectError::permanent(e.to_string()))?;
     if in_use {

@@ -13,7 +13,12 @@ pub const LABEL_SCRATCH: &str = "berth.scratch";
 
 /// The files under `path` in `image` as a tar of at most `limit` bytes;
 /// `None` when the image has no such path.
-pub async fn image_files(services: &Services, image: &str, path: &str, limit: u64) -> Result<Option<Vec<u8>>, EngineError> {
+pub async fn image_files(
+    services: &Services,
+    image: &str,
+    path: &str,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, EngineError> {
     let engine = services.engine.as_ref();
     let mut labels = BTreeMap::from([(LABEL_SCRATCH.to_owned(), "1".to_owned())]);
     services.ownership.mark(&mut labels);

@@ -280,7 +280,10 @@ impl Journal {
                 return Settled::Failed(e);
             }
         }
-        match self.db("closing an operation", move |s| s.close(id, kind, Phase::RollingBack, Phase::RolledBack, None)).await {
+        match self
+            .db("closing an operation", move |s| s.close(id, kind, Phase::RollingBack, Phase::RolledBack, None))
+            .await
+        {
             Ok(()) => {
                 tracing::info!(operation = id, kind = kind.as_str(), "rolled back");
                 Settled::Closed
