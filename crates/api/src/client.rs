@@ -158,18 +158,19 @@ impl Client {
         self.json(Method::GET, "/v1/info", None).await
     }
 
-    pub async fn list(&self) -> Result<Vec<AppView>, ClientError> {
-        self.json(Method::GET, "/v1/apps", None).await
+    /// The apps; `secrets` shows environment values in their `args`.
+    pub async fn list(&self, secrets: bool) -> Result<Vec<AppView>, ClientError> {
+        self.json(Method::GET, &format!("/v1/apps?secrets={secrets}"), None).await
     }
 
     /// The raw JSON of `GET /v1/apps`, for `list --output json` (no re-encoding).
-    pub async fn list_raw(&self) -> Result<Bytes, ClientError> {
-        collect(self.send(Method::GET, "/v1/apps", "application/json", full(Bytes::new()), "application/json").await?)
-            .await
+    pub async fn list_raw(&self, secrets: bool) -> Result<Bytes, ClientError> {
+        let path = format!("/v1/apps?secrets={secrets}");
+        collect(self.send(Method::GET, &path, "application/json", full(Bytes::new()), "application/json").await?).await
     }
 
-    pub async fn show(&self, name: &str) -> Result<AppView, ClientError> {
-        self.json(Method::GET, &app_path(name, ""), None).await
+    pub async fn show(&self, name: &str, secrets: bool) -> Result<AppView, ClientError> {
+        self.json(Method::GET, &format!("{}?secrets={secrets}", app_path(name, "")), None).await
     }
 
     /// Installs, calling `on_progress` for every progress event; a local

@@ -21,9 +21,9 @@ pub enum Verb {
     /// Install an app from an image archive or a registry and start it.
     Install(Install),
     /// List installed apps.
-    List(ReadOptions),
+    List(ListOptions),
     /// Show one app.
-    Show(Target),
+    Show(ShowOptions),
     /// Start an app (and keep it running).
     Start(Target),
     /// Stop an app (it stays stopped until started).
@@ -294,6 +294,25 @@ pub struct Confirmed {
     pub yes: bool,
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct ListOptions {
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Show the values of `-e NAME=VALUE` in the apps' args (hidden by default).
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowOptions {
+    pub name: String,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Show the values of `-e NAME=VALUE` in the app's args (hidden by default).
+    #[arg(long)]
+    pub show_secrets: bool,
 }
 
 #[derive(Args, Debug)]

@@ -19,6 +19,8 @@ pub enum Failure {
     SraReported(String),
     /// Bad usage or a file the CLI was to read.
     Input(String),
+    /// Input beyond a documented limit (the command XML of `sra exec`).
+    TooLarge(String),
     /// A local archive that cannot be used.
     BadSource(String),
     /// A copy the CLI made itself (through the user's ssh agent) failed.
@@ -49,6 +51,7 @@ impl Failure {
             Failure::Command(_) => ExitCode::OperationFailed,
             Failure::SraReported(_) => ExitCode::SraReported,
             Failure::Input(_) => ExitCode::InvalidInput,
+            Failure::TooLarge(_) => ExitCode::TooLarge,
             Failure::BadSource(_) => ExitCode::BadSource,
             Failure::Fetch(kind, _) => kind.exit_code(),
             Failure::Cancelled(_) => ExitCode::Cancelled,
@@ -90,7 +93,10 @@ impl fmt::Display for Failure {
             Failure::Output(e) => write!(f, "cannot write output: {e}"),
             Failure::AppStopped(why) => write!(f, "the app stopped: {why}"),
             Failure::Command(code) => write!(f, "the SRA command exited with code {code}"),
-            Failure::SraReported(message) | Failure::Input(message) | Failure::BadSource(message) => {
+            Failure::SraReported(message)
+            | Failure::Input(message)
+            | Failure::TooLarge(message)
+            | Failure::BadSource(message) => {
                 f.write_str(message)
             }
             Failure::Fetch(_, message) | Failure::Migration(message) => f.write_str(message),

@@ -4,6 +4,26 @@
 //! command line are read here, with the user's permissions, and their
 //! content is sent.
 
+/// `eprintln!` that does not panic when stderr is a closed pipe
+/// (`berth install … 2>&1 | head -1`): a message nobody can read is dropped
+/// and the command goes on to its own end and exit code.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// A question on stderr, without a newline, flushed; never panics.
+macro_rules! prompt {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stderr = std::io::stderr();
+        let _ = write!(stderr, $($arg)*);
+        let _ = stderr.flush();
+    }};
+}
+
 mod args;
 mod exit;
 mod output;
@@ -37,7 +57,7 @@ fn main() -> ExitCode {
         }
     };
     if tpcm && !cli.verb.is_tpcm() {
-        eprintln!("tpcm: supported operations are install, uninstall, upgrade and list");
+        note!("tpcm: supported operations are install, uninstall, upgrade and list");
         return ExitCode::from(Code::InvalidInput.code());
     }
     match cli.verb {
@@ -56,7 +76,7 @@ fn run_daemon(options: args::DaemonOptions, socket: std::path::PathBuf) -> ExitC
     let config = match options.into_config(socket) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("berth daemon: {e}");
+            note!("berth daemon: {e}");
             return ExitCode::from(Code::Config.code());
         }
     };
@@ -69,14 +89,14 @@ fn run_daemon(options: args::DaemonOptions, socket: std::path::PathBuf) -> ExitC
             result
         }
         Err(e) => {
-            eprintln!("berth daemon: cannot start the async runtime: {e}");
+            note!("berth daemon: cannot start the async runtime: {e}");
             return ExitCode::from(Code::Internal.code());
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("berth daemon: {e}");
+            note!("berth daemon: {e}");
             ExitCode::from(e.exit_code().code())
         }
     }
@@ -86,7 +106,7 @@ fn run_client(socket: &Path, verb: Verb) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("berth: cannot start the async runtime: {e}");
+            note!("berth: cannot start the async runtime: {e}");
             return ExitCode::from(Code::Internal.code());
         }
     };
@@ -137,13 +157,13 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         }
         Verb::List(read) => {
             if read.output.is_json() {
-                let raw = client.list_raw().await?;
+                let raw = client.list_raw(read.show_secrets).await?;
                 output::raw_json(&raw)?;
             } else {
-                output::apps(&client.list().await?)?;
+                output::apps(&client.list(read.show_secrets).await?)?;
             }
         }
-        Verb::Show(target) => output::app(&client.show(&target.name).await?, target.output)?,
+        Verb::Show(target) => output::app(&client.show(&target.name, target.show_secrets).await?, target.output)?,
         Verb::Start(target) => output::app(&client.lifecycle(&target.name, "start").await?, target.output)?,
         Verb::Stop(target) => output::app(&client.lifecycle(&target.name, "stop").await?, target.output)?,
         Verb::Restart(target) => output::app(&client.lifecycle(&target.name, "restart").await?, target.output)?,
@@ -218,7 +238,7 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
             out(result.stdout.as_bytes())?;
             let _ = std::io::stderr().write_all(result.stderr.as_bytes());
             if let Some(note) = &result.note {
-                eprintln!("berth: {note}");
+                note!("berth: {note}");
             }
             if result.exit_code != 0 {
                 return Err(Failure::Command(result.exit_code));
@@ -250,12 +270,12 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
                 out(response.as_bytes())?;
             }
             let _ = std::io::stderr().write_all(result.stderr.as_bytes());
+            // No response: what the SRA printed is all there is to go by.
+            if result.response.is_none() && !run.read.output.is_json() {
+                let _ = std::io::stderr().write_all(result.stdout.as_bytes());
+            }
             if let Some(note) = &result.note {
-                // No response: what the SRA printed is all there is to go by.
-                if !run.read.output.is_json() {
-                    let _ = std::io::stderr().write_all(result.stdout.as_bytes());
-                }
-                eprintln!("berth: {note}");
+                note!("berth: {note}");
             }
             if let Some(error) = &result.sra_error {
                 return Err(Failure::SraReported(error.message.clone()));
@@ -344,9 +364,9 @@ async fn cancellable(
         result = &mut operation => return result.map_err(Failure::from),
         _ = tokio::signal::ctrl_c() => {}
     }
-    eprintln!("berth: cancelling {name}; the daemon undoes what was done (Ctrl-C again to stop waiting)");
+    note!("berth: cancelling {name}; the daemon undoes what was done (Ctrl-C again to stop waiting)");
     if let Err(e) = client.cancel(name).await {
-        eprintln!("berth: could not ask for the cancellation: {e}");
+        note!("berth: could not ask for the cancellation: {e}");
     }
     tokio::select! {
         result = &mut operation => result.map_err(Failure::from),
@@ -375,7 +395,7 @@ async fn run_app(client: &Client, name: &str) -> Result<(), Failure> {
         }
     }
     // The output ended: the container stopped. Stopped on purpose, or not?
-    let app = client.show(name).await?;
+    let app = client.show(name, false).await?;
     if app.desired == berth_core::status::DesiredState::Stopped {
         Ok(())
     } else {
@@ -393,7 +413,11 @@ async fn read_stdin(limit: usize) -> Result<Vec<u8>, Failure> {
         .await
         .map_err(|e| Failure::Input(format!("cannot read standard input: {e}")))?;
     if bytes.len() > limit {
-        return Err(Failure::Input(format!("standard input is larger than the {limit} bytes accepted")));
+        // Only `limit + 1` bytes were read: the rest is never buffered.
+        return Err(Failure::TooLarge(format!(
+            "standard input is larger than the {} MiB accepted (nothing was sent)",
+            limit >> 20
+        )));
     }
     Ok(bytes)
 }
@@ -423,8 +447,7 @@ fn confirm(yes: bool, question: &str) -> Result<(), Failure> {
     if !std::io::stdin().is_terminal() {
         return Err(Failure::NotConfirmed("standard input is not a terminal; pass -y to confirm".into()));
     }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
+    prompt!("{question} [y/N] ");
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).map_err(Failure::output)?;
     match answer.trim().to_ascii_lowercase().as_str() {

@@ -2,7 +2,7 @@
 //! terminal with echo off. Never an argument: other processes can read those.
 
 use crate::exit::Failure;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 pub fn read(from_stdin: bool) -> Result<String, Failure> {
     let stdin = std::io::stdin();
@@ -10,15 +10,14 @@ pub fn read(from_stdin: bool) -> Result<String, Failure> {
         return Err(Failure::NotConfirmed("no terminal to ask for the password on; use --password-stdin".into()));
     }
     if !from_stdin {
-        eprint!("Password: ");
-        let _ = std::io::stderr().flush();
+        prompt!("Password: ");
     }
     let echo = (!from_stdin).then(EchoOff::new).flatten();
     let mut line = String::new();
     let read = stdin.read_line(&mut line);
     drop(echo);
     if !from_stdin {
-        eprintln!();
+        note!();
     }
     read.map_err(Failure::output)?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();

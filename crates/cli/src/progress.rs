@@ -33,8 +33,8 @@ impl Reporter {
                 let percent = total.filter(|t| *t > 0).map(|t| current * 100 / t / 25 * 25);
                 if *phase != self.phase || percent != self.last_percent {
                     match percent {
-                        Some(p) => eprintln!("{phase}: {p}%"),
-                        None => eprintln!("{phase}"),
+                        Some(p) => note!("{phase}: {p}%"),
+                        None => note!("{phase}"),
                     }
                     self.phase = phase.clone();
                     self.last_percent = percent;
@@ -70,8 +70,8 @@ impl Percent {
         match (&self.bar, percent) {
             (Some(bar), Some(p)) => bar.set_position(u64::from(p)),
             (Some(bar), None) => bar.tick(),
-            (None, Some(p)) => eprintln!("{}: {p}%", self.label),
-            (None, None) => eprintln!("{}: status updated", self.label),
+            (None, Some(p)) => note!("{}: {p}%", self.label),
+            (None, None) => note!("{}: status updated", self.label),
         }
     }
 

@@ -281,6 +281,13 @@ pub struct ContainerEvent {
     pub time: i64,
 }
 
+/// A named volume as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
 /// What `stat` says of a path inside a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PathStat {
@@ -339,6 +346,19 @@ pub trait Engine: Send + Sync + 'static {
     async fn copy_from(&self, container: &str, path: &str, limit: u64) -> Result<Option<Vec<u8>>, EngineError>;
     /// `stat` of a path inside a container; `None` when it does not exist.
     async fn stat(&self, container: &str, path: &str) -> Result<Option<PathStat>, EngineError>;
+
+    /// Whether a network of this name (or id) exists.
+    async fn network_exists(&self, network: &str) -> Result<bool, EngineError>;
+    /// A named volume; `None` when there is none of that name.
+    async fn inspect_volume(&self, name: &str) -> Result<Option<VolumeInfo>, EngineError>;
+    /// Named volumes whose labels match.
+    async fn list_volumes(&self, filter: &Filter) -> Result<Vec<VolumeInfo>, EngineError>;
+    /// Creates a named volume with the local driver; one of that name that
+    /// exists already is `Conflict`.
+    async fn create_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<(), EngineError>;
+    /// Removes a named volume, never forcing: one a container uses is refused
+    /// (`Conflict`). A volume that is already gone is not an error.
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError>;
 
     /// Events of the containers that match, from now on. Ends when the engine goes away.
     fn events(&self, filter: &Filter) -> BoxStream<'static, Result<ContainerEvent, EngineError>>;

@@ -230,6 +230,12 @@ pub enum Effect {
     RemoveSraConfig { image_id: String },
     /// Remove an SRA image: its tags, then the image itself.
     RemoveSraImage { image_id: String, tags: Vec<String> },
+    /// Remove a named volume this operation made (it carries this
+    /// instance's label; one without it is left alone).
+    RemoveVolume { name: String },
+    /// Remove every named volume berth made for the app (an uninstall
+    /// that does not keep the data).
+    RemoveAppVolumes { app: AppName },
 }
 
 impl Effect {
@@ -254,6 +260,8 @@ impl Effect {
             Effect::DeleteApp { app } => format!("forget app {app}"),
             Effect::RemoveSraConfig { image_id } => format!("remove the SRA configuration of {image_id}"),
             Effect::RemoveSraImage { image_id, .. } => format!("remove SRA image {image_id}"),
+            Effect::RemoveVolume { name } => format!("remove volume {name}"),
+            Effect::RemoveAppVolumes { app } => format!("remove the volumes berth made for {app}"),
         }
     }
 }
@@ -281,7 +289,9 @@ pub const ACCEPTED: &str = "accepted";
 /// for the journal's documentation.
 pub fn steps(kind: OperationKind) -> &'static [&'static str] {
     match kind {
-        OperationKind::Install => &[ACCEPTED, "fetching_image", "image_ready", "directory_ready", "container_created"],
+        OperationKind::Install => {
+            &[ACCEPTED, "fetching_image", "image_ready", "directory_ready", "volumes_ready", "container_created"]
+        }
         OperationKind::Upgrade => &[
             ACCEPTED,
             "fetching_image",
@@ -289,12 +299,13 @@ pub fn steps(kind: OperationKind) -> &'static [&'static str] {
             "snapshotting",
             "pre_hook",
             "old_stopped",
+            "volumes_ready",
             "new_started",
             "post_hook",
             "probation",
         ],
         OperationKind::Rollback => {
-            &[ACCEPTED, "snapshotting", "old_stopped", "data_restored", "new_started", "probation"]
+            &[ACCEPTED, "snapshotting", "old_stopped", "data_restored", "volumes_ready", "new_started", "probation"]
         }
         OperationKind::Uninstall => &[ACCEPTED],
         OperationKind::MigrationExport => &[ACCEPTED, "exporting", "manifest_written"],

@@ -20,12 +20,18 @@ pub enum NameError {
     BadCharacter { name: String, found: char },
     #[error("app name {name:?} contains \".berth-\", which berth reserves for containers it keeps aside")]
     Reserved { name: String },
+    #[error("app name {name:?} is too short: the container engine needs at least 2 characters")]
+    TooShort { name: String },
+    #[error("app name {name:?} has two dots in a row or ends with a dot; it names a directory and a systemd unit")]
+    BadDots { name: String },
 }
 
 /// Container names berth uses besides the app's own: `<name>.berth-old`.
 const RESERVED: &str = ".berth-";
 
-/// A validated app name matching `[a-z0-9][a-z0-9_.-]{0,62}`.
+/// A validated app name matching `[a-z0-9][a-z0-9_.-]{1,62}`, without `..`
+/// and not ending in `.`: what the engine takes as a container name (two
+/// characters at least), a directory name and a systemd unit name all accept.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct AppName(String);
@@ -51,6 +57,12 @@ impl AppName {
         }
         if text.contains(RESERVED) {
             return Err(NameError::Reserved { name: text.to_owned() });
+        }
+        if len < 2 {
+            return Err(NameError::TooShort { name: text.to_owned() });
+        }
+        if text.contains("..") || text.ends_with('.') {
+            return Err(NameError::BadDots { name: text.to_owned() });
         }
         Ok(Self(text.to_owned()))
     }
@@ -95,7 +107,7 @@ mod tests {
 
     #[test]
     fn accepts_the_documented_alphabet() {
-        for ok in ["a", "0", "my-app", "tpc_1.2", &"a".repeat(63)] {
+        for ok in ["ab", "01", "my-app", "tpc_1.2", "a-", &"a".repeat(63)] {
             assert_eq!(AppName::parse(ok).unwrap().as_str(), ok);
         }
     }
@@ -103,11 +115,15 @@ mod tests {
     #[test]
     fn refuses_everything_else_with_a_reason() {
         assert_eq!(AppName::parse(""), Err(NameError::Empty));
+        assert!(matches!(AppName::parse("x"), Err(NameError::TooShort { .. })), "the engine refuses one character");
+        for dots in ["a..", "a..b", "ab."] {
+            assert!(matches!(AppName::parse(dots), Err(NameError::BadDots { .. })), "{dots}");
+        }
         assert!(matches!(AppName::parse(&"a".repeat(64)), Err(NameError::TooLong { len: 64, .. })));
         for bad_start in ["-a", ".a", "_a", "Abc"] {
             assert!(matches!(AppName::parse(bad_start), Err(NameError::BadStart { .. })), "{bad_start}");
         }
-        for (bad, c) in [("a/b", '/'), ("a b", ' '), ("aB", 'B'), ("a..\u{e9}", '\u{e9}'), ("a;rm", ';')] {
+        for (bad, c) in [("a/b", '/'), ("a b", ' '), ("aB", 'B'), ("a.\u{e9}", '\u{e9}'), ("a;rm", ';')] {
             assert_eq!(AppName::parse(bad), Err(NameError::BadCharacter { name: bad.into(), found: c }));
         }
     }
@@ -121,6 +137,7 @@ mod tests {
     #[test]
     fn deserialising_validates() {
         assert!(serde_json::from_str::<AppName>("\"ok\"").is_ok());
+        assert!(serde_json::from_str::<AppName>("\"a\"").is_err());
         assert!(serde_json::from_str::<AppName>("\"../etc\"").is_err());
     }
 }

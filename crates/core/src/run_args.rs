@@ -237,7 +237,63 @@ pub fn parse_run_args(args: &str) -> Result<RunOptions, RunArgsError> {
             }
         }
     }
+    check_private_mount(&options)?;
     Ok(options)
+}
+
+/// Nothing may be mounted over (or into) the app's private directory at
+/// `/tpc`: berth mounts it there, and the upgrade hooks live in it.
+fn check_private_mount(options: &RunOptions) -> Result<(), RunArgsError> {
+    let private = crate::spec::PRIVATE_MOUNT;
+    let inside = |path: &str| {
+        let path = path.trim_end_matches('/');
+        path == private || path.starts_with(&format!("{private}/"))
+    };
+    let reason = format!("berth mounts the app's private directory at {private}; mount elsewhere");
+    if let Some(mount) = options.mounts.iter().find(|m| inside(&m.target)) {
+        return Err(RunArgsError::InvalidValue { option: "-v".into(), value: mount.target.clone(), reason });
+    }
+    if let Some(tmpfs) = options.tmpfs.iter().find(|t| inside(t.split(':').next().unwrap_or_default())) {
+        return Err(RunArgsError::InvalidValue { option: "--tmpfs".into(), value: tmpfs.clone(), reason });
+    }
+    Ok(())
+}
+
+/// The `--args` string with the values of `-e NAME=VALUE` hidden
+/// (`NAME=…`), for showing: environment values are often secrets.
+pub fn redact_env(args: &str) -> String {
+    let Some(words) = shlex::split(args) else { return "(unreadable; hidden)".into() };
+    let mut shown = Vec::with_capacity(words.len());
+    let mut next_is_env = false;
+    let hide = |pair: &str| match pair.split_once('=') {
+        Some((name, _)) => format!("{name}=…"),
+        None => pair.to_owned(),
+    };
+    for word in words {
+        if next_is_env {
+            shown.push(hide(&word));
+            next_is_env = false;
+        } else if word == "-e" || word == "--env" {
+            shown.push(word);
+            next_is_env = true;
+        } else if let Some(pair) = word.strip_prefix("--env=") {
+            shown.push(format!("--env={}", hide(pair)));
+        } else if let Some(pair) = word.strip_prefix("-e").filter(|rest| !rest.is_empty() && !word.starts_with("--")) {
+            let pair = pair.strip_prefix('=').unwrap_or(pair);
+            shown.push(format!("-e{}", hide(pair)));
+        } else {
+            shown.push(word);
+        }
+    }
+    // For reading, not for a shell: words with blanks or quotes are quoted.
+    let quote = |word: &String| {
+        if word.is_empty() || word.chars().any(|c| c.is_whitespace() || matches!(c, '\'' | '"' | '\\')) {
+            format!("'{}'", word.replace('\'', "'\\''"))
+        } else {
+            word.clone()
+        }
+    };
+    shown.iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
 /// Parses a size the way docker's `RAMInBytes` does: a number, decimals
@@ -1156,6 +1212,23 @@ mod tests {
         invalid_value("-m 5m", "smallest memory limit is 6m");
         invalid_value("-m 1024", "smallest memory limit is 6m");
         invalid_value("-m lots", "not a size");
+    }
+
+    #[test]
+    fn nothing_is_mounted_over_the_private_directory() {
+        for args in ["-v /x:/tpc", "-v /x:/tpc/", "-v vol:/tpc/hook", "--tmpfs /tpc", "--tmpfs /tpc/backup:size=1m"] {
+            let error = parse_run_args(args).unwrap_err().to_string();
+            assert!(error.contains("/tpc"), "{args}: {error}");
+        }
+        assert!(parse_run_args("-v /x:/tpcx --tmpfs /tpc2").is_ok());
+    }
+
+    #[test]
+    fn environment_values_are_hidden_when_shown() {
+        assert_eq!(redact_env("-e DB_PASSWORD=s3cret -p 80:80"), "-e DB_PASSWORD=… -p 80:80");
+        assert_eq!(redact_env("--env=A=1 --env B=two -eC=3"), "--env=A=… --env B=… -eC=…");
+        assert_eq!(redact_env("-e 'A=with space'"), "-e A=…");
+        assert!(!redact_env("-e TOKEN=\"x y\"").contains('x'));
     }
 
     #[test]

@@ -87,7 +87,10 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
             Event::GeneralRef(reference) => {
                 let resolved = match reference.resolve_char_ref().map_err(|e| fail(e.to_string()))? {
                     Some(c) if !is_xml_char(c) => {
-                        return Err(fail(format!("the character reference to U+{:04X} is not allowed in XML", u32::from(c))))
+                        return Err(fail(format!(
+                            "the character reference to U+{:04X} is not allowed in XML",
+                            u32::from(c)
+                        )))
                     }
                     Some(c) => c.to_string(),
                     None => predefined_entity(&reference.xml10_content())
@@ -417,7 +420,12 @@ mod tests {
 
     #[test]
     fn characters_xml_forbids_are_refused() {
-        for bad in ["<Command>\u{0}</Command>", "<Command>a\u{1}</Command>", "<Command>&#1;</Command>", "<Command>&#0;</Command>"] {
+        for bad in [
+            "<Command>\u{0}</Command>",
+            "<Command>a\u{1}</Command>",
+            "<Command>&#1;</Command>",
+            "<Command>&#0;</Command>",
+        ] {
             let error = parse_command(bad).unwrap_err().to_string();
             assert!(error.contains("not allowed in XML") || error.contains("not permitted in XML"), "{bad:?}: {error}");
         }
@@ -431,7 +439,10 @@ mod tests {
             <ErrorDefinition code="7"><Description>Plain text</Description></ErrorDefinition>
         </ErrorDefinitions></Response>"#;
         let strings = r#"<Response><Strings locale="en"><String id="Description42">Array unreachable</String></Strings></Response>"#;
-        let known = ErrorDefinitions { errors: error_definitions(definitions).unwrap(), strings: self::strings(strings).unwrap() };
+        let known = ErrorDefinitions {
+            errors: error_definitions(definitions).unwrap(),
+            strings: self::strings(strings).unwrap(),
+        };
         let mut bare = response_error(r#"<Response><Error code="42"/></Response>"#).unwrap().unwrap();
         bare.explain(&known);
         assert_eq!(bare.to_string(), "the SRA reported error 42: Array unreachable (fix: Check the cable)");

@@ -13,6 +13,7 @@ use crate::sra::Sra;
 use async_trait::async_trait;
 use berth_core::engine::EngineError;
 use berth_core::journal::Effect;
+use berth_core::spec::LABEL_APP;
 use berth_core::status::DesiredState;
 use std::sync::{Arc, Weak};
 
@@ -124,6 +125,20 @@ impl EffectRunner for Effects {
                 Some(sra) => sra.forget_config(image_id).await.map_err(fs_error),
                 None => Err(EffectError::retry("the daemon is shutting down")),
             },
+            Effect::RemoveVolume { name } => match engine.inspect_volume(name).await.map_err(engine_error)? {
+                None => Ok(()),
+                Some(v) if !services.ownership.owns_labels(&v.labels) => {
+                    Err(EffectError::permanent(format!("volume {name} is not this berth's; it is left alone")))
+                }
+                Some(_) => remove_volume(engine, name).await,
+            },
+            Effect::RemoveAppVolumes { app } => {
+                let filter = services.ownership.filter().label(LABEL_APP, app.as_str());
+                for volume in engine.list_volumes(&filter).await.map_err(engine_error)? {
+                    remove_volume(engine, &volume.name).await?;
+                }
+                Ok(())
+            }
             Effect::RemoveSraImage { image_id, tags } => {
                 for tag in tags {
                     match engine.remove_image(tag).await {
@@ -137,6 +152,19 @@ impl EffectRunner for Effects {
                 }
             }
         }
+    }
+}
+
+/// A volume that a container outside berth still uses is left (and said so):
+/// the data is someone's, and waiting for them would hold the operation.
+async fn remove_volume(engine: &dyn berth_core::engine::Engine, name: &str) -> Result<(), EffectError> {
+    match engine.remove_volume(name).await {
+        Ok(()) => Ok(()),
+        Err(e @ EngineError::Conflict { .. }) => {
+            tracing::warn!(volume = name, error = %e, "volume left in place");
+            Ok(())
+        }
+        Err(e) => Err(engine_error(e)),
     }
 }
 

@@ -101,10 +101,11 @@ pub fn parent_of(path: &Path) -> PathBuf {
 /// A temp name beside `path`, unique per call (two writers of one file must
 /// not share a temp file).
 pub fn temp_name(path: &Path) -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    parent_of(path).join(format!(".{name}.tmp-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)))
+    parent_of(path).join(format!(".{name}.tmp-{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)))
 }
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Renames `from` to `to` and fsyncs both directories.
 pub fn rename_durably(from: &Path, to: &Path) -> Result<()> {
@@ -322,6 +323,64 @@ pub fn read_regular_nofollow(dir: &Path, name: &Path, limit: u64) -> std::result
     Ok(bytes)
 }
 
+/// Writes `name` atomically (temp file, fsync, rename, fsync the directory)
+/// in the directory `sub` under `base`, creating `sub` as needed, with
+/// `mode` exactly. Nothing on the way from `base` is followed when it is a
+/// symbolic link: `base` is berth's, but what is beneath it may be a
+/// container's (an app's private directory), and a link planted there must
+/// not make root write anywhere else.
+pub fn write_beneath(
+    base: &Path,
+    sub: &Path,
+    name: &str,
+    contents: &[u8],
+    mode: u32,
+) -> std::result::Result<(), NoFollowError> {
+    use rustix::fs::{fchmod, fsync, mkdirat, openat, renameat, unlinkat, AtFlags, Mode, OFlags, CWD};
+    let path = base.join(sub).join(name);
+    let io = |source: std::io::Error| NoFollowError::Io { path: path.clone(), source };
+    let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut dir = openat(CWD, base, directory, Mode::empty()).map_err(|e| io(e.into()))?;
+    for component in sub.components() {
+        let std::path::Component::Normal(part) = component else {
+            return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "only plain names are followed")));
+        };
+        match mkdirat(&dir, part, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(io(e.into())),
+        }
+        dir = match openat(&dir, part, directory, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+                return Err(NoFollowError::Link { path: base.join(sub) })
+            }
+            Err(e) => return Err(io(e.into())),
+        };
+    }
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a plain file name")));
+    }
+    let temp = format!(".{name}.tmp-{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed));
+    let create = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = openat(&dir, temp.as_str(), create, Mode::from_raw_mode(mode)).map_err(|e| io(e.into()))?;
+    let written = (|| -> std::io::Result<()> {
+        let mut file = std::fs::File::from(fd);
+        file.write_all(contents)?;
+        // The umask does not decide a script's mode.
+        fchmod(&file, Mode::from_raw_mode(mode))?;
+        SYNCS.fetch_add(1, Ordering::Relaxed);
+        fsync(&file)?;
+        renameat(&dir, temp.as_str(), &dir, name)?;
+        SYNCS.fetch_add(1, Ordering::Relaxed);
+        fsync(&dir)?;
+        Ok(())
+    })();
+    written.map_err(|e| {
+        let _ = unlinkat(&dir, temp.as_str(), AtFlags::empty());
+        io(e)
+    })
+}
+
 /// Removes `name` in `dir` if it is there, without following a link (a link
 /// is removed itself, not its target).
 pub fn remove_nofollow(dir: &Path, name: &Path) -> std::io::Result<()> {
@@ -353,6 +412,34 @@ mod tests {
         });
         assert!(std::fs::read_to_string(&path).unwrap().starts_with("writer "));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file is left behind");
+    }
+
+    #[test]
+    fn writing_beneath_follows_no_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, outside) = (dir.path().join("base"), dir.path().join("outside"));
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        write_beneath(&base, Path::new("hook"), "pre.sh", b"#!/bin/sh\n", 0o755).unwrap();
+        let written = base.join("hook/pre.sh");
+        assert_eq!(std::fs::read(&written).unwrap(), b"#!/bin/sh\n");
+        assert_eq!(std::fs::metadata(&written).unwrap().permissions().mode() & 0o777, 0o755);
+
+        // A link in place of the file is replaced, its target untouched.
+        std::fs::write(outside.join("secret"), "keep").unwrap();
+        std::fs::remove_file(&written).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), &written).unwrap();
+        write_beneath(&base, Path::new("hook"), "pre.sh", b"new", 0o755).unwrap();
+        assert_eq!(std::fs::read_to_string(outside.join("secret")).unwrap(), "keep");
+        assert!(!std::fs::symlink_metadata(&written).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::metadata(outside.join("secret")).unwrap().permissions().mode() & 0o777, 0o644);
+
+        // A link in place of the directory is refused.
+        std::fs::remove_dir_all(base.join("hook")).unwrap();
+        std::os::unix::fs::symlink(&outside, base.join("hook")).unwrap();
+        let error = write_beneath(&base, Path::new("hook"), "pre.sh", b"x", 0o755).unwrap_err();
+        assert!(matches!(error, NoFollowError::Link { .. }), "{error}");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1, "nothing is written through the link");
     }
 
     #[test]

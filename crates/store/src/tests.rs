@@ -49,12 +49,12 @@ fn install(store: &Store, name: &str, image: &str) {
 #[test]
 fn an_install_reserves_the_name_once_and_commits() {
     let (_dir, store) = store();
-    let s = spec("a", "");
+    let s = spec("aa", "");
     let id = begin_install(&store, &s).unwrap();
     assert!(matches!(begin_install(&store, &s), Err(StoreError::Busy { .. })));
-    assert!(!store.app("a").unwrap().unwrap().installed);
+    assert!(!store.app("aa").unwrap().unwrap().installed);
     store.record_step(id, OperationKind::Install, "fetching_image", &"ctx", &[release("sha256:1")]).unwrap();
-    let entry = store.open_entry_of("app:a").unwrap().unwrap();
+    let entry = store.open_entry_of("app:aa").unwrap().unwrap();
     assert_eq!((entry.step.as_str(), entry.undo.len(), entry.phase), ("fetching_image", 1, Phase::Running));
     store
         .commit(
@@ -62,12 +62,12 @@ fn an_install_reserves_the_name_once_and_commits() {
             OperationKind::Install,
             &"done",
             &[Effect::StartUnit { app: s.name.clone() }],
-            AppChange::Install(spec("a", "sha256:1")),
+            AppChange::Install(spec("aa", "sha256:1")),
         )
         .unwrap();
     let entry = store.entry(id).unwrap().unwrap();
     assert_eq!((entry.phase, entry.undo.len(), entry.forward.len()), (Phase::Committed, 0, 1));
-    let app = store.app("a").unwrap().unwrap();
+    let app = store.app("aa").unwrap().unwrap();
     assert!(app.installed);
     assert_eq!(app.spec.image_id, "sha256:1");
     store.set_forward(id, OperationKind::Install, &[]).unwrap();
@@ -78,7 +78,7 @@ fn an_install_reserves_the_name_once_and_commits() {
 #[test]
 fn every_journal_write_is_checked_against_the_state_machine() {
     let (_dir, store) = store();
-    let id = begin_install(&store, &spec("a", "")).unwrap();
+    let id = begin_install(&store, &spec("aa", "")).unwrap();
     // Wrong kind, wrong phase, unknown id: refused, nothing written.
     let wrong_kind = store.record_step(id, OperationKind::Upgrade, "x", &"c", &[]);
     assert!(matches!(wrong_kind, Err(StoreError::JournalMismatch { .. })), "{wrong_kind:?}");
@@ -111,7 +111,7 @@ fn the_journal_survives_reopening() {
     let path = dir.path().join("berth.db");
     let id = {
         let store = Store::open(&path).unwrap();
-        let id = begin_install(&store, &spec("a", "")).unwrap();
+        let id = begin_install(&store, &spec("aa", "")).unwrap();
         store
             .record_step(
                 id,
@@ -133,28 +133,28 @@ fn the_journal_survives_reopening() {
 #[test]
 fn one_open_operation_per_subject() {
     let (_dir, store) = store();
-    install(&store, "a", "sha256:1");
+    install(&store, "aa", "sha256:1");
     let uninstall = |store: &Store| {
         store.begin(NewEntry {
             kind: OperationKind::Uninstall,
-            subject: "app:a",
+            subject: "app:aa",
             phase: Phase::Committed,
             context: &"u",
             undo: &[],
-            forward: &[Effect::DeleteApp { app: AppName::parse("a").unwrap() }],
-            app: AppChange::RequireInstalled("a".into()),
+            forward: &[Effect::DeleteApp { app: AppName::parse("aa").unwrap() }],
+            app: AppChange::RequireInstalled("aa".into()),
         })
     };
     uninstall(&store).unwrap();
     assert!(matches!(uninstall(&store), Err(StoreError::Busy { kind, .. }) if kind == "uninstall"));
     let missing = store.begin(NewEntry {
         kind: OperationKind::Uninstall,
-        subject: "app:b",
+        subject: "app:bb",
         phase: Phase::Committed,
         context: &"u",
         undo: &[],
         forward: &[],
-        app: AppChange::RequireInstalled("b".into()),
+        app: AppChange::RequireInstalled("bb".into()),
     });
     assert!(matches!(missing, Err(StoreError::AppNotFound { .. })));
 }
@@ -162,12 +162,12 @@ fn one_open_operation_per_subject() {
 #[test]
 fn images_in_use_by_apps_or_open_operations() {
     let (_dir, store) = store();
-    install(&store, "a", "sha256:same");
-    install(&store, "b", "sha256:same");
-    assert!(store.image_in_use("sha256:same", Some("a"), None).unwrap());
-    assert!(!store.image_in_use("sha256:other", Some("a"), None).unwrap());
+    install(&store, "aa", "sha256:same");
+    install(&store, "bb", "sha256:same");
+    assert!(store.image_in_use("sha256:same", Some("aa"), None).unwrap());
+    assert!(!store.image_in_use("sha256:other", Some("aa"), None).unwrap());
     // An install bringing the image right now holds it too.
-    let id = begin_install(&store, &spec("c", "")).unwrap();
+    let id = begin_install(&store, &spec("cc", "")).unwrap();
     store.record_step(id, OperationKind::Install, "fetching_image", &"c", &[release("sha256:new")]).unwrap();
     assert!(store.image_in_use("sha256:new", None, None).unwrap());
     assert!(!store.image_in_use("sha256:new", None, Some(id)).unwrap(), "except the entry asking");
@@ -176,19 +176,19 @@ fn images_in_use_by_apps_or_open_operations() {
 #[test]
 fn desired_state_and_deletion() {
     let (_dir, store) = store();
-    install(&store, "a", "sha256:1");
-    store.set_desired("a", DesiredState::Stopped).unwrap();
-    assert_eq!(store.app("a").unwrap().unwrap().desired, DesiredState::Stopped);
+    install(&store, "aa", "sha256:1");
+    store.set_desired("aa", DesiredState::Stopped).unwrap();
+    assert_eq!(store.app("aa").unwrap().unwrap().desired, DesiredState::Stopped);
     assert!(matches!(store.set_desired("zz", DesiredState::Stopped), Err(StoreError::AppNotFound { .. })));
-    store.delete_app("a").unwrap();
-    store.delete_app("a").unwrap();
+    store.delete_app("aa").unwrap();
+    store.delete_app("aa").unwrap();
     assert!(store.apps().unwrap().is_empty());
 }
 
 #[test]
 fn the_database_is_private() {
     let (dir, store) = store();
-    install(&store, "a", "sha256:1");
+    install(&store, "aa", "sha256:1");
     for name in ["berth.db", "berth.db-wal"] {
         let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "{name} is {mode:o}");
@@ -251,13 +251,13 @@ fn a_database_of_the_previous_layout_is_migrated() {
         )
         .unwrap();
         c.execute(
-            "INSERT INTO apps VALUES ('a', ?1, 'running', 1, 1, 1, NULL)",
-            [serde_json::to_string(&spec("a", "sha256:1")).unwrap()],
+            "INSERT INTO apps VALUES ('aa', ?1, 'running', 1, 1, 1, NULL)",
+            [serde_json::to_string(&spec("aa", "sha256:1")).unwrap()],
         )
         .unwrap();
         c.execute_batch(
-            "INSERT INTO operations (app, kind, state, record, started_at, updated_at) VALUES ('a', 'install', 'done', '{}', 1, 1);
-             INSERT INTO operations (app, kind, state, record, started_at, updated_at) VALUES ('a', 'upgrade', 'running', '{}', 2, 2);",
+            "INSERT INTO operations (app, kind, state, record, started_at, updated_at) VALUES ('aa', 'install', 'done', '{}', 1, 1);
+             INSERT INTO operations (app, kind, state, record, started_at, updated_at) VALUES ('aa', 'upgrade', 'running', '{}', 2, 2);",
         )
         .unwrap();
     }
@@ -265,7 +265,7 @@ fn a_database_of_the_previous_layout_is_migrated() {
     assert_eq!(store.apps().unwrap()[0].spec.image_id, "sha256:1");
     assert!(store.open_entries().unwrap().is_empty(), "an old open entry is closed, not replayed");
     let old = store.entry(2).unwrap().unwrap();
-    assert_eq!((old.subject.as_str(), old.phase), ("app:a", Phase::RolledBack));
+    assert_eq!((old.subject.as_str(), old.phase), ("app:aa", Phase::RolledBack));
     // And the new journal works on it.
-    install(&store, "b", "sha256:2");
+    install(&store, "bb", "sha256:2");
 }

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use berth_core::engine::{
     ByteStream, ContainerConfig, ContainerEvent, ContainerEventKind, ContainerObservation, Engine, EngineError,
     EngineInfo, ExecRequest, ExecResult, Filter, ImageInfo, PathStat, Progress, ProgressSink, RegistryCredentials,
-    RunState, StopSignal, EXEC_OUTPUT_LIMIT,
+    RunState, StopSignal, VolumeInfo, EXEC_OUTPUT_LIMIT,
 };
 use berth_core::status::Health;
 use bytes::Bytes;
@@ -50,6 +50,11 @@ pub enum Method {
     Stat,
     Events,
     Logs,
+    NetworkExists,
+    InspectVolume,
+    ListVolumes,
+    CreateVolume,
+    RemoveVolume,
 }
 
 impl Method {
@@ -76,6 +81,11 @@ impl Method {
             Method::Stat => "stat",
             Method::Events => "events",
             Method::Logs => "logs",
+            Method::NetworkExists => "network_exists",
+            Method::InspectVolume => "inspect_volume",
+            Method::ListVolumes => "list_volumes",
+            Method::CreateVolume => "create_volume",
+            Method::RemoveVolume => "remove_volume",
         }
     }
 }
@@ -317,6 +327,9 @@ struct State {
     pullable: BTreeMap<String, (FakeImage, Option<RegistryCredentials>)>,
     loads: VecDeque<Vec<FakeImage>>,
     containers: Vec<FakeContainer>,
+    /// Named volumes and their labels.
+    volumes: BTreeMap<String, BTreeMap<String, String>>,
+    networks: Vec<String>,
     on_start: HashMap<String, VecDeque<OnStart>>,
     exec_handlers: HashMap<String, ExecHandler>,
     default_exec: Option<ExecHandler>,
@@ -372,6 +385,8 @@ impl FakeEngine {
             pullable: BTreeMap::new(),
             loads: VecDeque::new(),
             containers: Vec::new(),
+            volumes: BTreeMap::new(),
+            networks: ["bridge", "host", "none"].map(String::from).to_vec(),
             on_start: HashMap::new(),
             exec_handlers: HashMap::new(),
             default_exec: None,
@@ -473,6 +488,22 @@ impl FakeEngine {
 
     pub fn set_info(&self, info: EngineInfo) {
         self.with(|s| s.info = info);
+    }
+
+    /// A network that containers may join (`bridge`, `host` and `none` exist from the start).
+    pub fn add_network(&self, name: &str) {
+        self.with(|s| s.networks.push(name.to_owned()));
+    }
+
+    /// A named volume made by someone (with these labels).
+    pub fn add_volume(&self, name: &str, labels: &[(&str, &str)]) {
+        let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.with(|s| s.volumes.insert(name.to_owned(), labels));
+    }
+
+    /// The named volumes there are now.
+    pub fn volume_names(&self) -> Vec<String> {
+        self.with(|s| s.volumes.keys().cloned().collect())
     }
 
     /// The running container's process exits with `code`, as a crash would.
@@ -1015,6 +1046,18 @@ impl Engine for FakeEngine {
             }
             let image = s.find_image(&config.image).map(|i| s.images[i].id.clone());
             let image_id = image.ok_or_else(|| EngineError::NotFound { what: format!("image {}", config.image) })?;
+            if let Some(network) = &config.options.network {
+                let joins_container = network.strip_prefix("container:").is_some_and(|c| s.find(c).is_some());
+                if !joins_container && !s.networks.contains(network) {
+                    return Err(EngineError::NotFound { what: format!("network {network}") });
+                }
+            }
+            // As docker does, a named volume that is missing is made, unlabelled.
+            for mount in config.mounts.iter().chain(&config.options.mounts) {
+                if let Some(source) = mount.source.as_deref().filter(|s| !s.starts_with('/')) {
+                    s.volumes.entry(source.to_owned()).or_default();
+                }
+            }
             let n = s.tick();
             let id = fake_id("container", n);
             let name = config.name.clone().unwrap_or_else(|| format!("fake_{n}"));
@@ -1206,6 +1249,52 @@ impl Engine for FakeEngine {
                 FakeFile::File { contents, mode } => PathStat { mode, size: contents.len() as u64, is_dir: false },
                 FakeFile::Dir { mode } => PathStat { mode, size: 4096, is_dir: true },
             }))
+        })
+    }
+
+    async fn network_exists(&self, network: &str) -> Result<bool, EngineError> {
+        self.enter(Method::NetworkExists, network).await?;
+        Ok(self.with(|s| s.networks.iter().any(|n| n == network)))
+    }
+
+    async fn inspect_volume(&self, name: &str) -> Result<Option<VolumeInfo>, EngineError> {
+        self.enter(Method::InspectVolume, name).await?;
+        Ok(self.with(|s| s.volumes.get(name).map(|labels| VolumeInfo { name: name.to_owned(), labels: labels.clone() })))
+    }
+
+    async fn list_volumes(&self, filter: &Filter) -> Result<Vec<VolumeInfo>, EngineError> {
+        self.enter(Method::ListVolumes, "").await?;
+        Ok(self.with(|s| {
+            s.volumes
+                .iter()
+                .filter(|(_, labels)| filter.matches(labels))
+                .map(|(name, labels)| VolumeInfo { name: name.clone(), labels: labels.clone() })
+                .collect()
+        }))
+    }
+
+    async fn create_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<(), EngineError> {
+        self.enter(Method::CreateVolume, name).await?;
+        self.with(|s| {
+            if s.volumes.contains_key(name) {
+                return Err(EngineError::Conflict { what: format!("volume {name}") });
+            }
+            s.volumes.insert(name.to_owned(), labels.clone());
+            Ok(())
+        })
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.enter(Method::RemoveVolume, name).await?;
+        self.with(|s| {
+            let mounted = |c: &FakeContainer| {
+                c.config.mounts.iter().chain(&c.config.options.mounts).any(|m| m.source.as_deref() == Some(name))
+            };
+            if let Some(user) = s.containers.iter().find(|c| mounted(c)) {
+                return Err(EngineError::Conflict { what: format!("volume {name} (in use by container {})", user.id) });
+            }
+            s.volumes.remove(name);
+            Ok(())
         })
     }
 

@@ -4,7 +4,9 @@
 use super::upload::WithArchive;
 use crate::error::{Json, Path, Query};
 use crate::streaming::{self, Operation, StreamedEvent, Upload};
-use crate::{ApiError, AppView, InstallEvent, InstallRequest, LogsQuery, UninstallQuery, Uninstalled, UpgradeRequest};
+use crate::{
+    ApiError, AppView, InstallEvent, InstallRequest, LogsQuery, UninstallQuery, Uninstalled, UpgradeRequest, ViewQuery,
+};
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::State;
@@ -19,8 +21,9 @@ use utoipa::OpenApi;
 
 #[async_trait]
 pub trait AppsManager: Send + Sync + 'static {
-    async fn list(&self) -> Result<Vec<AppView>, ApiError>;
-    async fn show(&self, name: &str) -> Result<AppView, ApiError>;
+    /// The apps; `secrets` shows environment values in `args`.
+    async fn list(&self, secrets: bool) -> Result<Vec<AppView>, ApiError>;
+    async fn show(&self, name: &str, secrets: bool) -> Result<AppView, ApiError>;
     /// Installs and returns once the app runs; undone when `op` is cancelled.
     async fn install(
         &self,
@@ -114,15 +117,15 @@ pub fn routes(manager: Arc<dyn AppsManager>) -> Router {
         .with_state(manager)
 }
 
-#[utoipa::path(get, path = "/v1/apps", responses((status = 200, body = Vec<AppView>)))]
-async fn list_apps(State(m): Shared) -> Result<Json<Vec<AppView>>, ApiError> {
-    m.list().await.map(Json)
+#[utoipa::path(get, path = "/v1/apps", params(ViewQuery), responses((status = 200, body = Vec<AppView>)))]
+async fn list_apps(State(m): Shared, Query(q): Query<ViewQuery>) -> Result<Json<Vec<AppView>>, ApiError> {
+    m.list(q.secrets).await.map(Json)
 }
 
-#[utoipa::path(get, path = "/v1/apps/{name}", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/v1/apps/{name}", params(("name" = String, Path), ViewQuery),
     responses((status = 200, body = AppView), (status = 404, body = ApiError)))]
-async fn show_app(State(m): Shared, Path(name): Path<String>) -> Result<Json<AppView>, ApiError> {
-    m.show(&name).await.map(Json)
+async fn show_app(State(m): Shared, Path(name): Path<String>, Query(q): Query<ViewQuery>) -> Result<Json<AppView>, ApiError> {
+    m.show(&name, q.secrets).await.map(Json)
 }
 
 /// Installs an app. A local archive is sent as `multipart/form-data`: a

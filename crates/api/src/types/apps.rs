@@ -149,6 +149,7 @@ pub struct AppView {
     pub uptime_seconds: Option<u64>,
     pub cpus: f64,
     pub memory: Option<u64>,
+    /// The `--args` given, with environment values hidden (`NAME=…`) unless asked for.
     pub args: String,
     /// Why the app is `failed`, or the last crash.
     pub failure: Option<String>,
@@ -171,6 +172,15 @@ pub enum InstallEvent {
     Progress { phase: String, current: u64, total: Option<u64> },
     Done { app: Box<AppView> },
     Error { error: crate::ApiError },
+}
+
+/// `GET /v1/apps[/{name}]?secrets=true`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ViewQuery {
+    /// Show the values of `-e NAME=VALUE` in `args` (hidden by default: they are often secrets).
+    #[serde(default)]
+    pub secrets: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, IntoParams)]

@@ -71,8 +71,10 @@ pub struct SraExecResult {
     /// `sra run` only: the command-level `<Error>` of that response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sra_error: Option<SraResponseError>,
-    /// `sra run` only: why no response could be read although the command ran
-    /// (it exited non-zero without writing its output file, and where it was expected).
+    /// What the user should know beyond the output: for `sra run`, why no
+    /// response could be read although the command ran (it exited non-zero
+    /// without writing its output file, and where it was expected); for
+    /// both, execution containers of other runners that were left alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }

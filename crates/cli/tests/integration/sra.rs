@@ -2,12 +2,10 @@
 //! Procedure", against the real engine with an SRA image built offline.
 
 use crate::bin;
-
-
+use crate::sra_support::*;
 use berth_testkit::harness::{image_exists, inspect, unique, TestDaemon};
 use berth_testkit::http::{docker, docker_load};
 use berth_testkit::ImageBuilder;
-use crate::sra_support::*;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -148,8 +146,12 @@ fn status_updates_are_progress_and_move_the_timeout() {
     .unwrap();
     assert_eq!(response.status, 200);
     // Empty lines are the daemon's keepalives.
-    let events: Vec<serde_json::Value> =
-        response.text().lines().filter(|line| !line.trim().is_empty()).map(|line| serde_json::from_str(line).unwrap()).collect();
+    let events: Vec<serde_json::Value> = response
+        .text()
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
     let percents: Vec<_> = events.iter().filter(|e| e["event"] == "progress").map(|e| e["percent"].clone()).collect();
     assert_eq!(percents, [10, 40, 70, 100].map(serde_json::Value::from), "{events:?}");
     let last = events.last().unwrap();
@@ -165,6 +167,9 @@ fn a_hung_command_is_killed_and_bad_input_is_refused() {
     assert_eq!(run.code, 9, "{run:?}");
     assert!(run.stderr.contains("did not finish within 2s"), "{run:?}");
     assert!(run.stderr.contains("SRA command: 5%"), "{run:?}");
+    // What it wrote before it was killed is kept (defect 12).
+    assert!(run.stderr.contains("its output so far:") && run.stderr.contains("ran hang as 660:660"), "{run:?}");
+    assert!(run.stderr.contains("its error output so far:\nto stderr"), "{run:?}");
     assert!(started.elapsed() < Duration::from_secs(25), "killed, not waited for");
     // Killed, with what it started: no `sleep 30` is left in the container.
     let container = containers_of(&eid(&sra.image, &tmp, &log))[0]["Id"].as_str().unwrap().to_owned();
@@ -291,4 +296,208 @@ fn list_shows_containers_and_digest_and_remove_takes_everything() {
     // Not an SRA image: refused, untouched.
     let run = sra.daemon.berth(&["sra", "remove", "berth-test/none:404"]);
     assert_eq!(run.code, 5, "{run:?}");
+}
+
+/// Defects 4 and 12: an execution container with the same execution id that
+/// another runner made (the specification's procedure by hand) is never used
+/// nor removed; `exec` and `list` report it, `remove` leaves it, and with it
+/// the image.
+#[test]
+fn another_runners_execution_container_is_reported_and_left_alone() {
+    let sra = loaded();
+    let (tmp, log) = (dir(&sra, "ftmp"), dir(&sra, "flog"));
+    let id = eid(&sra.image, &tmp, &log);
+    let foreign = foreign_container(&sra.image, &id, &tmp, &log);
+
+    let run = exec(&sra, &tmp, &log, "queryInfo", &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("1 execution container(s) of another runner have the same execution id"), "{run:?}");
+    let containers = containers_of(&id);
+    assert_eq!(containers.len(), 2, "{containers:?}");
+    let ours: Vec<&serde_json::Value> =
+        containers.iter().filter(|c| c["Labels"]["berth.sra"] == sra.daemon.instance.as_str()).collect();
+    assert_eq!(ours.len(), 1, "{containers:?}");
+    let ours = ours[0]["Id"].as_str().unwrap().to_owned();
+    assert_ne!(ours, foreign);
+    // The command ran in ours (a container's hostname is its short id).
+    assert!(run.stdout.contains(&format!("host {}", &ours[..12])), "{run:?}");
+    assert_eq!(inspect(&foreign).unwrap()["State"]["Running"], true);
+
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&sra.daemon.berth(&["sra", "list", "-o", "json"]).stdout).unwrap();
+    let listed = list.iter().find(|i| i["id"] == sra.image.as_str()).unwrap();
+    assert_eq!((listed["containers"].as_u64(), listed["foreign_containers"].as_u64()), (Some(1), Some(1)), "{listed}");
+    let table = sra.daemon.berth(&["sra", "list"]).stdout;
+    assert!(table.contains("1 (+1 not berth's)"), "{table}");
+
+    let run = sra.daemon.berth(&["sra", "remove", &sra.image]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("1 container(s) of another runner use it and were left (so is the image)"), "{run:?}");
+    assert!(inspect(&ours).is_none(), "berth's own container is removed");
+    assert_eq!(inspect(&foreign).unwrap()["State"]["Running"], true, "the other runner's is left running");
+    assert!(image_exists(&sra.image), "the image is kept for the other runner");
+}
+
+/// Defect 12: two daemons on one engine, running the same image with the
+/// same tmp and log directories, each use their own execution container and
+/// their own configuration; each sees the other's container as another runner's.
+#[test]
+fn two_daemons_on_one_engine_keep_to_their_own_containers_and_configurations() {
+    let (mut first, mut second) = (TestDaemon::start(bin()), TestDaemon::start(bin()));
+    let archive = first.archive(&sra_image(&unique("shared"), "factory"), false);
+    second.sweep_image(&archive.image_id);
+    for daemon in [&first, &second] {
+        let run = daemon.berth(&["sra", "load", &archive.path.to_string_lossy()]);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    let a = Sra { daemon: first, image: archive.image_id.clone(), tag: String::new() };
+    let b = Sra { daemon: second, image: archive.image_id.clone(), tag: String::new() };
+    let (tmp, log) = (dir(&a, "stmp"), dir(&a, "slog"));
+    let conf = |sra: &Sra| {
+        let run = sra_run(sra, &sra.image, &tmp, &log, "conf", &[]);
+        assert_eq!(run.code, 0, "{run:?}");
+        run.stdout
+    };
+
+    assert!(conf(&a).contains("<Conf>factory</Conf>"));
+    let id = eid(&archive.image_id, &tmp, &log);
+    let of = |sra: &Sra| -> Option<String> {
+        let containers = containers_of(&id);
+        let mine = containers.iter().find(|c| c["Labels"]["berth.sra"] == sra.daemon.instance.as_str())?;
+        mine["Id"].as_str().map(str::to_owned)
+    };
+    let a_container = of(&a).expect("a made its own container");
+    // b's own configuration changes; a's does not, nor does a's container.
+    let edited = crate::sra_config::edited(&b, &b.image, "from-b", "from-b");
+    let run = b.daemon.berth(&["sra", "config", "upload", &b.image, &edited.to_string_lossy()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(conf(&b).contains("<Conf>from-b</Conf>"));
+    assert_eq!(of(&a).as_deref(), Some(a_container.as_str()), "b replaced or removed a's container");
+    assert!(conf(&a).contains("<Conf>factory</Conf>"), "a ran in b's container, or with b's configuration");
+    assert_eq!(of(&a).as_deref(), Some(a_container.as_str()));
+
+    let containers = containers_of(&id);
+    let mut owners: Vec<String> =
+        containers.iter().map(|c| c["Labels"]["berth.sra"].as_str().unwrap_or_default().to_owned()).collect();
+    owners.sort();
+    let mut expected = vec![a.daemon.instance.clone(), b.daemon.instance.clone()];
+    expected.sort();
+    assert_eq!(owners, expected, "one container each");
+    let run = exec(&a, &tmp, &log, "queryInfo", &[]);
+    assert!(run.stderr.contains("of another runner"), "{run:?}");
+
+    // a removes the image: b's container stays, and b goes on working.
+    let run = a.daemon.berth(&["sra", "remove", &a.image]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(image_exists(&archive.image_id));
+    assert!(conf(&b).contains("<Conf>from-b</Conf>"));
+}
+
+/// Defect 4: removal is refused (exit 4) while a command runs in one of this
+/// daemon's execution containers of the image; `--force` kills it, then removes.
+#[test]
+fn removal_waits_for_no_running_command_unless_forced() {
+    let sra = loaded();
+    let (tmp, log) = (dir(&sra, "btmp"), dir(&sra, "blog"));
+    std::thread::scope(|scope| {
+        let hanging = scope.spawn(|| exec(&sra, &tmp, &log, "block", &["--timeout", "7200"]));
+        let container = sra.daemon.wait_for("the command to run", Duration::from_secs(30), |_| {
+            let id = containers_of(&eid(&sra.image, &tmp, &log)).first()?["Id"].as_str()?.to_owned();
+            processes(&id).iter().any(|p| p.contains("sleep 3600")).then_some(id)
+        });
+
+        let refused = sra.daemon.berth(&["sra", "remove", &sra.image]);
+        assert_eq!(refused.code, 4, "{refused:?}");
+        assert!(refused.stderr.contains("1 command(s) still run") && refused.stderr.contains("--force"), "{refused:?}");
+        let answer = sra.daemon.api("DELETE", &format!("/v1/sra/images/{}", sra.image), None).unwrap();
+        assert_eq!(answer.status, 409, "{}", answer.text());
+        assert_eq!(answer.json()["code"], "busy", "{}", answer.text());
+        assert!(image_exists(&sra.image) && inspect(&container).is_some(), "a refused removal changed something");
+        assert!(config_root(&sra, &sra.image).is_dir());
+        assert!(!hanging.is_finished(), "the refusal touched the command");
+
+        let forced = sra.daemon.berth(&["sra", "remove", "--force", &sra.image]);
+        assert_eq!(forced.code, 0, "{forced:?}");
+        let killed = hanging.join().unwrap();
+        assert_eq!(killed.code, 13, "{killed:?}");
+        assert!(killed.stderr.contains("was cancelled"), "{killed:?}");
+        assert!(!image_exists(&sra.image));
+        assert!(inspect(&container).is_none());
+        assert!(!config_root(&sra, &sra.image).exists());
+    });
+}
+
+/// Defect 12: an SRA that exits non-zero without writing its output file:
+/// `sra run` says so, and where the file was expected, and shows the SRA's
+/// stdout on stderr.
+#[test]
+fn run_says_when_a_failing_sra_wrote_no_output_file() {
+    let sra = loaded();
+    let (tmp, log) = (dir(&sra, "otmp"), dir(&sra, "olog"));
+    let run = sra_run(&sra, &sra.image, &tmp, &log, "fail", &[]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr.contains("the SRA exited with code 3 without writing its output file (/tmp/sra-output-"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains(&format!("{}/sra-output-", tmp.display())), "the host path: {run:?}");
+    assert!(run.stderr.contains("ran fail as 660:660"), "the SRA's stdout: {run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+}
+
+/// Defect 12: `<Error code="N"/>` without a description is described by the
+/// SRA's own `queryErrorDefinitions` (and `queryStrings` for a text it only
+/// names), asked once per image.
+#[test]
+fn a_bare_error_code_is_described_by_the_sras_own_definitions() {
+    let sra = loaded();
+    let (tmp, log) = (dir(&sra, "etmp"), dir(&sra, "elog"));
+    for _ in 0..2 {
+        let run = sra_run(&sra, &sra.image, &tmp, &log, "bareerror", &[]);
+        assert_eq!(run.code, 12, "{run:?}");
+        assert!(
+            run.stderr.contains("the SRA reported error 77: Array powered off (fix: Power the array on)"),
+            "{run:?}"
+        );
+    }
+    let json = sra_run(&sra, &sra.image, &tmp, &log, "bareerror", &["-o", "json"]);
+    let result: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(result["sra_error"]["description"], "Array powered off", "{result}");
+    assert_eq!(result["sra_error"]["fix_hint"], "Power the array on", "{result}");
+    let asked = commands_run(&log);
+    let count = |name: &str| asked.iter().filter(|c| *c == name).count();
+    assert_eq!((count("queryErrorDefinitions"), count("queryStrings")), (1, 1), "cached per image: {asked:?}");
+}
+
+/// Defect 12: `sra list` shows every tag of an image; `sra config copy`
+/// between two tags of one image copies nothing and says so.
+#[test]
+fn every_tag_is_listed_and_a_copy_between_two_tags_of_one_image_changes_nothing() {
+    let sra = loaded();
+    let (repo, tag) = (format!("berth-test/{}", unique("alias")), "2");
+    let tagged = docker("POST", &format!("/images/{}/tag?repo={repo}&tag={tag}", sra.image), None);
+    assert_eq!(tagged.status, 201, "{}", tagged.text());
+    let alias = format!("{repo}:{tag}");
+
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&sra.daemon.berth(&["sra", "list", "-o", "json"]).stdout).unwrap();
+    let listed = list.iter().find(|i| i["id"] == sra.image.as_str()).unwrap();
+    let mut tags: Vec<&str> = listed["repo_tags"].as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
+    tags.sort();
+    let mut expected = vec![sra.tag.as_str(), alias.as_str()];
+    expected.sort();
+    assert_eq!(tags, expected);
+    let table = sra.daemon.berth(&["sra", "list"]).stdout;
+    assert!(table.contains(&sra.tag) && table.contains(&alias), "{table}");
+
+    let digest = listed["config_digest"].as_str().unwrap().to_owned();
+    let run = sra.daemon.berth(&["sra", "config", "copy", &sra.tag, &alias]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("are the same image: one configuration, nothing copied"), "{run:?}");
+    let body = serde_json::json!({ "from": sra.tag, "to": alias });
+    let answer = sra.daemon.api("POST", "/v1/sra/config/copy", Some(&body)).unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["changed"], false);
+    assert_eq!(answer.json()["digest"], digest.as_str());
+    assert!(!config_root(&sra, &sra.image).join("gen-2").exists(), "a copy onto itself made a generation");
 }

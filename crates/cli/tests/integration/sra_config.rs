@@ -3,12 +3,10 @@
 //! copy, reset, what execution containers see, and unsafe uploads.
 
 use crate::bin;
-
-
+use crate::sra_support::*;
 use berth_testkit::harness::{TestDaemon, TEST_SETTINGS};
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use crate::sra_support::*;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -53,7 +51,7 @@ fn download(sra: &Sra, image: &str, name: &str) -> (PathBuf, BTreeMap<String, St
 }
 
 /// Downloads, sets settings.txt to `settings`, and writes the upload archive.
-fn edited(sra: &Sra, image: &str, settings: &str, name: &str) -> PathBuf {
+pub(crate) fn edited(sra: &Sra, image: &str, settings: &str, name: &str) -> PathBuf {
     let (_, mut files) = download(sra, image, &format!("{name}.download.tar.gz"));
     files.insert("settings.txt".into(), settings.into());
     let path = sra.daemon.dir.path().join(format!("{name}.tar.gz"));
@@ -295,4 +293,20 @@ fn download_to_standard_output_and_upload_from_standard_input() {
     assert!(uploaded.status.success(), "{uploaded:?}");
     let digest = listed_digest(&sra, &sra.image);
     assert!(String::from_utf8_lossy(&uploaded.stdout).contains(&digest), "{uploaded:?}");
+}
+
+/// Defect 12: `-o f.tgz`, a bare file name, is written in the working
+/// directory (the parent of a bare name is `.`, not `""`), and nothing else is.
+#[test]
+fn download_to_a_bare_file_name_in_the_working_directory() {
+    let sra = loaded();
+    let cwd = sra.daemon.dir.path().join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let run = sra.daemon.berth_in(&cwd, &["sra", "config", "download", &sra.image, "-o", "f.tgz"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let files = members(&cwd.join("f.tgz"));
+    assert_eq!(files.get("settings.txt").map(String::as_str), Some("factory"));
+    assert_eq!(files[VERSION_FILE].trim(), listed_digest(&sra, &sra.image));
+    let left: Vec<_> = std::fs::read_dir(&cwd).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, ["f.tgz"], "no temp file is left beside it");
 }

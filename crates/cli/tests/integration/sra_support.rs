@@ -13,7 +13,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
+use std::time::{Duration, Instant};
 
 pub const COMMAND: &str = r#"#!/bin/sh
 input=$(cat)
@@ -27,13 +27,16 @@ progress() {
 respond() { echo "<Response xmlns=\"http://www.vmware.com/srm/sra/v2\">$1</Response>" > "$out"; }
 echo "$input" > /srm/sra/log/last-input.xml
 echo "ran $name as $(id -u):$(id -g) FOO=$FOO"
+echo "host $(cat /etc/hostname)"
 echo "log line" >> /srm/sra/log/sra.log
+echo "$name" >> /srm/sra/log/commands.log
 echo "to stderr" >&2
 case "$name" in
     slow) sleep 30 ;;
     fail) exit 3 ;;
     progress) for p in 10 40 70 100; do progress $p; sleep 1; done ;;
     hang) progress 5; sleep 30 ;;
+    block) sleep 3600 ;;
     error) respond '<Error code="42"><Description>Array unreachable</Description><FixHint>Check the address</FixHint></Error>'; exit 0 ;;
     noout) exit 0 ;;
     conf) respond "<Conf>$(cat /srm/sra/conf/settings.txt)</Conf>"; exit 0 ;;
@@ -42,6 +45,18 @@ case "$name" in
     confslow) a=$(cat /srm/sra/conf/settings.txt); b=$(cat /srm/sra/conf/sub/more.txt); sleep 3;
               c=$(cat /srm/sra/conf/settings.txt); d=$(cat /srm/sra/conf/sub/more.txt);
               respond "<Conf>$a,$b|$c,$d</Conf>"; exit 0 ;;
+    # What the SRA's own error codes mean (INTERFACES.md 2.5): a description
+    # by string id only, spelt out by queryStrings, and a plain fix hint.
+    queryErrorDefinitions)
+        respond '<ErrorDefinitions><ErrorDefinition code="77"><Description stringId="Description77"/><FixHint>Power the array on</FixHint></ErrorDefinition></ErrorDefinitions>'; exit 0 ;;
+    queryStrings) respond '<Strings locale="en"><String id="Description77">Array powered off</String></Strings>'; exit 0 ;;
+    bareerror) respond '<Error code="77"/>'; exit 0 ;;
+    # Hostile SRAs: the files berth reads replaced by a link to $TARGET (a
+    # host path, meaningless inside the container) or by a fifo.
+    linkout) busybox ln -sf "$TARGET" "$out"; exit 0 ;;
+    linkstatus) busybox ln -sf "$TARGET" "$status"; respond '<Linked/>'; exit 0 ;;
+    fifoout) busybox mkfifo "$out"; exit 0 ;;
+    fifostatus) busybox mkfifo "$status"; while [ ! -e /tmp/release ]; do sleep 1; done; respond '<Released/>'; exit 0 ;;
 esac
 respond "<Name>$name</Name>"
 exit 0
@@ -173,4 +188,49 @@ pub fn processes(container: &str) -> Vec<String> {
 /// Where the daemon keeps an image's configuration.
 pub fn config_root(sra: &Sra, image: &str) -> PathBuf {
     sra.daemon.root().join("tpc").join(".berth-sra").join(image.trim_start_matches("sha256:"))
+}
+
+/// The lines of the log directory's `commands.log`: every command the SRA ran there.
+pub fn commands_run(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log.join("commands.log")).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+/// An execution container as another runner following the specification
+/// by hand makes it (`docker run -di -v tmp:/tmp -v log:/srm/sra/log -l
+/// srm.sra.eid=<eid> <image>`): none of berth's labels.
+pub fn foreign_container(image: &str, eid: &str, tmp: &Path, log: &Path) -> String {
+    let body = serde_json::json!({
+        "Image": image,
+        "OpenStdin": true,
+        "Labels": { "srm.sra.eid": eid },
+        "HostConfig": { "Binds": [format!("{}:/tmp", tmp.display()), format!("{}:/srm/sra/log", log.display())] },
+    });
+    let created = docker("POST", "/containers/create", Some(&body));
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["Id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(docker("POST", &format!("/containers/{id}/start"), None).status, 204);
+    id
+}
+
+/// Runs the CLI against `sra`'s daemon, killing it and failing the test if it
+/// has not finished within `deadline` (for commands that hung before a fix).
+pub fn berth_within<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(sra: &Sra, deadline: Duration, args: &[S]) -> Run {
+    let mut child = Command::new(bin())
+        .args(args)
+        .env("BERTH_SOCKET", &sra.daemon.socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + deadline;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("berth {args:?} did not finish within {deadline:?}: {:?}", Run::from(output));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap().into()
 }

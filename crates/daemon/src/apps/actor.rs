@@ -192,7 +192,7 @@ impl Actor {
     }
 
     fn view(&self) -> Result<AppView, AppError> {
-        self.apps.registry.view(&self.name, &self.apps.services.config.data_root)
+        self.apps.registry.view(&self.name, &self.apps.services.config.data_root, false)
     }
 
     /// A cancellation token for an operation: cancelled by its client, by

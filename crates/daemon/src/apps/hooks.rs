@@ -7,12 +7,11 @@
 //! which the container sees at `/tpc/hook/<hook>.sh`) just before running it.
 
 use super::error::AppError;
-use crate::fs::{blocking, FsError};
+use crate::fs::blocking;
 use crate::services::Services;
 use berth_core::engine::ExecRequest;
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -54,16 +53,18 @@ pub async fn run(
         |exit_code, output_tail: String| AppError::HookFailed { app: app.to_owned(), hook, exit_code, output_tail };
     let script =
         single_file(&tar).ok_or_else(|| failed(None, format!("{path_in_image} in the image is not a regular file")))?;
-    let target: PathBuf = private_dir.join("hook").join(format!("{hook}.sh"));
+    // The private directory is the container's to change: a link it put in
+    // place of `hook` (or of the script) is not followed, or root would
+    // write wherever it points.
     blocking("writing a hook", {
-        let target = target.clone();
+        let (dir, name, app) = (private_dir.to_owned(), format!("{hook}.sh"), app.to_owned());
         move || {
-            let dir = crate::fs::parent_of(&target);
-            std::fs::create_dir_all(&dir).map_err(|e| FsError::new(&dir, e))?;
-            crate::fs::atomic_write(&target, &script)?;
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| FsError::new(&target, e))?;
-            Ok::<_, AppError>(())
+            berth_fs::write_beneath(&dir, Path::new("hook"), &name, &script, 0o755).map_err(|e| AppError::HookFailed {
+                app,
+                hook,
+                exit_code: None,
+                output_tail: format!("the hook could not be put in place: {e}"),
+            })
         }
     })
     .await?;

@@ -90,6 +90,9 @@ async fn steps(
     blocking("creating the private directory", move || crate::fs::create_dir(&dir, 0o755).map_err(AppError::from))
         .await?;
 
+    journal.step(entry, "volumes_ready", record, vec![]).await?;
+    super::preflight::make_volumes(services, journal, entry, &record.spec).await?;
+
     if cancel.is_cancelled() {
         return Err(AppError::Cancelled { app: name.to_string() });
     }

@@ -311,6 +311,9 @@ pub async fn import_app(apps: &Apps, runtime: &SharedRuntime, app: &MigratedApp)
             let data = app.dir.join(DATA_ARCHIVE);
             blocking("restoring the private directory", move || unpack(&data, &private_dir)).await?;
         }
+        // The container comes with reconciliation; the named volumes it
+        // uses are berth's from now on (an uninstall removes them).
+        super::preflight::make_volumes(services, journal, &mut entry, &spec).await?;
         Ok::<_, AppError>((image_id, MigrationOutcome::Imported))
     }
     .await;

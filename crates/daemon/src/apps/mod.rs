@@ -9,6 +9,7 @@ mod disk;
 pub mod error;
 mod hooks;
 mod install;
+mod preflight;
 pub mod migration;
 pub mod registry;
 mod request;
@@ -58,7 +59,7 @@ impl Apps {
     }
 
     fn view(&self, name: &str) -> Result<AppView, AppError> {
-        self.registry.view(name, &self.services.config.data_root)
+        self.registry.view(name, &self.services.config.data_root, false)
     }
 
     /// Sends a command to the app's task and waits for its answer.
@@ -233,13 +234,13 @@ impl std::ops::Deref for AppsApi {
 
 #[async_trait]
 impl AppsManager for AppsApi {
-    async fn list(&self) -> Result<Vec<AppView>, ApiError> {
-        Ok(self.registry.views(&self.services.config.data_root))
+    async fn list(&self, secrets: bool) -> Result<Vec<AppView>, ApiError> {
+        Ok(self.registry.views(&self.services.config.data_root, secrets))
     }
 
-    async fn show(&self, name: &str) -> Result<AppView, ApiError> {
+    async fn show(&self, name: &str, secrets: bool) -> Result<AppView, ApiError> {
         AppName::parse(name).map_err(AppError::from)?;
-        Ok(self.view(name)?)
+        Ok(self.registry.view(name, &self.services.config.data_root, secrets)?)
     }
 
     async fn install(
@@ -250,6 +251,7 @@ impl AppsManager for AppsApi {
     ) -> Result<AppView, ApiError> {
         let valid = request::install(&self.services, request, archive)?;
         self.services.require_ready().map_err(AppError::from)?;
+        preflight::check(&self.services, &valid.spec.options).await?;
         let name = valid.spec.name.to_string();
         if let Some(existing) = self.services.engine.inspect(&name).await.map_err(AppError::from)? {
             let ours = self.services.ownership.owns(&existing) && existing.label(LABEL_APP) == Some(name.as_str());

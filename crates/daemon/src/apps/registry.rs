@@ -138,19 +138,20 @@ impl Registry {
         }
     }
 
-    pub fn view(&self, name: &str, data_root: &Path) -> Result<AppView, AppError> {
+    /// The app as shown; `secrets` shows environment values in `args`.
+    pub fn view(&self, name: &str, data_root: &Path, secrets: bool) -> Result<AppView, AppError> {
         let handle = self.get(name).ok_or_else(|| AppError::NotFound { name: name.to_owned() })?;
         let snapshot = lock(&handle.runtime).clone();
-        Ok(view_of(&snapshot, data_root, now_secs()))
+        Ok(view_of(&snapshot, data_root, now_secs(), secrets))
     }
 
-    pub fn views(&self, data_root: &Path) -> Vec<AppView> {
+    pub fn views(&self, data_root: &Path, secrets: bool) -> Vec<AppView> {
         let now = now_secs();
-        self.handles().iter().map(|h| view_of(&lock(&h.runtime), data_root, now)).collect()
+        self.handles().iter().map(|h| view_of(&lock(&h.runtime), data_root, now, secrets)).collect()
     }
 }
 
-fn view_of(r: &Runtime, data_root: &Path, now: i64) -> AppView {
+fn view_of(r: &Runtime, data_root: &Path, now: i64, secrets: bool) -> AppView {
     let running = r.state == AppState::Running;
     AppView {
         name: r.spec.name.to_string(),
@@ -164,7 +165,7 @@ fn view_of(r: &Runtime, data_root: &Path, now: i64) -> AppView {
         uptime_seconds: r.started_at.filter(|_| running).map(|s| now.saturating_sub(s).max(0) as u64),
         cpus: r.spec.cpus,
         memory: r.spec.memory,
-        args: r.spec.args.clone(),
+        args: if secrets { r.spec.args.clone() } else { berth_core::run_args::redact_env(&r.spec.args) },
         failure: r.failure.clone(),
         restarts: r.restarts,
         container_id: r.container_id.clone(),

@@ -150,7 +150,17 @@ fn upgrade_request(path: &Path) -> UpgradeRequest {
 }
 
 async fn install(daemon: &Arc<Daemon>, name: &str, path: &Path) -> Result<berth_api::AppView, berth_api::ApiError> {
-    api(daemon).install(install_request(name, path), Some(upload(path)), Operation::detached()).await
+    install_with(daemon, name, path, "").await
+}
+
+async fn install_with(
+    daemon: &Arc<Daemon>,
+    name: &str,
+    path: &Path,
+    args: &str,
+) -> Result<berth_api::AppView, berth_api::ApiError> {
+    let request = InstallRequest { args: args.into(), ..install_request(name, path) };
+    api(daemon).install(request, Some(upload(path)), Operation::detached()).await
 }
 
 /// An installed app written straight into the store, with its image in the engine.
@@ -305,7 +315,7 @@ async fn a_panicking_app_task_is_kept_and_marked_failed_if_it_keeps_panicking() 
     fixture.engine.panic_next(Method::Inspect);
     send(&daemon.apps, "web", super::actor::Command::Observe).await;
     settle().await;
-    assert!(api(&daemon).show("web").await.is_ok(), "the app is still known after a panic");
+    assert!(api(&daemon).show("web", false).await.is_ok(), "the app is still known after a panic");
     // The task still answers.
     assert_eq!(api(&daemon).stop("web").await.unwrap().state, AppState::Stopped);
     for _ in 0..3 {
@@ -376,6 +386,155 @@ async fn an_uninstall_cut_short_by_the_engine_is_finished_when_it_is_back() {
     assert!(fixture.store().open_entries().unwrap().is_empty());
 }
 
+/// Issue 13 (19): a named volume made by `-v name:/path` was left after
+/// uninstall. What the install made goes with the app; what existed stays.
+#[tokio::test]
+async fn volumes_the_install_made_go_with_the_app_and_others_stay() {
+    let fixture = Fixture::new();
+    let daemon = fixture.started(CrashPoints::off()).await;
+    fixture.engine.add_volume("shared", &[("owner", "someone")]);
+    let (path, image) = fixture.archive("app:1", "volumes");
+    fixture.load_next(&image, "app:1");
+    install_with(&daemon, "web", &path, "-v webdata:/data -v shared:/shared").await.unwrap();
+    let volume = berth_core::engine::Engine::inspect_volume(&fixture.engine, "webdata").await.unwrap().expect("made");
+    assert_eq!((volume.labels["berth.instance"].as_str(), volume.labels["berth.app"].as_str()), ("test", "web"));
+    api(&daemon).uninstall("web", false).await.unwrap();
+    assert_eq!(fixture.engine.volume_names(), ["shared"]);
+
+    // Kept data keeps the volumes; an install that fails keeps what was there.
+    let (path, image) = fixture.archive("app:2", "volumes-kept");
+    fixture.load_next(&image, "app:2");
+    install_with(&daemon, "web", &path, "-v webdata:/data").await.unwrap();
+    api(&daemon).uninstall("web", true).await.unwrap();
+    assert_eq!(fixture.engine.volume_names(), ["shared", "webdata"]);
+    let (path, image) = fixture.archive("app:3", "volumes-failed");
+    fixture.load_next(&image, "app:3");
+    fixture.engine.on_start("web", [OnStart::Exit(1)]);
+    install_with(&daemon, "web", &path, "-v webdata:/data -v fresh:/fresh").await.unwrap_err();
+    assert_eq!(fixture.engine.volume_names(), ["shared", "webdata"], "only the volume it made is removed");
+}
+
+/// Issue 13 (16): `--network` naming a network that does not exist failed
+/// after the image was loaded, with "container … does not exist".
+#[tokio::test]
+async fn a_missing_network_is_refused_before_anything_changes() {
+    let fixture = Fixture::new();
+    let daemon = fixture.started(CrashPoints::off()).await;
+    let (path, image) = fixture.archive("app:1", "network");
+    fixture.load_next(&image, "app:1");
+    for (args, named) in [("--network nosuch", "network \"nosuch\""), ("--network container:nobody", "container \"nobody\"")] {
+        fixture.engine.clear_calls();
+        let error = install_with(&daemon, "web", &path, args).await.unwrap_err();
+        assert_eq!(error.code, berth_core::ErrorKind::InvalidInput, "{error}");
+        assert!(error.message.contains("--network") && error.message.contains(named), "{error}");
+        assert!(!fixture.engine.calls().iter().any(|c| c.starts_with("load_image")), "{args}: nothing is loaded");
+        assert!(fixture.store().app("web").unwrap().is_none());
+    }
+    fixture.engine.add_network("backend");
+    install_with(&daemon, "web", &path, "--network backend").await.unwrap();
+}
+
+/// Issue 13 (9): when the engine went away after an install had loaded its
+/// image, the rollback left the image in the engine forever. The undo waits
+/// (its entry open) and is finished when the engine is back.
+#[tokio::test]
+async fn an_install_cut_off_from_the_engine_releases_its_image_when_it_is_back() {
+    let fixture = Fixture::new();
+    let daemon = fixture.started(CrashPoints::off()).await;
+    let (path, image) = fixture.archive("app:1", "outage");
+    fixture.load_next(&image, "app:1");
+    let away = || EngineError::Unreachable { endpoint: "fake".into(), reason: "scripted".into() };
+    fixture.engine.fail_next(Method::Create, away());
+    fixture.engine.fail_next(Method::RemoveImage, away());
+    let error = install(&daemon, "web", &path).await.unwrap_err();
+    assert_eq!(error.code, berth_core::ErrorKind::EngineUnavailable, "{error}");
+    assert!(fixture.engine.has_image(&image), "the removal could not be made yet");
+    assert_eq!(fixture.store().open_entries().unwrap().len(), 1, "the undo waits");
+    // What the engine watch does when the engine is back.
+    assert_eq!(daemon.services.journal.resume_open().await.unwrap(), 0);
+    assert!(!fixture.engine.has_image(&image));
+    assert!(fixture.store().open_entries().unwrap().is_empty());
+    assert!(fixture.store().app("web").unwrap().is_none());
+}
+
+/// Issue 13 (9): an upgrade cut off from the engine after the old version
+/// was set aside: the `.berth-old` container is renamed back (and the new
+/// image released) when the engine is back, not at the next berth start.
+#[tokio::test]
+async fn an_upgrade_cut_off_from_the_engine_is_undone_when_it_is_back() {
+    let fixture = Fixture::new();
+    let (old_path, old_image) = fixture.archive("app:1", "outage-old");
+    fixture.load_next(&old_image, "app:1");
+    let daemon = fixture.started(CrashPoints::off()).await;
+    install(&daemon, "web", &old_path).await.unwrap();
+    let (path, new_image) = fixture.archive("app:2", "outage-new");
+    fixture.load_next(&new_image, "app:2");
+    // The engine goes away as the new container is being started.
+    let hold = fixture.engine.hold_next(Method::Start);
+    let apps = api(&daemon);
+    let path2 = path.clone();
+    let running = tokio::spawn(async move {
+        apps.upgrade("web", upgrade_request(&path2), Some(upload(&path2)), Operation::detached()).await
+    });
+    hold.entered().await;
+    fixture.engine.set_unreachable(true);
+    hold.release();
+    let error = running.await.unwrap().unwrap_err();
+    assert_eq!(error.code, berth_core::ErrorKind::EngineUnavailable, "{error}");
+    fixture.engine.set_unreachable(false);
+    assert!(fixture.engine.container("web.berth-old").is_some(), "the rename back waits");
+    assert!(fixture.engine.has_image(&new_image));
+    assert_eq!(daemon.services.journal.resume_open().await.unwrap(), 0);
+    assert!(fixture.engine.container("web.berth-old").is_none());
+    assert!(fixture.engine.container("web").is_some_and(|c| c.image_id == old_image && c.state.is_running()));
+    assert!(!fixture.engine.has_image(&new_image));
+    assert!(fixture.store().open_entries().unwrap().is_empty());
+}
+
+/// A container owns what is in its private directory: a link it puts in
+/// place of `hook/` must not make berth (root) write the hook script
+/// wherever the link points. The upgrade is refused and undone.
+#[tokio::test]
+async fn a_hook_directory_replaced_by_a_link_is_not_followed() {
+    let fixture = Fixture::new();
+    let (old_path, old_image) = fixture.archive("app:1", "hook-old");
+    fixture.engine.load_next([FakeImage::new(&old_image).tag("app:1").file("/tpc/hook/pre.sh", "#!/bin/sh\n")]);
+    let daemon = fixture.started(CrashPoints::off()).await;
+    install(&daemon, "web", &old_path).await.unwrap();
+    let outside = fixture.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, fixture.private_dir("web").join("hook")).unwrap();
+    let (path, new_image) = fixture.archive("app:2", "hook-new");
+    fixture.load_next(&new_image, "app:2");
+    let error =
+        api(&daemon).upgrade("web", upgrade_request(&path), Some(upload(&path)), Operation::detached()).await.unwrap_err();
+    assert!(error.message.contains("symbolic link"), "{error}");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing is written through the link");
+    assert!(fixture.engine.container("web").is_some_and(|c| c.image_id == old_image));
+}
+
+/// The engine coming back resumes the open entries: one whose operation is
+/// under way in this daemon is left to it, not undone under its feet.
+#[tokio::test]
+async fn the_engine_coming_back_leaves_a_running_operation_alone() {
+    let fixture = Fixture::new();
+    let daemon = fixture.started(CrashPoints::off()).await;
+    let (path, image) = fixture.archive("app:1", "live");
+    fixture.load_next(&image, "app:1");
+    let hold = fixture.engine.hold_next(Method::Start);
+    let apps = api(&daemon);
+    let path2 = path.clone();
+    let running =
+        tokio::spawn(async move { apps.install(install_request("web", &path2), Some(upload(&path2)), Operation::detached()).await });
+    hold.entered().await;
+    assert_eq!(daemon.services.journal.resume_open().await.unwrap(), 0);
+    assert_eq!(fixture.store().open_entries().unwrap().len(), 1, "the install's entry is still open");
+    assert!(fixture.engine.has_image(&image));
+    hold.release();
+    running.await.unwrap().unwrap();
+    assert!(fixture.store().app("web").unwrap().is_some_and(|a| a.installed));
+}
+
 // ----- crashes at every step, recovered ----------------------------------------
 
 /// Runs `scenario` once recording its crash points, then once per point
@@ -426,7 +585,7 @@ async fn an_install_cut_short_anywhere_is_undone_or_finished() {
         |_f, daemon, given| {
             boxed(async move {
                 let (path, _) = given.downcast_ref::<(PathBuf, String)>().unwrap();
-                let _ = install(&daemon, "web", path).await;
+                let _ = install_with(&daemon, "web", path, "-v webdata:/data").await;
             })
         },
         |f, point, committed, given| {
@@ -436,10 +595,12 @@ async fn an_install_cut_short_anywhere_is_undone_or_finished() {
                 assert!(app.is_some_and(|a| a.installed), "{point}: the committed install is kept");
                 assert!(f.engine.container("web").is_some(), "{point}: its container is kept");
                 assert!(f.engine.has_image(image), "{point}");
+                assert_eq!(f.engine.volume_names(), ["webdata"], "{point}");
             } else {
                 assert!(app.is_none(), "{point}: the app's row is left");
                 assert!(f.engine.container("web").is_none(), "{point}: a container is left");
                 assert!(!f.engine.has_image(image), "{point}: the image is left");
+                assert!(f.engine.volume_names().is_empty(), "{point}: the volume it made is left");
                 assert!(!f.private_dir("web").exists(), "{point}: the private directory is left");
                 assert!(!f.dir.path().join("units/berth-app-web.service").exists(), "{point}: the unit is left");
             }

@@ -1,8 +1,9 @@
 //! The uninstall operation, run by the app's task. The user asked for the
 //! app to be gone and every step is safe to repeat, so it commits when it
 //! begins: its whole plan — container, unit, private directory, snapshots,
-//! images (when nothing else uses them), the app's row — is forward work,
-//! finished even across a crash or an engine outage.
+//! the named volumes berth made for it, images (when nothing else uses
+//! them), the app's row — is forward work, finished even across a crash or
+//! an engine outage.
 
 use super::error::AppError;
 use super::upgrade::snapshots;
@@ -35,6 +36,7 @@ pub async fn run(
             if !keep_data {
                 forward.push(Effect::RemoveTree { path: apps.private_dir(app.as_str()) });
                 forward.push(Effect::RemoveTree { path: snapshots(apps, app.as_str()) });
+                forward.push(Effect::RemoveAppVolumes { app: app.clone() });
             }
             let images = std::iter::once(spec.image_id.clone())
                 .chain(previous.map(|p| p.image_id.clone()).filter(|id| *id != spec.image_id))

@@ -66,6 +66,7 @@ pub async fn upgrade(
         _ => 0,
     };
     preflight(apps, image_bytes, &name).await?;
+    super::preflight::check(&apps.services, &new.options).await?;
     let record = UpgradeRecord {
         old: current.clone(),
         new,
@@ -238,6 +239,9 @@ impl Plan<'_> {
     async fn start_new(&self, entry: &mut Op) -> Result<(), AppError> {
         let services = &self.apps.services;
         let name = self.name();
+        // Volumes first: their undo then comes after the new container's removal.
+        self.step(entry, "volumes_ready", vec![]).await?;
+        super::preflight::make_volumes(services, &services.journal, entry, &self.record.new).await?;
         self.step(entry, "new_started", vec![Effect::RemoveContainer { container: name.clone() }]).await?;
         say(self.op, &format!("starting {}", self.record.new.image_ref));
         services.engine.create(&self.apps.container_spec(&self.record.new, entry.id).config()).await?;

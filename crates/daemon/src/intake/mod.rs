@@ -55,6 +55,8 @@ pub enum IntakeError {
     File { origin: String, path: PathBuf, source: std::io::Error },
     #[error("the fetch of {origin} was cancelled")]
     Cancelled { origin: String },
+    #[error("{origin}: {reason}")]
+    Stalled { origin: String, reason: String },
     #[error(transparent)]
     Task(#[from] TaskFailed),
 }
@@ -92,6 +94,7 @@ impl IntakeError {
             IntakeError::Logins(e) => e.kind(),
             IntakeError::File { .. } => ErrorKind::BadSource,
             IntakeError::Cancelled { .. } => ErrorKind::Cancelled,
+            IntakeError::Stalled { .. } => ErrorKind::BadSource,
             IntakeError::Task(_) => ErrorKind::Internal,
         }
     }
@@ -291,7 +294,18 @@ async fn pull(
     let before = engine.inspect_image(&text).await?.map(|i| i.id);
     let handle = ImageHandle::Reference { reference: text.clone(), before };
     ctx.journal.add_undo(ctx.op, Effect::ReleaseImage { image: handle, app: None }).await?;
-    cancellable(ctx.cancel, &text, engine.pull_image(&text, credentials.as_ref(), ctx.progress.clone())).await??;
+    let settings = &services.config.settings.fetch;
+    let watchdog = Watchdog::new(
+        Duration::from_secs(settings.idle_timeout_secs),
+        Duration::from_secs(settings.overall_timeout_secs),
+    );
+    let progress = watchdog.observe(ctx.progress.clone());
+    let pulling = engine.pull_image(&text, credentials.as_ref(), progress);
+    tokio::select! {
+        result = pulling => result?,
+        reason = watchdog.expired() => return Err(IntakeError::Stalled { origin: text, reason }),
+        _ = ctx.cancel.cancelled() => return Err(IntakeError::Cancelled { origin: text }),
+    }
     let image = engine.inspect_image(&text).await?.ok_or_else(|| EngineError::Pull {
         reference: text.clone(),
         reason: "the engine reported success but has no such image".into(),
@@ -453,6 +467,49 @@ fn timed(body: ByteStream, idle: Duration, overall: Duration) -> ByteStream {
         }
     })
     .boxed()
+}
+
+/// Watches a transfer the engine makes on berth's behalf (a registry
+/// pull): every progress report is a sign of life. It expires after `idle`
+/// without one, or at `overall`; dropping the transfer's future then hangs
+/// up on the engine, which abandons the pull.
+struct Watchdog {
+    last_sign: std::sync::Arc<std::sync::Mutex<tokio::time::Instant>>,
+    idle: Duration,
+    overall: Duration,
+    deadline: tokio::time::Instant,
+}
+
+impl Watchdog {
+    fn new(idle: Duration, overall: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        Self { last_sign: std::sync::Arc::new(std::sync::Mutex::new(now)), idle, overall, deadline: now + overall }
+    }
+
+    /// A sink that forwards to `inner` and counts as a sign of life.
+    fn observe(&self, inner: ProgressSink) -> ProgressSink {
+        let last_sign = self.last_sign.clone();
+        std::sync::Arc::new(move |progress| {
+            *last_sign.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = tokio::time::Instant::now();
+            inner(progress);
+        })
+    }
+
+    /// Completes, with the reason, once the transfer has stalled or run out of time.
+    async fn expired(&self) -> String {
+        loop {
+            let last = *self.last_sign.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let limit = (last + self.idle).min(self.deadline);
+            tokio::time::sleep_until(limit).await;
+            if limit == self.deadline {
+                return format!("not done within {}s ([fetch] overall_timeout_secs)", self.overall.as_secs());
+            }
+            let latest = *self.last_sign.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if latest == last {
+                return format!("nothing arrived for {}s ([fetch] idle_timeout_secs)", self.idle.as_secs());
+            }
+        }
+    }
 }
 
 /// Removes an image an operation added, when nothing else uses it: no app

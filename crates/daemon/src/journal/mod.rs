@@ -20,7 +20,8 @@ use berth_core::ErrorKind;
 use berth_store::{AppChange, NewEntry, Store, StoreError};
 use crash::{CrashPoints, Halted};
 use serde::Serialize;
-use std::sync::{Arc, OnceLock};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -97,6 +98,32 @@ pub struct Op {
     step: String,
     undo: Vec<Effect>,
     context: serde_json::Value,
+    _claim: Claim,
+}
+
+type Claimed = Arc<Mutex<HashSet<i64>>>;
+
+/// An entry this process is working on (its operation's task, or a
+/// replay): while it is held, resuming the open entries — as happens when
+/// the engine comes back — leaves that entry alone instead of undoing a
+/// live operation under its feet. Dropped, it is released.
+#[derive(Debug)]
+struct Claim {
+    claimed: Claimed,
+    id: i64,
+}
+
+impl Claim {
+    fn take(claimed: &Claimed, id: i64) -> Option<Claim> {
+        let fresh = claimed.lock().unwrap_or_else(PoisonError::into_inner).insert(id);
+        fresh.then(|| Claim { claimed: claimed.clone(), id })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.claimed.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
+    }
 }
 
 impl Op {
@@ -109,6 +136,7 @@ pub struct Journal {
     store: Store,
     crash: CrashPoints,
     effects: OnceLock<Arc<dyn EffectRunner>>,
+    claimed: Claimed,
 }
 
 impl std::fmt::Debug for Journal {
@@ -124,7 +152,7 @@ fn to_value<C: Serialize>(context: &C) -> serde_json::Value {
 
 impl Journal {
     pub fn new(store: Store, crash: CrashPoints) -> Self {
-        Self { store, crash, effects: OnceLock::new() }
+        Self { store, crash, effects: OnceLock::new(), claimed: Claimed::default() }
     }
 
     /// Wires the effect runner in (once, when the daemon is assembled).
@@ -174,7 +202,9 @@ impl Journal {
             })
             .await?;
         tracing::info!(operation = id, kind = kind.as_str(), subject = %subject.key(), "operation begins");
-        Ok(Op { id, kind, step: berth_core::journal::ACCEPTED.into(), undo, context })
+        // A new id: nobody else can hold it.
+        let claim = Claim::take(&self.claimed, id).expect("a new entry is unclaimed");
+        Ok(Op { id, kind, step: berth_core::journal::ACCEPTED.into(), undo, context, _claim: claim })
     }
 
     /// Opens an operation that is committed from the start: its whole plan is
@@ -249,7 +279,8 @@ impl Journal {
         self.db("committing an operation", move |s| s.commit(id, kind, &context, &forward, app)).await?;
         tracing::info!(operation = id, kind = kind.as_str(), "committed");
         self.reach(&format!("{}:after_commit", kind.as_str()))?;
-        Ok(self.finish(id, kind).await)
+        // The operation's own claim covers its forward work.
+        Ok(self.finish_claimed(id, kind).await)
     }
 
     /// The operation failed (`reason`): its undo log is replayed in reverse.
@@ -294,6 +325,13 @@ impl Journal {
 
     /// Works off the forward log of a committed entry, then closes it.
     pub async fn finish(&self, id: i64, kind: OperationKind) -> Settled {
+        let Some(_claim) = Claim::take(&self.claimed, id) else {
+            return Settled::Waiting { effect: format!("operation {id}"), reason: "recovery is finishing it".into() };
+        };
+        self.finish_claimed(id, kind).await
+    }
+
+    async fn finish_claimed(&self, id: i64, kind: OperationKind) -> Settled {
         let entry = match self.db("reading the journal", move |s| s.entry(id)).await {
             Ok(Some(entry)) if entry.phase == Phase::Committed => entry,
             Ok(_) => return Settled::Closed,
@@ -335,7 +373,13 @@ impl Journal {
 
     /// Resolves one open entry by its recovery rule: before the commit it is
     /// rolled back, after it finished.
-    pub async fn resume(&self, entry: Entry) -> Settled {
+    /// `None`: the operation is under way in this process, and left alone.
+    pub async fn resume(&self, entry: Entry) -> Option<Settled> {
+        let _claim = Claim::take(&self.claimed, entry.id)?;
+        Some(self.resume_claimed(entry).await)
+    }
+
+    async fn resume_claimed(&self, entry: Entry) -> Settled {
         let (id, kind) = (entry.id, entry.kind);
         match berth_core::journal::recovery(entry.phase) {
             Some(berth_core::journal::Recovery::RollBack) => {
@@ -370,7 +414,10 @@ impl Journal {
     pub async fn resume_open(&self) -> Result<usize, JournalError> {
         let mut waiting = 0;
         for entry in self.open_entries().await? {
-            match self.resume(entry).await {
+            let Some(settled) = self.resume(entry).await else {
+                continue;
+            };
+            match settled {
                 Settled::Closed => {}
                 Settled::Waiting { effect, reason } => {
                     waiting += 1;

@@ -19,7 +19,6 @@ use super::error::SraError;
 use super::{Sra, EID_LABEL};
 use crate::fs::blocking;
 use berth_api::SraConfigState;
-use berth_core::engine::Filter;
 use berth_sra_conf::{Limits, Tree, SRM_OWNER};
 use bytes::Bytes;
 use std::collections::BTreeSet;
@@ -58,8 +57,13 @@ impl Sra {
         }
         // Read out of the image before taking the lock: an engine call.
         let limits = self.limits();
-        let archive = crate::intake::scratch::image_files(&self.services, image_id, CONF_IN_CONTAINER, limits.max_bytes.saturating_mul(2))
-            .await?;
+        let archive = crate::intake::scratch::image_files(
+            &self.services,
+            image_id,
+            CONF_IN_CONTAINER,
+            limits.max_bytes.saturating_mul(2),
+        )
+        .await?;
         let tree = match archive {
             Some(archive) => {
                 blocking("reading the image's configuration", move || {
@@ -98,7 +102,10 @@ impl Sra {
 
     async fn config_state(&self, image_id: &str, changed: bool) -> Result<SraConfigState, SraError> {
         let (_, dir) = self.current(image_id).await?;
-        let summary = blocking("digesting the SRA configuration", move || berth_sra_conf::summarize(&dir).map_err(SraError::from)).await?;
+        let summary = blocking("digesting the SRA configuration", move || {
+            berth_sra_conf::summarize(&dir).map_err(SraError::from)
+        })
+        .await?;
         Ok(SraConfigState { image_id: image_id.to_owned(), digest: summary.digest, entries: summary.entries, changed })
     }
 
@@ -164,11 +171,14 @@ impl Sra {
             let _config = config.read().await;
             let (_, dir) = self.current(&source.id).await?;
             let into = staged.clone();
-            blocking("staging a configuration copy", move || berth_sra_conf::copy_tree(&dir, &into, None).map_err(SraError::from))
-                .await?;
+            blocking("staging a configuration copy", move || {
+                berth_sra_conf::copy_tree(&dir, &into, None).map_err(SraError::from)
+            })
+            .await?;
         }
         let installed = self.replace(&target.id, Source::Copy(staged.clone())).await;
-        let _ = blocking("removing a staged copy", move || crate::fs::remove_tree(&staged).map_err(SraError::from)).await;
+        let _ =
+            blocking("removing a staged copy", move || crate::fs::remove_tree(&staged).map_err(SraError::from)).await;
         installed?;
         self.config_state(&target.id, true).await
     }
@@ -197,11 +207,12 @@ impl Sra {
         Ok(())
     }
 
-    /// Removes the generations that are not current and that no execution
-    /// container binds, and staging left by a crash. Best effort; the engine
-    /// is asked before the lock is taken.
+    /// Removes the generations that are not current and that none of this
+    /// daemon's execution containers binds (another runner's generation
+    /// label names its own configuration, not this one), and staging left by
+    /// a crash. Best effort; the engine is asked before the lock is taken.
     pub async fn collect_garbage(&self, image_id: &str) {
-        let filter = Filter::default().has_label(EID_LABEL);
+        let filter = self.ours().has_label(EID_LABEL);
         let bound: BTreeSet<String> = match self.services.engine.list(&filter).await {
             Ok(containers) => containers
                 .iter()
@@ -236,8 +247,11 @@ impl Sra {
         let config = self.state.config_lock(image_id);
         let _config = config.write().await;
         let root = self.conf_root(image_id);
-        blocking("removing an SRA configuration", move || crate::fs::remove_tree(&root).map_err(SraError::from)).await?;
+        blocking("removing an SRA configuration", move || crate::fs::remove_tree(&root).map_err(SraError::from))
+            .await?;
         self.state.forget_config_lock(image_id);
+        // What the image's error codes mean goes with it.
+        crate::services::lock(&self.definitions).remove(image_id);
         Ok(())
     }
 

@@ -43,7 +43,9 @@ pub enum SraError {
     Busy { image: String, commands: usize },
     #[error("{image} is busy with another operation ({kind}); try again when it has finished")]
     Operation { image: String, kind: String },
-    #[error("the removal of {image} waits for the engine: {effect} ({reason}); berth finishes it when the engine answers")]
+    #[error(
+        "the removal of {image} waits for the engine: {effect} ({reason}); berth finishes it when the engine answers"
+    )]
     Waiting { image: String, effect: String, reason: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -85,16 +87,21 @@ impl From<StoreError> for SraError {
 impl SraError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            SraError::InvalidValue { .. } | SraError::NotSra { .. } | SraError::MalformedXml { .. } => ErrorKind::InvalidInput,
-            SraError::NoCommand { .. } | SraError::NotExecutable { .. } => ErrorKind::BadSource,
-            SraError::TimedOut { .. } | SraError::NoOutput { .. } | SraError::MalformedResponse { .. } | SraError::BadFile { .. } => {
-                ErrorKind::OperationFailed
+            SraError::InvalidValue { .. } | SraError::NotSra { .. } | SraError::MalformedXml { .. } => {
+                ErrorKind::InvalidInput
             }
+            SraError::NoCommand { .. } | SraError::NotExecutable { .. } => ErrorKind::BadSource,
+            SraError::TimedOut { .. }
+            | SraError::NoOutput { .. }
+            | SraError::MalformedResponse { .. }
+            | SraError::BadFile { .. } => ErrorKind::OperationFailed,
             SraError::Cancelled { .. } => ErrorKind::Cancelled,
             SraError::StaleConfiguration { .. } => ErrorKind::Stale,
             SraError::Configuration(e) => match e {
                 ConfError::Io { .. } | ConfError::ArchiveOutput { .. } => ErrorKind::Internal,
-                ConfError::Unsafe { .. } | ConfError::Corrupt { .. } | ConfError::VersionFile { .. } => ErrorKind::InvalidInput,
+                ConfError::Unsafe { .. } | ConfError::Corrupt { .. } | ConfError::VersionFile { .. } => {
+                    ErrorKind::InvalidInput
+                }
                 ConfError::TooLarge { .. } => ErrorKind::TooLarge,
             },
             SraError::CorruptConfig { .. } => ErrorKind::CorruptState,

@@ -43,7 +43,8 @@ const MAX_STATUS_BYTES: u64 = 64 * 1024;
 const MAX_OUTPUT_BYTES: u64 = 64 << 20;
 /// Host directories an SRA's tmp or log directory may not be, or be in:
 /// binding them into a container would hand it the host.
-const SYSTEM_DIRS: &[&str] = &["/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/sbin", "/sys", "/usr"];
+const SYSTEM_DIRS: &[&str] =
+    &["/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/sbin", "/sys", "/usr"];
 
 /// `berth sra exec`: the caller's envelope, given as is.
 pub async fn exec(sra: &Sra, request: SraExecRequest, op: Operation<SraEvent>) -> Result<SraExecResult, SraError> {
@@ -65,22 +66,28 @@ pub async fn run(sra: &Sra, request: SraRunRequest, op: Operation<SraEvent>) -> 
     }
     let log_level = request.log_level.clone().unwrap_or_else(|| "info".into());
     if log_level.is_empty() || !log_level.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(SraError::InvalidValue { what: "--log-level", reason: format!("{log_level:?} is not a log level") });
+        return Err(SraError::InvalidValue {
+            what: "--log-level",
+            reason: format!("{log_level:?} is not a log level"),
+        });
     }
     for (what, fragment, root) in
         [("--connections", &request.connections, Some("Connections")), ("--parameters", &request.parameters, None)]
     {
         if let Some(fragment) = fragment {
-            sra_xml::check_fragment(fragment, root).map_err(|error| SraError::MalformedXml { what: what.into(), error })?;
+            sra_xml::check_fragment(fragment, root)
+                .map_err(|error| SraError::MalformedXml { what: what.into(), error })?;
         }
     }
     let target = check_target(sra, &request.target).await?;
-    let mut result = run_command(sra, &target, &request.command, &log_level, request.connections, request.parameters, &op).await?;
+    let mut result =
+        run_command(sra, &target, &request.command, &log_level, request.connections, request.parameters, &op).await?;
     if let Some(error) = result.sra_error.as_mut().filter(|e| e.description.is_none()) {
         // A bare code: the SRA's own definitions say what it means.
         let image = sra.sra_image(&target.request.image).await?;
         let definitions = error_definitions(sra, &target, &image.id).await;
-        let mut explained = sra_xml::ResponseError { code: error.code.clone(), description: None, fix_hint: error.fix_hint.clone() };
+        let mut explained =
+            sra_xml::ResponseError { code: error.code.clone(), description: None, fix_hint: error.fix_hint.clone() };
         explained.explain(&definitions);
         *error = response_error(explained);
     }
@@ -134,12 +141,17 @@ async fn run_command(
         }
         // A failing command's exit code and output say more than a missing file.
         Err(e) if e.is_not_found() && result.exit_code != 0 => {
-            result.note = Some(format!(
+            let missing = format!(
                 "the SRA exited with code {} without writing its output file ({} in the container, {} on the host)",
                 result.exit_code,
                 shown,
                 target.tmp_dir.join(shown.trim_start_matches("/tmp/")).display()
-            ));
+            );
+            // Another runner's containers (the note so far) are still worth knowing.
+            result.note = Some(match result.note.take() {
+                Some(earlier) => format!("{missing}; {earlier}"),
+                None => missing,
+            });
             Ok(result)
         }
         Err(e) if e.is_not_found() => Err(SraError::NoOutput { path: shown }),
@@ -234,7 +246,10 @@ fn resolve_dir(what: &'static str, dir: &str, own: &[PathBuf]) -> Result<PathBuf
         return Err(invalid(format!("{dir} is not a directory")));
     }
     let system = canonical == Path::new("/") || SYSTEM_DIRS.iter().any(|s| canonical.starts_with(s));
-    let berths = own.iter().filter_map(|o| std::fs::canonicalize(o).ok()).any(|o| canonical.starts_with(&o) || o.starts_with(&canonical));
+    let berths = own
+        .iter()
+        .filter_map(|o| std::fs::canonicalize(o).ok())
+        .any(|o| canonical.starts_with(&o) || o.starts_with(&canonical));
     if system || berths {
         return Err(invalid(format!(
             "{dir} (which is {}) is a system directory or holds berth's own state; give the SRA a directory of its own",
@@ -300,7 +315,16 @@ async fn execute(
     let note = (foreign > 0).then(|| {
         format!("{foreign} execution container(s) of another runner have the same execution id; berth used its own and left them alone")
     });
-    Ok(SraExecResult { execution_id: eid, container_id: container, exit_code, stdout, stderr, response: None, sra_error: None, note })
+    Ok(SraExecResult {
+        execution_id: eid,
+        container_id: container,
+        exit_code,
+        stdout,
+        stderr,
+        response: None,
+        sra_error: None,
+        note,
+    })
 }
 
 /// This daemon's execution containers of `eid`.
@@ -341,7 +365,11 @@ async fn acquire(
             let everyone = engine.list(&Filter::default().label(EID_LABEL, eid)).await?;
             let foreign = everyone.iter().filter(|c| !sra.services.ownership.owns(c)).count();
             if foreign > 0 {
-                tracing::warn!(eid, foreign, "another runner's execution containers have this execution id; left alone");
+                tracing::warn!(
+                    eid,
+                    foreign,
+                    "another runner's execution containers have this execution id; left alone"
+                );
             }
             return Ok((id, guard, foreign));
         }
@@ -379,7 +407,11 @@ async fn create(sra: &Sra, image_id: &str, target: &Target, eid: &str) -> Result
     sra.services.ownership.mark(&mut labels);
     let config = ContainerConfig {
         image: image_id.to_owned(),
-        mounts: vec![bind(&target.tmp_dir, "/tmp"), bind(&target.log_dir, "/srm/sra/log"), bind(&dir, conf::CONF_IN_CONTAINER)],
+        mounts: vec![
+            bind(&target.tmp_dir, "/tmp"),
+            bind(&target.log_dir, "/srm/sra/log"),
+            bind(&dir, conf::CONF_IN_CONTAINER),
+        ],
         labels,
         open_stdin: true,
         ..Default::default()
@@ -391,7 +423,11 @@ async fn create(sra: &Sra, image_id: &str, target: &Target, eid: &str) -> Result
 
 /// Resolves once the (movable) deadline has passed, or one of `cancels`
 /// fires (then `stopped` is cancelled too, telling the two apart).
-fn stop_signal(deadline: Arc<Mutex<Instant>>, cancels: [CancellationToken; 3], stopped: CancellationToken) -> StopSignal {
+fn stop_signal(
+    deadline: Arc<Mutex<Instant>>,
+    cancels: [CancellationToken; 3],
+    stopped: CancellationToken,
+) -> StopSignal {
     Box::pin(async move {
         let [a, b, c] = cancels;
         let expired = async {
@@ -421,9 +457,9 @@ fn host_file(file: &str, tmp_dir: &Path, log_dir: &Path) -> Option<(PathBuf, Pat
         .into_iter()
         .find_map(|(inside, host)| file.strip_prefix(inside).map(|rest| (host.to_owned(), PathBuf::from(rest))))
         .or_else(|| {
-            [tmp_dir, log_dir].into_iter().find_map(|dir| {
-                Path::new(file).strip_prefix(dir).ok().map(|rest| (dir.to_owned(), rest.to_owned()))
-            })
+            [tmp_dir, log_dir]
+                .into_iter()
+                .find_map(|dir| Path::new(file).strip_prefix(dir).ok().map(|rest| (dir.to_owned(), rest.to_owned())))
         })?;
     // Never follow a name out of the two directories.
     let plain = !rest.as_os_str().is_empty() && rest.components().all(|c| matches!(c, std::path::Component::Normal(_)));
@@ -441,14 +477,15 @@ async fn watch_status(
     mut finished: tokio::sync::oneshot::Receiver<()>,
 ) {
     // Taken before the command gets far: its first update must not be mistaken for the old state.
-    let mut last = snapshot(&dir, &name).await;
+    let mut refused = false;
+    let mut last = snapshot(&dir, &name, &mut refused).await;
     loop {
         // One more look once the command has ended: its last update may be quick.
         let last_look = tokio::select! {
             _ = tokio::time::sleep(STATUS_POLL) => false,
             _ = &mut finished => true,
         };
-        let now = snapshot(&dir, &name).await;
+        let now = snapshot(&dir, &name, &mut refused).await;
         if now != last {
             last = now;
             if let Some(content) = &last {
@@ -464,14 +501,19 @@ async fn watch_status(
 
 /// The status file's content, when it is a regular file; never blocking
 /// the runtime, never following a link, never opening a fifo for long.
-async fn snapshot(dir: &Path, name: &Path) -> Option<String> {
+/// A file refused is logged once per command (`refused`), not at every poll.
+async fn snapshot(dir: &Path, name: &Path, refused: &mut bool) -> Option<String> {
     let (dir, name) = (dir.to_owned(), name.to_owned());
-    let read = tokio::task::spawn_blocking(move || crate::fs::read_regular_nofollow(&dir, &name, MAX_STATUS_BYTES)).await.ok()?;
+    let read = tokio::task::spawn_blocking(move || crate::fs::read_regular_nofollow(&dir, &name, MAX_STATUS_BYTES))
+        .await
+        .ok()?;
     match read {
         Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
         Err(NoFollowError::Io { .. }) => None,
         Err(other) => {
-            tracing::warn!(error = %other, "the SRA's status file is not read");
+            if !std::mem::replace(refused, true) {
+                tracing::warn!(error = %other, "the SRA's status file is not read");
+            }
             None
         }
     }
@@ -500,7 +542,14 @@ async fn diagnose(sra: &Sra, image_id: &str, reference: &str, user: &str) -> Opt
     let (mode, uid, gid) = entry_point_mode(&archive)?;
     let (user_uid, user_gid) = parse_user(user)?;
     let runnable = mode & 0o111 != 0 && executable_by(mode, uid, gid, user_uid, user_gid);
-    (!runnable).then(|| SraError::NotExecutable { image: reference.to_owned(), path: COMMAND_PATH, mode, uid, gid, user: user.to_owned() })
+    (!runnable).then(|| SraError::NotExecutable {
+        image: reference.to_owned(),
+        path: COMMAND_PATH,
+        mode,
+        uid,
+        gid,
+        user: user.to_owned(),
+    })
 }
 
 /// At load: the image must have /srm/sra/command with an execute bit. The
@@ -508,13 +557,19 @@ async fn diagnose(sra: &Sra, image_id: &str, reference: &str, user: &str) -> Opt
 /// advance); the engine's exec runs it for any user once some execute bit is
 /// set (the capabilities it starts with), so that is only warned about.
 pub async fn check_entry_point(sra: &Sra, image_id: &str, shown: &str) -> Result<(), SraError> {
-    let Some(archive) = crate::intake::scratch::image_files(&sra.services, image_id, COMMAND_PATH, 1 << 30).await? else {
+    let Some(archive) = crate::intake::scratch::image_files(&sra.services, image_id, COMMAND_PATH, 1 << 30).await?
+    else {
         return Err(SraError::NoCommand { image: shown.to_owned(), path: COMMAND_PATH });
     };
     match entry_point_mode(&archive) {
-        Some((mode, uid, gid)) if mode & 0o111 == 0 => {
-            Err(SraError::NotExecutable { image: shown.to_owned(), path: COMMAND_PATH, mode, uid, gid, user: "anyone".into() })
-        }
+        Some((mode, uid, gid)) if mode & 0o111 == 0 => Err(SraError::NotExecutable {
+            image: shown.to_owned(),
+            path: COMMAND_PATH,
+            mode,
+            uid,
+            gid,
+            user: "anyone".into(),
+        }),
         Some((mode, ..)) if mode & 0o001 == 0 => {
             tracing::warn!(image = %shown, "{COMMAND_PATH} has mode {mode:04o}; the SRA specification wants it executable by others");
             Ok(())
@@ -592,7 +647,10 @@ mod tests {
         for bad in ["/", "/etc", "/usr/lib", "/proc"] {
             assert!(resolve_dir("--tmp-dir", bad, &own).is_err(), "{bad}");
         }
-        assert!(resolve_dir("--tmp-dir", &dir.path().join("to-etc").display().to_string(), &own).is_err(), "a link to /etc");
+        assert!(
+            resolve_dir("--tmp-dir", &dir.path().join("to-etc").display().to_string(), &own).is_err(),
+            "a link to /etc"
+        );
         assert!(resolve_dir("--tmp-dir", &own[0].display().to_string(), &own).is_err(), "berth's root");
         assert!(resolve_dir("--tmp-dir", "relative", &own).is_err());
         let fine = dir.path().join("tmp");

@@ -29,7 +29,7 @@ pub async fn stop_idle_containers(sra: Arc<Sra>) {
     }
 }
 
-async fn sweep(sra: &Sra, idle: Duration) -> Result<(), berth_core::engine::EngineError> {
+pub(super) async fn sweep(sra: &Sra, idle: Duration) -> Result<(), berth_core::engine::EngineError> {
     // Only this daemon's: containers another runner made are not berth's to stop.
     let containers = sra.services.engine.list(&sra.ours()).await?;
     sra.state.prune_slots(|eid| containers.iter().any(|c| c.label(EID_LABEL) == Some(eid)));

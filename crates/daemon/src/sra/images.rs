@@ -47,12 +47,9 @@ pub async fn load(sra: &Sra, archive: Upload, origin: String) -> Result<SraImage
             ForOperation { journal, op: &mut entry, app: None, cancel: &cancel, progress: quiet },
         )
         .await?;
-        let image = sra
-            .services
-            .engine
-            .inspect_image(&loaded.image_id)
-            .await?
-            .ok_or_else(|| berth_core::engine::EngineError::Load { reason: format!("the engine did not keep {}", loaded.image_id) })?;
+        let image = sra.services.engine.inspect_image(&loaded.image_id).await?.ok_or_else(|| {
+            berth_core::engine::EngineError::Load { reason: format!("the engine did not keep {}", loaded.image_id) }
+        })?;
         if !image.labels.contains_key(SRA_LABEL) {
             return Err(SraError::InvalidValue {
                 what: "SRA image",
@@ -151,7 +148,9 @@ pub async fn remove(sra: &Sra, reference: &str, force: bool) -> Result<SraImage,
     drop(held);
     match settled {
         Settled::Closed => {}
-        Settled::Waiting { effect, reason } => return Err(SraError::Waiting { image: reference.to_owned(), effect, reason }),
+        Settled::Waiting { effect, reason } => {
+            return Err(SraError::Waiting { image: reference.to_owned(), effect, reason })
+        }
         Settled::Halted(halted) => return Err(JournalError::from(halted).into()),
         Settled::Failed(e) => return Err(e.into()),
     }

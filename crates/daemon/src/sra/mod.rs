@@ -130,14 +130,4 @@ impl SraManager for SraApi {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::execution_id;
-
-    #[test]
-    fn execution_id_is_sha1_of_the_concatenation() {
-        use sha1::{Digest, Sha1};
-        let expected = hex::encode(Sha1::digest(b"sha256:abc/tmp/a/log/a"));
-        assert_eq!(execution_id("sha256:abc", "/tmp/a", "/log/a"), expected);
-        assert_eq!(execution_id("", "", ""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-    }
-}
+mod tests;
