@@ -100,7 +100,7 @@ impl DaemonOptions {
 
 #[derive(Args, Debug)]
 pub struct Install {
-    /// App name: [a-z0-9][a-z0-9_.-]{0,62}.
+    /// App name: [a-z0-9][a-z0-9_.-]{1,62}, without ".." and not ending in ".".
     pub name: String,
     /// An image archive (.tar, .tar.gz, .tgz), an http(s) URL of one, a registry reference
     /// image[:tag], or with --protocol a path on an ssh server.
@@ -149,6 +149,9 @@ pub struct SourceOptions {
     /// Extra CA certificates (PEM) to trust for an https source.
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
+    /// Follow a redirect of an https source to plain http (refused without it).
+    #[arg(long)]
+    pub allow_downgrade: bool,
     /// USER:PASSWORD for a registry source, for this pull only (see also `berth login`).
     #[arg(long)]
     pub registry_auth: Option<String>,

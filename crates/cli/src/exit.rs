@@ -96,9 +96,7 @@ impl fmt::Display for Failure {
             Failure::SraReported(message)
             | Failure::Input(message)
             | Failure::TooLarge(message)
-            | Failure::BadSource(message) => {
-                f.write_str(message)
-            }
+            | Failure::BadSource(message) => f.write_str(message),
             Failure::Fetch(_, message) | Failure::Migration(message) => f.write_str(message),
             Failure::Cancelled(message) => write!(f, "cancelled: {message}"),
         }

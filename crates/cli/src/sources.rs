@@ -50,6 +50,9 @@ pub async fn prepare(source: &str, from: &SourceOptions) -> Result<Prepared, Fai
         if from.registry_auth.is_some() {
             return Err(usage("--registry-auth applies to registry images only"));
         }
+        if from.allow_downgrade && !source.starts_with("https://") {
+            return Err(usage("--allow-downgrade applies to https sources only"));
+        }
         let ca_pem = match &from.ca_file {
             Some(_) if !source.starts_with("https://") => return Err(usage("--ca-file applies to https sources only")),
             Some(path) => {
@@ -64,17 +67,22 @@ pub async fn prepare(source: &str, from: &SourceOptions) -> Result<Prepared, Fai
         };
         let shown = berth_core::source::redact_url(source);
         return Ok(Prepared {
-            source: SourceRequest::Url { url: source.to_owned(), ca_pem, allow_downgrade: false },
+            source: SourceRequest::Url { url: source.to_owned(), ca_pem, allow_downgrade: from.allow_downgrade },
             archive: None,
             shown,
         });
     }
     let path = expand_home(source);
     if looks_like_path(source) || tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()) {
-        if from.ca_file.is_some() || from.registry_auth.is_some() {
-            return Err(usage("--ca-file applies to https sources, --registry-auth to registry images"));
+        if from.ca_file.is_some() || from.allow_downgrade || from.registry_auth.is_some() {
+            return Err(usage(
+                "--ca-file and --allow-downgrade apply to https sources, --registry-auth to registry images",
+            ));
         }
         return upload(&path).await;
+    }
+    if from.allow_downgrade {
+        return Err(usage("--allow-downgrade applies to https sources only"));
     }
     if from.ca_file.is_some() {
         return Err(usage("--ca-file applies to https sources only"));

@@ -146,7 +146,7 @@ fn is_interpreted(c: char) -> bool {
 /// `berth-app-<name>.service`.
 ///
 /// No escaping (`systemd-escape`) is needed: an [`AppName`] is
-/// `[a-z0-9][a-z0-9_.-]{0,62}`, all of which systemd allows in unit names
+/// `[a-z0-9][a-z0-9_.-]{1,62}`, all of which systemd allows in unit names
 /// (it allows `[a-zA-Z0-9:_.\-\\@]`); there is no `/` to map to `-`, no `\`
 /// or `@` (templates) and no `%` (specifiers) to misread. The longest name
 /// gives 81 characters, far below systemd's 255. A `-` in the name only adds

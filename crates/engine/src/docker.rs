@@ -11,13 +11,13 @@ use berth_core::engine::{
     ByteStream, ContainerConfig, ContainerEvent, ContainerObservation, Engine, EngineError, EngineInfo, ExecRequest,
     ExecResult, Filter, ImageInfo, PathStat, Progress, ProgressSink, RegistryCredentials, StopSignal, VolumeInfo,
 };
+use bollard::models::VolumeCreateRequest;
 use bollard::query_parameters::{
     ContainerArchiveInfoOptions, CreateContainerOptions, CreateImageOptions, DownloadFromContainerOptions,
     EventsOptions, ImportImageOptions, InspectContainerOptions, InspectNetworkOptions, ListContainersOptions,
     ListImagesOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions,
     RemoveVolumeOptions, RenameContainerOptions, StartContainerOptions, StopContainerOptions,
 };
-use bollard::models::VolumeCreateRequest;
 use bollard::{Docker, API_DEFAULT_VERSION};
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};

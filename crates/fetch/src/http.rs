@@ -89,7 +89,9 @@ pub enum HttpError {
     BadRedirect { url: String, location: String, reason: String },
     #[error("{url}: more than {limit} redirects")]
     TooManyRedirects { url: String, limit: usize },
-    #[error("{from} redirects to {to}, which is not https; refusing to continue without TLS")]
+    #[error(
+        "{from} redirects to {to}, which is not https; refusing to continue without TLS (--allow-downgrade allows it)"
+    )]
     Downgrade { from: String, to: String },
     #[error("{url}: the file changed on the server during the download (or the server cannot resume it); it must be downloaded again from the start")]
     Changed { url: String },
@@ -232,6 +234,17 @@ impl Validator {
         }
         let strong = headers.typed_get::<ETag>().filter(|tag| !tag.is_weak());
         strong.map(Validator::ETag).or_else(|| headers.typed_get::<LastModified>().map(Validator::LastModified))
+    }
+
+    /// Whether a partial answer is of the same version: it must carry the
+    /// validator again. A server that ignores `If-Range` answers 206 for a
+    /// file it replaced; one that leaves the validator out cannot be
+    /// trusted to continue (starting over is slower, never wrong).
+    fn matches(&self, headers: &HeaderMap) -> bool {
+        match self {
+            Validator::ETag(tag) => headers.typed_get::<ETag>().is_some_and(|now| now == *tag),
+            Validator::LastModified(date) => headers.typed_get::<LastModified>().is_some_and(|now| now == *date),
+        }
     }
 
     fn if_range(&self) -> IfRange {
@@ -501,6 +514,9 @@ impl Transfer {
                     _ => true,
                 };
                 if start != self.received || !same_length || total.is_some_and(|total| end + 1 != total) {
+                    return Err(changed());
+                }
+                if !validator.matches(response.headers()) {
                     return Err(changed());
                 }
                 self.total = total;

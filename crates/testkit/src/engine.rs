@@ -6,7 +6,7 @@
 use crate::http::{request, Response};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct PrivateEngine {
     dir: tempfile::TempDir,
@@ -51,11 +51,9 @@ impl PrivateEngine {
             .spawn()
             .expect("spawn unshare dockerd (are util-linux and docker.io installed?)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.get("/_ping").map(|r| r.status) != Some(200) {
-            assert!(Instant::now() < deadline, "private dockerd did not answer; log in {}", d.display());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let answered =
+            crate::harness::poll(Duration::from_secs(60), || (self.get("/_ping")?.status == 200).then_some(()));
+        assert!(answered.is_some(), "private dockerd did not answer; log in {}", d.display());
     }
 
     /// Stops dockerd the way a shutdown does (SIGTERM: it stops its containers).

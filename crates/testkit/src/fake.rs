@@ -1259,7 +1259,8 @@ impl Engine for FakeEngine {
 
     async fn inspect_volume(&self, name: &str) -> Result<Option<VolumeInfo>, EngineError> {
         self.enter(Method::InspectVolume, name).await?;
-        Ok(self.with(|s| s.volumes.get(name).map(|labels| VolumeInfo { name: name.to_owned(), labels: labels.clone() })))
+        Ok(self
+            .with(|s| s.volumes.get(name).map(|labels| VolumeInfo { name: name.to_owned(), labels: labels.clone() })))
     }
 
     async fn list_volumes(&self, filter: &Filter) -> Result<Vec<VolumeInfo>, EngineError> {

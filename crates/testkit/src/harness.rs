@@ -30,6 +30,8 @@ pub struct TestDaemon {
     pub instance: String,
     images: Vec<String>,
     docker_host: Option<String>,
+    /// The root is a tmpfs of its own (unmounted when the daemon is dropped).
+    tmpfs_root: bool,
 }
 
 pub struct Run {
@@ -62,11 +64,35 @@ impl TestDaemon {
     /// Starts a daemon with `settings` as its berth.toml, extra environment
     /// and optionally another engine endpoint.
     pub fn start_with(bin: &Path, settings: &str, env: &[(&str, &str)], docker_host: Option<&str>) -> Self {
+        let mut daemon = Self::prepare(bin, docker_host, None);
+        std::fs::write(daemon.root().join("berth.toml"), settings).expect("settings");
+        daemon.launch(env);
+        daemon
+    }
+
+    /// Starts a daemon whose root (state, private directories, snapshots) is
+    /// a tmpfs of `bytes`: a small disk that a test can fill.
+    pub fn start_on_small_disk(bin: &Path, settings: &str, bytes: u64) -> Self {
+        let mut daemon = Self::prepare(bin, None, Some(bytes));
+        std::fs::write(daemon.root().join("berth.toml"), settings).expect("settings");
+        daemon.launch(&[]);
+        daemon
+    }
+
+    fn prepare(bin: &Path, docker_host: Option<&str>, tmpfs_bytes: Option<u64>) -> Self {
         let dir = tempfile::Builder::new().prefix("berth-test-").tempdir().expect("temp dir");
-        std::fs::create_dir_all(dir.path().join("root")).expect("root dir");
-        std::fs::write(dir.path().join("root/berth.toml"), settings).expect("settings");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).expect("root dir");
+        if let Some(bytes) = tmpfs_bytes {
+            let status = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={bytes},mode=0755"), "berth-test-root"])
+                .arg(&root)
+                .status()
+                .expect("mount (util-linux)");
+            assert!(status.success(), "mounting a tmpfs at {}", root.display());
+        }
         let socket = dir.path().join("berth.sock");
-        let mut daemon = TestDaemon {
+        TestDaemon {
             bin: bin.to_owned(),
             dir,
             socket,
@@ -74,9 +100,8 @@ impl TestDaemon {
             instance: String::new(),
             images: Vec::new(),
             docker_host: docker_host.map(str::to_owned),
-        };
-        daemon.launch(env);
-        daemon
+            tmpfs_root: tmpfs_bytes.is_some(),
+        }
     }
 
     /// Points the next `launch` at another engine (a replaced host OS).
@@ -146,16 +171,19 @@ impl TestDaemon {
 
     /// Waits for the daemon to die by itself (a crash point) and reports how.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let child = self.child.as_mut()?;
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                self.child = None;
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        let status = wait_child(self.child.as_mut()?, timeout)?;
+        self.child = None;
+        Some(status)
+    }
+
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// What the daemon logged so far (every launch).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
     }
 
     /// SIGTERM, as systemd stops it.
@@ -197,6 +225,17 @@ impl TestDaemon {
         command.env("BERTH_SOCKET", &self.socket).stdin(Stdio::null()).output().expect("run berth").into()
     }
 
+    /// Starts the CLI without waiting for it (stdout and stderr piped), with
+    /// extra environment: for a test that acts while it runs.
+    pub fn berth_spawn(&self, env: &[(&str, &Path)], args: &[&str]) -> Child {
+        let mut command = Command::new(&self.bin);
+        command.args(args).env("BERTH_SOCKET", &self.socket);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn berth")
+    }
+
     /// A raw request to the daemon's API.
     pub fn api(&self, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<Response> {
         let bytes = body.map(|b| serde_json::to_vec(b).unwrap_or_default()).unwrap_or_default();
@@ -215,17 +254,8 @@ impl TestDaemon {
 
     /// Polls `probe` until it gives a value; panics with `what` after `timeout`.
     pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut probe: impl FnMut(&Self) -> Option<T>) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(value) = probe(self) {
-                return value;
-            }
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default();
-                panic!("timed out waiting for {what}; daemon log:\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        poll(timeout, || probe(self))
+            .unwrap_or_else(|| panic!("timed out waiting for {what}; daemon log:\n{}", self.log()))
     }
 
     /// Waits until the app is in `state` and returns its view.
@@ -279,6 +309,222 @@ impl Drop for TestDaemon {
         }
         for image in &self.images {
             docker("DELETE", &format!("/images/{image}?force=1"), None);
+        }
+        if self.tmpfs_root {
+            // Lazily: a container that bound a directory of it may still be going away.
+            let _ = Command::new("umount").arg("-l").arg(self.root()).status();
+        }
+    }
+}
+
+/// Polls `probe` (every 50 ms) until it gives a value, or `timeout` passes.
+pub fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for `child` to exit by itself; `None` if it still runs after `timeout`.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    poll(timeout, || child.try_wait().ok().flatten())
+}
+
+/// Waits for `child` to exit; kills it and panics (naming `what`) after `timeout`.
+pub fn finish(mut child: Child, what: &str, timeout: Duration) -> Run {
+    if wait_child(&mut child, timeout).is_none() {
+        let _ = child.kill();
+        let output = child.wait_with_output().map(Run::from);
+        panic!("{what} did not exit within {timeout:?}: {output:?}");
+    }
+    child.wait_with_output().expect("collect output").into()
+}
+
+/// Runs `check` for every item, at most `limit` at a time, each on its own
+/// thread (every item has its own daemon: they are independent), and panics
+/// naming every item whose check panicked.
+pub fn for_each_concurrently<T: Sync + std::fmt::Debug>(items: &[T], limit: usize, check: impl Fn(&T) + Sync) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..limit.max(1) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(index) else { break };
+                if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(item))) {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_default();
+                    failures.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{item:?}: {message}"));
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    assert!(failures.is_empty(), "{} of {} failed:\n{}", failures.len(), items.len(), failures.join("\n\n"));
+}
+
+/// The engine's events from `since` (seconds since the epoch, as
+/// [`engine_clock`] gives it) until now, oldest first; `filters` as the
+/// Engine API takes them (`{"type":["container"],"label":["k=v"]}`).
+pub fn engine_events(since: f64, filters: &Value) -> Vec<Value> {
+    let until = engine_clock();
+    let path = format!("/events?since={since:.9}&until={until:.9}&filters={}", encode(&filters.to_string()));
+    let response = docker("GET", &path, None);
+    assert_eq!(response.status, 200, "{}", response.text());
+    let text = response.text();
+    text.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// Now, as the engine's event timestamps count it (the host's clock).
+pub fn engine_clock() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
+}
+
+/// A loopback TCP port on which nothing listens, and nothing can start to
+/// while this lives: it is the local port of a connection this holds open
+/// (to a listener of its own), so a connect to it is refused, and the port
+/// cannot be handed out to a listener meanwhile.
+pub struct RefusedPort {
+    _listener: std::net::TcpListener,
+    _held: std::net::TcpStream,
+    port: u16,
+}
+
+impl RefusedPort {
+    pub fn new() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let held = std::net::TcpStream::connect(listener.local_addr().expect("address")).expect("connect loopback");
+        let port = held.local_addr().expect("local address").port();
+        RefusedPort { _listener: listener, _held: held, port }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Default for RefusedPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One row of `/proc/net/tcp` or `tcp6`: local port, remote port, state, socket inode.
+struct TcpRow {
+    local_port: u16,
+    remote_port: u16,
+    state: u8,
+    inode: u64,
+}
+
+fn tcp_rows() -> Vec<TcpRow> {
+    let mut rows = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = |field: &str| field.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+            let (Some(local), Some(remote), Some(state), Some(inode)) = (
+                fields.get(1).and_then(|f| port(f)),
+                fields.get(2).and_then(|f| port(f)),
+                fields.get(3).and_then(|s| u8::from_str_radix(s, 16).ok()),
+                fields.get(9).and_then(|i| i.parse().ok()),
+            ) else {
+                continue;
+            };
+            rows.push(TcpRow { local_port: local, remote_port: remote, state, inode });
+        }
+    }
+    rows
+}
+
+/// The socket inodes the process `pid` holds open.
+fn socket_inodes(pid: u32) -> Vec<u64> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    fds.filter_map(Result::ok)
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|link| {
+            let text = link.to_string_lossy().into_owned();
+            text.strip_prefix("socket:[").and_then(|rest| rest.strip_suffix(']')).and_then(|n| n.parse().ok())
+        })
+        .collect()
+}
+
+const TCP_ESTABLISHED: u8 = 0x01;
+const TCP_LISTEN: u8 = 0x0A;
+
+/// The TCP ports the process `pid` listens on (a server told to bind port 0
+/// says so here, so no port is picked, released and hoped for).
+pub fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes = socket_inodes(pid);
+    tcp_rows()
+        .into_iter()
+        .filter(|r| r.state == TCP_LISTEN && inodes.contains(&r.inode))
+        .map(|r| r.local_port)
+        .collect()
+}
+
+/// The process on this host that holds the client end of `stream` (an
+/// accepted loopback connection): who connected.
+pub fn peer_process(stream: &std::net::TcpStream) -> Option<u32> {
+    let (peer, local) = (stream.peer_addr().ok()?, stream.local_addr().ok()?);
+    let inode = tcp_rows()
+        .into_iter()
+        .find(|r| r.state == TCP_ESTABLISHED && r.local_port == peer.port() && r.remote_port == local.port())?
+        .inode;
+    let processes = std::fs::read_dir("/proc").ok()?;
+    processes
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .find(|pid| socket_inodes(*pid).contains(&inode))
+}
+
+/// The lines a child process writes, read on a thread of their own so that
+/// a test can wait for a marker line with a deadline (and the pipe never
+/// fills up meanwhile).
+pub struct Lines {
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Lines {
+    pub fn new(output: impl std::io::Read + Send + 'static) -> Self {
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(output).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { lines, seen: Vec::new() }
+    }
+
+    /// Waits for a line containing `needle` and returns it; panics after `timeout`.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!("no line with {needle:?} within {timeout:?} ({e}); lines so far: {:?}", self.seen),
+            }
         }
     }
 }

@@ -65,6 +65,8 @@ struct State {
     silent: HashMap<String, bool>,
     validators: HashMap<String, Vec<Validator>>,
     requests: Vec<Request>,
+    /// Path → stalled responses (trickle, silent) whose client has hung up.
+    hangups: HashMap<String, usize>,
 }
 
 pub struct FileServer {
@@ -197,6 +199,12 @@ impl FileServer {
         self.with(|s| s.requests.iter().filter(|r| r.path == path).cloned().collect())
     }
 
+    /// How many stalled responses for `path` (trickle, silent) saw their
+    /// client hang up: a client that gave the transfer up.
+    pub fn hangups(&self, path: &str) -> usize {
+        self.with(|s| s.hangups.get(path).copied().unwrap_or(0))
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -220,6 +228,10 @@ fn read_head(stream: &mut impl Read) -> std::io::Result<String> {
 fn wait_for_hangup(stream: &mut impl Read) {
     let mut byte = [0u8; 1];
     let _ = stream.read(&mut byte);
+}
+
+fn hung_up(state: &Mutex<State>, path: &str) {
+    *state.lock().unwrap_or_else(|e| e.into_inner()).hangups.entry(path.to_owned()).or_default() += 1;
 }
 
 /// Everything one request is answered with, decided under the lock.
@@ -274,11 +286,12 @@ fn serve(mut out: impl Read + Write, state: &Mutex<State>) -> std::io::Result<()
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
         .collect();
     let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-    let request = Request { path, range: header("range"), if_range: header("if-range") };
+    let request = Request { path: path.clone(), range: header("range"), if_range: header("if-range") };
     let (range, if_range) = (request.range.clone(), request.if_range.clone());
     let plan = plan(state, request);
     if plan.silent {
         wait_for_hangup(&mut out);
+        hung_up(state, &path);
         return Ok(());
     }
     match plan.route {
@@ -340,6 +353,7 @@ fn serve(mut out: impl Read + Write, state: &Mutex<State>) -> std::io::Result<()
                 std::io::copy(&mut file.take(1), &mut out)?;
                 out.flush()?;
                 wait_for_hangup(&mut out);
+                hung_up(state, &path);
                 return Ok(());
             }
             let limit = plan.break_after.unwrap_or(u64::MAX);

@@ -1,9 +1,10 @@
-//! A private registry for one test (Debian's docker-registry), on a free
-//! loopback port, optionally behind a login (htpasswd, bcrypt).
+//! A private registry for one test (Debian's docker-registry), optionally
+//! behind a login (htpasswd, bcrypt). It binds loopback port 0 itself and the
+//! port it got is read from its socket (`/proc`), so no port is picked,
+//! released and then hoped to be still free.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct PrivateRegistry {
     dir: tempfile::TempDir,
@@ -14,10 +15,9 @@ pub struct PrivateRegistry {
 impl PrivateRegistry {
     pub fn start(login: Option<(&str, &str)>) -> Self {
         let dir = tempfile::Builder::new().prefix("berth-registry-").tempdir().expect("temp dir");
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let mut config = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n",
+             http:\n  addr: 127.0.0.1:0\n",
             dir.path().join("data").display()
         );
         if let Some((user, password)) = login {
@@ -28,7 +28,7 @@ impl PrivateRegistry {
         }
         let path = dir.path().join("config.yml");
         std::fs::write(&path, config).expect("config");
-        let child = Command::new("docker-registry")
+        let mut child = Command::new("docker-registry")
             .arg("serve")
             .arg(&path)
             .stdin(Stdio::null())
@@ -36,11 +36,15 @@ impl PrivateRegistry {
             .stderr(Stdio::null())
             .spawn()
             .expect("docker-registry (scripts/setup.sh installs it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // Listening is the marker that it is ready: it binds once set up.
+        let pid = child.id();
+        let port =
+            crate::harness::poll(Duration::from_secs(20), || crate::harness::listening_ports(pid).first().copied());
+        let Some(port) = port else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the registry did not start listening");
+        };
         PrivateRegistry { dir, child, port }
     }
 

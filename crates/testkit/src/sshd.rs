@@ -5,7 +5,9 @@
 //! The listening socket is the test's own, bound to port 0 before anything
 //! else, so it is ready at once and no two tests can race for a port; each
 //! connection is handed to `sshd -i` (inetd mode), one process per
-//! connection, as inetd would.
+//! connection, as inetd would. Each connection's client process is looked
+//! up as it is accepted (who made the copy: the daemon, or the CLI through
+//! the user's agent), and sshd logs which key or password it accepted.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -22,6 +24,8 @@ pub struct TestSshd {
     addr: SocketAddr,
     stopping: Arc<AtomicBool>,
     sessions: Arc<Mutex<Vec<Child>>>,
+    /// Per connection, the process that made it (`None`: not found).
+    clients: Arc<Mutex<Vec<Option<u32>>>>,
 }
 
 /// Writes a new ed25519 key pair without a passphrase to `path` and `path.pub`.
@@ -32,6 +36,13 @@ pub fn keygen(path: &Path) {
         .status()
         .expect("ssh-keygen (openssh-client)");
     assert!(status.success(), "ssh-keygen failed");
+}
+
+/// The `SHA256:…` fingerprint of a key (its public half, or the private
+/// file), as `ssh-keygen -l` and sshd's log print it.
+pub fn fingerprint(key: &Path) -> String {
+    let out = Command::new("ssh-keygen").args(["-l", "-E", "sha256", "-f"]).arg(key).output().expect("ssh-keygen -l");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap_or_default().to_owned()
 }
 
 impl TestSshd {
@@ -55,7 +66,7 @@ impl TestSshd {
         let config = format!(
             "HostKey {key}\nPidFile none\nAuthorizedKeysFile {auth}\n\
              StrictModes no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\n\
-             PubkeyAuthentication yes\nAllowUsers {USER}\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
+             PubkeyAuthentication yes\nAllowUsers {USER}\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\n",
             key = d.join("host_key").display(),
             auth = d.join("authorized_keys").display(),
         );
@@ -65,21 +76,26 @@ impl TestSshd {
         let addr = listener.local_addr().expect("address");
         let stopping = Arc::new(AtomicBool::new(false));
         let sessions = Arc::new(Mutex::new(Vec::new()));
+        let clients = Arc::new(Mutex::new(Vec::new()));
         let (config, log) = (d.join("sshd_config"), d.join("sshd.log"));
-        let (stop, running) = (stopping.clone(), sessions.clone());
+        let (stop, running, connected) = (stopping.clone(), sessions.clone(), clients.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
+                // Recorded before sshd runs: the client waits for its banner,
+                // so it is still there, and done only after this is written.
+                let client = crate::harness::peer_process(&stream);
+                connected.lock().unwrap_or_else(|e| e.into_inner()).push(client);
                 match session(&config, &log, stream) {
                     Ok(child) => running.lock().unwrap_or_else(|e| e.into_inner()).push(child),
                     Err(e) => eprintln!("sshd -i did not start (openssh-server; scripts/setup.sh installs it): {e}"),
                 }
             }
         });
-        TestSshd { dir, addr, stopping, sessions }
+        TestSshd { dir, addr, stopping, sessions, clients }
     }
 
     /// `host:port`, with the address in brackets for IPv6.
@@ -101,14 +117,9 @@ impl TestSshd {
         std::fs::read_to_string(self.dir.path().join("host_key.pub")).expect("host key").trim().to_owned()
     }
 
-    /// `SHA256:…`, as `ssh-keygen -l` prints it.
+    /// The host key's `SHA256:…`, as `ssh-keygen -l` prints it.
     pub fn fingerprint(&self) -> String {
-        let out = Command::new("ssh-keygen")
-            .args(["-l", "-E", "sha256", "-f"])
-            .arg(self.dir.path().join("host_key.pub"))
-            .output()
-            .expect("ssh-keygen -l");
-        String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap_or_default().to_owned()
+        fingerprint(&self.dir.path().join("host_key.pub"))
     }
 
     /// A private key the server accepts for [`USER`].
@@ -126,9 +137,33 @@ impl TestSshd {
         writeln!(keys, "{}", line.trim()).expect("authorize");
     }
 
-    /// What sshd logged (errors only), for assertion messages.
+    /// What sshd logged (logins accepted and refused, errors).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// The processes that connected, in order (`None`: not found in time).
+    pub fn clients(&self) -> Vec<Option<u32>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// How the logins that succeeded authenticated, in order: `password`, or
+    /// the `SHA256:…` fingerprint of the key.
+    pub fn accepted(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter_map(|line| {
+                // "Accepted publickey for USER from … ssh2: ED25519 SHA256:…", "Accepted password for …".
+                let rest = line.split("Accepted ").nth(1)?;
+                if rest.starts_with("password for ") {
+                    return Some("password".to_owned());
+                }
+                if !rest.starts_with("publickey for ") {
+                    return None;
+                }
+                rest.split_whitespace().find(|word| word.starts_with("SHA256:")).map(str::to_owned)
+            })
+            .collect()
     }
 
     /// Puts `file` where [`USER`] can read it; returns the remote path.

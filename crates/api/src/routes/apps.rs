@@ -124,7 +124,11 @@ async fn list_apps(State(m): Shared, Query(q): Query<ViewQuery>) -> Result<Json<
 
 #[utoipa::path(get, path = "/v1/apps/{name}", params(("name" = String, Path), ViewQuery),
     responses((status = 200, body = AppView), (status = 404, body = ApiError)))]
-async fn show_app(State(m): Shared, Path(name): Path<String>, Query(q): Query<ViewQuery>) -> Result<Json<AppView>, ApiError> {
+async fn show_app(
+    State(m): Shared,
+    Path(name): Path<String>,
+    Query(q): Query<ViewQuery>,
+) -> Result<Json<AppView>, ApiError> {
     m.show(&name, q.secrets).await.map(Json)
 }
 

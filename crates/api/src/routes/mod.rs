@@ -29,9 +29,13 @@ pub fn router(managers: Managers) -> Router {
         .merge(sra::routes(managers.sra))
         .merge(migration::routes(managers.migration))
         .merge(logins::routes(managers.logins))
-        .fallback(|| async { ApiError::new(ErrorKind::NotFound, "no such endpoint; see /v1/openapi.json") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(ErrorKind::InvalidInput, "this endpoint does not take that method; see /v1/openapi.json")
+        .fallback(|uri: axum::http::Uri| async move {
+            let path = crate::error::short(uri.path());
+            ApiError::new(ErrorKind::NotFound, format!("no endpoint {path}; see /v1/openapi.json"))
+        })
+        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            let path = crate::error::short(uri.path());
+            ApiError::new(ErrorKind::InvalidInput, format!("{path} does not take {method}; see /v1/openapi.json"))
         })
 }
 

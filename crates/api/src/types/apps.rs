@@ -94,7 +94,7 @@ pub struct KnownHosts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstallRequest {
-    /// `[a-z0-9][a-z0-9_.-]{0,62}`.
+    /// `[a-z0-9][a-z0-9_.-]{1,62}`, without `..` and not ending in `.`.
     pub name: String,
     pub source: SourceRequest,
     /// docker-run style options, e.g. `-e A=1 -p 8080:80`.

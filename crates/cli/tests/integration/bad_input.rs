@@ -8,7 +8,7 @@
 
 use crate::bin;
 
-use berth_testkit::harness::{image_exists, inspect, unique, Run, TestDaemon, TEST_SETTINGS};
+use berth_testkit::harness::{finish, image_exists, inspect, unique, RefusedPort, Run, TestDaemon, TEST_SETTINGS};
 use berth_testkit::http::{self, docker, DOCKER_SOCKET};
 use berth_testkit::{
     write_corrupt_gzip, write_empty_manifest_tar, write_multi_image_tar, write_plain_tar, write_truncated_tar,
@@ -18,8 +18,7 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
+use std::time::Duration;
 
 fn service(tag: &str) -> ImageBuilder {
     ImageBuilder::new(&format!("berth-test/{tag}:1")).service().label("berth.test.sweep", "1").layer_marker(tag)
@@ -54,22 +53,6 @@ fn assert_refused(run: &Run, code: i32, needles: &[&str]) {
     assert_eq!(run.code, code, "{run:?}");
     for needle in needles {
         assert!(run.stderr.contains(needle), "stderr should mention {needle:?}: {run:?}");
-    }
-}
-
-/// Waits for `child` to exit by itself; kills it and panics after `timeout`.
-fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("process did not exit within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -246,11 +229,12 @@ fn an_unknown_registry_image_is_a_bad_source_and_a_malformed_one_invalid() {
     let daemon = TestDaemon::start(bin());
     let before = engine_image_ids();
 
-    let reference = "localhost:1/berth-none/x:1";
-    let run = daemon.berth(&["install", &unique("pull"), reference, "-y"]);
-    assert_refused(&run, 5, &[reference]);
+    let nobody = RefusedPort::new();
+    let reference = format!("localhost:{}/berth-none/x:1", nobody.port());
+    let run = daemon.berth(&["install", &unique("pull"), &reference, "-y"]);
+    assert_refused(&run, 5, &[&reference]);
     assert_nothing_changed(&daemon, &[], &before);
-    assert!(!image_exists(reference));
+    assert!(!image_exists(&reference));
 
     let run = daemon.berth(&["install", &unique("ref"), "UPPER:case", "-y"]);
     assert_refused(&run, 2, &["UPPER:case"]);
@@ -351,7 +335,8 @@ fn an_unreachable_engine_is_exit_6_and_list_still_works() {
 /// The same with an endpoint nobody listens on (connection refused).
 #[test]
 fn an_engine_that_refuses_connections_is_exit_6_and_list_still_works() {
-    unreachable_engine_refuses_install("tcp://127.0.0.1:1");
+    let nobody = RefusedPort::new();
+    unreachable_engine_refuses_install(&format!("tcp://127.0.0.1:{}", nobody.port()));
 }
 
 #[test]
@@ -411,8 +396,8 @@ fn install_and_uninstall_need_confirmation_without_a_terminal() {
 fn a_second_daemon_on_the_same_root_exits_78() {
     let daemon = TestDaemon::start(bin());
     let other_socket = daemon.dir.path().join("second.sock");
-    let (status, stderr) = run_daemon_until_exit(&daemon.root(), &other_socket);
-    assert_eq!(status.code(), Some(78), "{stderr}");
+    let (code, stderr) = run_daemon_until_exit(&daemon.root(), &other_socket);
+    assert_eq!(code, 78, "{stderr}");
     assert!(stderr.contains("already") && stderr.contains(&daemon.root().to_string_lossy().into_owned()), "{stderr}");
     assert!(!other_socket.exists(), "the second daemon did not listen");
     // The first one is unaffected.
@@ -420,15 +405,15 @@ fn a_second_daemon_on_the_same_root_exits_78() {
 
     // Same for a second daemon on the first one's socket (another root).
     let other_root = daemon.dir.path().join("other-root");
-    let (status, stderr) = run_daemon_until_exit(&other_root, &daemon.socket);
-    assert_eq!(status.code(), Some(78), "{stderr}");
+    let (code, stderr) = run_daemon_until_exit(&other_root, &daemon.socket);
+    assert_eq!(code, 78, "{stderr}");
     assert!(stderr.contains(&daemon.socket.to_string_lossy().into_owned()), "{stderr}");
     assert_eq!(daemon.berth(&["list"]).code, 0, "the first daemon still answers");
 }
 
 /// Runs `berth daemon` on `root` and `socket`, expecting it to exit by itself.
-fn run_daemon_until_exit(root: &Path, socket: &Path) -> (std::process::ExitStatus, String) {
-    let mut child = Command::new(bin())
+fn run_daemon_until_exit(root: &Path, socket: &Path) -> (i32, String) {
+    let child = Command::new(bin())
         .arg("daemon")
         .arg("--root")
         .arg(root)
@@ -439,10 +424,8 @@ fn run_daemon_until_exit(root: &Path, socket: &Path) -> (std::process::ExitStatu
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn a second daemon");
-    let status = wait_exit(&mut child, Duration::from_secs(20));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    (status, stderr)
+    let run = finish(child, "a second daemon", Duration::from_secs(20));
+    (run.code, run.stderr)
 }
 
 /// Removes a container this test created behind berth's back.

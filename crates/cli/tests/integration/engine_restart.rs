@@ -9,7 +9,6 @@ use berth_testkit::harness::{unique, TestDaemon, TEST_SETTINGS};
 use berth_testkit::ImageBuilder;
 use std::time::Duration;
 
-
 #[test]
 fn apps_come_back_after_an_engine_restart_and_a_reboot() {
     let mut engine = PrivateEngine::start();

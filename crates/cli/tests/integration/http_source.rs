@@ -4,11 +4,10 @@
 
 use crate::bin;
 
-use berth_testkit::harness::{image_exists, inspect, unique, Run, TestDaemon};
-use berth_testkit::http_server::FileServer;
+use berth_testkit::harness::{image_exists, inspect, unique, RefusedPort, Run, TestDaemon};
+use berth_testkit::http_server::{FileServer, Validator};
 use berth_testkit::{write_plain_tar, ImageBuilder};
 use sha2::{Digest, Sha256};
-
 
 /// A served gzip image archive of about `pad_kib` KiB of incompressible bytes.
 fn served(daemon: &mut TestDaemon, server: &FileServer, name: &str, pad_kib: u64) -> (String, String, String) {
@@ -123,8 +122,9 @@ fn download_failures_are_bad_sources_that_change_nothing() {
     let run = daemon.berth(&["install", &name, &server.url("/broken.tar.gz"), "-y"]);
     assert_refused(&daemon, &run, 5, &name, &["500"]);
 
-    // Nothing listens on this port any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Nothing listens on this port.
+    let nobody = RefusedPort::new();
+    let port = nobody.port();
     let run = daemon.berth(&["install", &name, &format!("http://127.0.0.1:{port}/a.tar"), "-y"]);
     assert_refused(&daemon, &run, 5, &name, &[&format!("127.0.0.1:{port}")]);
 
@@ -177,4 +177,111 @@ fn https_is_verified_and_a_ca_file_adds_trust() {
     std::fs::write(&ca, ca_pem).unwrap();
     let run = daemon.berth(&["install", &name, &url, "--ca-file", &ca.to_string_lossy(), "-y"]);
     assert_running(&daemon, &run, &name);
+}
+
+/// One way a server lets a client find out that the file changed.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    /// A strong `ETag`: the resume's `If-Range` names it, the server answers 200 with the new file.
+    StrongETag,
+    /// Only `Last-Modified`: the same, by date.
+    LastModified,
+    /// Only a weak `ETag`, which `If-Range` may not use: the break cannot be resumed safely.
+    WeakETagOnly,
+    /// A server that serves the range although `If-Range` names the old
+    /// version (RFC 9110 13.1.5 says it must not): the 206's own validator
+    /// shows that it is another file.
+    IfRangeIgnored,
+}
+
+/// Two versions of one file on the server, of exactly the same length (an
+/// uncompressed archive of an image whose only difference is random bytes),
+/// so that nothing but the validators tells them apart.
+fn two_versions(daemon: &mut TestDaemon, name: &str) -> [(String, std::path::PathBuf); 2] {
+    ["1", "2"].map(|version| {
+        let builder = ImageBuilder::new(&format!("berth-test/{name}:{version}"))
+            .service()
+            .label("berth.test.sweep", "1")
+            .layer_marker(&format!("{name}-{version}"))
+            .pseudorandom_file("/opt/pad.bin", 512 * 1024, version.parse().unwrap());
+        let archive = daemon.archive(&builder, false);
+        (archive.image_id, archive.path)
+    })
+}
+
+/// Defect 11: a transfer that broke off is resumed only while the server
+/// still has the same file. When the file was replaced in between, the
+/// daemon fetches it again from byte 0 and installs the new version — never
+/// the first bytes of the old file spliced onto the rest of the new one.
+/// (Before the fix, the resume sent `Range` without `If-Range`, and the server
+/// answered 206 with the rest of the new file: a corrupt archive, exit 5.)
+#[test]
+fn a_file_replaced_between_attempts_is_fetched_again_from_the_start() {
+    replaced_between_attempts(&[Change::StrongETag, Change::LastModified, Change::WeakETagOnly]);
+}
+
+/// The same against a server that ignores `If-Range` and answers 206 with the
+/// rest of the new file (of the same length): the 206's `ETag` is not the one
+/// the transfer began with, so its bytes cannot continue the old file.
+#[test]
+fn a_range_of_another_version_is_not_spliced_on() {
+    replaced_between_attempts(&[Change::IfRangeIgnored]);
+}
+
+fn replaced_between_attempts(cases: &[Change]) {
+    let mut daemon = TestDaemon::start(bin());
+    let server = FileServer::start();
+    let prepared: Vec<_> = cases
+        .iter()
+        .map(|change| {
+            let name = unique("changed");
+            let [(old_id, old), (new_id, new)] = two_versions(&mut daemon, &name);
+            let path = format!("/files/{name}.tar");
+            server.versions(&path, &[&old, &new]);
+            match change {
+                Change::LastModified => server.validators(&path, &[Validator::LastModified]),
+                Change::WeakETagOnly => server.validators(&path, &[Validator::WeakETag]),
+                Change::IfRangeIgnored => server.ignore_if_range(&path),
+                Change::StrongETag => {}
+            }
+            // The first transfer (of the old version) breaks off in the layer.
+            server.break_after(&path, 300_000, 1);
+            (*change, name, path, old_id, new_id)
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for (change, name, path, old_id, new_id) in &prepared {
+            let (daemon, server) = (&daemon, &server);
+            scope.spawn(move || {
+                let run = daemon.berth(&["install", name, &server.url(path), "-y", "-o", "json"]);
+                assert_eq!(run.code, 0, "{change:?}: {run:?}");
+                let app: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+                assert_eq!(app["image_id"], new_id.as_str(), "{change:?}: the new version, whole");
+                assert_eq!(inspect(name).unwrap()["Image"], new_id.as_str(), "{change:?}");
+                assert!(!image_exists(old_id), "{change:?}: nothing of the old version is left");
+                let requests = server.requests_for(path);
+                let last = requests.last().unwrap();
+                assert_eq!(
+                    (last.range.as_deref(), last.if_range.as_deref()),
+                    (None, None),
+                    "{change:?}: from byte 0: {requests:?}"
+                );
+                match change {
+                    Change::StrongETag => {
+                        assert_eq!(requests[1].if_range.as_deref(), Some("\"berth-0\""), "{requests:?}")
+                    }
+                    Change::LastModified => {
+                        assert_eq!(
+                            requests[1].if_range.as_deref(),
+                            Some("Mon, 01 Jan 2024 00:00:00 GMT"),
+                            "{requests:?}"
+                        )
+                    }
+                    // No validator to resume by: never a Range request.
+                    Change::WeakETagOnly => assert!(requests.iter().all(|r| r.range.is_none()), "{requests:?}"),
+                    Change::IfRangeIgnored => {}
+                }
+            });
+        }
+    });
 }

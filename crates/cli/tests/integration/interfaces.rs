@@ -8,7 +8,6 @@ use berth_testkit::http;
 use berth_testkit::ImageBuilder;
 use serde_json::{json, Value};
 
-
 fn service(tag: &str) -> ImageBuilder {
     ImageBuilder::new(&format!("berth-test/{tag}:1")).service().label("berth.test.sweep", "1").layer_marker(tag)
 }
@@ -93,7 +92,8 @@ fn errors_are_json_with_a_code_and_a_message() {
     let message = assert_api_error(&no_archive, 400, "invalid_input");
     assert!(message.contains("archive"), "{message}");
     // A path where a source is expected is refused as the wrong shape, not opened.
-    let path = daemon.api("POST", "/v1/apps", Some(&json!({ "name": unique("api"), "source": "/etc/shadow" }))).unwrap();
+    let path =
+        daemon.api("POST", "/v1/apps", Some(&json!({ "name": unique("api"), "source": "/etc/shadow" }))).unwrap();
     assert_api_error(&path, 400, "invalid_input");
 
     let unknown = daemon.api("GET", "/v1/nothing/here", None).unwrap();
@@ -105,6 +105,29 @@ fn errors_are_json_with_a_code_and_a_message() {
     let incomplete =
         http::request(&daemon.socket, "POST", "/v1/apps", "application/json", b"{\"name\":\"x\"}").unwrap();
     assert_api_error(&incomplete, 400, "invalid_input");
+    assert!(daemon.list().is_empty());
+}
+
+/// Unknown fields are refused, not ignored: a misspelt option (or one of a
+/// request shape that is gone) must not be dropped silently.
+#[test]
+fn unknown_fields_in_bodies_and_queries_are_refused() {
+    let daemon = TestDaemon::start(bin());
+    let registry = json!({ "kind": "registry", "reference": "localhost:1/x:1" });
+    let install = json!({ "name": unique("api"), "source": registry, "memroy": "64m" });
+    let message = assert_api_error(&daemon.api("POST", "/v1/apps", Some(&install)).unwrap(), 400, "invalid_input");
+    assert!(message.contains("memroy"), "{message}");
+    let source = json!({ "kind": "registry", "reference": "localhost:1/x:1", "insecure": true });
+    let install = json!({ "name": unique("api"), "source": source });
+    let message = assert_api_error(&daemon.api("POST", "/v1/apps", Some(&install)).unwrap(), 400, "invalid_input");
+    assert!(message.contains("insecure"), "{message}");
+    let upgrade = json!({ "source": registry, "skip-data": true });
+    let response = daemon.api("POST", "/v1/apps/nope/upgrade", Some(&upgrade)).unwrap();
+    let message = assert_api_error(&response, 400, "invalid_input");
+    assert!(message.contains("skip-data"), "{message}");
+    let response = daemon.api("DELETE", "/v1/apps/nope?keep-data=true", None).unwrap();
+    let message = assert_api_error(&response, 400, "invalid_input");
+    assert!(message.contains("keep-data"), "{message}");
     assert!(daemon.list().is_empty());
 }
 
@@ -123,7 +146,7 @@ fn install_without_ndjson_answers_201_with_the_app() {
     assert_eq!(app["state"], "running");
     assert_eq!(app["image_id"], archive.image_id.as_str());
     assert_eq!(app["memory"], 32 << 20);
-    assert_eq!(app["args"], "-e A=1");
+    assert_eq!(app["args"], "-e A=…", "environment values are hidden");
     let container = inspect(&name).expect("container");
     assert_eq!(container["State"]["Running"], true);
     let env: Vec<String> = serde_json::from_value(container["Config"]["Env"].clone()).unwrap();

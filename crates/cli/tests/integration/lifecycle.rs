@@ -2,11 +2,11 @@
 
 use crate::bin;
 
-use berth_testkit::harness::{image_exists, inspect, unique, TestDaemon};
+use berth_testkit::harness::{engine_clock, engine_events, image_exists, inspect, unique, Lines, TestDaemon};
+use berth_testkit::http::docker;
 use berth_testkit::ImageBuilder;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::time::Duration;
-
 
 fn service(tag: &str) -> ImageBuilder {
     ImageBuilder::new(&format!("berth-test/{tag}:1")).service().label("berth.test.sweep", "1").layer_marker(tag)
@@ -70,22 +70,35 @@ fn install_list_show_and_uninstall_from_a_gzip_archive() {
 fn stop_start_restart_and_logs() {
     let mut daemon = TestDaemon::start(bin());
     let name = unique("verbs");
+    // SIGUSR1 makes it say something new: output that only a follower sees.
     let image = service(&name).cmd(&[
         "/bin/sh",
         "-c",
-        "echo hello-from-app; echo to-stderr >&2; trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
+        "echo hello-from-app; echo to-stderr >&2; trap 'exit 0' TERM; trap 'echo poked' USR1; \
+         while :; do sleep 1 & wait $!; done",
     ]);
     let archive = daemon.archive(&image, false);
     let run = daemon.berth(&["install", &name, &archive.path.to_string_lossy(), "-y"]);
     assert_eq!(run.code, 0, "{run:?}");
 
+    let stop_asked = engine_clock();
     let stopped = daemon.berth(&["stop", &name, "-o", "json"]);
     let view: Value = serde_json::from_str(&stopped.stdout).expect("stop json");
     assert_eq!((view["state"].as_str(), view["desired"].as_str()), (Some("stopped"), Some("stopped")));
     assert_eq!(inspect(&name).unwrap()["State"]["Running"], false);
-    // A stopped app stays stopped: no supervisor restart.
-    std::thread::sleep(Duration::from_millis(1500));
+    // A stopped app stays stopped: no supervisor restart. The engine's `die`
+    // event is what the supervisor reacts to; once the engine has it, a
+    // second stop is a round trip through the app's task, where the engine's
+    // events queue too. A restart decision would show as `restarting`.
+    let died = |d: &TestDaemon| {
+        let filters =
+            json!({ "type": ["container"], "container": [d.app(&name)?["container_id"].as_str()?], "event": ["die"] });
+        (!engine_events(stop_asked, &filters).is_empty()).then_some(())
+    };
+    daemon.wait_for("the engine's die event", Duration::from_secs(10), died);
+    assert_eq!(daemon.berth(&["stop", &name]).code, 0);
     assert_eq!(daemon.app(&name).unwrap()["state"], "stopped");
+    assert_eq!(inspect(&name).unwrap()["State"]["Running"], false);
 
     let started = daemon.berth(&["start", &name, "-o", "json"]);
     let view: Value = serde_json::from_str(&started.stdout).expect("start json");
@@ -103,14 +116,13 @@ fn stop_start_restart_and_logs() {
     let tail = daemon.berth(&["logs", &name, "--tail", "1"]);
     assert_eq!(tail.stdout.lines().count(), 1, "{tail:?}");
 
-    // -f keeps streaming until the client goes away.
-    let mut follow = std::process::Command::new(bin())
-        .args(["logs", &name, "-f"])
-        .env("BERTH_SOCKET", &daemon.socket)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    // -f keeps streaming until the client goes away: what the app says after
+    // the history was shown comes through too.
+    let mut follow = daemon.berth_spawn(&[], &["logs", &name, "-f"]);
+    let mut lines = Lines::new(follow.stdout.take().unwrap());
+    lines.wait_for("hello-from-app", Duration::from_secs(10));
+    assert_eq!(docker("POST", &format!("/containers/{name}/kill?signal=USR1"), None).status, 204);
+    lines.wait_for("poked", Duration::from_secs(10));
     assert!(follow.try_wait().unwrap().is_none(), "logs -f is still following");
     follow.kill().unwrap();
     let _ = follow.wait();

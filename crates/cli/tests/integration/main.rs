@@ -4,15 +4,19 @@
 //! own daemon root, socket and instance label and sweeps what it made.
 
 mod bad_input;
+mod cancel;
 mod engine_restart;
+mod hostile;
 mod http_source;
 mod interfaces;
 mod journal;
+mod leaks;
 mod lifecycle;
 mod migrate;
 mod registry;
 mod sra;
 mod sra_config;
+mod sra_hostile;
 mod sra_support;
 mod ssh_source;
 mod supervision;

@@ -10,7 +10,6 @@ use berth_testkit::ImageBuilder;
 use serde_json::Value;
 use std::time::Duration;
 
-
 /// Writes into its own filesystem (not /tpc) on first start, then serves.
 const CHANGES_ITSELF: &str = "[ -f /etc/first-boot ] || date > /etc/first-boot; echo kept > /tpc/data; \
                               trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done";

@@ -9,7 +9,6 @@ use berth_testkit::ImageBuilder;
 
 const REGISTRY: &str = "127.0.0.1:5114";
 
-
 /// Puts a fresh image into the registry as `<REGISTRY>/berth-test/<name>:<tag>`
 /// and removes it from the engine, so that berth has to pull it.
 fn publish(daemon: &mut TestDaemon, name: &str, tag: &str) -> (String, String) {

@@ -4,11 +4,11 @@
 
 use crate::bin;
 
-use berth_testkit::harness::{inspect, unique, TestDaemon};
+use berth_testkit::harness::{engine_clock, engine_events, inspect, unique, TestDaemon};
 use berth_testkit::http::docker;
 use berth_testkit::ImageBuilder;
+use serde_json::json;
 use std::time::Duration;
-
 
 fn image(tag: &str) -> ImageBuilder {
     ImageBuilder::new(&format!("berth-test/{tag}:1")).service().label("berth.test.sweep", "1").layer_marker(tag)
@@ -26,6 +26,7 @@ fn a_crashing_app_is_restarted_with_backoff_then_failed_with_the_reason() {
     let name = unique("crash");
     // Up long enough to pass the start check, then dies with code 7.
     let builder = image(&name).cmd(&["/bin/sh", "-c", "sleep 1; echo dying; exit 7"]);
+    let installed = engine_clock();
     install(&mut daemon, &name, &builder);
 
     let restarting = daemon.wait_state(&name, "restarting", Duration::from_secs(10));
@@ -37,9 +38,14 @@ fn a_crashing_app_is_restarted_with_backoff_then_failed_with_the_reason() {
     let table = daemon.berth(&["list"]).stdout;
     assert!(table.contains("failed") && table.contains("crashed 3 times"), "{table}");
 
-    // Given up means given up: the container stays down.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Given up means given up: the decision is logged and nothing is
+    // scheduled (the app's task ignores the exits of a failed app), so the
+    // container stays down: it was started once and restarted twice.
+    assert!(daemon.log().contains("app keeps crashing; giving up"), "{}", daemon.log());
     assert_eq!(inspect(&name).unwrap()["State"]["Running"], false);
+    let starts =
+        engine_events(installed, &json!({ "type": ["container"], "container": [name.as_str()], "event": ["start"] }));
+    assert_eq!(starts.len(), 3, "{starts:?}");
     assert_eq!(daemon.app(&name).unwrap()["state"], "failed");
 
     // A user start is a fresh chance.
@@ -89,14 +95,21 @@ fn apps_come_back_after_a_daemon_restart_and_user_stops_are_kept() {
     assert_eq!(docker("POST", &format!("/containers/{runner}/stop?t=1"), None).status, 204);
     assert_eq!(docker("DELETE", &format!("/containers/{lost}?force=1"), None).status, 204);
 
+    let relaunched = engine_clock();
     daemon.launch(&[]);
     for name in [&runner, &lost] {
         daemon.wait_state(name, "running", Duration::from_secs(15));
         assert_eq!(inspect(name).unwrap()["State"]["Running"], true, "{name}");
     }
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(daemon.app(&stopper).unwrap()["state"], "stopped");
+    // Apps are listed as `starting` until their task has reconciled them:
+    // `stopped` is the marker that the user's stop was looked at, and kept.
+    daemon.wait_state(&stopper, "stopped", Duration::from_secs(15));
     assert_eq!(inspect(&stopper).unwrap()["State"]["Running"], false);
+    let starts = engine_events(
+        relaunched,
+        &json!({ "type": ["container"], "container": [stopper.as_str()], "event": ["start"] }),
+    );
+    assert!(starts.is_empty(), "the stopped app was started: {starts:?}");
 }
 
 #[test]

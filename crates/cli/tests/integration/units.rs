@@ -4,12 +4,12 @@
 
 use crate::bin;
 
-use berth_testkit::harness::{inspect, unique, TestDaemon};
+use berth_testkit::harness::{engine_clock, engine_events, finish, inspect, unique, Lines, TestDaemon};
 use berth_testkit::ImageBuilder;
+use serde_json::json;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
 
 fn install(daemon: &mut TestDaemon, name: &str, builder: &ImageBuilder) {
     let archive = daemon.archive(builder, false);
@@ -74,33 +74,35 @@ fn run_app_is_attached_to_the_app_and_stops_it_on_sigterm() {
     assert_eq!(daemon.berth(&["stop", &name]).code, 0);
 
     // run-app starts the stopped app and shows its output until a stop.
-    let attached = Command::new(bin())
-        .args(["run-app", &name])
-        .env("BERTH_SOCKET", &daemon.socket)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    daemon.wait_state(&name, "running", Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(800));
+    let run_app = || {
+        let mut attached = Command::new(bin())
+            .args(["run-app", &name])
+            .env("BERTH_SOCKET", &daemon.socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = Lines::new(attached.stdout.take().unwrap());
+        (attached, stdout)
+    };
+    let (attached, mut stdout) = run_app();
+    // The app's own output coming through is the marker that run-app is attached.
+    stdout.wait_for("tick", Duration::from_secs(20));
+    assert_eq!(daemon.app(&name).unwrap()["state"], "running");
     assert_eq!(daemon.berth(&["stop", &name]).code, 0);
-    let output = attached.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "a stop asked for is a clean exit: {output:?}");
-    assert!(String::from_utf8_lossy(&output.stdout).contains("tick"), "{output:?}");
+    let run = finish(attached, "run-app after a stop", Duration::from_secs(20));
+    assert_eq!(run.code, 0, "a stop asked for is a clean exit: {run:?}");
 
-    // SIGTERM (systemctl stop) stops the app through berth.
-    let mut attached = Command::new(bin())
-        .args(["run-app", &name])
-        .env("BERTH_SOCKET", &daemon.socket)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    daemon.wait_state(&name, "running", Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(300));
+    // SIGTERM (systemctl stop) stops the app through berth. run-app installs
+    // its signal handlers before it starts the app, so once the app's output
+    // shows, a TERM is run-app's to handle.
+    let (attached, mut stdout) = run_app();
+    stdout.wait_for("tick", Duration::from_secs(20));
     let pid = rustix::process::Pid::from_raw(attached.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let status = attached.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    let run = finish(attached, "run-app after SIGTERM", Duration::from_secs(20));
+    assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(daemon.app(&name).unwrap()["desired"], "stopped");
     assert_eq!(inspect(&name).unwrap()["State"]["Running"], false);
 
@@ -134,11 +136,26 @@ fn with_systemd_supervising_berth_drives_the_units_and_does_not_restart_apps_its
     );
 
     // A crash is systemd's to handle (run-app exits, Restart=on-failure).
+    let killed_at = engine_clock();
     assert_eq!(berth_testkit::http::docker("POST", &format!("/containers/{name}/kill"), None).status, 204);
-    let app = daemon.wait_state(&name, "restarting", Duration::from_secs(10));
-    assert!(app["failure"].as_str().unwrap().contains("systemd restarts it"), "{app}");
-    std::thread::sleep(Duration::from_secs(2));
+    // The marker of berth's decision: the crash handed to systemd. On that
+    // path nothing is scheduled (a restart of berth's own would say
+    // "restarting after backoff" and be due within max_backoff_ms).
+    let app = daemon.wait_for("the crash to be handed to systemd", Duration::from_secs(10), |d| {
+        d.app(&name).filter(|a| {
+            a["state"] == "restarting" && a["failure"].as_str().is_some_and(|f| f.contains("systemd restarts it"))
+        })
+    });
+    assert!(daemon.log().contains("systemd restarts its unit"), "{app}");
+    assert!(
+        !daemon.log().contains("restarting after backoff"),
+        "berth scheduled a restart of its own:\n{}",
+        daemon.log()
+    );
     assert_eq!(inspect(&name).unwrap()["State"]["Running"], false, "berth did not restart it itself");
+    let starts =
+        engine_events(killed_at, &json!({ "type": ["container"], "container": [name.as_str()], "event": ["start"] }));
+    assert!(starts.is_empty(), "started again: {starts:?}");
 
     // What run-app does when systemd restarts the unit: start through the API.
     assert_eq!(daemon.berth(&["start", &name]).code, 0);

@@ -1,5 +1,6 @@
 //! Upgrades with TPCM's hooks, probation and automatic rollback; manual
-//! rollback; and `kill -9` of the daemon at every step of an upgrade.
+//! rollback; the disk check. (`kill -9` at every step of an upgrade is in
+//! journal.rs, with the other crash points.)
 
 use crate::bin;
 
@@ -8,7 +9,6 @@ use berth_testkit::ImageBuilder;
 use serde_json::Value;
 use std::time::Duration;
 
-
 /// Writes /tpc/data/state once, then serves; TERM ends it.
 const APP: &str = "mkdir -p /tpc/data; [ -f /tpc/data/state ] || echo first-data > /tpc/data/state; \
                    trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done";
@@ -16,7 +16,7 @@ const PRE: &str =
     "#!/bin/sh\nset -e\nmkdir -p /tpc/backup\ntar -cf - -C /tpc data | gzip > /tpc/backup/data.tar.gz\necho pre-ran\n";
 const POST: &str = "#!/bin/sh\nset -e\nmkdir -p /tpc/restored\ngunzip -c /tpc/backup/data.tar.gz | tar -xf - -C /tpc/restored\necho post-ran\n";
 
-fn version(name: &str, tag: &str) -> ImageBuilder {
+pub(crate) fn version(name: &str, tag: &str) -> ImageBuilder {
     ImageBuilder::new(&format!("berth-test/{name}:{tag}"))
         .service()
         .label("berth.test.sweep", "1")
@@ -26,13 +26,13 @@ fn version(name: &str, tag: &str) -> ImageBuilder {
         .file("/tpc/hook/post.sh", POST, 0o755)
 }
 
-struct Versions {
-    v1: String,
-    v1_id: String,
+pub(crate) struct Versions {
+    pub(crate) v1: String,
+    pub(crate) v1_id: String,
 }
 
 /// Installs `name` from v1 and returns where its archive is.
-fn installed(daemon: &mut TestDaemon, name: &str) -> Versions {
+pub(crate) fn installed(daemon: &mut TestDaemon, name: &str) -> Versions {
     let v1 = daemon.archive(&version(name, "1"), false);
     let run = daemon.berth(&["install", name, &v1.path.to_string_lossy(), "-y"]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -41,14 +41,14 @@ fn installed(daemon: &mut TestDaemon, name: &str) -> Versions {
     Versions { v1: v1.path.to_string_lossy().into_owned(), v1_id: v1.image_id }
 }
 
-fn upgrade(daemon: &TestDaemon, name: &str, archive: &str, extra: &[&str]) -> Run {
+pub(crate) fn upgrade(daemon: &TestDaemon, name: &str, archive: &str, extra: &[&str]) -> Run {
     let mut args = vec!["upgrade", name, archive, "-y", "-o", "json"];
     args.extend_from_slice(extra);
     daemon.berth(&args)
 }
 
 /// The old version runs again, untouched, and nothing of the new one is left.
-fn assert_old_version_back(
+pub(crate) fn assert_old_version_back(
     daemon: &TestDaemon,
     name: &str,
     versions: &Versions,
@@ -186,11 +186,11 @@ fn a_hook_that_hangs_is_stopped_by_its_timeout() {
     // TEST_SETTINGS: hook_timeout_secs = 5.
     let hanging = version(&name, "2").file("/tpc/hook/post.sh", "#!/bin/sh\necho restoring\nsleep 600\n", 0o755);
     let archive = daemon.archive(&hanging, false);
-    let started = std::time::Instant::now();
+    // The hook would sleep for ten minutes: that the upgrade answers at all,
+    // with the timeout as the reason, is what shows that it was cut short.
     let run = upgrade(&daemon, &name, &archive.path.to_string_lossy(), &[]);
     assert_eq!(run.code, 9, "{run:?}");
     assert!(run.stderr.contains("did not finish within 5s") && run.stderr.contains("restoring"), "{run:?}");
-    assert!(started.elapsed() < Duration::from_secs(60), "the hang was cut short");
     assert_old_version_back(&daemon, &name, &versions, &old, &archive.image_id);
 }
 
@@ -213,37 +213,35 @@ fn a_hanging_pre_hook_is_killed_in_the_old_container() {
     assert!(!processes.contains("sleep 600") && !processes.contains("pre.sh"), "{processes}");
 }
 
+/// An upgrade the disk cannot take is refused before anything happens
+/// (issue 8, defect 3): exit 10, no journal entry, the old version untouched,
+/// the new image never fetched. berth's root is a 16 MiB tmpfs here; the
+/// app's data (10 MiB) does not fit twice. Before issue 8 the check ran
+/// after the journal entry was opened and its error was turned into a
+/// failed operation: exit 9.
 #[test]
-fn an_upgrade_killed_at_any_step_is_undone_or_finished_on_restart() {
-    let points = [
-        "upgrade:before_fetching_image",
-        "upgrade:before_image_ready",
-        "upgrade:before_snapshotting",
-        "upgrade:before_pre_hook",
-        "upgrade:before_old_stopped",
-        "upgrade:before_new_started",
-        "upgrade:before_post_hook",
-        "upgrade:before_probation",
-        "upgrade:after_commit",
-    ];
-    for point in points {
-        let mut daemon = TestDaemon::start_with(bin(), TEST_SETTINGS, &[("BERTH_TEST_CRASH_AT", point)], None);
-        let name = unique("upgkill");
-        let versions = installed(&mut daemon, &name);
-        let old = inspect(&name).unwrap()["Id"].clone();
-        let v2 = daemon.archive(&version(&name, "2"), false);
-        let run = upgrade(&daemon, &name, &v2.path.to_string_lossy(), &[]);
-        assert_ne!(run.code, 0, "{point}: {run:?}");
-        assert!(daemon.wait_exit(Duration::from_secs(20)).is_some(), "{point}: the daemon killed itself");
-        daemon.launch(&[]);
-        if point == "upgrade:after_commit" {
-            let app = daemon.wait_state(&name, "running", Duration::from_secs(15));
-            assert_eq!(app["image_id"], v2.image_id.as_str(), "{point}");
-            assert!(inspect(&format!("{name}.berth-old")).is_none(), "{point}: old container cleaned up");
-            assert_eq!(inspect(&name).unwrap()["Image"], v2.image_id.as_str());
-        } else {
-            assert_old_version_back(&daemon, &name, &versions, &old, &v2.image_id);
-        }
-        let _ = &versions.v1;
-    }
+fn an_upgrade_the_disk_cannot_take_exits_10_and_changes_nothing() {
+    let mut daemon = TestDaemon::start_on_small_disk(bin(), TEST_SETTINGS, 16 << 20);
+    let name = unique("upgdisk");
+    let versions = installed(&mut daemon, &name);
+    let container = inspect(&name).unwrap();
+    std::fs::write(daemon.private_dir(&name).join("data/big"), vec![7u8; 10 << 20]).unwrap();
+    let v2 = daemon.archive(&version(&name, "2"), false);
+    // Every journal entry is logged as it is opened (the install's was).
+    let journal_before = daemon.log().matches("operation begins").count();
+    assert!(journal_before > 0, "the marker of a journal entry: {}", daemon.log());
+
+    let run = upgrade(&daemon, &name, &v2.path.to_string_lossy(), &[]);
+    assert_eq!(run.code, 10, "{run:?}");
+    assert!(run.stderr.contains("space") || run.stderr.contains("disk"), "{run:?}");
+    assert_eq!(daemon.log().matches("operation begins").count(), journal_before, "{}", daemon.log());
+    let now = inspect(&name).unwrap();
+    assert_eq!(
+        (now["Id"].clone(), now["State"]["StartedAt"].clone()),
+        (container["Id"].clone(), container["State"]["StartedAt"].clone())
+    );
+    assert!(!image_exists(&v2.image_id), "the new image was not fetched");
+    assert!(!daemon.root().join("snapshots").join(&name).exists(), "no snapshot");
+    let app = daemon.app(&name).unwrap();
+    assert_eq!((app["state"].as_str(), app["image_id"].as_str()), (Some("running"), Some(versions.v1_id.as_str())));
 }

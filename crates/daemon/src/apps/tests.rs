@@ -422,7 +422,9 @@ async fn a_missing_network_is_refused_before_anything_changes() {
     let daemon = fixture.started(CrashPoints::off()).await;
     let (path, image) = fixture.archive("app:1", "network");
     fixture.load_next(&image, "app:1");
-    for (args, named) in [("--network nosuch", "network \"nosuch\""), ("--network container:nobody", "container \"nobody\"")] {
+    for (args, named) in
+        [("--network nosuch", "network \"nosuch\""), ("--network container:nobody", "container \"nobody\"")]
+    {
         fixture.engine.clear_calls();
         let error = install_with(&daemon, "web", &path, args).await.unwrap_err();
         assert_eq!(error.code, berth_core::ErrorKind::InvalidInput, "{error}");
@@ -506,8 +508,10 @@ async fn a_hook_directory_replaced_by_a_link_is_not_followed() {
     std::os::unix::fs::symlink(&outside, fixture.private_dir("web").join("hook")).unwrap();
     let (path, new_image) = fixture.archive("app:2", "hook-new");
     fixture.load_next(&new_image, "app:2");
-    let error =
-        api(&daemon).upgrade("web", upgrade_request(&path), Some(upload(&path)), Operation::detached()).await.unwrap_err();
+    let error = api(&daemon)
+        .upgrade("web", upgrade_request(&path), Some(upload(&path)), Operation::detached())
+        .await
+        .unwrap_err();
     assert!(error.message.contains("symbolic link"), "{error}");
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing is written through the link");
     assert!(fixture.engine.container("web").is_some_and(|c| c.image_id == old_image));
@@ -524,8 +528,9 @@ async fn the_engine_coming_back_leaves_a_running_operation_alone() {
     let hold = fixture.engine.hold_next(Method::Start);
     let apps = api(&daemon);
     let path2 = path.clone();
-    let running =
-        tokio::spawn(async move { apps.install(install_request("web", &path2), Some(upload(&path2)), Operation::detached()).await });
+    let running = tokio::spawn(async move {
+        apps.install(install_request("web", &path2), Some(upload(&path2)), Operation::detached()).await
+    });
     hold.entered().await;
     assert_eq!(daemon.services.journal.resume_open().await.unwrap(), 0);
     assert_eq!(fixture.store().open_entries().unwrap().len(), 1, "the install's entry is still open");

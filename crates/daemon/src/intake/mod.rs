@@ -335,6 +335,12 @@ async fn load(
         Duration::from_secs(settings.idle_timeout_secs),
         Duration::from_secs(settings.overall_timeout_secs),
     );
+    // However this load ends (cancelled, refused, the engine failing), the
+    // checker's blocked read of the source ends with it, and the source —
+    // a download's connection — is dropped at once.
+    let abort = CancellationToken::new();
+    let _stop_reading = abort.clone().drop_guard();
+    let body = until_aborted(body, abort);
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(body));
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let (found_tx, mut found_rx) = oneshot::channel::<ArchiveImage>();
@@ -444,6 +450,23 @@ async fn confirm_loaded(services: &Services, image: ArchiveImage) -> Result<Inta
     }
     let image_ref = image.repo_tags.first().cloned().unwrap_or_else(|| image.id.clone());
     Ok(Intake { image_id: image.id, image_ref })
+}
+
+/// Ends `body` (with an error, dropping it) once `abort` is cancelled.
+fn until_aborted(body: ByteStream, abort: CancellationToken) -> ByteStream {
+    futures::stream::unfold(Some(body), move |state| {
+        let abort = abort.clone();
+        async move {
+            let mut body = state?;
+            tokio::select! {
+                item = body.next() => item.map(|item| (item, Some(body))),
+                _ = abort.cancelled() => {
+                    Some((Err(std::io::Error::other(SourceFailure("the fetch was given up".into()))), None))
+                }
+            }
+        }
+    })
+    .boxed()
 }
 
 /// A byte source that sends nothing for `idle`, or is not done within
