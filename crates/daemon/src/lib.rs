@@ -22,6 +22,8 @@ pub mod journal;
 pub mod server;
 pub mod services;
 pub mod sra;
+#[cfg(test)]
+mod testing;
 
 pub use config::{ConfigError, DaemonConfig, Settings};
 pub use server::{run, DaemonError};

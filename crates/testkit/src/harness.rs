@@ -306,6 +306,14 @@ impl Drop for TestDaemon {
                     docker("DELETE", &format!("/containers/{id}?force=1&v=1"), None);
                 }
             }
+            // Named volumes berth made for this instance's apps.
+            let filters = format!(r#"{{"label":["berth.instance={}"]}}"#, self.instance);
+            let volumes = docker("GET", &format!("/volumes?filters={}", encode(&filters)), None).json();
+            for volume in volumes["Volumes"].as_array().into_iter().flatten() {
+                if let Some(name) = volume["Name"].as_str() {
+                    docker("DELETE", &format!("/volumes/{name}"), None);
+                }
+            }
         }
         for image in &self.images {
             docker("DELETE", &format!("/images/{image}?force=1"), None);

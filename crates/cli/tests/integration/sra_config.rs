@@ -4,7 +4,7 @@
 
 use crate::bin;
 use crate::sra_support::*;
-use berth_testkit::harness::{TestDaemon, TEST_SETTINGS};
+use berth_testkit::harness::{poll, TestDaemon, TEST_SETTINGS};
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use std::collections::BTreeMap;
@@ -136,9 +136,12 @@ fn a_running_command_sees_the_old_files_or_the_new_never_a_mix() {
     let archive = sra.daemon.dir.path().join("new.tar.gz");
     archive_of(&archive, &files);
     let (during, uploaded) = std::thread::scope(|scope| {
-        // Reads both files, sleeps 3 s, reads them again.
+        // Reads both files, says so, waits 3 s, reads them again.
         let slow = scope.spawn(|| sra_run(&sra, &sra.image, &tmp, &log, "confslow", &[]));
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        poll(std::time::Duration::from_secs(60), || {
+            commands_run(&log).iter().any(|l| l == "confslow has read").then_some(())
+        })
+        .expect("confslow read the files");
         let uploaded = upload(&sra, &sra.image, &archive);
         (slow.join().unwrap(), uploaded)
     });

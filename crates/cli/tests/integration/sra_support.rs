@@ -42,7 +42,8 @@ case "$name" in
     conf) respond "<Conf>$(cat /srm/sra/conf/settings.txt)</Conf>"; exit 0 ;;
     confowner) respond "<Owner>$(stat -c %u:%g /srm/sra/conf/settings.txt)</Owner>"; exit 0 ;;
     confwrite) echo "written at runtime" > /srm/sra/conf/runtime.txt || exit 5; respond "<Ok/>"; exit 0 ;;
-    confslow) a=$(cat /srm/sra/conf/settings.txt); b=$(cat /srm/sra/conf/sub/more.txt); sleep 3;
+    confslow) a=$(cat /srm/sra/conf/settings.txt); b=$(cat /srm/sra/conf/sub/more.txt);
+              echo "confslow has read" >> /srm/sra/log/commands.log; sleep 3;
               c=$(cat /srm/sra/conf/settings.txt); d=$(cat /srm/sra/conf/sub/more.txt);
               respond "<Conf>$a,$b|$c,$d</Conf>"; exit 0 ;;
     # What the SRA's own error codes mean (INTERFACES.md 2.5): a description

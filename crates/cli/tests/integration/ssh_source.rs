@@ -214,9 +214,8 @@ fn ssh_failures_change_nothing() {
     let run = install(&format!("127.0.0.1:{}", nobody.port()), PASSWORD, &s.remote);
     s.assert_nothing(&name, &run);
 
-    let scp_missing = s.tpcm(
-        &s.home,
-        &[
+    let tpcm_scp = |path: &str| {
+        let args = [
             "install",
             &name,
             "--protocol",
@@ -227,32 +226,18 @@ fn ssh_failures_change_nothing() {
             USER,
             "--password",
             PASSWORD,
-            "/nonexistent/x.tar",
+            path,
             "-y",
-        ],
-    );
+        ];
+        s.tpcm(&s.home, &args)
+    };
+    let scp_missing = tpcm_scp("/nonexistent/x.tar");
     s.assert_nothing(&name, &scp_missing);
     assert!(scp_missing.stderr.contains("No such file"), "{scp_missing:?}");
 
     let bad = s.daemon.berth(&["install", &name, "--protocol", "ftp", "--server", &server, &s.remote, "-y"]);
     assert_eq!(bad.code, 2, "{bad:?}");
-    let relative = s.tpcm(
-        &s.home,
-        &[
-            "install",
-            &name,
-            "--protocol",
-            "scp",
-            "--server",
-            &server,
-            "--username",
-            USER,
-            "--password",
-            PASSWORD,
-            "image.tar",
-            "-y",
-        ],
-    );
+    let relative = tpcm_scp("image.tar");
     assert_eq!(relative.code, 2, "{relative:?}");
 }
 

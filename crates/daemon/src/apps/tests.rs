@@ -9,101 +9,49 @@
 //!   archive checker) must not let paused time race ahead of it.
 
 use super::{Apps, AppsApi};
-use crate::config::{DaemonConfig, RestartSettings, Settings};
+use crate::config::{RestartSettings, Settings};
 use crate::daemon::Daemon;
 use crate::journal::crash::CrashPoints;
-use crate::journal::Journal;
-use crate::services::{EngineState, Services};
+use crate::testing::{at_every_crash_point, boxed, upload, Fixture};
 use berth_api::routes::apps::AppsManager;
-use berth_api::{InstallRequest, Operation, SourceRequest, UpgradeRequest, Upload};
-use berth_core::engine::{EngineError, Ownership};
+use berth_api::{InstallRequest, Operation, SourceRequest, UpgradeRequest};
+use berth_core::engine::EngineError;
 use berth_core::source::Source;
 use berth_core::spec::AppSpec;
 use berth_core::status::{AppState, DesiredState};
 use berth_core::AppName;
-use berth_store::{AppChange, NewEntry, Store};
-use berth_testkit::fake::{FakeEngine, FakeImage, Method, OnStart};
+use berth_store::{AppChange, NewEntry};
+use berth_testkit::fake::{FakeImage, Method, OnStart};
 use berth_testkit::ImageBuilder;
-use bytes::Bytes;
-use futures::StreamExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 const IMAGE: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
-/// A daemon's state that outlives the daemon: its directory and its engine.
-struct Fixture {
-    dir: tempfile::TempDir,
-    engine: FakeEngine,
+fn settings() -> Settings {
+    Settings {
+        start_check_ms: 1,
+        stop_timeout_secs: 1,
+        probation_secs: 0,
+        restart: RestartSettings {
+            initial_backoff_ms: 1000,
+            max_backoff_ms: 8000,
+            max_crashes: 3,
+            stable_after_secs: 60,
+            jitter: 0.2,
+        },
+        ..Settings::default()
+    }
+}
+
+fn fixture() -> Fixture {
+    Fixture::new(settings())
 }
 
 impl Fixture {
-    fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap(), engine: FakeEngine::new() }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
     fn private_dir(&self, app: &str) -> PathBuf {
         self.root().join("tpc").join(app)
-    }
-
-    fn config(&self) -> DaemonConfig {
-        let settings = Settings {
-            start_check_ms: 1,
-            stop_timeout_secs: 1,
-            probation_secs: 0,
-            restart: RestartSettings {
-                initial_backoff_ms: 1000,
-                max_backoff_ms: 8000,
-                max_crashes: 3,
-                stable_after_secs: 60,
-                jitter: 0.2,
-            },
-            ..Settings::default()
-        };
-        DaemonConfig {
-            root: self.root(),
-            socket: self.dir.path().join("sock"),
-            data_root: self.root().join("tpc"),
-            docker_host: None,
-            unit_dir: self.dir.path().join("units"),
-            settings,
-        }
-    }
-
-    /// A daemon over this state (as after a start), not yet recovered.
-    fn daemon(&self, crash: CrashPoints) -> Arc<Daemon> {
-        std::fs::create_dir_all(self.root().join("tpc")).unwrap();
-        let store = Store::open(&self.root().join("berth.db")).unwrap();
-        let services = Arc::new(Services {
-            config: self.config(),
-            ownership: Ownership::new("test"),
-            engine: Arc::new(self.engine.clone()),
-            store: store.clone(),
-            journal: Journal::new(store, crash),
-            engine_state: EngineState::new(2),
-            jitter: Arc::new(|| 0.5),
-            systemd: false,
-            shutdown: CancellationToken::new(),
-        });
-        Daemon::assemble(services)
-    }
-
-    /// A daemon that has recovered, as the engine watch makes it at start.
-    async fn started(&self, crash: CrashPoints) -> Arc<Daemon> {
-        let daemon = self.daemon(crash);
-        daemon.recover().await.unwrap();
-        daemon
-    }
-
-    fn store(&self) -> Store {
-        std::fs::create_dir_all(self.root()).unwrap();
-        Store::open(&self.root().join("berth.db")).unwrap()
     }
 
     /// A real `docker save` archive whose image the fake loads when it is streamed in.
@@ -120,11 +68,6 @@ impl Fixture {
 
 fn api(daemon: &Arc<Daemon>) -> AppsApi {
     AppsApi(daemon.apps.clone())
-}
-
-fn upload(path: &Path) -> Upload {
-    let bytes = Bytes::from(std::fs::read(path).unwrap());
-    Upload { body: futures::stream::iter([Ok(bytes)]).boxed() }
 }
 
 fn install_request(name: &str, path: &Path) -> InstallRequest {
@@ -224,7 +167,7 @@ async fn send(apps: &Apps, name: &str, command: super::actor::Command) {
 
 #[tokio::test(start_paused = true)]
 async fn reconcile_creates_and_starts_a_missing_container() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     stored_app(&fixture, "web");
     let daemon = fixture.started(CrashPoints::off()).await;
     settle().await;
@@ -236,7 +179,7 @@ async fn reconcile_creates_and_starts_a_missing_container() {
 
 #[tokio::test(start_paused = true)]
 async fn crashes_are_restarted_after_backoff_until_berth_gives_up() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     stored_app(&fixture, "web");
     let daemon = fixture.started(CrashPoints::off()).await;
     settle().await;
@@ -275,7 +218,7 @@ async fn crashes_are_restarted_after_backoff_until_berth_gives_up() {
 
 #[tokio::test(start_paused = true)]
 async fn a_user_stop_is_not_a_crash() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     stored_app(&fixture, "web");
     let daemon = fixture.started(CrashPoints::off()).await;
     settle().await;
@@ -290,7 +233,7 @@ async fn a_user_stop_is_not_a_crash() {
 
 #[tokio::test(start_paused = true)]
 async fn a_container_removed_behind_berths_back_is_recreated() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     stored_app(&fixture, "web");
     let daemon = fixture.started(CrashPoints::off()).await;
     settle().await;
@@ -308,7 +251,7 @@ async fn a_container_removed_behind_berths_back_is_recreated() {
 /// task keeps panicking is shown as failed.
 #[tokio::test(start_paused = true)]
 async fn a_panicking_app_task_is_kept_and_marked_failed_if_it_keeps_panicking() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     stored_app(&fixture, "web");
     let daemon = fixture.started(CrashPoints::off()).await;
     settle().await;
@@ -332,7 +275,7 @@ async fn a_panicking_app_task_is_kept_and_marked_failed_if_it_keeps_panicking() 
 
 #[tokio::test]
 async fn an_install_that_fails_at_create_undoes_every_step() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let daemon = fixture.started(CrashPoints::off()).await;
     let (path, image) = fixture.archive("app:2", "create-fails");
     fixture.load_next(&image, "app:2");
@@ -349,7 +292,7 @@ async fn an_install_that_fails_at_create_undoes_every_step() {
 
 #[tokio::test]
 async fn an_undo_keeps_an_image_that_was_there_before() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let daemon = fixture.started(CrashPoints::off()).await;
     let (path, image) = fixture.archive("app:3", "was-there");
     fixture.engine.add_image(FakeImage::new(&image).tag("app:3"));
@@ -363,7 +306,7 @@ async fn an_undo_keeps_an_image_that_was_there_before() {
 
 #[tokio::test]
 async fn an_uninstall_cut_short_by_the_engine_is_finished_when_it_is_back() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     stored_app(&fixture, "web");
     let daemon = fixture.started(CrashPoints::off()).await;
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -390,7 +333,7 @@ async fn an_uninstall_cut_short_by_the_engine_is_finished_when_it_is_back() {
 /// uninstall. What the install made goes with the app; what existed stays.
 #[tokio::test]
 async fn volumes_the_install_made_go_with_the_app_and_others_stay() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let daemon = fixture.started(CrashPoints::off()).await;
     fixture.engine.add_volume("shared", &[("owner", "someone")]);
     let (path, image) = fixture.archive("app:1", "volumes");
@@ -418,7 +361,7 @@ async fn volumes_the_install_made_go_with_the_app_and_others_stay() {
 /// after the image was loaded, with "container … does not exist".
 #[tokio::test]
 async fn a_missing_network_is_refused_before_anything_changes() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let daemon = fixture.started(CrashPoints::off()).await;
     let (path, image) = fixture.archive("app:1", "network");
     fixture.load_next(&image, "app:1");
@@ -441,7 +384,7 @@ async fn a_missing_network_is_refused_before_anything_changes() {
 /// (its entry open) and is finished when the engine is back.
 #[tokio::test]
 async fn an_install_cut_off_from_the_engine_releases_its_image_when_it_is_back() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let daemon = fixture.started(CrashPoints::off()).await;
     let (path, image) = fixture.archive("app:1", "outage");
     fixture.load_next(&image, "app:1");
@@ -464,7 +407,7 @@ async fn an_install_cut_off_from_the_engine_releases_its_image_when_it_is_back()
 /// image released) when the engine is back, not at the next berth start.
 #[tokio::test]
 async fn an_upgrade_cut_off_from_the_engine_is_undone_when_it_is_back() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let (old_path, old_image) = fixture.archive("app:1", "outage-old");
     fixture.load_next(&old_image, "app:1");
     let daemon = fixture.started(CrashPoints::off()).await;
@@ -498,7 +441,7 @@ async fn an_upgrade_cut_off_from_the_engine_is_undone_when_it_is_back() {
 /// wherever the link points. The upgrade is refused and undone.
 #[tokio::test]
 async fn a_hook_directory_replaced_by_a_link_is_not_followed() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let (old_path, old_image) = fixture.archive("app:1", "hook-old");
     fixture.engine.load_next([FakeImage::new(&old_image).tag("app:1").file("/tpc/hook/pre.sh", "#!/bin/sh\n")]);
     let daemon = fixture.started(CrashPoints::off()).await;
@@ -521,7 +464,7 @@ async fn a_hook_directory_replaced_by_a_link_is_not_followed() {
 /// under way in this daemon is left to it, not undone under its feet.
 #[tokio::test]
 async fn the_engine_coming_back_leaves_a_running_operation_alone() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let daemon = fixture.started(CrashPoints::off()).await;
     let (path, image) = fixture.archive("app:1", "live");
     fixture.load_next(&image, "app:1");
@@ -542,46 +485,10 @@ async fn the_engine_coming_back_leaves_a_running_operation_alone() {
 
 // ----- crashes at every step, recovered ----------------------------------------
 
-/// Runs `scenario` once recording its crash points, then once per point
-/// halted there, each time on a fresh fixture prepared by `prepare`, and has
-/// a fresh daemon recover; `check` then sees the fixture and whether the
-/// point came after the operation's commit.
-async fn at_every_crash_point<P, S, C>(prepare: P, scenario: S, check: C)
-where
-    P: Fn(&Fixture) -> Arc<dyn std::any::Any + Send + Sync>,
-    S: for<'a> Fn(&'a Fixture, Arc<Daemon>, Arc<dyn std::any::Any + Send + Sync>) -> futures::future::BoxFuture<'a, ()>,
-    C: Fn(&Fixture, &str, bool, &Arc<dyn std::any::Any + Send + Sync>),
-{
-    let fixture = Fixture::new();
-    let given = prepare(&fixture);
-    let daemon = fixture.started(CrashPoints::recording()).await;
-    scenario(&fixture, daemon.clone(), given.clone()).await;
-    let points = daemon.services.journal.crash_points().visited();
-    daemon.services.shutdown.cancel();
-    assert!(points.len() >= 2, "the scenario reached crash points: {points:?}");
-    for point in points {
-        let fixture = Fixture::new();
-        let given = prepare(&fixture);
-        let daemon = fixture.started(CrashPoints::halt_at(&point)).await;
-        scenario(&fixture, daemon.clone(), given.clone()).await;
-        // The daemon "dies" here.
-        daemon.services.shutdown.cancel();
-        drop(daemon);
-        tokio::task::yield_now().await;
-        let _recovered = fixture.started(CrashPoints::off()).await;
-        let committed = point.contains("after_commit") || point.contains(":forward_");
-        assert!(fixture.store().open_entries().unwrap().is_empty(), "{point}: an entry is left open");
-        check(&fixture, &point, committed, &given);
-    }
-}
-
-fn boxed<'a>(f: impl std::future::Future<Output = ()> + Send + 'a) -> futures::future::BoxFuture<'a, ()> {
-    Box::pin(f)
-}
-
 #[tokio::test]
 async fn an_install_cut_short_anywhere_is_undone_or_finished() {
     at_every_crash_point(
+        fixture,
         |f| {
             let (path, image) = f.archive("app:1", "install");
             f.load_next(&image, "app:1");
@@ -643,6 +550,7 @@ fn no_operation_snapshots(f: &Fixture, point: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_cut_short_anywhere_is_undone_or_finished() {
     at_every_crash_point(
+        fixture,
         installed_for_upgrade,
         |_f, daemon, given| {
             boxed(async move {
@@ -683,6 +591,7 @@ async fn an_upgrade_cut_short_anywhere_is_undone_or_finished() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_cut_short_anywhere_is_undone_or_finished() {
     at_every_crash_point(
+        fixture,
         |f| {
             let given = installed_for_upgrade(f);
             let (path, new_image, old_image) = given.downcast_ref::<(PathBuf, String, String)>().unwrap().clone();
@@ -737,6 +646,7 @@ async fn a_rollback_cut_short_anywhere_is_undone_or_finished() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uninstall_cut_short_anywhere_is_finished() {
     at_every_crash_point(
+        fixture,
         |f| {
             let (path, image) = f.archive("app:1", "uninstall");
             f.load_next(&image, "app:1");
@@ -769,7 +679,7 @@ async fn an_uninstall_cut_short_anywhere_is_finished() {
 /// rollback without a complete kept snapshot is refused, changing nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_never_restores_a_missing_snapshot() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let given = installed_for_upgrade(&fixture);
     let (path, _, _) = given.downcast_ref::<(PathBuf, String, String)>().unwrap();
     let daemon = fixture.started(CrashPoints::halt_at("upgrade:after_commit")).await;
@@ -793,7 +703,7 @@ async fn a_rollback_never_restores_a_missing_snapshot() {
 /// journal entry was opened.
 #[tokio::test]
 async fn a_full_disk_refuses_an_upgrade_before_it_begins() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let (old_path, old_image) = fixture.archive("app:1", "disk-old");
     fixture.load_next(&old_image, "app:1");
     let daemon = fixture.started(CrashPoints::off()).await;
@@ -821,7 +731,7 @@ async fn a_full_disk_refuses_an_upgrade_before_it_begins() {
 /// undone, not abandoned.
 #[tokio::test]
 async fn a_cancelled_install_is_undone() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let daemon = fixture.started(CrashPoints::off()).await;
     let (path, image) = fixture.archive("app:1", "cancel");
     fixture.load_next(&image, "app:1");
@@ -845,7 +755,7 @@ async fn a_cancelled_install_is_undone() {
 /// `berth cancel <name>` does the same from another client.
 #[tokio::test]
 async fn berth_cancel_undoes_a_running_upgrade() {
-    let fixture = Fixture::new();
+    let fixture = fixture();
     let (old_path, old_image) = fixture.archive("app:1", "cancel-old");
     fixture.load_next(&old_image, "app:1");
     let daemon = fixture.started(CrashPoints::off()).await;
@@ -889,6 +799,7 @@ fn staging_left(f: &Fixture) -> Vec<String> {
 async fn a_migration_export_cut_short_anywhere_leaves_the_store_whole() {
     use berth_api::routes::migration::MigrationManager;
     at_every_crash_point(
+        fixture,
         |f| {
             let (path, image) = f.archive("app:1", "export");
             f.load_next(&image, "app:1");
@@ -964,6 +875,7 @@ fn migration_store(f: &Fixture) -> Arc<dyn std::any::Any + Send + Sync> {
 async fn a_migration_import_cut_short_anywhere_is_undone_or_finished() {
     use berth_api::routes::migration::MigrationManager;
     at_every_crash_point(
+        fixture,
         migration_store,
         |_f, daemon, _| {
             boxed(async move {

@@ -18,27 +18,21 @@
 
 use super::conf::GENERATION_LABEL;
 use super::{exec, execution_id, idle, images, Sra, EID_LABEL, SRA_CONTAINER_LABEL, SRA_LABEL};
-use crate::config::{DaemonConfig, Settings, SraSettings};
+use crate::config::{Settings, SraSettings};
 use crate::daemon::Daemon;
 use crate::journal::crash::CrashPoints;
-use crate::journal::Journal;
-use crate::services::{EngineState, Services};
-use berth_api::{Operation, SraExecRequest, SraTarget, Upload};
-use berth_core::engine::{ContainerConfig, Engine, Ownership, RunState};
+use crate::testing::{at_every_crash_point, boxed, upload, Fixture, Given, INSTANCE};
+use berth_api::{Operation, SraExecRequest, SraTarget};
+use berth_core::engine::{ContainerConfig, Engine, RunState};
 use berth_core::spec::LABEL_INSTANCE;
-use berth_store::Store;
 use berth_testkit::fake::{FakeEngine, FakeImage, Method};
 use berth_testkit::ImageBuilder;
-use bytes::Bytes;
-use futures::StreamExt;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 const IMAGE: &str = "sha256:5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
-const INSTANCE: &str = "test";
 /// How long a condition polled for may take before the test gives up (a
 /// deadline against hanging, not a measurement).
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -51,66 +45,15 @@ fn execution_id_is_sha1_of_the_concatenation() {
     assert_eq!(execution_id("", "", ""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
 }
 
-/// A daemon's state that outlives the daemon: its directory and its engine.
-struct Fixture {
-    dir: tempfile::TempDir,
-    engine: FakeEngine,
+fn fixture() -> Fixture {
+    Fixture::new(Settings {
+        stop_timeout_secs: 1,
+        sra: SraSettings { config_max_entries: 50, ..SraSettings::default() },
+        ..Settings::default()
+    })
 }
 
 impl Fixture {
-    fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap(), engine: FakeEngine::new() }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn config(&self) -> DaemonConfig {
-        let settings = Settings {
-            stop_timeout_secs: 1,
-            sra: SraSettings { config_max_entries: 50, ..SraSettings::default() },
-            ..Settings::default()
-        };
-        DaemonConfig {
-            root: self.root(),
-            socket: self.dir.path().join("sock"),
-            data_root: self.root().join("tpc"),
-            docker_host: None,
-            unit_dir: self.dir.path().join("units"),
-            settings,
-        }
-    }
-
-    /// A daemon over this state (as after a start), not yet recovered.
-    fn daemon(&self, crash: CrashPoints) -> Arc<Daemon> {
-        std::fs::create_dir_all(self.root().join("tpc")).unwrap();
-        let store = Store::open(&self.root().join("berth.db")).unwrap();
-        let services = Arc::new(Services {
-            config: self.config(),
-            ownership: Ownership::new(INSTANCE),
-            engine: Arc::new(self.engine.clone()),
-            store: store.clone(),
-            journal: Journal::new(store, crash),
-            engine_state: EngineState::new(2),
-            jitter: Arc::new(|| 0.5),
-            systemd: false,
-            shutdown: CancellationToken::new(),
-        });
-        Daemon::assemble(services)
-    }
-
-    /// A daemon that has recovered, as the engine watch makes it at start.
-    async fn started(&self, crash: CrashPoints) -> Arc<Daemon> {
-        let daemon = self.daemon(crash);
-        daemon.recover().await.unwrap();
-        daemon
-    }
-
-    fn store(&self) -> Store {
-        Store::open(&self.root().join("berth.db")).unwrap()
-    }
-
     /// Where the daemon keeps an image's configuration.
     fn conf_root(&self, image: &str) -> PathBuf {
         self.root().join("tpc/.berth-sra").join(image.trim_start_matches("sha256:"))
@@ -187,7 +130,7 @@ fn calls_of(engine: &FakeEngine, method: Method) -> usize {
 /// reported by exec and list, and removal leaves it and therefore the image.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_runners_container_is_reported_and_never_used_stopped_or_removed() {
-    let f = Fixture::new();
+    let f = fixture();
     f.engine.add_image(sra_image(IMAGE));
     let daemon = f.started(CrashPoints::off()).await;
     let sra = daemon.sra.clone();
@@ -233,7 +176,7 @@ async fn another_runners_container_is_reported_and_never_used_stopped_or_removed
 /// execution containers of the image; forced, it kills the command first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removal_is_refused_under_a_running_command_and_forced_kills_it_first() {
-    let f = Fixture::new();
+    let f = fixture();
     f.engine.add_image(sra_image(IMAGE));
     f.engine.on_exec_default(|_| berth_testkit::fake::ExecScript::hang().out("working\n"));
     let daemon = f.started(CrashPoints::off()).await;
@@ -267,7 +210,7 @@ async fn removal_is_refused_under_a_running_command_and_forced_kills_it_first() 
 /// configuration itself).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_configuration_lock_is_free_while_the_image_is_read_out() {
-    let f = Fixture::new();
+    let f = fixture();
     f.engine.add_image(sra_image(IMAGE));
     let daemon = f.started(CrashPoints::off()).await;
     let sra = daemon.sra.clone();
@@ -295,7 +238,7 @@ async fn the_configuration_lock_is_free_while_the_image_is_read_out() {
 /// lock, and collects the old generation after releasing it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_setup_lock_is_free_while_waiting_for_commands_and_collecting_garbage() {
-    let f = Fixture::new();
+    let f = fixture();
     f.engine.add_image(sra_image(IMAGE));
     let daemon = f.started(CrashPoints::off()).await;
     let sra = daemon.sra.clone();
@@ -342,7 +285,7 @@ async fn the_setup_lock_is_free_while_waiting_for_commands_and_collecting_garbag
 /// held, and the second must be asked for while it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_idle_sweep_stops_containers_concurrently() {
-    let f = Fixture::new();
+    let f = fixture();
     f.engine.add_image(sra_image(IMAGE));
     let daemon = f.started(CrashPoints::off()).await;
     let sra = daemon.sra.clone();
@@ -369,49 +312,6 @@ async fn the_idle_sweep_stops_containers_concurrently() {
 
 // ----- crashes at every step, recovered ------------------------------------------------
 
-type Given = Arc<dyn std::any::Any + Send + Sync>;
-
-/// Runs `scenario` once recording its crash points, then once per point
-/// halted there, each time on a fresh fixture prepared by `prepare`, and has
-/// a fresh daemon recover; `check` then sees the fixture and whether the
-/// point came after the operation's commit.
-async fn at_every_crash_point<P, S, C>(prepare: P, scenario: S, check: C)
-where
-    P: Fn(&Fixture) -> Given,
-    S: for<'a> Fn(&'a Fixture, Arc<Daemon>, Given) -> futures::future::BoxFuture<'a, ()>,
-    C: Fn(&Fixture, &str, bool, &Given),
-{
-    let fixture = Fixture::new();
-    let given = prepare(&fixture);
-    let daemon = fixture.started(CrashPoints::recording()).await;
-    scenario(&fixture, daemon.clone(), given.clone()).await;
-    let points = daemon.services.journal.crash_points().visited();
-    daemon.services.shutdown.cancel();
-    assert!(points.len() >= 2, "the scenario reached crash points: {points:?}");
-    for point in points {
-        let fixture = Fixture::new();
-        let given = prepare(&fixture);
-        let daemon = fixture.started(CrashPoints::halt_at(&point)).await;
-        scenario(&fixture, daemon.clone(), given.clone()).await;
-        // The daemon "dies" here.
-        daemon.services.shutdown.cancel();
-        drop(daemon);
-        let _recovered = fixture.started(CrashPoints::off()).await;
-        let committed = point.contains("after_commit") || point.contains(":forward_");
-        assert!(fixture.store().open_entries().unwrap().is_empty(), "{point}: an entry is left open");
-        check(&fixture, &point, committed, &given);
-    }
-}
-
-fn boxed<'a>(f: impl std::future::Future<Output = ()> + Send + 'a) -> futures::future::BoxFuture<'a, ()> {
-    Box::pin(f)
-}
-
-fn upload(path: &Path) -> Upload {
-    let bytes = Bytes::from(std::fs::read(path).unwrap());
-    Upload { body: futures::stream::iter([Ok(bytes)]).boxed() }
-}
-
 /// A real `docker save` archive whose image the fake loads (as `image`
 /// makes it) when it is streamed in.
 fn archive_loading(f: &Fixture, marker: &str, image: impl Fn(&str) -> FakeImage) -> Given {
@@ -433,6 +333,7 @@ fn load_scenario<'a>(_f: &'a Fixture, daemon: Arc<Daemon>, given: Given) -> futu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sra_load_cut_short_anywhere_is_undone_or_kept() {
     at_every_crash_point(
+        fixture,
         |f| archive_loading(f, "load", sra_image),
         load_scenario,
         |f, point, committed, given| {
@@ -455,6 +356,7 @@ async fn an_sra_load_cut_short_anywhere_is_undone_or_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_sra_load_cut_short_while_undone_leaves_nothing() {
     at_every_crash_point(
+        fixture,
         |f| archive_loading(f, "refused", |id| FakeImage::new(id).tag("vendor/sra:1").label(SRA_LABEL, "x")),
         load_scenario,
         |f, point, _committed, given| {
@@ -472,6 +374,7 @@ async fn a_refused_sra_load_cut_short_while_undone_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sra_removal_cut_short_anywhere_is_finished() {
     at_every_crash_point(
+        fixture,
         |f| {
             f.engine.add_image(sra_image(IMAGE));
             let rt = tokio::runtime::Handle::current();
