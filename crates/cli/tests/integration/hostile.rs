@@ -581,10 +581,6 @@ fn daemon_exit(daemon: &TestDaemon, extra: &[&str]) -> Run {
     finish(child, "berth daemon", Duration::from_secs(60))
 }
 
-fn stop(daemon: &mut TestDaemon) {
-    daemon.terminate();
-}
-
 /// Issue 13 (8): a damaged or newer database is refused at start with its
 /// own exit code and a message naming the file; it is left as it was.
 #[test]
@@ -623,7 +619,7 @@ fn a_damaged_or_newer_database_is_refused_at_start() {
         let name = unique("db");
         let run = daemon.berth(&["install", &name, &archive.path.to_string_lossy(), "-y"]);
         assert_eq!(run.code, 0, "{run:?}");
-        stop(&mut daemon);
+        daemon.terminate();
         let db = daemon.root().join("berth.db");
         damage(&db);
         let damaged = std::fs::read(&db).unwrap();
@@ -644,7 +640,7 @@ fn an_empty_database_never_removes_the_apps_containers() {
     let run = daemon.berth(&["install", &name, &archive.path.to_string_lossy(), "-y"]);
     assert_eq!(run.code, 0, "{run:?}");
     let before = inspect(&name).unwrap()["Id"].clone();
-    stop(&mut daemon);
+    daemon.terminate();
     for suffix in ["", "-wal", "-shm"] {
         let path = daemon.root().join(format!("berth.db{suffix}"));
         if suffix.is_empty() {
