@@ -254,6 +254,8 @@ pub struct ContainerObservation {
     pub started_at: Option<i64>,
     pub health: Health,
     pub oom_killed: bool,
+    /// Network name → the container's IPv4 address on it ("" when it has none yet).
+    pub networks: BTreeMap<String, String>,
 }
 
 impl ContainerObservation {
@@ -286,6 +288,33 @@ pub struct ContainerEvent {
 pub struct VolumeInfo {
     pub name: String,
     pub labels: BTreeMap<String, String>,
+}
+
+/// A network berth asks the engine to make (`docker network create`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkConfig {
+    pub name: String,
+    /// CIDR, e.g. `10.1.1.0/24`; `None`: the engine chooses.
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    /// The Linux bridge's name (at most 15 bytes); `None`: the engine's `br-<id>`.
+    pub bridge_name: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A network as the engine reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkInfo {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    pub labels: BTreeMap<String, String>,
+    pub subnets: Vec<String>,
+    pub gateways: Vec<String>,
+    /// `com.docker.network.bridge.name`, where it was given.
+    pub bridge_name: Option<String>,
+    /// Ids of the containers attached to it.
+    pub containers: Vec<String>,
 }
 
 /// What `stat` says of a path inside a container.
@@ -347,8 +376,35 @@ pub trait Engine: Send + Sync + 'static {
     /// `stat` of a path inside a container; `None` when it does not exist.
     async fn stat(&self, container: &str, path: &str) -> Result<Option<PathStat>, EngineError>;
 
+    /// Builds an image from a build context (an uncompressed tar with a
+    /// `Dockerfile` at its root), offline: the base must be there already.
+    /// Returns the image id; the build's output goes to `progress`.
+    async fn build_image(
+        &self,
+        context: Bytes,
+        tag: &str,
+        labels: &BTreeMap<String, String>,
+        progress: ProgressSink,
+    ) -> Result<String, EngineError>;
+    /// Unpacks a tar archive into directory `dir` of a container (the
+    /// directory must exist).
+    async fn copy_to(&self, container: &str, dir: &str, archive: Bytes) -> Result<(), EngineError>;
+
     /// Whether a network of this name (or id) exists.
     async fn network_exists(&self, network: &str) -> Result<bool, EngineError>;
+    /// A network by name or id; `None` when there is none.
+    async fn inspect_network(&self, network: &str) -> Result<Option<NetworkInfo>, EngineError>;
+    /// Networks whose labels match.
+    async fn list_networks(&self, filter: &Filter) -> Result<Vec<NetworkInfo>, EngineError>;
+    /// Creates a bridge network; returns its id. A name that exists already is `Conflict`.
+    async fn create_network(&self, config: &NetworkConfig) -> Result<String, EngineError>;
+    /// Removes a network; one that containers use is refused (`Conflict`);
+    /// one that is already gone is not an error.
+    async fn remove_network(&self, network: &str) -> Result<(), EngineError>;
+    /// Attaches a container to a network (before or after it starts).
+    async fn connect_network(&self, container: &str, network: &str) -> Result<(), EngineError>;
+    /// Detaches a container from a network; not attached is not an error.
+    async fn disconnect_network(&self, container: &str, network: &str) -> Result<(), EngineError>;
     /// A named volume; `None` when there is none of that name.
     async fn inspect_volume(&self, name: &str) -> Result<Option<VolumeInfo>, EngineError>;
     /// Named volumes whose labels match.

@@ -50,6 +50,8 @@ pub enum OperationKind {
     MigrationImport,
     SraLoad,
     SraRemove,
+    /// A resource instance's transition or operation (Install … Uninstall).
+    ResourceTransition,
 }
 
 impl OperationKind {
@@ -143,6 +145,8 @@ pub enum Subject {
     SraImage(String),
     /// An SRA image archive being loaded (its image id is not known yet).
     SraLoad(String),
+    /// A resource instance, by its id: one transition at a time.
+    Resource(String),
 }
 
 impl Subject {
@@ -153,6 +157,7 @@ impl Subject {
             Subject::Migration => "migration".into(),
             Subject::SraImage(id) => format!("sra:{id}"),
             Subject::SraLoad(token) => format!("sra-load:{token}"),
+            Subject::Resource(id) => format!("resource:{id}"),
         }
     }
 
@@ -162,6 +167,9 @@ impl Subject {
         }
         if let Some(name) = key.strip_prefix("app:") {
             return AppName::parse(name).ok().map(Subject::App);
+        }
+        if let Some(id) = key.strip_prefix("resource:") {
+            return Some(Subject::Resource(id.to_owned()));
         }
         if let Some(token) = key.strip_prefix("sra-load:") {
             return Some(Subject::SraLoad(token.to_owned()));
@@ -236,6 +244,18 @@ pub enum Effect {
     /// Remove every named volume berth made for the app (an uninstall
     /// that does not keep the data).
     RemoveAppVolumes { app: AppName },
+    /// Remove a resource instance's container in its location's engine
+    /// (only one carrying this instance's label).
+    RemoveResourceContainer { location: String, container: String },
+    /// Remove a network berth made for a resource instance (labelled as this instance's).
+    RemoveResourceNetwork { location: String, network: String },
+    /// Remove a volume berth made for a resource instance (labelled as this instance's).
+    RemoveResourceVolume { location: String, volume: String },
+    /// Forget a resource instance's row (the end of an Install's undo).
+    DeleteResourceInstance { id: String },
+    /// End a transition request as FAILED, unless it has ended: with the
+    /// reason its run recorded, or `interrupted` after a crash.
+    FailResourceRequest { request_id: String },
 }
 
 impl Effect {
@@ -262,6 +282,15 @@ impl Effect {
             Effect::RemoveSraImage { image_id, .. } => format!("remove SRA image {image_id}"),
             Effect::RemoveVolume { name } => format!("remove volume {name}"),
             Effect::RemoveAppVolumes { app } => format!("remove the volumes berth made for {app}"),
+            Effect::RemoveResourceContainer { location, container } => {
+                format!("remove container {container} in location {location}")
+            }
+            Effect::RemoveResourceNetwork { location, network } => {
+                format!("remove network {network} in location {location}")
+            }
+            Effect::RemoveResourceVolume { location, volume } => format!("remove volume {volume} in location {location}"),
+            Effect::DeleteResourceInstance { id } => format!("forget resource instance {id}"),
+            Effect::FailResourceRequest { request_id } => format!("end transition request {request_id} as failed"),
         }
     }
 }
@@ -312,6 +341,17 @@ pub fn steps(kind: OperationKind) -> &'static [&'static str] {
         OperationKind::MigrationImport => &[ACCEPTED, "image_loaded", "data_restored"],
         OperationKind::SraLoad => &[ACCEPTED, "loading", "checking"],
         OperationKind::SraRemove => &[ACCEPTED],
+        OperationKind::ResourceTransition => &[
+            ACCEPTED,
+            "network_created",
+            "volume_created",
+            "container_created",
+            "started",
+            "params_written",
+            "script_ran",
+            "params_read",
+            "container_removed",
+        ],
     }
 }
 
@@ -336,6 +376,20 @@ pub struct UpgradeRecord {
     pub skip_data: bool,
 }
 
+/// What a resource transition needs to remember (the request itself is in
+/// the store's `resource_requests`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceRecord {
+    pub request_id: String,
+    pub instance_id: String,
+    pub location: String,
+    /// `Install`, …, or an operation's name.
+    pub transition: String,
+    /// The container, once made.
+    #[serde(default)]
+    pub container: Option<String>,
+}
+
 /// What an uninstall was asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UninstallRecord {
@@ -358,6 +412,7 @@ mod tests {
             OperationKind::MigrationImport,
             OperationKind::SraLoad,
             OperationKind::SraRemove,
+            OperationKind::ResourceTransition,
         ] {
             assert_eq!(OperationKind::parse(kind.as_str()), Some(kind));
             assert_eq!(steps(kind)[0], ACCEPTED);

@@ -9,6 +9,7 @@ pub mod host;
 pub mod journal;
 pub mod name;
 pub mod reconcile;
+pub mod resource;
 pub mod run_args;
 pub mod source;
 pub mod spec;

@@ -55,6 +55,7 @@ mod tests {
             started_at: None,
             health: Health::None,
             oom_killed: false,
+            networks: Default::default(),
         }
     }
 

@@ -39,6 +39,129 @@ pub struct Settings {
     pub sra: SraSettings,
     pub engine: EngineSettings,
     pub fetch: FetchSettings,
+    pub resource: ResourceSettings,
+}
+
+/// `[resource]`: the resource manager (the OSLM Resource Manager API).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResourceSettings {
+    /// Whether the resource manager runs at all.
+    pub enabled: bool,
+    /// `resourceManagerId` and `/configuration`'s name.
+    pub name: String,
+    /// TCP listener of the API (`ADDR:PORT`); empty: the unix socket only.
+    pub listen: String,
+    /// PEM certificate chain and key: the TCP listener speaks TLS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Directories whose every sub-directory is a resource package, onboarded at start.
+    pub package_dirs: Vec<PathBuf>,
+    /// How long one lifecycle script may run.
+    pub transition_timeout_secs: u64,
+    /// Static busybox the base image is built from (Debian's busybox-static).
+    pub busybox: PathBuf,
+    pub kafka: Option<KafkaSettings>,
+    /// Appends every request and response of the API to `trace_file` (CSV).
+    pub generate_trace_file: bool,
+    /// Default: `<root>/logs/trace.csv`.
+    pub trace_file: Option<PathBuf>,
+    /// The trace file is rotated (to `<file>.1`) past this size.
+    pub trace_max_bytes: u64,
+    /// Deployment locations; none configured means one, `local`, on the daemon's engine.
+    pub locations: Vec<LocationSettings>,
+}
+
+/// `[resource.kafka]`: asynchronous transition responses.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    pub bootstrap_servers: Vec<String>,
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// Undelivered responses kept at most (the oldest are dropped, and logged, beyond).
+    #[serde(default = "default_outbox_limit")]
+    pub outbox_limit: i64,
+}
+
+fn default_topic() -> String {
+    "berth-rm".into()
+}
+
+fn default_outbox_limit() -> i64 {
+    100_000
+}
+
+/// `[[resource.locations]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationSettings {
+    pub name: String,
+    #[serde(rename = "type", default = "default_location_type")]
+    pub kind: String,
+    #[serde(default)]
+    pub description: String,
+    /// The Docker Engine (`unix://…`, `tcp://…`); default: the daemon's.
+    #[serde(default)]
+    pub engine: Option<String>,
+}
+
+fn default_location_type() -> String {
+    "docker".into()
+}
+
+impl Default for ResourceSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            name: "berth-rm".into(),
+            listen: "127.0.0.1:8081".into(),
+            tls_cert: None,
+            tls_key: None,
+            package_dirs: Vec::new(),
+            transition_timeout_secs: 300,
+            busybox: PathBuf::from("/bin/busybox"),
+            kafka: None,
+            generate_trace_file: false,
+            trace_file: None,
+            trace_max_bytes: 64 << 20,
+            locations: Vec::new(),
+        }
+    }
+}
+
+impl ResourceSettings {
+    fn validate(&self) -> Result<(), String> {
+        if self.transition_timeout_secs == 0 {
+            return Err("resource.transition_timeout_secs must be positive".into());
+        }
+        if !self.listen.is_empty() && self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("resource.listen must be ADDR:PORT, not {:?}", self.listen));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("resource.tls_cert and resource.tls_key go together".into());
+        }
+        if let Some(kafka) = &self.kafka {
+            if kafka.bootstrap_servers.is_empty() || kafka.topic.is_empty() || kafka.outbox_limit < 1 {
+                return Err("resource.kafka needs bootstrap_servers, a topic and a positive outbox_limit".into());
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for location in &self.locations {
+            if location.name.is_empty() || !seen.insert(location.name.as_str()) {
+                return Err(format!("resource.locations: names must be unique and non-empty ({:?})", location.name));
+            }
+            if let Some(engine) = &location.engine {
+                if !["unix://", "tcp://", "http://"].iter().any(|scheme| engine.starts_with(scheme)) {
+                    return Err(format!(
+                        "resource.locations {:?}: engine must be unix://, tcp:// or http://, not {engine:?}",
+                        location.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[engine]`: how long berth waits for the container engine.
@@ -137,6 +260,7 @@ impl Default for Settings {
             sra: SraSettings::default(),
             engine: EngineSettings::default(),
             fetch: FetchSettings::default(),
+            resource: ResourceSettings::default(),
         }
     }
 }
@@ -197,6 +321,7 @@ impl Settings {
         if self.engine.control_timeout_secs == 0 {
             return Err("engine.control_timeout_secs must be positive".into());
         }
+        self.resource.validate()?;
         let f = &self.fetch;
         if f.idle_timeout_secs == 0 || f.overall_timeout_secs == 0 || f.max_archive_bytes == 0 {
             return Err(

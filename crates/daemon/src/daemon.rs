@@ -4,6 +4,8 @@
 use crate::apps::migration::Migration;
 use crate::apps::Apps;
 use crate::intake::logins::Logins;
+use crate::resources::locations::Location;
+use crate::resources::Resources;
 use crate::services::Services;
 use crate::sra::Sra;
 use async_trait::async_trait;
@@ -18,14 +20,20 @@ pub struct Daemon {
     pub services: Arc<Services>,
     pub apps: Arc<Apps>,
     pub sra: Arc<Sra>,
+    pub resources: Arc<Resources>,
 }
 
 impl Daemon {
-    pub fn assemble(services: Arc<Services>) -> Arc<Self> {
+    /// `locations`: the resource manager's deployment locations, connected.
+    pub fn assemble(
+        services: Arc<Services>,
+        locations: std::collections::BTreeMap<String, Arc<Location>>,
+    ) -> Arc<Self> {
         let apps = Arc::new(Apps::new(services.clone()));
         let sra = Arc::new(Sra::new(services.clone()));
-        services.journal.set_effects(crate::effects::runner(&services, &sra));
-        Arc::new(Self { services, apps, sra })
+        let resources = Arc::new(Resources::new(services.clone(), locations));
+        services.journal.set_effects(crate::effects::runner(&services, &sra, &resources));
+        Arc::new(Self { services, apps, sra, resources })
     }
 
     pub fn managers(self: &Arc<Self>) -> Managers {
@@ -35,6 +43,7 @@ impl Daemon {
             sra: Arc::new(crate::sra::SraApi(self.sra.clone())),
             migration: Arc::new(Migration { apps: self.apps.clone() }),
             logins: Arc::new(Logins::new(self.services.config.root.clone())),
+            resources: Arc::new(crate::resources::api::ResourcesApi(self.resources.clone())),
         }
     }
 
@@ -47,6 +56,7 @@ impl Daemon {
         }
         self.apps.start().await?;
         self.services.engine_state.set_ready();
+        self.resources.start().await;
         let before = crate::services::now_secs() - JOURNAL_HISTORY_SECS;
         self.services
             .db::<_, crate::apps::error::AppError, _>("pruning the journal", move |s| s.prune_entries(before))

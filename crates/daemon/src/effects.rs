@@ -9,6 +9,7 @@ use crate::apps::units;
 use crate::fs::{blocking, RestoreError, TaskFailed};
 use crate::journal::{EffectError, EffectRunner};
 use crate::services::Services;
+use crate::resources::Resources;
 use crate::sra::Sra;
 use async_trait::async_trait;
 use berth_core::engine::EngineError;
@@ -20,6 +21,7 @@ use std::sync::{Arc, Weak};
 pub struct Effects {
     pub services: Weak<Services>,
     pub sra: Weak<Sra>,
+    pub resources: Weak<Resources>,
 }
 
 fn engine_error(e: EngineError) -> EffectError {
@@ -139,6 +141,14 @@ impl EffectRunner for Effects {
                 }
                 Ok(())
             }
+            Effect::RemoveResourceContainer { .. }
+            | Effect::RemoveResourceNetwork { .. }
+            | Effect::RemoveResourceVolume { .. }
+            | Effect::DeleteResourceInstance { .. }
+            | Effect::FailResourceRequest { .. } => match self.resources.upgrade() {
+                Some(resources) => resource_effect(&resources, effect).await,
+                None => Err(EffectError::retry("the daemon is shutting down")),
+            },
             Effect::RemoveSraImage { image_id, tags } => {
                 for tag in tags {
                     match engine.remove_image(tag).await {
@@ -168,7 +178,66 @@ async fn remove_volume(engine: &dyn berth_core::engine::Engine, name: &str) -> R
     }
 }
 
+/// The resource manager's effects, in the engine of the location they name.
+async fn resource_effect(resources: &Resources, effect: &Effect) -> Result<(), EffectError> {
+    let services = &resources.services;
+    let engine_of = |location: &str| {
+        resources
+            .location(location)
+            .map(|l| l.engine.clone())
+            .ok_or_else(|| EffectError::permanent(format!("location {location} is no longer configured")))
+    };
+    match effect {
+        Effect::RemoveResourceContainer { location, container } => {
+            let engine = engine_of(location)?;
+            match engine.inspect(container).await.map_err(engine_error)? {
+                None => Ok(()),
+                Some(c) if !services.ownership.owns(&c) => {
+                    Err(EffectError::permanent(format!("container {container} is not this berth's; it is left alone")))
+                }
+                Some(c) => {
+                    engine.stop(&c.id, services.config.settings.stop_timeout_secs).await.map_err(engine_error)?;
+                    engine.remove(&c.id).await.map_err(engine_error)
+                }
+            }
+        }
+        Effect::RemoveResourceNetwork { location, network } => {
+            let engine = engine_of(location)?;
+            match engine.inspect_network(network).await.map_err(engine_error)? {
+                None => Ok(()),
+                Some(n) if !services.ownership.owns_labels(&n.labels) => {
+                    Err(EffectError::permanent(format!("network {network} is not this berth's; it is left alone")))
+                }
+                Some(n) => engine.remove_network(&n.id).await.map_err(engine_error),
+            }
+        }
+        Effect::RemoveResourceVolume { location, volume } => {
+            let engine = engine_of(location)?;
+            match engine.inspect_volume(volume).await.map_err(engine_error)? {
+                None => Ok(()),
+                Some(v) if !services.ownership.owns_labels(&v.labels) => {
+                    Err(EffectError::permanent(format!("volume {volume} is not this berth's; it is left alone")))
+                }
+                Some(_) => remove_volume(engine.as_ref(), volume).await,
+            }
+        }
+        Effect::DeleteResourceInstance { id } => {
+            let id = id.clone();
+            resources.db(move |s| s.delete_instance(&id)).await.map_err(fs_error)
+        }
+        Effect::FailResourceRequest { request_id } => resources
+            .end_failed(request_id, "interrupted", crate::resources::error::failure::INTERNAL_ERROR)
+            .await
+            .map_err(|e| EffectError::retry(e.to_string())),
+        other => Err(EffectError::permanent(format!("{} is not a resource effect", other.describe()))),
+    }
+}
+
 /// The effect runner of a daemon whose capabilities are assembled.
-pub fn runner(services: &Arc<Services>, sra: &Arc<Sra>) -> Arc<Effects> {
-    Arc::new(Effects { services: Arc::downgrade(services), sra: Arc::downgrade(sra) })
+pub fn runner(services: &Arc<Services>, sra: &Arc<Sra>, resources: &Arc<Resources>) -> Arc<Effects> {
+    Arc::new(Effects {
+        services: Arc::downgrade(services),
+        sra: Arc::downgrade(sra),
+        resources: Arc::downgrade(resources),
+    })
 }

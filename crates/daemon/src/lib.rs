@@ -4,7 +4,8 @@
 //! - capabilities: [`apps`] (install, upgrade, rollback, uninstall,
 //!   supervision, units, migration), [`sra`] (storage replication adapters),
 //!   [`intake`] (getting images in: archives, downloads, ssh, registries and
-//!   their logins; the one rule for releasing an image);
+//!   their logins; the one rule for releasing an image), [`resources`] (the
+//!   OSLM resource manager: types, instances, transitions, locations);
 //! - shared services: [`journal`] (the one journal every operation runs on),
 //!   [`engine_watch`] (the engine's events and reconnection), [`fs`] (file
 //!   work off the async workers), [`services`] (settings, engine, store);
@@ -19,6 +20,7 @@ pub mod engine_watch;
 pub mod fs;
 pub mod intake;
 pub mod journal;
+pub mod resources;
 pub mod server;
 pub mod services;
 pub mod sra;

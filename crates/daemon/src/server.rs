@@ -83,13 +83,18 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         systemd,
         shutdown: CancellationToken::new(),
     });
-    let daemon = Daemon::assemble(services.clone());
+    let locations = crate::resources::locations::connect(&services, &services.config.settings.resource).await;
+    let daemon = Daemon::assemble(services.clone(), locations);
     if let Err(e) = daemon.apps.show_stored().await {
         tracing::warn!(error = %e, "cannot list the stored apps");
     }
     tokio::spawn(crate::engine_watch::follow_engine(daemon.clone()));
     tokio::spawn(crate::sra::idle::stop_idle_containers(daemon.sra.clone()));
-    let router = berth_api::router(daemon.managers());
+    tokio::spawn(crate::resources::outbox::deliver(daemon.resources.clone()));
+    tokio::spawn(crate::resources::supervise::supervise(daemon.resources.clone()));
+    let managers = daemon.managers();
+    serve_resource_manager(&services, managers.resources.clone()).await;
+    let router = berth_api::router(managers);
     let socket = services.config.socket.clone();
     notify_ready();
     let shutdown = services.shutdown.clone();
@@ -109,6 +114,51 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     };
     let _ = std::fs::remove_file(&socket);
     served.map_err(io(&socket))
+}
+
+/// The Resource Manager API on its TCP listener (`[resource] listen`), with
+/// TLS where a certificate is configured. Only that API is served there: the
+/// native API stays on the unix socket, whose permissions guard it. A
+/// listener that cannot be bound is logged, and the API stays on the socket.
+async fn serve_resource_manager(
+    services: &Arc<Services>,
+    manager: Arc<dyn berth_api::routes::resources::ResourceManager>,
+) {
+    let settings = &services.config.settings.resource;
+    if !settings.enabled || settings.listen.is_empty() {
+        return;
+    }
+    let listener = match tokio::net::TcpListener::bind(&settings.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            return tracing::error!(listen = %settings.listen, error = %e, "the resource manager's listener cannot be bound; its API is on the unix socket only");
+        }
+    };
+    let router = berth_api::routes::resources::routes(manager);
+    let shutdown = services.shutdown.clone();
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => match crate::resources::tls::acceptor(cert, key) {
+            Ok(acceptor) => Some(acceptor),
+            Err(e) => {
+                return tracing::error!(error = %e, "the resource manager's TLS certificate cannot be used; its listener is not started");
+            }
+        },
+        _ => None,
+    };
+    tracing::info!(listen = %settings.listen, tls = tls.is_some(), "serving the resource manager API");
+    match tls {
+        None => {
+            tokio::spawn(async move {
+                let served = axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await });
+                if let Err(e) = served.await {
+                    tracing::error!(error = %e, "the resource manager's listener failed");
+                }
+            });
+        }
+        Some(acceptor) => {
+            tokio::spawn(crate::resources::tls::serve(listener, acceptor, router, shutdown));
+        }
+    }
 }
 
 /// The state root: created private (it holds the database with environment

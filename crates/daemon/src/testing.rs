@@ -63,7 +63,13 @@ impl Fixture {
             systemd: false,
             shutdown: CancellationToken::new(),
         });
-        Daemon::assemble(services)
+        let local = crate::resources::locations::Location {
+            name: crate::resources::locations::LOCAL.into(),
+            kind: "docker".into(),
+            description: "the fake engine".into(),
+            engine: services.engine.clone(),
+        };
+        Daemon::assemble(services, [(local.name.clone(), Arc::new(local))].into())
     }
 
     /// A daemon that has recovered, as the engine watch makes it at start.

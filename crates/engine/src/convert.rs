@@ -6,11 +6,16 @@ use berth_core::engine::{
 };
 use berth_core::status::Health;
 use bollard::container::PathStatResponse;
-use bollard::models::{ContainerInspectResponse, ContainerSummary, EventMessage, ImageInspect, ImageSummary};
+use berth_core::engine::NetworkInfo;
+use bollard::models::{
+    ContainerInspectResponse, ContainerSummary, EndpointSettings, EventMessage, ImageInspect, ImageSummary, Ipam,
+    Network, NetworkInspect,
+};
 use std::collections::{BTreeMap, HashMap};
 
 pub fn observation_from_inspect(inspect: ContainerInspectResponse) -> ContainerObservation {
     let state = inspect.state.unwrap_or_default();
+    let networks = addresses(inspect.network_settings.and_then(|n| n.networks));
     let labels = inspect.config.and_then(|c| c.labels).unwrap_or_default().into_iter().collect();
     ContainerObservation {
         id: inspect.id.unwrap_or_default(),
@@ -23,6 +28,7 @@ pub fn observation_from_inspect(inspect: ContainerInspectResponse) -> ContainerO
         started_at: state.started_at.as_deref().and_then(parse_rfc3339),
         health: state.health.and_then(|h| h.status).map_or(Health::None, |s| Health::parse(s.as_ref())),
         oom_killed: state.oom_killed.unwrap_or(false),
+        networks,
     }
 }
 
@@ -50,7 +56,53 @@ pub fn observation_from_summary(summary: ContainerSummary) -> ContainerObservati
         started_at: None,
         health,
         oom_killed: false,
+        networks: addresses(summary.network_settings.and_then(|n| n.networks)),
     }
+}
+
+/// Network name → IPv4 address, from a container's endpoints.
+fn addresses(endpoints: Option<HashMap<String, EndpointSettings>>) -> BTreeMap<String, String> {
+    endpoints
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, endpoint)| (name, endpoint.ip_address.unwrap_or_default()))
+        .collect()
+}
+
+/// The bridge driver's option naming the Linux bridge.
+pub const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
+
+fn network_info(
+    id: Option<String>,
+    name: Option<String>,
+    driver: Option<String>,
+    ipam: Option<Ipam>,
+    options: Option<HashMap<String, String>>,
+    labels: Option<HashMap<String, String>>,
+    containers: Vec<String>,
+) -> NetworkInfo {
+    let configs = ipam.and_then(|i| i.config).unwrap_or_default();
+    NetworkInfo {
+        id: id.unwrap_or_default(),
+        name: name.unwrap_or_default(),
+        driver: driver.unwrap_or_default(),
+        labels: labels.unwrap_or_default().into_iter().collect(),
+        subnets: configs.iter().filter_map(|c| c.subnet.clone()).collect(),
+        gateways: configs.iter().filter_map(|c| c.gateway.clone()).collect(),
+        bridge_name: options.unwrap_or_default().remove(BRIDGE_NAME_OPTION),
+        containers,
+    }
+}
+
+pub fn network_from_inspect(n: NetworkInspect) -> NetworkInfo {
+    let mut containers: Vec<String> = n.containers.unwrap_or_default().into_keys().collect();
+    containers.sort();
+    network_info(n.id, n.name, n.driver, n.ipam, n.options, n.labels, containers)
+}
+
+/// A listed network (the list does not say which containers use it).
+pub fn network_from_summary(n: Network) -> NetworkInfo {
+    network_info(n.id, n.name, n.driver, n.ipam, n.options, n.labels, Vec::new())
 }
 
 fn exit_code_from_status(status: &str) -> Option<i64> {

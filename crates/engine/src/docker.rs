@@ -9,12 +9,13 @@ use crate::errors::{timeout, translate};
 use async_trait::async_trait;
 use berth_core::engine::{
     ByteStream, ContainerConfig, ContainerEvent, ContainerObservation, Engine, EngineError, EngineInfo, ExecRequest,
-    ExecResult, Filter, ImageInfo, PathStat, Progress, ProgressSink, RegistryCredentials, StopSignal, VolumeInfo,
+    ExecResult, Filter, ImageInfo, NetworkConfig, NetworkInfo, PathStat, Progress, ProgressSink, RegistryCredentials,
+    StopSignal, VolumeInfo,
 };
 use bollard::models::VolumeCreateRequest;
 use bollard::query_parameters::{
     ContainerArchiveInfoOptions, CreateContainerOptions, CreateImageOptions, DownloadFromContainerOptions,
-    EventsOptions, ImportImageOptions, InspectContainerOptions, InspectNetworkOptions, ListContainersOptions,
+    EventsOptions, ImportImageOptions, InspectContainerOptions, ListContainersOptions,
     ListImagesOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions,
     RemoveVolumeOptions, RenameContainerOptions, StartContainerOptions, StopContainerOptions,
 };
@@ -433,14 +434,46 @@ impl Engine for DockerEngine {
         self.run_exec(container, request, stop).await
     }
 
+    async fn build_image(
+        &self,
+        context: Bytes,
+        tag: &str,
+        labels: &BTreeMap<String, String>,
+        progress: ProgressSink,
+    ) -> Result<String, EngineError> {
+        self.build_from_context(context, tag, labels, progress).await
+    }
+
+    async fn copy_to(&self, container: &str, dir: &str, archive: Bytes) -> Result<(), EngineError> {
+        self.copy_archive_to(container, dir, archive).await
+    }
+
     async fn network_exists(&self, network: &str) -> Result<bool, EngineError> {
-        let docker = self.docker().await?;
-        let inspect = docker.inspect_network(network, None::<InspectNetworkOptions>);
-        match self.connection.control("inspect", &format!("network {network}"), inspect).await {
-            Ok(_) => Ok(true),
-            Err(EngineError::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(self.inspect_network_by(network).await?.is_some())
+    }
+
+    async fn inspect_network(&self, network: &str) -> Result<Option<NetworkInfo>, EngineError> {
+        self.inspect_network_by(network).await
+    }
+
+    async fn list_networks(&self, filter: &Filter) -> Result<Vec<NetworkInfo>, EngineError> {
+        self.list_networks_by(filter).await
+    }
+
+    async fn create_network(&self, config: &NetworkConfig) -> Result<String, EngineError> {
+        self.create_network_from(config).await
+    }
+
+    async fn remove_network(&self, network: &str) -> Result<(), EngineError> {
+        self.remove_network_by(network).await
+    }
+
+    async fn connect_network(&self, container: &str, network: &str) -> Result<(), EngineError> {
+        self.connect_network_to(container, network).await
+    }
+
+    async fn disconnect_network(&self, container: &str, network: &str) -> Result<(), EngineError> {
+        self.disconnect_network_from(container, network).await
     }
 
     async fn inspect_volume(&self, name: &str) -> Result<Option<VolumeInfo>, EngineError> {

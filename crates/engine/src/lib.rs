@@ -6,11 +6,13 @@
 //! holds no app for long; calls that stream are bounded by the engine's
 //! progress.
 
+mod build_image;
 mod config;
 mod convert;
 mod docker;
 mod errors;
 mod exec;
+mod networks;
 mod time;
 
 pub use berth_core::engine::EngineError;

@@ -11,7 +11,12 @@
 //! the blocking pool. The connection sits behind a mutex that is never held
 //! outside one of these calls.
 
+mod resources;
 mod schema;
+
+pub use resources::{
+    now_ms, InternalResource, OutboxMessage, ResourceChange, StoredInstance, StoredRequest, StoredType,
+};
 
 use berth_core::journal::{Effect, Entry, OperationKind, Phase};
 use berth_core::spec::AppSpec;
@@ -46,13 +51,19 @@ pub enum StoreError {
     JournalMismatch { id: i64, kind: &'static str, expected: String },
     #[error("stored {what} is unreadable: {reason}")]
     Corrupt { what: String, reason: String },
+    #[error("a resource named {name:?} already exists in location {location:?}")]
+    ResourceExists { name: String, location: String },
+    #[error("resource type {name} has {instances} instance(s); uninstall them first")]
+    TypeInUse { name: String, instances: i64 },
 }
 
 impl StoreError {
     pub fn kind(&self) -> berth_core::ErrorKind {
         use berth_core::ErrorKind;
         match self {
-            StoreError::AppExists { .. } => ErrorKind::Conflict,
+            StoreError::AppExists { .. } | StoreError::ResourceExists { .. } | StoreError::TypeInUse { .. } => {
+                ErrorKind::Conflict
+            }
             StoreError::AppNotFound { .. } => ErrorKind::NotFound,
             StoreError::Busy { .. } => ErrorKind::Busy,
             StoreError::Damaged { .. } | StoreError::TooNew { .. } | StoreError::Corrupt { .. } => {
@@ -66,9 +77,9 @@ impl StoreError {
     }
 }
 
-type Result<T, E = StoreError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+pub(crate) fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sqlite { context, source }
 }
 
@@ -105,6 +116,8 @@ pub enum AppChange {
         spec: AppSpec,
         desired: DesiredState,
     },
+    /// A resource transition is accepted or completes.
+    Resource(ResourceChange),
 }
 
 /// A new journal entry.
@@ -135,7 +148,7 @@ fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
+pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
     // Serialising berth's own plain data types cannot fail.
     serde_json::to_string(value).unwrap_or_default()
 }
@@ -148,7 +161,7 @@ impl Store {
         Ok(Self { connection: Arc::new(Mutex::new(connection)) })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut connection)
     }
@@ -473,6 +486,7 @@ fn apply_app_change(tx: &rusqlite::Transaction<'_>, change: AppChange, t: i64) -
             }
             Ok(())
         }
+        AppChange::Resource(change) => resources::apply(tx, change),
         AppChange::Migrated { ref spec, desired } => {
             tx.execute(
                 "INSERT INTO apps (name, spec, desired, installed, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?4)

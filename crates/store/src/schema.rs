@@ -11,7 +11,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// The schema this berth writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const TABLES: &str = "
 CREATE TABLE apps (
@@ -62,6 +62,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
          CREATE UNIQUE INDEX one_open_operation_per_subject ON operations(subject)
              WHERE state IN ('running', 'committed', 'rolling_back');",
     ),
+    // 4: the resource manager: types, instances, transition requests and the outbox.
+    (4, crate::resources::TABLES),
 ];
 
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
@@ -153,7 +155,10 @@ fn migrate(_path: &Path, connection: &Connection) -> Result<(), Migration> {
         .map_err(sqlite)?;
     if version == 0 && !has_tables {
         connection
-            .execute_batch(&format!("BEGIN; {TABLES} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
+            .execute_batch(&format!(
+                "BEGIN; {TABLES} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                crate::resources::TABLES
+            ))
             .map_err(sqlite)?;
         return Ok(());
     }

@@ -16,8 +16,8 @@
 use async_trait::async_trait;
 use berth_core::engine::{
     ByteStream, ContainerConfig, ContainerEvent, ContainerEventKind, ContainerObservation, Engine, EngineError,
-    EngineInfo, ExecRequest, ExecResult, Filter, ImageInfo, PathStat, Progress, ProgressSink, RegistryCredentials,
-    RunState, StopSignal, VolumeInfo, EXEC_OUTPUT_LIMIT,
+    EngineInfo, ExecRequest, ExecResult, Filter, ImageInfo, NetworkConfig, NetworkInfo, PathStat, Progress,
+    ProgressSink, RegistryCredentials, RunState, StopSignal, VolumeInfo, EXEC_OUTPUT_LIMIT,
 };
 use berth_core::status::Health;
 use bytes::Bytes;
@@ -50,7 +50,15 @@ pub enum Method {
     Stat,
     Events,
     Logs,
+    BuildImage,
+    CopyTo,
     NetworkExists,
+    InspectNetwork,
+    ListNetworks,
+    CreateNetwork,
+    RemoveNetwork,
+    ConnectNetwork,
+    DisconnectNetwork,
     InspectVolume,
     ListVolumes,
     CreateVolume,
@@ -81,7 +89,15 @@ impl Method {
             Method::Stat => "stat",
             Method::Events => "events",
             Method::Logs => "logs",
+            Method::BuildImage => "build_image",
+            Method::CopyTo => "copy_to",
             Method::NetworkExists => "network_exists",
+            Method::InspectNetwork => "inspect_network",
+            Method::ListNetworks => "list_networks",
+            Method::CreateNetwork => "create_network",
+            Method::RemoveNetwork => "remove_network",
+            Method::ConnectNetwork => "connect_network",
+            Method::DisconnectNetwork => "disconnect_network",
             Method::InspectVolume => "inspect_volume",
             Method::ListVolumes => "list_volumes",
             Method::CreateVolume => "create_volume",
@@ -246,6 +262,8 @@ pub struct FakeContainer {
     pub files: BTreeMap<String, FakeFile>,
     /// Its output, for `logs`, in pieces as pushed.
     pub logs: Vec<Bytes>,
+    /// Network name → its address there.
+    pub networks: BTreeMap<String, String>,
 }
 
 impl FakeContainer {
@@ -261,6 +279,7 @@ impl FakeContainer {
             started_at: self.started_at,
             health: self.health,
             oom_killed: self.oom_killed,
+            networks: self.networks.clone(),
         }
     }
 
@@ -329,7 +348,9 @@ struct State {
     containers: Vec<FakeContainer>,
     /// Named volumes and their labels.
     volumes: BTreeMap<String, BTreeMap<String, String>>,
-    networks: Vec<String>,
+    networks: Vec<FakeNetwork>,
+    /// What the next builds make, by tag (default: the base image's files under the build's labels).
+    builds: HashMap<String, VecDeque<Result<FakeImage, String>>>,
     on_start: HashMap<String, VecDeque<OnStart>>,
     exec_handlers: HashMap<String, ExecHandler>,
     default_exec: Option<ExecHandler>,
@@ -386,7 +407,8 @@ impl FakeEngine {
             loads: VecDeque::new(),
             containers: Vec::new(),
             volumes: BTreeMap::new(),
-            networks: ["bridge", "host", "none"].map(String::from).to_vec(),
+            networks: ["bridge", "host", "none"].into_iter().enumerate().map(|(i, n)| FakeNetwork::new(n, i)).collect(),
+            builds: HashMap::new(),
             on_start: HashMap::new(),
             exec_handlers: HashMap::new(),
             default_exec: None,
@@ -492,7 +514,21 @@ impl FakeEngine {
 
     /// A network that containers may join (`bridge`, `host` and `none` exist from the start).
     pub fn add_network(&self, name: &str) {
-        self.with(|s| s.networks.push(name.to_owned()));
+        self.with(|s| {
+            let n = s.networks.len();
+            s.networks.push(FakeNetwork::new(name, n));
+        });
+    }
+
+    /// The networks there are now.
+    pub fn networks(&self) -> Vec<FakeNetwork> {
+        self.with(|s| s.networks.clone())
+    }
+
+    /// Scripts the next build of `tag`: it makes `image` (tagged `tag`, with
+    /// the build's labels) or fails with `Err(message)` as a failing step would.
+    pub fn on_build(&self, tag: &str, result: Result<FakeImage, String>) {
+        self.with(|s| s.builds.entry(normalize_reference(tag)).or_default().push_back(result));
     }
 
     /// A named volume made by someone (with these labels).
@@ -811,6 +847,120 @@ impl State {
     }
 }
 
+/// A network as the fake keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeNetwork {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub bridge_name: Option<String>,
+    /// Addresses given out so far.
+    pub assigned: u32,
+}
+
+impl FakeNetwork {
+    /// The `n`th network: its own /24 in 172.30.0.0/16 unless told otherwise.
+    fn new(name: &str, n: usize) -> Self {
+        Self {
+            id: fake_id(&format!("network-{name}"), 0),
+            name: name.to_owned(),
+            labels: BTreeMap::new(),
+            subnet: Some(format!("172.30.{n}.0/24")),
+            gateway: Some(format!("172.30.{n}.1")),
+            bridge_name: None,
+            assigned: 0,
+        }
+    }
+
+    /// The next free address: the subnet's base plus 2, 3, …
+    fn next_address(&mut self) -> String {
+        self.assigned += 1;
+        let base = self.subnet.as_deref().and_then(|s| s.split('/').next()).unwrap_or("0.0.0.0");
+        let octets: Vec<u32> = base.split('.').filter_map(|o| o.parse().ok()).collect();
+        let value = octets.iter().fold(0u32, |acc, o| (acc << 8) | o) + 1 + self.assigned;
+        std::net::Ipv4Addr::from(value).to_string()
+    }
+}
+
+impl State {
+    fn network_index(&self, reference: &str) -> Option<usize> {
+        self.networks.iter().position(|n| n.name == reference || n.id == reference)
+    }
+
+    /// Joins a container to a network by name (which exists), with a new address.
+    fn attach(&mut self, container_id: &str, network: &str) {
+        let Some(index) = self.network_index(network) else {
+            return;
+        };
+        let address = match network {
+            "host" | "none" => String::new(),
+            _ => self.networks[index].next_address(),
+        };
+        let name = self.networks[index].name.clone();
+        if let Some(c) = self.containers.iter_mut().find(|c| c.id == container_id) {
+            c.networks.insert(name, address);
+        }
+    }
+
+    fn network_info(&self, index: usize, with_containers: bool) -> NetworkInfo {
+        let n = &self.networks[index];
+        let containers = if with_containers {
+            self.containers.iter().filter(|c| c.networks.contains_key(&n.name)).map(|c| c.id.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        NetworkInfo {
+            id: n.id.clone(),
+            name: n.name.clone(),
+            driver: if matches!(n.name.as_str(), "host" | "none") { n.name.clone() } else { "bridge".to_owned() },
+            labels: n.labels.clone(),
+            subnets: n.subnet.iter().cloned().collect(),
+            gateways: n.gateway.iter().cloned().collect(),
+            bridge_name: n.bridge_name.clone(),
+            containers,
+        }
+    }
+}
+
+fn build_refused(tag: &str, message: &str) -> EngineError {
+    EngineError::Rejected { status: 400, message: format!("the build of {tag} failed: {message}") }
+}
+
+/// The `Dockerfile` at the root of a build context.
+fn dockerfile_of(context: &[u8]) -> Result<String, EngineError> {
+    let entries = untar(context).map_err(|e| EngineError::Rejected { status: 400, message: e.to_string() })?;
+    entries
+        .into_iter()
+        .find_map(|(path, file)| match file {
+            FakeFile::File { contents, .. } if path == "Dockerfile" => Some(String::from_utf8_lossy(&contents).into_owned()),
+            _ => None,
+        })
+        .ok_or_else(|| EngineError::Rejected { status: 400, message: "Cannot locate specified Dockerfile: Dockerfile".into() })
+}
+
+/// The entries of a tar archive, by relative path.
+fn untar(archive: &[u8]) -> std::io::Result<Vec<(String, FakeFile)>> {
+    let mut entries = Vec::new();
+    for entry in tar::Archive::new(archive).entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_string_lossy().trim_start_matches("./").trim_end_matches('/').to_owned();
+        let mode = entry.header().mode()? & 0o7777;
+        let file = if entry.header().entry_type().is_dir() {
+            FakeFile::Dir { mode }
+        } else {
+            let mut contents = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut contents)?;
+            FakeFile::File { contents, mode }
+        };
+        if !path.is_empty() {
+            entries.push((path, file));
+        }
+    }
+    Ok(entries)
+}
+
 fn event_for(c: &FakeContainer, kind: ContainerEventKind, time: i64) -> ContainerEvent {
     ContainerEvent { container_id: c.id.clone(), labels: c.config.labels.clone(), kind, time }
 }
@@ -1048,7 +1198,7 @@ impl Engine for FakeEngine {
             let image_id = image.ok_or_else(|| EngineError::NotFound { what: format!("image {}", config.image) })?;
             if let Some(network) = &config.options.network {
                 let joins_container = network.strip_prefix("container:").is_some_and(|c| s.find(c).is_some());
-                if !joins_container && !s.networks.contains(network) {
+                if !joins_container && s.network_index(network).is_none() {
                     return Err(EngineError::NotFound { what: format!("network {network}") });
                 }
             }
@@ -1075,7 +1225,11 @@ impl Engine for FakeEngine {
                 starts: 0,
                 files: BTreeMap::new(),
                 logs: Vec::new(),
+                networks: BTreeMap::new(),
             });
+            if let Some(network) = config.options.network.as_deref().filter(|n| !n.starts_with("container:")) {
+                s.attach(&id, network);
+            }
             Ok(id)
         })
     }
@@ -1252,9 +1406,153 @@ impl Engine for FakeEngine {
         })
     }
 
+    async fn build_image(
+        &self,
+        context: Bytes,
+        tag: &str,
+        labels: &BTreeMap<String, String>,
+        progress: ProgressSink,
+    ) -> Result<String, EngineError> {
+        self.enter(Method::BuildImage, tag).await?;
+        let dockerfile = dockerfile_of(&context)?;
+        let base = dockerfile
+            .lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix("FROM ").or_else(|| l.strip_prefix("from ")))
+            .map(|b| b.split_whitespace().next().unwrap_or_default().to_owned())
+            .ok_or_else(|| build_refused(tag, "no FROM line in the Dockerfile"))?;
+        progress(Progress { phase: format!("building {tag}: FROM {base}"), current: 1, total: None });
+        self.with(|s| {
+            let tag = normalize_reference(tag);
+            let scripted = s.builds.get_mut(&tag).and_then(VecDeque::pop_front);
+            let base_files = match base.as_str() {
+                "scratch" => BTreeMap::new(),
+                reference => match s.find_image(reference) {
+                    Some(i) => s.images[i].files.clone(),
+                    None => return Err(build_refused(&tag, &format!("pull access denied for {reference}"))),
+                },
+            };
+            let mut image = match scripted {
+                Some(Err(message)) => return Err(build_refused(&tag, &message)),
+                Some(Ok(image)) => image,
+                None => {
+                    let n = s.tick();
+                    let mut image = FakeImage::new(&format!("sha256:{}", fake_id("build", n)));
+                    image.files = base_files;
+                    image
+                }
+            };
+            image.labels.extend(labels.clone());
+            image.tags = vec![tag];
+            let id = image.id.clone();
+            s.insert_image(image);
+            Ok(id)
+        })
+    }
+
+    async fn copy_to(&self, container: &str, dir: &str, archive: Bytes) -> Result<(), EngineError> {
+        self.enter(Method::CopyTo, &format!("{container} {dir}")).await?;
+        let entries = untar(&archive).map_err(|e| EngineError::Rejected { status: 400, message: e.to_string() })?;
+        self.with(|s| {
+            let c = s.find(container).ok_or_else(|| container_not_found(container))?;
+            if !matches!(s.lookup_file(c, dir), Some(FakeFile::Dir { .. })) {
+                return Err(EngineError::NotFound { what: format!("{dir} in container {container}") });
+            }
+            let c = s.find_mut(container).ok_or_else(|| container_not_found(container))?;
+            for (path, file) in entries {
+                c.files.insert(clean_path(&format!("{dir}/{path}")), file);
+            }
+            Ok(())
+        })
+    }
+
     async fn network_exists(&self, network: &str) -> Result<bool, EngineError> {
         self.enter(Method::NetworkExists, network).await?;
-        Ok(self.with(|s| s.networks.iter().any(|n| n == network)))
+        Ok(self.with(|s| s.network_index(network).is_some()))
+    }
+
+    async fn inspect_network(&self, network: &str) -> Result<Option<NetworkInfo>, EngineError> {
+        self.enter(Method::InspectNetwork, network).await?;
+        Ok(self.with(|s| s.network_index(network).map(|i| s.network_info(i, true))))
+    }
+
+    async fn list_networks(&self, filter: &Filter) -> Result<Vec<NetworkInfo>, EngineError> {
+        self.enter(Method::ListNetworks, "").await?;
+        Ok(self.with(|s| {
+            (0..s.networks.len())
+                .filter(|&i| filter.matches(&s.networks[i].labels))
+                .map(|i| s.network_info(i, false))
+                .collect()
+        }))
+    }
+
+    async fn create_network(&self, config: &NetworkConfig) -> Result<String, EngineError> {
+        self.enter(Method::CreateNetwork, &config.name).await?;
+        self.with(|s| {
+            if s.network_index(&config.name).is_some() {
+                return Err(EngineError::Conflict { what: format!("network {}", config.name) });
+            }
+            if let Some(bridge) = &config.bridge_name {
+                if bridge.len() > 15 || s.networks.iter().any(|n| n.bridge_name.as_ref() == Some(bridge)) {
+                    return Err(EngineError::Rejected {
+                        status: 500,
+                        message: format!("failed to create the bridge {bridge}"),
+                    });
+                }
+            }
+            let mut network = FakeNetwork::new(&config.name, s.networks.len());
+            network.id = fake_id("network", s.tick());
+            network.labels = config.labels.clone();
+            network.subnet = config.subnet.clone().or(network.subnet);
+            network.gateway = config.gateway.clone().or(network.gateway);
+            network.bridge_name = config.bridge_name.clone();
+            let id = network.id.clone();
+            s.networks.push(network);
+            Ok(id)
+        })
+    }
+
+    async fn remove_network(&self, network: &str) -> Result<(), EngineError> {
+        self.enter(Method::RemoveNetwork, network).await?;
+        self.with(|s| {
+            let Some(index) = s.network_index(network) else {
+                return Ok(());
+            };
+            let name = s.networks[index].name.clone();
+            if let Some(user) = s.containers.iter().find(|c| c.networks.contains_key(&name)) {
+                return Err(EngineError::Conflict {
+                    what: format!("network {network} (it has active endpoints: {})", user.name),
+                });
+            }
+            s.networks.remove(index);
+            Ok(())
+        })
+    }
+
+    async fn connect_network(&self, container: &str, network: &str) -> Result<(), EngineError> {
+        self.enter(Method::ConnectNetwork, &format!("{container} {network}")).await?;
+        self.with(|s| {
+            let index = s.network_index(network).ok_or_else(|| EngineError::NotFound { what: format!("network {network}") })?;
+            let name = s.networks[index].name.clone();
+            let c = s.find(container).ok_or_else(|| container_not_found(container))?;
+            if c.networks.contains_key(&name) {
+                return Err(EngineError::Conflict { what: format!("container {container} on network {network}") });
+            }
+            let id = c.id.clone();
+            s.attach(&id, &name);
+            Ok(())
+        })
+    }
+
+    async fn disconnect_network(&self, container: &str, network: &str) -> Result<(), EngineError> {
+        self.enter(Method::DisconnectNetwork, &format!("{container} {network}")).await?;
+        self.with(|s| {
+            let index = s.network_index(network).ok_or_else(|| EngineError::NotFound { what: format!("network {network}") })?;
+            let name = s.networks[index].name.clone();
+            let c = s.find_mut(container).ok_or_else(|| container_not_found(container))?;
+            c.networks.remove(&name);
+            Ok(())
+        })
     }
 
     async fn inspect_volume(&self, name: &str) -> Result<Option<VolumeInfo>, EngineError> {

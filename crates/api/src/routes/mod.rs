@@ -5,6 +5,7 @@ pub mod apps;
 pub mod daemon;
 pub mod logins;
 pub mod migration;
+pub mod resources;
 pub mod sra;
 pub(crate) mod upload;
 
@@ -20,6 +21,7 @@ pub struct Managers {
     pub sra: Arc<dyn sra::SraManager>,
     pub migration: Arc<dyn migration::MigrationManager>,
     pub logins: Arc<dyn logins::LoginsManager>,
+    pub resources: Arc<dyn resources::ResourceManager>,
 }
 
 pub fn router(managers: Managers) -> Router {
@@ -29,6 +31,7 @@ pub fn router(managers: Managers) -> Router {
         .merge(sra::routes(managers.sra))
         .merge(migration::routes(managers.migration))
         .merge(logins::routes(managers.logins))
+        .merge(resources::routes(managers.resources))
         .fallback(|uri: axum::http::Uri| async move {
             let path = crate::error::short(uri.path());
             ApiError::new(ErrorKind::NotFound, format!("no endpoint {path}; see /v1/openapi.json"))

@@ -4,10 +4,12 @@ mod apps;
 mod daemon;
 mod logins;
 mod migration;
+mod resources;
 mod sra;
 
 pub use apps::*;
 pub use daemon::*;
 pub use logins::*;
 pub use migration::*;
+pub use resources::*;
 pub use sra::*;

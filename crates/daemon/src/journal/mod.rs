@@ -130,6 +130,11 @@ impl Op {
     pub fn step(&self) -> &str {
         &self.step
     }
+
+    /// The kind's record as last written.
+    pub fn context(&self) -> &serde_json::Value {
+        &self.context
+    }
 }
 
 pub struct Journal {

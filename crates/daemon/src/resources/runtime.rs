@@ -1,0 +1,135 @@
+//! A lifecycle script inside a resource instance's container (Docker RM guide
+//! 3.2.1.2): the properties are written as YAML to `/opt/rmparams`
+//! (transitions) or `/opt/opparams` (operations) through the Engine API's
+//! archive endpoint — no shell string is ever built from a value — the
+//! mapped script is run with the transition timeout, and the file is read
+//! back for the properties the script changed.
+
+use crate::resources::error::{failure, Failure};
+use berth_core::engine::{Engine, ExecRequest, StopSignal};
+use berth_core::resource::{parse_params, render_params, MAX_PARAMS_BYTES};
+use bytes::Bytes;
+use futures::FutureExt;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::time::Duration;
+
+/// Where the scripts find their properties.
+pub const PARAMS_DIR: &str = "/opt";
+pub const LIFECYCLE_PARAMS: &str = "rmparams";
+pub const OPERATION_PARAMS: &str = "opparams";
+/// Bytes of a failing script's output kept in the request's reason.
+const OUTPUT_TAIL: usize = 2000;
+
+/// Which file a script reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamsFile {
+    Lifecycle,
+    Operation,
+}
+
+impl ParamsFile {
+    fn name(self) -> &'static str {
+        match self {
+            ParamsFile::Lifecycle => LIFECYCLE_PARAMS,
+            ParamsFile::Operation => OPERATION_PARAMS,
+        }
+    }
+}
+
+fn params_archive(name: &str, text: &str) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(text.len() as u64);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder.append_data(&mut header, name, text.as_bytes())?;
+    builder.into_inner()
+}
+
+pub async fn write_params(
+    engine: &dyn Engine,
+    container: &str,
+    file: ParamsFile,
+    properties: &BTreeMap<String, String>,
+) -> Result<(), Failure> {
+    let archive = params_archive(file.name(), &render_params(properties))
+        .map_err(|e| Failure::internal(format!("cannot write the properties file: {e}")))?;
+    engine.copy_to(container, PARAMS_DIR, Bytes::from(archive)).await.map_err(|e| {
+        let mut f = Failure::from(e);
+        f.reason = format!("cannot write {PARAMS_DIR}/{} in the container: {}", file.name(), f.reason);
+        f
+    })
+}
+
+pub async fn read_params(
+    engine: &dyn Engine,
+    container: &str,
+    file: ParamsFile,
+) -> Result<BTreeMap<String, String>, Failure> {
+    let path = format!("{PARAMS_DIR}/{}", file.name());
+    let archive = engine
+        .copy_from(container, &path, MAX_PARAMS_BYTES as u64 + 4096)
+        .await
+        .map_err(Failure::from)?
+        .ok_or_else(|| Failure::internal(format!("the script removed {path}")))?;
+    let mut entries = tar::Archive::new(archive.as_slice());
+    let mut text = String::new();
+    let mut found = false;
+    for entry in entries.entries().map_err(|e| Failure::internal(format!("cannot read {path}: {e}")))? {
+        let mut entry = entry.map_err(|e| Failure::internal(format!("cannot read {path}: {e}")))?;
+        if entry.header().entry_type().is_file() {
+            entry.read_to_string(&mut text).map_err(|e| Failure::internal(format!("{path} is not UTF-8 text: {e}")))?;
+            found = true;
+            break;
+        }
+    }
+    if !found {
+        return Err(Failure::internal(format!("{path} is not a file")));
+    }
+    parse_params(&text).map_err(|e| Failure::internal(format!("{path} as the script left it: {e}")))
+}
+
+fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim_end();
+    let start = text.char_indices().rev().nth(OUTPUT_TAIL).map_or(0, |(i, _)| i);
+    text[start..].to_owned()
+}
+
+/// Runs `script` in the container; a non-zero exit or the timeout fail
+/// with the exit status and the end of the output.
+pub async fn run_script(
+    engine: &dyn Engine,
+    container: &str,
+    what: &str,
+    script: &str,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    let stop: StopSignal = tokio::time::sleep(timeout).boxed();
+    let request = ExecRequest { argv: vec![script.to_owned()], ..Default::default() };
+    let result = engine.exec(container, request, stop).await.map_err(Failure::from)?;
+    match result.exit_code {
+        Some(0) => Ok(()),
+        Some(code) => Err(Failure::new(
+            failure::INTERNAL_ERROR,
+            format!("{what} failed: {script} exited with status {code}: {}", tail(&result.combined)),
+        )),
+        None => Err(Failure::new(
+            failure::INTERNAL_ERROR,
+            format!(
+                "{what} failed: {script} did not finish within {}s and was killed: {}",
+                timeout.as_secs(),
+                tail(&result.combined)
+            ),
+        )),
+    }
+}
+
+/// The properties the script changed or added (removals are not taken).
+pub fn changed(before: &BTreeMap<String, String>, after: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    after.into_iter().filter(|(k, v)| before.get(k) != Some(v)).collect()
+}

@@ -1,0 +1,119 @@
+//! The trace file (Docker RM guide 5.1): every request and response of the
+//! Resource Manager API appended to a CSV file — time, method, path, status,
+//! duration, the tracing headers, both bodies — quoted by RFC 4180 and
+//! rotated by size (to `<file>.1`). Values of `password` properties never
+//! reach it: request bodies have them masked before they are written.
+//! Records are written by one task, so a slow disk never holds a request.
+
+use berth_api::routes::resources::TraceRecord;
+use std::io::Write;
+use std::path::PathBuf;
+use tokio::sync::mpsc;
+
+pub const HEADER: &str = "time,method,path,status,duration_ms,transaction_id,process_id,request,response\n";
+/// Records waiting for the writer; beyond, new ones are dropped (and counted in the log).
+const QUEUE: usize = 4096;
+
+pub struct TraceFile {
+    sender: Option<mpsc::Sender<TraceRecord>>,
+}
+
+/// One CSV field: quoted when it holds a comma, a quote or a line break.
+pub fn field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+pub fn line(r: &TraceRecord) -> String {
+    let time = super::wire::time(r.at_ms);
+    let get = |h: &str| r.tracing.get(h).cloned().unwrap_or_default();
+    [
+        time,
+        r.method.clone(),
+        r.path.clone(),
+        r.status.to_string(),
+        r.duration_ms.to_string(),
+        get("X-Tracectx-TransactionId"),
+        get("X-Tracectx-ProcessId"),
+        r.request_body.clone(),
+        r.response_body.clone(),
+    ]
+    .iter()
+    .map(|f| field(f))
+    .collect::<Vec<_>>()
+    .join(",")
+        + "\n"
+}
+
+impl TraceFile {
+    pub fn new(path: Option<PathBuf>, max_bytes: u64) -> Self {
+        let Some(path) = path else {
+            return Self { sender: None };
+        };
+        let (sender, mut receiver) = mpsc::channel::<TraceRecord>(QUEUE);
+        std::thread::Builder::new()
+            .name("berth-trace".into())
+            .spawn(move || {
+                while let Some(record) = receiver.blocking_recv() {
+                    if let Err(e) = append(&path, &line(&record), max_bytes) {
+                        tracing::error!(file = %path.display(), error = %e, "cannot write the trace file");
+                    }
+                }
+            })
+            .ok();
+        Self { sender: Some(sender) }
+    }
+
+    pub fn record(&self, record: TraceRecord) {
+        if let Some(sender) = &self.sender {
+            if sender.try_send(record).is_err() {
+                tracing::warn!("the trace file is behind; a record was dropped");
+            }
+        }
+    }
+}
+
+fn append(path: &PathBuf, line: &str, max_bytes: u64) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if size > 0 && size + line.len() as u64 > max_bytes {
+        let mut rotated = path.clone().into_os_string();
+        rotated.push(".1");
+        std::fs::rename(path, rotated)?;
+    }
+    let fresh = !path.exists();
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    if fresh {
+        file.write_all(HEADER.as_bytes())?;
+    }
+    file.write_all(line.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_quoted_as_csv_wants() {
+        assert_eq!(field("plain"), "plain");
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\"\nthere"), "\"say \"\"hi\"\"\nthere\"");
+    }
+
+    #[test]
+    fn the_file_rotates_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.csv");
+        for _ in 0..10 {
+            append(&path, &"x".repeat(100), 500).unwrap();
+        }
+        assert!(std::fs::metadata(&path).unwrap().len() <= 600);
+        assert!(dir.path().join("trace.csv.1").exists());
+        assert!(std::fs::read_to_string(&path).unwrap().starts_with(HEADER));
+    }
+}
