@@ -70,3 +70,15 @@ if ! registry_answers; then
     done
     registry_answers || { log "the registry does not answer; see /var/log/berth-registry.log"; exit 1; }
 fi
+
+# --- berth-kafka: a Kafka-protocol broker on loopback (tansu, in-memory) ----
+# berth-kafka's tests publish to it, stop it and restart it through
+# scripts/kafka.sh, which pins tansu's version. The first run builds tansu from
+# crates.io (about 11 minutes on 2 cores); later runs find it installed and
+# running and return at once. The address (127.0.0.1:9092, or 127.0.0.1:19092
+# when 9092 is taken) is in /run/berth-kafka.addr (`scripts/kafka.sh addr`).
+kafka_sh="$(cd "$(dirname "$0")" && pwd)/kafka.sh"
+bash "$kafka_sh" install
+bash "$kafka_sh" start
+log "kafka broker (tansu) on $(bash "$kafka_sh" addr) is up"
+# --- end berth-kafka ---------------------------------------------------------

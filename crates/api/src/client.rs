@@ -5,8 +5,9 @@
 
 use crate::{
     ApiError, AppView, DaemonInfo, ErrorKind, InstallEvent, InstallRequest, LoginRequest, MigrationStatus,
-    SraConfigCopyRequest, SraConfigState, SraEvent, SraExecRequest, SraExecResult, SraImage, SraRunRequest,
-    Uninstalled, UpgradeRequest,
+    RmDeploymentLocation, RmError, RmInstanceQuery, RmOutboxState, RmResourceInstance, RmResourceType,
+    RmTransitionAccepted, RmTransitionRequest, RmTransitionStatus, SraConfigCopyRequest, SraConfigState, SraEvent,
+    SraExecRequest, SraExecResult, SraImage, SraRunRequest, Uninstalled, UpgradeRequest,
 };
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
@@ -28,7 +29,9 @@ pub enum ClientError {
         "cannot reach the berth daemon at {socket}: {reason} (is `berth daemon` running? set --socket or BERTH_SOCKET)"
     )]
     Unreachable { socket: PathBuf, reason: String },
-    #[error("no permission to use the berth daemon's socket {socket}: it is for root and the group it belongs to (ask to be added to that group, or use sudo)")]
+    #[error(
+        "no permission to use the berth daemon's socket {socket}: it is for root and the group it belongs to (ask to be added to that group, or use sudo)"
+    )]
     NoPermission { socket: PathBuf },
     #[error("the berth daemon went away during the request: {0}")]
     Gone(String),
@@ -387,6 +390,151 @@ impl Client {
     }
 }
 
+/// Where the resource manager's API is on the socket (the first of its two prefixes).
+const RM: &str = crate::routes::resources::PREFIXES[0];
+
+/// An answer of the resource manager: its JSON as sent (what `--output json`
+/// prints) and read.
+#[derive(Debug, Clone)]
+pub struct RmAnswer<T> {
+    pub raw: Bytes,
+    pub value: T,
+}
+
+/// The kind of a resource manager's error (its body is an [`RmError`], not an
+/// [`ApiError`]), by the HTTP status.
+fn rm_kind(status: u16) -> ErrorKind {
+    match status {
+        400 => ErrorKind::InvalidInput,
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        503 => ErrorKind::EngineUnavailable,
+        _ => ErrorKind::Internal,
+    }
+}
+
+/// A refusal of the resource manager as a [`ClientError::Api`]; an
+/// [`ApiError`] body (an unknown path outside the API) is taken as it is.
+fn rm_error(status: u16, body: &[u8]) -> ClientError {
+    if let Ok(error) = serde_json::from_slice::<RmError>(body) {
+        return ClientError::Api(ApiError::new(rm_kind(status), error.localized_message));
+    }
+    serde_json::from_slice::<ApiError>(body).map(ClientError::Api).unwrap_or_else(|_| {
+        ClientError::Protocol(format!("HTTP {status}: {}", crate::short(&String::from_utf8_lossy(body))))
+    })
+}
+
+/// The resource manager (OSLM Resource Manager API 1.0) under `/api/resource-manager`.
+impl Client {
+    /// One exchange with the resource manager, its error body read as an [`RmError`].
+    async fn rm<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<RmAnswer<T>, ClientError> {
+        let stream = UnixStream::connect(&self.socket).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => ClientError::NoPermission { socket: self.socket.clone() },
+            _ => ClientError::Unreachable { socket: self.socket.clone(), reason: e.to_string() },
+        })?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Gone(e.to_string()))?;
+        tokio::spawn(connection);
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{RM}{path}"))
+            .header("host", "berth")
+            .header("accept", "application/json")
+            .header("content-type", content_type)
+            .body(full(body))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let response = sender.send_request(request).await.map_err(|e| ClientError::Gone(e.to_string()))?;
+        let status = response.status();
+        let raw = collect(response).await?;
+        if !status.is_success() {
+            return Err(rm_error(status.as_u16(), &raw));
+        }
+        let value = serde_json::from_slice(&raw).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(RmAnswer { raw, value })
+    }
+
+    async fn rm_get<T: DeserializeOwned>(&self, path: &str) -> Result<RmAnswer<T>, ClientError> {
+        self.rm(Method::GET, path, "application/json", Vec::new()).await
+    }
+
+    pub async fn rm_types(&self) -> Result<RmAnswer<Vec<RmResourceType>>, ClientError> {
+        self.rm_get("/types").await
+    }
+
+    /// A type with its descriptor.
+    pub async fn rm_type(&self, name: &str) -> Result<RmAnswer<RmResourceType>, ClientError> {
+        self.rm_get(&format!("/types/{}", encode(name))).await
+    }
+
+    /// Onboards a package archive (`.tar.gz`, `.tar` or `.zip`), sent whole.
+    pub async fn rm_onboard(&self, archive: Vec<u8>) -> Result<RmAnswer<RmResourceType>, ClientError> {
+        self.rm(Method::POST, "/types", "application/octet-stream", archive).await
+    }
+
+    pub async fn rm_remove_type(&self, name: &str) -> Result<RmAnswer<RmResourceType>, ClientError> {
+        self.rm(Method::DELETE, &format!("/types/{}", encode(name)), "application/json", Vec::new()).await
+    }
+
+    /// Onboards the packages of the daemon's package directories again.
+    pub async fn rm_reload(&self) -> Result<RmAnswer<Vec<RmResourceType>>, ClientError> {
+        self.rm(Method::PUT, "/onboarding", "application/json", Vec::new()).await
+    }
+
+    pub async fn rm_locations(&self) -> Result<RmAnswer<Vec<RmDeploymentLocation>>, ClientError> {
+        self.rm_get("/topology/deployment-locations").await
+    }
+
+    /// The instances of a location: `instance_type` exact, `instance_name` in part.
+    pub async fn rm_instances(
+        &self,
+        location: &str,
+        query: &RmInstanceQuery,
+    ) -> Result<RmAnswer<Vec<RmResourceInstance>>, ClientError> {
+        let mut path = format!("/topology/deployment-locations/{}/instances", encode(location));
+        let filters = [("instanceType", &query.instance_type), ("instanceName", &query.instance_name)];
+        let mut separator = '?';
+        for (key, value) in filters {
+            if let Some(value) = value {
+                path.push_str(&format!("{separator}{key}={}", encode(value)));
+                separator = '&';
+            }
+        }
+        self.rm_get(&path).await
+    }
+
+    pub async fn rm_instance(&self, id: &str) -> Result<RmAnswer<RmResourceInstance>, ClientError> {
+        self.rm_get(&format!("/topology/instances/{}", encode(id))).await
+    }
+
+    /// The transition requests of an instance, newest first.
+    pub async fn rm_requests_of(&self, id: &str) -> Result<RmAnswer<Vec<RmTransitionStatus>>, ClientError> {
+        self.rm_get(&format!("/topology/instances/{}/requests", encode(id))).await
+    }
+
+    pub async fn rm_transition(
+        &self,
+        request: &RmTransitionRequest,
+    ) -> Result<RmAnswer<RmTransitionAccepted>, ClientError> {
+        self.rm(Method::POST, "/lifecycle/transitions", "application/json", to_json(request)?).await
+    }
+
+    pub async fn rm_status(&self, request_id: &str) -> Result<RmAnswer<RmTransitionStatus>, ClientError> {
+        self.rm_get(&format!("/lifecycle/transitions/{}/status", encode(request_id))).await
+    }
+
+    /// The asynchronous responses waiting for delivery to Kafka.
+    pub async fn rm_outbox(&self) -> Result<RmAnswer<RmOutboxState>, ClientError> {
+        self.rm_get("/outbox").await
+    }
+}
+
 /// `/v1/apps/<name>[/<verb>]`, with the name percent-encoded so that no input
 /// can change the path.
 fn app_path(name: &str, verb: &str) -> String {
@@ -457,5 +605,30 @@ mod tests {
     fn names_cannot_escape_the_path() {
         assert_eq!(app_path("web", "logs"), "/v1/apps/web/logs");
         assert_eq!(app_path("../x?y", ""), "/v1/apps/..%2Fx%3Fy");
+    }
+}
+
+#[cfg(test)]
+mod rm_tests {
+    use super::{rm_error, ClientError};
+    use crate::ErrorKind;
+
+    fn kind(status: u16, body: &str) -> Option<ErrorKind> {
+        rm_error(status, body.as_bytes()).kind()
+    }
+
+    #[test]
+    fn resource_manager_errors_keep_their_message_and_map_their_status() {
+        let body = |status| {
+            format!(r#"{{"localizedMessage":"no type x","url":"/api/resource-manager/types/x","status":{status}}}"#)
+        };
+        assert_eq!(kind(400, &body(400)), Some(ErrorKind::InvalidInput));
+        assert_eq!(kind(404, &body(404)), Some(ErrorKind::NotFound));
+        assert_eq!(kind(409, &body(409)), Some(ErrorKind::Conflict));
+        assert_eq!(kind(503, &body(503)), Some(ErrorKind::EngineUnavailable));
+        assert_eq!(kind(500, &body(500)), Some(ErrorKind::Internal));
+        assert_eq!(rm_error(404, body(404).as_bytes()).to_string(), "no type x");
+        assert_eq!(kind(404, r#"{"code":"not_found","message":"no endpoint"}"#), Some(ErrorKind::NotFound));
+        assert!(matches!(rm_error(502, b"<html>"), ClientError::Protocol(_)));
     }
 }

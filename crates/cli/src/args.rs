@@ -1,7 +1,7 @@
 //! The command line. Every client verb maps to one API endpoint.
 
 use berth_daemon::{ConfigError, DaemonConfig, Settings};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -54,6 +54,9 @@ pub enum Verb {
     /// Run an app in the foreground, attached to its container's output, until
     /// it stops (what its systemd unit runs). SIGTERM stops the app.
     RunApp(Target),
+    /// The resource manager (OSLM Resource Manager API): types, locations, instances, transitions.
+    #[command(subcommand)]
+    Resource(Resource),
 }
 
 impl Verb {
@@ -262,6 +265,95 @@ pub enum SraConfig {
     Copy { from: String, to: String },
     /// Put back the configuration shipped in the image.
     Reset { image: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Resource {
+    /// List the resource types (name, state, created, modified).
+    Types(ReadOptions),
+    /// Show a resource type and its descriptor.
+    Type {
+        /// e.g. resource::docker-network::1.0
+        name: String,
+        #[command(flatten)]
+        read: ReadOptions,
+    },
+    /// Onboard a resource package: a directory (packed here; files and directories only) or a
+    /// .tar.gz, .tgz, .tar or .zip of one (sent as is).
+    Onboard {
+        package: PathBuf,
+        #[command(flatten)]
+        read: ReadOptions,
+    },
+    /// Remove a resource type (refused while it has instances).
+    RemoveType {
+        name: String,
+        #[command(flatten)]
+        read: ReadOptions,
+    },
+    /// Onboard the packages of the daemon's package directories again.
+    Reload(ReadOptions),
+    /// List the deployment locations (name, type, status, engine, description).
+    Locations(ReadOptions),
+    /// List resource instances (id, name, type, location, state), of every location by default.
+    Instances(ResourceInstances),
+    /// Show a resource instance: its properties, internal resources and requests.
+    Show {
+        id: String,
+        #[command(flatten)]
+        read: ReadOptions,
+    },
+    /// Request a transition (Install, Configure, Start, Integrity, Stop, Reconfigure, Uninstall) or an
+    /// operation on an instance, named by --type and --name or by --id.
+    Transition(ResourceTransition),
+    /// Show where a transition request stands, and the responses waiting for Kafka.
+    Status {
+        request_id: String,
+        #[command(flatten)]
+        read: ReadOptions,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ResourceInstances {
+    /// Only this deployment location.
+    #[arg(long)]
+    pub location: Option<String>,
+    /// Only instances of this type (exact name).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// Only instances whose name contains this.
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub read: ReadOptions,
+}
+
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("instance").required(true).args(["id", "kind"])))]
+pub struct ResourceTransition {
+    /// Install, Configure, Start, Integrity, Stop, Reconfigure, Uninstall (or Transition::…), or an operation's name.
+    pub transition: String,
+    /// The instance's type (with --name): the one to install, or an existing one by its name.
+    #[arg(long = "type", value_name = "TYPE", requires = "name")]
+    pub kind: Option<String>,
+    /// The instance's name (with --type).
+    #[arg(long, requires = "kind")]
+    pub name: Option<String>,
+    /// The instance's id (not for Install).
+    #[arg(long, conflicts_with_all = ["kind", "name"])]
+    pub id: Option<String>,
+    /// The deployment location (default: local; with --id: the instance's own).
+    #[arg(long)]
+    pub location: Option<String>,
+    /// A property, KEY=VALUE, split at the first `=` (repeatable).
+    #[arg(long = "property", value_name = "KEY=VALUE", value_parser = crate::resources::parse_property)]
+    pub properties: Vec<(String, String)>,
+    /// Wait until the request is COMPLETED or FAILED (exit 9 when FAILED).
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub read: ReadOptions,
 }
 
 #[derive(Args, Debug)]

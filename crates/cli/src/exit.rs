@@ -29,6 +29,8 @@ pub enum Failure {
     Cancelled(String),
     /// Some apps of a migration failed.
     Migration(String),
+    /// `resource transition --wait`: the request ended FAILED.
+    TransitionFailed(String),
 }
 
 impl Failure {
@@ -46,7 +48,7 @@ impl Failure {
                 ClientError::Local { .. } => ExitCode::InvalidInput,
             },
             Failure::NotConfirmed(_) => ExitCode::NotConfirmed,
-            Failure::AppStopped(_) | Failure::Migration(_) => ExitCode::OperationFailed,
+            Failure::AppStopped(_) | Failure::Migration(_) | Failure::TransitionFailed(_) => ExitCode::OperationFailed,
             // Passed on as is; see `code`.
             Failure::Command(_) => ExitCode::OperationFailed,
             Failure::SraReported(_) => ExitCode::SraReported,
@@ -97,7 +99,9 @@ impl fmt::Display for Failure {
             | Failure::Input(message)
             | Failure::TooLarge(message)
             | Failure::BadSource(message) => f.write_str(message),
-            Failure::Fetch(_, message) | Failure::Migration(message) => f.write_str(message),
+            Failure::Fetch(_, message) | Failure::Migration(message) | Failure::TransitionFailed(message) => {
+                f.write_str(message)
+            }
             Failure::Cancelled(message) => write!(f, "cancelled: {message}"),
         }
     }

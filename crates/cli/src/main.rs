@@ -29,6 +29,7 @@ mod exit;
 mod output;
 mod password;
 mod progress;
+mod resources;
 mod sources;
 
 use args::{Cli, Verb};
@@ -342,6 +343,7 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
             }
         }
         Verb::RunApp(target) => run_app(client, &target.name).await?,
+        Verb::Resource(command) => resources::run(client, command).await?,
         Verb::Uninstall(uninstall) => {
             let what = if uninstall.keep_data { " (keeping its data)" } else { " and delete its data" };
             confirm(uninstall.yes, &format!("Uninstall {}{what}?", uninstall.name))?;

@@ -55,7 +55,7 @@ pub enum KafkaError {
         topic: String,
         operation: &'static str,
         #[source]
-        source: ClientError,
+        source: Box<ClientError>,
     },
     /// The bootstrap list is empty.
     #[error("no Kafka broker given (topic {topic})")]
@@ -222,11 +222,7 @@ impl Ctx {
 
     async fn client(&self) -> Result<Client, ClientError> {
         let bootstrap = self.broker.split(',').map(str::to_owned).collect();
-        ClientBuilder::new(bootstrap)
-            .client_id("berth")
-            .backoff_config(backoff(self.timeout))
-            .build()
-            .await
+        ClientBuilder::new(bootstrap).client_id("berth").backoff_config(backoff()).build().await
     }
 
     /// Runs `work` within the timeout. `work` may record in `last` the error
@@ -236,7 +232,9 @@ impl Ctx {
         last: &LastError,
         work: impl Future<Output = Result<T, Failure>>,
     ) -> Result<T, KafkaError> {
-        let outcome = tokio::time::timeout(self.timeout, work).await;
+        // Most of the time for the work; the rest to find out why it got no answer.
+        let budget = self.timeout.mul_f64(0.9);
+        let outcome = tokio::time::timeout(budget, work).await;
         match outcome {
             Ok(Ok(v)) => Ok(v),
             Ok(Err((e, operation))) => Err(self.error(e, operation)),
@@ -245,29 +243,50 @@ impl Ctx {
                 _ => Err(KafkaError::Unreachable {
                     broker: self.broker.clone(),
                     topic: self.topic.clone(),
-                    detail: format!("no answer within {:?}", self.timeout),
+                    detail: format!("no answer within {budget:?}; {}", self.probe(self.timeout - budget).await),
                 }),
             },
         }
+    }
+
+    /// Whether each broker accepts a TCP connection, said in words, within `limit`.
+    async fn probe(&self, limit: Duration) -> String {
+        let brokers: Vec<&str> = self.broker.split(',').collect();
+        let each = limit / u32::try_from(brokers.len()).unwrap_or(u32::MAX).max(1);
+        let mut said = Vec::new();
+        for broker in brokers {
+            said.push(match tokio::time::timeout(each, tokio::net::TcpStream::connect(broker)).await {
+                Ok(Ok(_)) => format!("{broker} accepts connections, but the request got no usable answer"),
+                Ok(Err(e)) => format!("{broker}: {e}"),
+                Err(_) => format!("{broker}: no connection within {each:?}"),
+            });
+        }
+        said.join("; ")
     }
 
     fn error(&self, e: ClientError, operation: &'static str) -> KafkaError {
         if is_transport(&e) {
             KafkaError::Unreachable { broker: self.broker.clone(), topic: self.topic.clone(), detail: e.to_string() }
         } else {
-            KafkaError::Broker { broker: self.broker.clone(), topic: self.topic.clone(), operation, source: e }
+            KafkaError::Broker {
+                broker: self.broker.clone(),
+                topic: self.topic.clone(),
+                operation,
+                source: Box::new(e),
+            }
         }
     }
 }
 
-/// Retries within rskafka (reconnecting after a broken connection) back off
-/// briefly and give up before the caller's timeout, so the error names the cause.
-fn backoff(timeout: Duration) -> BackoffConfig {
+/// Retries within rskafka (reconnecting after a broken connection, waiting
+/// for a leader) back off briefly and go on until the caller's timeout, so a
+/// broker that comes back within it is used.
+fn backoff() -> BackoffConfig {
     BackoffConfig {
         init_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(500),
         base: 3.0,
-        deadline: Some(timeout.mul_f64(0.75)),
+        deadline: None,
     }
 }
 

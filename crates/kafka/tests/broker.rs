@@ -58,7 +58,8 @@ async fn many_records_read_back_in_order() {
     let publisher = Publisher::connect(&bootstrap, &topic, TIMEOUT).await.unwrap();
     let mut expected = Vec::new();
     for batch in 0..20 {
-        let items: Vec<Vec<u8>> = (0..50).map(|i| format!("record {batch}-{i} {}", "x".repeat(100)).into_bytes()).collect();
+        let items: Vec<Vec<u8>> =
+            (0..50).map(|i| format!("record {batch}-{i} {}", "x".repeat(100)).into_bytes()).collect();
         publisher.publish(&items).await.unwrap();
         expected.extend(items);
     }
@@ -133,6 +134,16 @@ async fn publish_while_stopped_fails_within_the_timeout() {
     kafka_sh("start");
     publisher.publish(&payloads(&["up again"])).await.unwrap();
     assert_eq!(read_all(&bootstrap, &topic, timeout).await.unwrap(), payloads(&["up again"]));
+
+    // A broker that comes back while a publish waits for it is used.
+    kafka_sh("stop");
+    let starter = std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_millis(500));
+        kafka_sh("start");
+    });
+    publisher.publish(&payloads(&["back in time"])).await.unwrap();
+    starter.join().unwrap();
+    assert_eq!(read_all(&bootstrap, &topic, timeout).await.unwrap(), payloads(&["back in time"]));
 }
 
 #[tokio::test]

@@ -16,6 +16,16 @@ pub const TEST_SETTINGS: &str =
     "start_check_ms = 400\nstop_timeout_secs = 3\nprobation_secs = 1\nhook_timeout_secs = 5\n\
 [restart]\ninitial_backoff_ms = 200\nmax_backoff_ms = 1000\nmax_crashes = 3\nstable_after_secs = 30\n";
 
+/// Test daemons run side by side: unless a test configures the resource
+/// manager itself, none opens the default TCP listener.
+fn quiet_listener(settings: &str) -> String {
+    if settings.contains("[resource]") {
+        settings.to_owned()
+    } else {
+        format!("{settings}\n[resource]\nlisten = \"\"\n")
+    }
+}
+
 /// A name no other test (or test process) uses: `<prefix>-<pid>-<n>`.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -65,7 +75,7 @@ impl TestDaemon {
     /// and optionally another engine endpoint.
     pub fn start_with(bin: &Path, settings: &str, env: &[(&str, &str)], docker_host: Option<&str>) -> Self {
         let mut daemon = Self::prepare(bin, docker_host, None);
-        std::fs::write(daemon.root().join("berth.toml"), settings).expect("settings");
+        std::fs::write(daemon.root().join("berth.toml"), quiet_listener(settings)).expect("settings");
         daemon.launch(env);
         daemon
     }
@@ -74,7 +84,7 @@ impl TestDaemon {
     /// a tmpfs of `bytes`: a small disk that a test can fill.
     pub fn start_on_small_disk(bin: &Path, settings: &str, bytes: u64) -> Self {
         let mut daemon = Self::prepare(bin, None, Some(bytes));
-        std::fs::write(daemon.root().join("berth.toml"), settings).expect("settings");
+        std::fs::write(daemon.root().join("berth.toml"), quiet_listener(settings)).expect("settings");
         daemon.launch(&[]);
         daemon
     }
@@ -304,6 +314,18 @@ impl Drop for TestDaemon {
             for container in self.containers() {
                 if let Some(id) = container["Id"].as_str() {
                     docker("DELETE", &format!("/containers/{id}?force=1&v=1"), None);
+                }
+            }
+            // Networks and images berth made for this instance's resources.
+            let filters = format!(r#"{{"label":["berth.instance={}"]}}"#, self.instance);
+            for network in docker("GET", &format!("/networks?filters={}", encode(&filters)), None).json().as_array().into_iter().flatten() {
+                if let Some(id) = network["Id"].as_str() {
+                    docker("DELETE", &format!("/networks/{id}"), None);
+                }
+            }
+            for image in docker("GET", &format!("/images/json?filters={}", encode(&filters)), None).json().as_array().into_iter().flatten() {
+                if let Some(id) = image["Id"].as_str() {
+                    docker("DELETE", &format!("/images/{id}?force=1"), None);
                 }
             }
             // Named volumes berth made for this instance's apps.

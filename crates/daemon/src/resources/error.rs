@@ -77,11 +77,14 @@ pub mod failure {
 pub struct Failure {
     pub reason: String,
     pub code: &'static str,
+    /// A crash point stopped the run (unit tests): the "process" is gone,
+    /// nothing more is done until recovery.
+    pub halted: bool,
 }
 
 impl Failure {
     pub fn new(code: &'static str, reason: impl Into<String>) -> Self {
-        Self { reason: reason.into(), code }
+        Self { reason: reason.into(), code, halted: false }
     }
 
     pub fn internal(reason: impl Into<String>) -> Self {
@@ -108,7 +111,8 @@ impl From<EngineError> for Failure {
 
 impl From<JournalError> for Failure {
     fn from(e: JournalError) -> Self {
-        Failure::internal(e.to_string())
+        let halted = e.is_halted();
+        Failure { halted, ..Failure::internal(e.to_string()) }
     }
 }
 

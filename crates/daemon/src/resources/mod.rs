@@ -21,6 +21,8 @@ pub mod tls;
 pub mod trace;
 pub mod transitions;
 pub mod wire;
+#[cfg(test)]
+mod tests;
 
 use crate::config::ResourceSettings;
 use crate::services::Services;
@@ -42,6 +44,36 @@ pub struct Resources {
     descriptors: Mutex<BTreeMap<String, (String, Descriptor)>>,
     pub outbox: outbox::Outbox,
     pub trace: trace::TraceFile,
+    /// Transition runs under way.
+    pub running: Arc<Running>,
+}
+
+/// Counts runs under way, and lets a caller wait until there are none.
+#[derive(Debug, Default)]
+pub struct Running {
+    count: tokio::sync::watch::Sender<usize>,
+}
+
+/// One run under way; dropped when it ends.
+pub struct RunGuard(Arc<Running>);
+
+impl Running {
+    pub fn enter(self: &Arc<Self>) -> RunGuard {
+        self.count.send_modify(|c| *c += 1);
+        RunGuard(self.clone())
+    }
+
+    /// Resolves when no run is under way.
+    pub async fn idle(&self) {
+        let mut rx = self.count.subscribe();
+        let _ = rx.wait_for(|c| *c == 0).await;
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.0.count.send_modify(|c| *c = c.saturating_sub(1));
+    }
 }
 
 impl std::fmt::Debug for Resources {
@@ -66,6 +98,7 @@ impl Resources {
             descriptors: Mutex::new(BTreeMap::new()),
             outbox,
             trace,
+            running: Arc::default(),
         }
     }
 
@@ -172,6 +205,7 @@ impl Resources {
             .await?;
         if let Some(r) = ended {
             tracing::warn!(request = %r.id, reason = ?r.reason, "transition request ended as failed");
+            self.outbox.wake.notify_one();
         }
         Ok(())
     }

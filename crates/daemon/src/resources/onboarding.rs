@@ -254,7 +254,9 @@ impl Resources {
                 return Ok(image.id);
             }
         }
-        let labels = BTreeMap::from([(LABEL_INSTANCE.to_owned(), self.services.ownership.instance().to_owned())]);
+        // Shared by every berth on the engine (and by resource developers'
+        // own builds): it carries its digest, not one instance's label.
+        let labels = BTreeMap::new();
         tracing::info!(location = %location.name, "building {}", berth_baseimage::TAG);
         Ok(engine.build_image(Bytes::from(context.tar), berth_baseimage::TAG, &labels, quiet()).await?)
     }

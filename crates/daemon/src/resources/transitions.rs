@@ -289,14 +289,18 @@ impl Resources {
         );
         let accepted = Accepted { op, record, action, package, stored_type, location, instance, properties };
         let resources = self.clone();
-        tokio::spawn(async move { resources.run(accepted).await });
+        let running = self.running.enter();
+        tokio::spawn(async move {
+            let _running = running;
+            resources.run_to_end(accepted).await
+        });
         let mut context: BTreeMap<String, String> = texts(&request.context);
         context.insert("AsynchronousTransitionResponses".into(), self.outbox_enabled().to_string());
         Ok(RmTransitionAccepted { request_id, request_state: "PENDING".into(), resource_id: instance_id, context })
     }
 
     /// Runs an accepted request to its end.
-    async fn run(self: Arc<Self>, mut accepted: Accepted) {
+    async fn run_to_end(&self, mut accepted: Accepted) {
         let request_id = accepted.record.request_id.clone();
         let started = std::time::Instant::now();
         let id = request_id.clone();
@@ -316,6 +320,7 @@ impl Resources {
                 self.complete(op, &request_id, Some(instance), None, started).await
             }
             Ok(Finish::Delete) => self.complete(op, &request_id, None, Some(instance.id.clone()), started).await,
+            Err(failure) if failure.halted => drop(op),
             Err(failure) => self.fail(op, &request_id, failure).await,
         }
     }
@@ -352,7 +357,10 @@ impl Resources {
         };
         let record = op_record(&op);
         match self.services.journal.commit(&op, &record, Vec::new(), AppChange::Resource(change)).await {
-            Ok(_) => tracing::info!(request = %request_id, "transition completed"),
+            Ok(_) => {
+                tracing::info!(request = %request_id, "transition completed");
+                self.outbox.wake.notify_one();
+            }
             Err(e) if e.is_halted() => {}
             Err(e) => {
                 tracing::error!(request = %request_id, error = %e, "the transition's end could not be recorded; it is undone");

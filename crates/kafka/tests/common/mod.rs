@@ -35,7 +35,8 @@ pub fn kafka_sh(arg: &str) -> String {
 /// The broker's address, which must answer.
 pub fn broker() -> Vec<String> {
     let addr = kafka_sh("addr");
-    if let Err(e) = TcpStream::connect_timeout(&addr.parse().expect("scripts/kafka.sh addr prints host:port"), TIMEOUT) {
+    if let Err(e) = TcpStream::connect_timeout(&addr.parse().expect("scripts/kafka.sh addr prints host:port"), TIMEOUT)
+    {
         panic!("no Kafka broker answers at {addr} ({e}): run scripts/setup.sh");
     }
     vec![addr]
