@@ -55,8 +55,9 @@ impl Daemon {
             tracing::warn!(waiting, "operations wait for the engine; they are finished when it answers");
         }
         self.apps.start().await?;
-        self.services.engine_state.set_ready();
         self.resources.start().await;
+        self.services.engine_state.set_ready();
+        tokio::spawn(self.resources.clone().onboard_package_dirs());
         let before = crate::services::now_secs() - JOURNAL_HISTORY_SECS;
         self.services
             .db::<_, crate::apps::error::AppError, _>("pruning the journal", move |s| s.prune_entries(before))

@@ -106,7 +106,7 @@ fn the_whole_lifecycle_with_properties_read_back_and_operations() {
 
     // The history, newest first.
     let (_, history) = rm(&daemon, "GET", &format!("/topology/instances/{id}/requests"), None);
-    assert_eq!(history.as_array().unwrap().len(), 9, "{history}");
+    assert_eq!(history.as_array().unwrap().len(), 8, "{history}");
     assert_eq!(history[0]["transitionName"], "shout");
 
     // The location lists it; filters by type (exact) and name (partial).
@@ -318,4 +318,160 @@ fn an_instance_busy_with_a_transition_refuses_another() {
     docker("POST", &format!("/exec/{exec_id}/start"), Some(&json!({"Detach": false})));
     assert_eq!(wait_request(&daemon, &first)["requestState"], "COMPLETED");
     transition(&daemon, next_body(&id, "Uninstall", json!({})));
+}
+
+/// Two locations, two engines: the test suite's private dockerd (its own
+/// network namespace) is the second. Networks, images and instances are
+/// made where their location says; an engine that goes away makes its
+/// location unavailable and its transitions fail, and the other is unaffected.
+#[test]
+fn two_locations_on_two_engines() {
+    let mut engine = berth_testkit::engine::PrivateEngine::start();
+    let settings = format!(
+        "{TEST_SETTINGS}\n[resource]\nlisten = \"\"\n[[resource.locations]]\nname = \"local\"\ndescription = \"the shared engine\"\n[[resource.locations]]\nname = \"edge\"\ntype = \"docker\"\ndescription = \"the private engine\"\nengine = \"{}\"\n",
+        engine.host()
+    );
+    let daemon = TestDaemon::start_with(bin(), &settings, &[], None);
+    let (_, locations) = rm(&daemon, "GET", "/topology/deployment-locations", None);
+    let names: Vec<&str> = locations.as_array().unwrap().iter().filter_map(|l| l["name"].as_str()).collect();
+    assert_eq!(names, ["edge", "local"], "{locations}");
+    assert_eq!(locations[0]["properties"]["status"], "available");
+
+    let package = package(
+        daemon.dir.path(),
+        "  docker_network:\n    type: string\n    required: true\n  docker_ipaddr:\n    type: string\n    read-only: true\n",
+        &["Install", "Uninstall"],
+        &|_| None,
+        &[],
+    );
+    onboard(&daemon, &package);
+    // The type's image is in both engines.
+    let tag = format!("dockerrm_{}", package.name);
+    assert!(engine.get(&format!("/images/{tag}/json")).is_some_and(|r| r.status == 200), "built in the second engine");
+    let net = unique("edgenet");
+    let (_, net_id) = transition(
+        &daemon,
+        json!({"deploymentLocation": "edge", "resourceType": "resource::docker-network::1.0", "transitionName": "Install",
+               "resourceName": net, "properties": {"subnet": "10.77.0.0/24", "gateway": "10.77.0.1"}}),
+    );
+    assert!(engine.get(&format!("/networks/{net}")).is_some_and(|r| r.status == 200), "the network is in the second engine");
+    assert_eq!(docker("GET", &format!("/networks/{net}"), None).status, 404, "and not in the shared one");
+    let mut body = install_body(&package.type_name(), &unique("edge"), json!({"docker_network": net}));
+    body["deploymentLocation"] = json!("edge");
+    let (_, id) = transition(&daemon, body);
+    let view = instance(&daemon, &id).unwrap();
+    assert_eq!(view["deploymentLocation"], "edge");
+    assert!(view["properties"]["docker_ipaddr"].as_str().unwrap().starts_with("10.77.0."), "{view}");
+    let container = view["internalResourceInstances"][0]["id"].as_str().unwrap().to_owned();
+    assert!(engine.inspect(&container).is_some(), "the container is in the second engine");
+    assert!(inspect(&container).is_none(), "and not in the shared one");
+
+    // The second engine goes away: its location is unavailable and its
+    // transitions fail as infrastructure errors; the local one still works.
+    engine.stop();
+    let (_, edge) = rm(&daemon, "GET", "/topology/deployment-locations/edge", None);
+    assert_eq!(edge["properties"]["status"], "unavailable", "{edge}");
+    let (request_id, _) = request(&daemon, next_body(&id, "Uninstall", json!({})));
+    let status = wait_request(&daemon, &request_id);
+    assert_eq!(status["requestState"], "FAILED", "{status}");
+    assert_eq!(status["requestFailureCode"], "INFRASTRUCTURE_ERROR", "{status}");
+    let (_, local_id) = transition(&daemon, json!({"deploymentLocation": "local", "resourceType": "resource::docker-volume::1.0",
+        "transitionName": "Install", "resourceName": unique("vol")}));
+    transition(&daemon, next_body(&local_id, "Uninstall", json!({})));
+
+    // Back: the instance can be uninstalled there.
+    engine.launch();
+    transition(&daemon, next_body(&id, "Uninstall", json!({})));
+    transition(&daemon, next_body(&net_id, "Uninstall", json!({})));
+    assert!(engine.inspect(&container).is_none());
+}
+
+fn edit(p: &TestPackage, file: &str, from: &str, to: &str) {
+    let text = std::fs::read_to_string(p.dir.join(file)).unwrap();
+    assert!(text.contains(from), "{file} has no {from:?}");
+    p.write(file, &text.replacen(from, to, 1));
+}
+
+/// Each kind of invalid package is refused whole, with a message naming the
+/// file, line and key (or what is missing), and nothing is onboarded.
+#[test]
+fn invalid_packages_are_refused_naming_file_line_and_key() {
+    let daemon = TestDaemon::start(bin());
+    let base = || package(daemon.dir.path(), "  a:\n    type: string\n", &["Install", "Uninstall"], &|_| None, &[]);
+    type Mutation<'a> = Box<dyn Fn(&TestPackage) + 'a>;
+    let cases: Vec<(&str, Mutation, &str)> = vec![
+        ("unknown key", Box::new(|p| edit(p, "resource.yaml", "description:", "colour: red\ndescription:")), "resource.yaml line 2 (colour): unknown key"),
+        ("unknown property key", Box::new(|p| edit(p, "resource.yaml", "    type: string", "    type: string\n    requird: true")), "resource.yaml line 6 (properties.a.requird): unknown key"),
+        ("unknown type", Box::new(|p| edit(p, "resource.yaml", "type: string", "type: strin")), "properties.a.type"),
+        ("unknown transition", Box::new(|p| edit(p, "resource.yaml", "  - Install", "  - Deploy\n  - Install")), "Deploy"),
+        ("no Uninstall", Box::new(|p| { edit(p, "resource.yaml", "  - Uninstall\n", ""); edit(p, "lifecycle/lifecycle.yaml", "  uninstall: /opt/lifecycle/uninstall.sh\n", ""); }), "Uninstall"),
+        ("transition without script", Box::new(|p| edit(p, "lifecycle/lifecycle.yaml", "  uninstall: /opt/lifecycle/uninstall.sh\n", "")), "Uninstall"),
+        ("script not listed", Box::new(|p| edit(p, "lifecycle/lifecycle.yaml", "  uninstall:", "  start: /opt/lifecycle/start.sh\n  uninstall:")), "a script for Start, which resource.yaml does not list in its lifecycle"),
+        ("relative script", Box::new(|p| edit(p, "lifecycle/lifecycle.yaml", "/opt/lifecycle/install.sh", "install.sh")), "must be an absolute path inside the container"),
+        ("read-only required", Box::new(|p| edit(p, "resource.yaml", "    type: string", "    type: string\n    read-only: true\n    required: true")), "a is read-only and so cannot be required"),
+        ("unresolvable reference", Box::new(|p| edit(p, "resource.yaml", "    type: string", "    type: string\n    value: ${nope}")), "${nope} does not name a declared property"),
+        ("cyclic references", Box::new(|p| edit(p, "resource.yaml", "    type: string", "    type: string\n    value: ${b}\n  b:\n    type: string\n    value: ${a}")), "value references form a cycle"),
+        ("network without address", Box::new(|p| edit(p, "resource.yaml", "  a:\n", "  docker_network2:\n    type: string\n  a:\n")), "docker_network2 needs a read-only docker_ipaddr2 property"),
+        ("duplicate key", Box::new(|p| edit(p, "resource.yaml", "  a:\n    type: string\n", "  a:\n    type: string\n  a:\n    type: string\n")), "a"),
+        ("no Dockerfile", Box::new(|p| p.remove("Dockerfile")), "the package has no Dockerfile"),
+        ("no descriptor", Box::new(|p| p.remove("resource.yaml")), "the package has no resource.yaml"),
+        ("base image not in the engine", Box::new(|p| edit(p, "Dockerfile", "FROM dockerrm_baseimage", "FROM berth-test/not-here:1")), "which is not in location local's engine (builds are offline)"),
+        ("failing build step", Box::new(|p| edit(p, "Dockerfile", "ADD lifecycle", "RUN exit 3\nADD lifecycle")), "failed"),
+        ("symbolic link", Box::new(|p| std::os::unix::fs::symlink("/etc/passwd", p.dir.join("passwd")).unwrap()), "symbolic link"),
+        ("not YAML", Box::new(|p| p.write("resource.yaml", "name: [unclosed\n")), "resource.yaml line"),
+    ];
+    let types_before = rm(&daemon, "GET", "/types", None).1;
+    for (what, mutate, message) in cases {
+        let p = base();
+        mutate(&p);
+        let run = daemon.berth(&["resource", "onboard", &p.dir.to_string_lossy()]);
+        assert_ne!(run.code, 0, "{what}: accepted: {run:?}");
+        assert!(run.stderr.contains(message), "{what}: {:?} should say {message:?}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{what}: {run:?}");
+    }
+    assert_eq!(rm(&daemon, "GET", "/types", None).1, types_before, "nothing was onboarded");
+    // The name must be the directory's (the Docker RM's rule).
+    let p = base();
+    let moved = daemon.dir.path().join(format!("{}x", p.name));
+    std::fs::rename(&p.dir, &moved).unwrap();
+    let run = daemon.berth(&["resource", "onboard", &moved.to_string_lossy()]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains(&format!("{}x", p.name)), "{run:?}");
+}
+
+/// An unchanged package is not rebuilt; a changed one updates the type, and
+/// an instance of the older version keeps its image.
+#[test]
+fn onboarding_again_rebuilds_only_a_changed_package() {
+    let daemon = TestDaemon::start(bin());
+    let p = package(daemon.dir.path(), "  a:\n    type: string\n", &["Install", "Uninstall"], &|_| None, &[]);
+    let first = onboard(&daemon, &p);
+    let tag = format!("dockerrm_{}", p.name);
+    let image = docker("GET", &format!("/images/{tag}/json"), None).json()["Id"].clone();
+    let again = onboard(&daemon, &p);
+    assert_eq!(again["lastModifiedAt"], first["lastModifiedAt"]);
+    assert_eq!(docker("GET", &format!("/images/{tag}/json"), None).json()["Id"], image, "not rebuilt");
+    let (_, id) = transition(&daemon, install_body(&p.type_name(), &unique("old"), json!({})));
+    p.write("lifecycle/install.sh", "#!/bin/sh\necho version two\n");
+    onboard(&daemon, &p);
+    let rebuilt = docker("GET", &format!("/images/{tag}/json"), None).json()["Id"].clone();
+    assert_ne!(rebuilt, image, "a changed package is rebuilt");
+    let container = daemon.containers()[0]["Id"].as_str().unwrap().to_owned();
+    assert_eq!(inspect(&container).unwrap()["Image"], image, "the running instance keeps its image");
+    transition(&daemon, next_body(&id, "Uninstall", json!({})));
+    // The archive forms are onboarded too (zip and tar.gz made by the test).
+    let q = package(daemon.dir.path(), "  a:\n    type: string\n", &["Install", "Uninstall"], &|_| None, &[]);
+    let tgz = daemon.dir.path().join("pkg.tar.gz");
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(daemon.dir.path())
+        .arg(&q.name)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = daemon.berth(&["resource", "onboard", &tgz.to_string_lossy(), "--output", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains(&q.type_name()), "{run:?}");
 }

@@ -85,7 +85,9 @@ pub fn package(
     p.write(
         "Dockerfile",
         &format!(
-            "FROM dockerrm_baseimage\nRUN mkdir -p /opt/lifecycle && chmod 777 /opt/lifecycle\nADD lifecycle /opt/lifecycle\n{copy_operations}RUN chmod 755 /opt/lifecycle/*\n"
+            // The package's name in the first step: concurrent tests never
+            // share the legacy builder's cached steps (their sweeps remove them).
+            "FROM dockerrm_baseimage\nRUN mkdir -p /opt/lifecycle && chmod 777 /opt/lifecycle && echo {name} > /opt/package\nADD lifecycle /opt/lifecycle\n{copy_operations}RUN chmod 755 /opt/lifecycle/*\n"
         ),
     );
     p
@@ -142,7 +144,7 @@ pub fn install_body(package_type: &str, name: &str, properties: Value) -> Value 
 }
 
 pub fn next_body(resource_id: &str, transition: &str, properties: Value) -> Value {
-    json!({"resourceId": resource_id, "transitionName": transition, "properties": properties, "deploymentLocation": "local"})
+    json!({"resourceId": resource_id, "transitionName": transition, "properties": properties})
 }
 
 pub fn instance(daemon: &TestDaemon, id: &str) -> Option<Value> {

@@ -154,9 +154,9 @@ impl Resources {
         Some(descriptor)
     }
 
-    /// Start-up, once the engine answers (after the journal's recovery):
-    /// the built-in types, the package directories, the networks that
-    /// exist, requests left open, supervision.
+    /// Start-up, once the engine answers (after the journal's recovery),
+    /// before the daemon says it is ready: the built-in types, the networks
+    /// that exist, requests left open.
     pub async fn start(self: &Arc<Self>) {
         if !self.settings.enabled {
             return;
@@ -164,14 +164,20 @@ impl Resources {
         if let Err(e) = self.register_builtins().await {
             tracing::error!(error = %e, "cannot record the built-in resource types");
         }
-        if !self.settings.package_dirs.is_empty() {
-            match self.reload().await {
-                Ok(types) => tracing::info!(types = types.len(), "resource packages onboarded"),
-                Err(e) => tracing::error!(error = %e, "resource packages were not onboarded"),
-            }
-        }
         self.discover_networks().await;
         self.fail_orphans().await;
+    }
+
+    /// The packages of the package directories, onboarded after start-up
+    /// (their builds may take long; the API answers meanwhile).
+    pub async fn onboard_package_dirs(self: Arc<Self>) {
+        if !self.settings.enabled || self.settings.package_dirs.is_empty() {
+            return;
+        }
+        match self.reload().await {
+            Ok(types) => tracing::info!(types = types.len(), "resource packages onboarded"),
+            Err(e) => tracing::error!(error = %e, "resource packages were not onboarded"),
+        }
     }
 
     /// Requests left open without a journal entry end as interrupted.
