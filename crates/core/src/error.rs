@@ -132,7 +132,7 @@ impl ExitCode {
             ExitCode::EngineUnavailable => "the container engine is unreachable or does not answer in time (an operation that waits for it is finished when it is back)",
             ExitCode::DaemonUnreachable => "the berth daemon is unreachable, went away during the request, or its socket is not open to this user",
             ExitCode::NotConfirmed => "not confirmed (no `-y` and no terminal, or the answer was no)",
-            ExitCode::OperationFailed => "the operation ran and failed and was undone: the app did not stay up, an upgrade hook failed; `run-app`: the app stopped while it should run; an SRA command timed out or wrote no output; some apps of a migration failed",
+            ExitCode::OperationFailed => "the operation ran and failed and was undone: the app did not stay up, an upgrade hook failed; `run-app`: the app stopped while it should run; an SRA command timed out or wrote no output; some apps of a migration failed; `resource transition --wait`: the request FAILED",
             ExitCode::InsufficientSpace => "not enough disk space (an upgrade checks before anything is fetched that the engine's disk can take the new archive and berth's the data snapshot)",
             ExitCode::Stale => "stale: an SRA configuration upload made from a configuration that has changed since (HTTP 409)",
             ExitCode::SraReported => "`sra run`: the SRA's response holds an `<Error>`",

@@ -288,7 +288,9 @@ impl Effect {
             Effect::RemoveResourceNetwork { location, network } => {
                 format!("remove network {network} in location {location}")
             }
-            Effect::RemoveResourceVolume { location, volume } => format!("remove volume {volume} in location {location}"),
+            Effect::RemoveResourceVolume { location, volume } => {
+                format!("remove volume {volume} in location {location}")
+            }
             Effect::DeleteResourceInstance { id } => format!("forget resource instance {id}"),
             Effect::FailResourceRequest { request_id } => format!("end transition request {request_id} as failed"),
         }

@@ -8,8 +8,8 @@
 use crate::apps::units;
 use crate::fs::{blocking, RestoreError, TaskFailed};
 use crate::journal::{EffectError, EffectRunner};
-use crate::services::Services;
 use crate::resources::Resources;
+use crate::services::Services;
 use crate::sra::Sra;
 use async_trait::async_trait;
 use berth_core::engine::EngineError;

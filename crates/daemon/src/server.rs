@@ -149,7 +149,8 @@ async fn serve_resource_manager(
     match tls {
         None => {
             tokio::spawn(async move {
-                let served = axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await });
+                let served =
+                    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await });
                 if let Err(e) = served.await {
                     tracing::error!(error = %e, "the resource manager's listener failed");
                 }

@@ -1,12 +1,12 @@
 //! Engine API models to berth's observations.
 
 use crate::time::parse_rfc3339;
+use berth_core::engine::NetworkInfo;
 use berth_core::engine::{
     ContainerEvent, ContainerEventKind, ContainerObservation, Filter, ImageInfo, PathStat, RunState,
 };
 use berth_core::status::Health;
 use bollard::container::PathStatResponse;
-use berth_core::engine::NetworkInfo;
 use bollard::models::{
     ContainerInspectResponse, ContainerSummary, EndpointSettings, EventMessage, ImageInspect, ImageSummary, Ipam,
     Network, NetworkInspect,

@@ -15,9 +15,9 @@ use berth_core::engine::{
 use bollard::models::VolumeCreateRequest;
 use bollard::query_parameters::{
     ContainerArchiveInfoOptions, CreateContainerOptions, CreateImageOptions, DownloadFromContainerOptions,
-    EventsOptions, ImportImageOptions, InspectContainerOptions, ListContainersOptions,
-    ListImagesOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions,
-    RemoveVolumeOptions, RenameContainerOptions, StartContainerOptions, StopContainerOptions,
+    EventsOptions, ImportImageOptions, InspectContainerOptions, ListContainersOptions, ListImagesOptions,
+    ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions, RemoveVolumeOptions,
+    RenameContainerOptions, StartContainerOptions, StopContainerOptions,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use bytes::Bytes;

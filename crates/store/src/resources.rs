@@ -188,8 +188,16 @@ fn row_to_type(row: &Row<'_>) -> rusqlite::Result<Result<StoredType>> {
     let package: String = row.get(5)?;
     let (descriptor, state, digest, image, created_at, updated_at) =
         (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(6)?, row.get(7)?);
-    Ok(json(&package, &format!("resource type {name}"))
-        .map(|package| StoredType { name, descriptor, state, digest, image, package, created_at, updated_at }))
+    Ok(json(&package, &format!("resource type {name}")).map(|package| StoredType {
+        name,
+        descriptor,
+        state,
+        digest,
+        image,
+        package,
+        created_at,
+        updated_at,
+    }))
 }
 
 const INSTANCE_COLUMNS: &str =
@@ -222,23 +230,16 @@ fn row_to_instance(row: &Row<'_>) -> rusqlite::Result<Result<StoredInstance>> {
     })())
 }
 
-const REQUEST_COLUMNS: &str = "id, instance_id, transition, type, location, resource_name, state, reason, failure_code, \
+const REQUEST_COLUMNS: &str =
+    "id, instance_id, transition, type, location, resource_name, state, reason, failure_code, \
      properties, context, tracing, created_at, started_at, finished_at";
 
 fn row_to_request(row: &Row<'_>) -> rusqlite::Result<Result<StoredRequest>> {
     let id: String = row.get(0)?;
     let what = format!("transition request {id}");
     let (properties, context, tracing): (String, String, String) = (row.get(9)?, row.get(10)?, row.get(11)?);
-    let (instance_id, transition, type_name, location, resource_name, state, reason, failure_code) = (
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
-        row.get(8)?,
-    );
+    let (instance_id, transition, type_name, location, resource_name, state, reason, failure_code) =
+        (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?, row.get(8)?);
     let (created_at, started_at, finished_at) = (row.get(12)?, row.get(13)?, row.get(14)?);
     Ok((|| {
         Ok(StoredRequest {
@@ -391,7 +392,16 @@ impl Store {
                      digest = excluded.digest, image = excluded.image, package = excluded.package,
                      updated_at = excluded.updated_at"
                 ),
-                params![t.name, t.descriptor, t.state, t.digest, t.image, to_json(&t.package), t.created_at, t.updated_at],
+                params![
+                    t.name,
+                    t.descriptor,
+                    t.state,
+                    t.digest,
+                    t.image,
+                    to_json(&t.package),
+                    t.created_at,
+                    t.updated_at
+                ],
             )
             .map_err(sql("recording a resource type"))?;
             Ok(())
@@ -429,7 +439,8 @@ impl Store {
             if users > 0 {
                 return Err(StoreError::TypeInUse { name: name.to_owned(), instances: users });
             }
-            tx.execute("DELETE FROM resource_types WHERE name = ?1", [name]).map_err(sql("removing a resource type"))?;
+            tx.execute("DELETE FROM resource_types WHERE name = ?1", [name])
+                .map_err(sql("removing a resource type"))?;
             tx.commit().map_err(sql("removing a resource type"))
         })
     }
@@ -478,7 +489,9 @@ impl Store {
         self.with(|c| {
             let tx = c.transaction().map_err(sql("recording a resource instance"))?;
             let exists: bool = tx
-                .query_row("SELECT EXISTS(SELECT 1 FROM resource_instances WHERE id = ?1)", [&instance.id], |r| r.get(0))
+                .query_row("SELECT EXISTS(SELECT 1 FROM resource_instances WHERE id = ?1)", [&instance.id], |r| {
+                    r.get(0)
+                })
                 .map_err(sql("recording a resource instance"))?;
             if exists {
                 update_instance(&tx, instance)?;
@@ -492,7 +505,8 @@ impl Store {
     /// Removes an instance's row; one that is gone already is fine.
     pub fn delete_instance(&self, id: &str) -> Result<()> {
         self.with(|c| {
-            c.execute("DELETE FROM resource_instances WHERE id = ?1", [id]).map_err(sql("removing a resource instance"))?;
+            c.execute("DELETE FROM resource_instances WHERE id = ?1", [id])
+                .map_err(sql("removing a resource instance"))?;
             Ok(())
         })
     }
@@ -568,7 +582,11 @@ impl Store {
                 return Ok(None);
             }
             let request = tx
-                .query_row(&format!("SELECT {REQUEST_COLUMNS} FROM resource_requests WHERE id = ?1"), [id], row_to_request)
+                .query_row(
+                    &format!("SELECT {REQUEST_COLUMNS} FROM resource_requests WHERE id = ?1"),
+                    [id],
+                    row_to_request,
+                )
                 .map_err(sql("failing a transition request"))??;
             enqueue(&tx, &outbox(&request))?;
             tx.commit().map_err(sql("failing a transition request"))?;
@@ -631,8 +649,11 @@ impl Store {
         self.with(|c| {
             let tx = c.transaction().map_err(sql("recording a delivery failure"))?;
             for id in ids {
-                tx.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1", params![id, error])
-                    .map_err(sql("recording a delivery failure"))?;
+                tx.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                    params![id, error],
+                )
+                .map_err(sql("recording a delivery failure"))?;
             }
             tx.commit().map_err(sql("recording a delivery failure"))
         })

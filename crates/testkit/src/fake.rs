@@ -934,10 +934,15 @@ fn dockerfile_of(context: &[u8]) -> Result<String, EngineError> {
     entries
         .into_iter()
         .find_map(|(path, file)| match file {
-            FakeFile::File { contents, .. } if path == "Dockerfile" => Some(String::from_utf8_lossy(&contents).into_owned()),
+            FakeFile::File { contents, .. } if path == "Dockerfile" => {
+                Some(String::from_utf8_lossy(&contents).into_owned())
+            }
             _ => None,
         })
-        .ok_or_else(|| EngineError::Rejected { status: 400, message: "Cannot locate specified Dockerfile: Dockerfile".into() })
+        .ok_or_else(|| EngineError::Rejected {
+            status: 400,
+            message: "Cannot locate specified Dockerfile: Dockerfile".into(),
+        })
 }
 
 /// The entries of a tar archive, by relative path.
@@ -1532,7 +1537,8 @@ impl Engine for FakeEngine {
     async fn connect_network(&self, container: &str, network: &str) -> Result<(), EngineError> {
         self.enter(Method::ConnectNetwork, &format!("{container} {network}")).await?;
         self.with(|s| {
-            let index = s.network_index(network).ok_or_else(|| EngineError::NotFound { what: format!("network {network}") })?;
+            let index =
+                s.network_index(network).ok_or_else(|| EngineError::NotFound { what: format!("network {network}") })?;
             let name = s.networks[index].name.clone();
             let c = s.find(container).ok_or_else(|| container_not_found(container))?;
             if c.networks.contains_key(&name) {
@@ -1547,7 +1553,8 @@ impl Engine for FakeEngine {
     async fn disconnect_network(&self, container: &str, network: &str) -> Result<(), EngineError> {
         self.enter(Method::DisconnectNetwork, &format!("{container} {network}")).await?;
         self.with(|s| {
-            let index = s.network_index(network).ok_or_else(|| EngineError::NotFound { what: format!("network {network}") })?;
+            let index =
+                s.network_index(network).ok_or_else(|| EngineError::NotFound { what: format!("network {network}") })?;
             let name = s.networks[index].name.clone();
             let c = s.find_mut(container).ok_or_else(|| container_not_found(container))?;
             c.networks.remove(&name);

@@ -318,12 +318,22 @@ impl Drop for TestDaemon {
             }
             // Networks and images berth made for this instance's resources.
             let filters = format!(r#"{{"label":["berth.instance={}"]}}"#, self.instance);
-            for network in docker("GET", &format!("/networks?filters={}", encode(&filters)), None).json().as_array().into_iter().flatten() {
+            for network in docker("GET", &format!("/networks?filters={}", encode(&filters)), None)
+                .json()
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 if let Some(id) = network["Id"].as_str() {
                     docker("DELETE", &format!("/networks/{id}"), None);
                 }
             }
-            for image in docker("GET", &format!("/images/json?filters={}", encode(&filters)), None).json().as_array().into_iter().flatten() {
+            for image in docker("GET", &format!("/images/json?filters={}", encode(&filters)), None)
+                .json()
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 if let Some(id) = image["Id"].as_str() {
                     docker("DELETE", &format!("/images/{id}?force=1"), None);
                 }

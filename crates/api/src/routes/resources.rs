@@ -141,7 +141,10 @@ pub fn tracing_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "berth resource manager", description = "The OSLM Resource Manager API 1.0, served by berth under /api/resource-manager and /api/v1.0/resource-manager."),
+    info(
+        title = "berth resource manager",
+        description = "The OSLM Resource Manager API 1.0, served by berth under /api/resource-manager and /api/v1.0/resource-manager."
+    ),
     paths(
         configuration,
         types,
@@ -176,9 +179,7 @@ pub struct Doc;
 /// The OpenAPI document of this API (paths relative to either prefix).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let mut doc = Doc::openapi();
-    doc.servers = Some(
-        PREFIXES.iter().map(|p| utoipa::openapi::server::Server::new(*p)).collect::<Vec<_>>(),
-    );
+    doc.servers = Some(PREFIXES.iter().map(|p| utoipa::openapi::server::Server::new(*p)).collect::<Vec<_>>());
     doc
 }
 
@@ -202,7 +203,11 @@ fn relative_routes(manager: Arc<dyn ResourceManager>) -> Router {
             RmError::not_found(format!("no endpoint {}; see openapi.json", crate::short(uri.path())))
         })
         .method_not_allowed_fallback(|method: Method, uri: axum::http::Uri| async move {
-            RmError { localized_message: format!("{} does not take {method}", crate::short(uri.path())), url: String::new(), status: 405 }
+            RmError {
+                localized_message: format!("{} does not take {method}", crate::short(uri.path())),
+                url: String::new(),
+                status: 405,
+            }
         })
         .with_state(manager)
 }
@@ -237,9 +242,7 @@ fn body_text(bytes: &[u8], content_type: Option<&str>) -> String {
 /// recorded by size), fills the error's `url`, and hands it to the tracer.
 async fn traced(manager: Arc<dyn ResourceManager>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let at_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let (method, path) = (request.method().to_string(), request.uri().path().to_owned());
     let tracing = tracing_headers(request.headers());
     let request_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);

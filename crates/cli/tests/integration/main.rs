@@ -16,6 +16,7 @@ mod migrate;
 mod registry;
 mod resources;
 mod resources_journal;
+mod resources_kafka;
 mod resources_support;
 mod sra;
 mod sra_config;

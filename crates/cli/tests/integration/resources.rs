@@ -66,9 +66,16 @@ fn the_whole_lifecycle_with_properties_read_back_and_operations() {
     let name = unique("inst");
     let (status, id) = transition(
         &daemon,
-        install_body(&package.type_name(), &name, json!({"color": "blue", "awkward": AWKWARD, "docker_hostname": "ignored"})),
+        install_body(
+            &package.type_name(),
+            &name,
+            json!({"color": "blue", "awkward": AWKWARD, "docker_hostname": "ignored"}),
+        ),
     );
-    assert!(status["requestStateReason"].as_str().unwrap().starts_with("Transition successfully completed in "), "{status}");
+    assert!(
+        status["requestStateReason"].as_str().unwrap().starts_with("Transition successfully completed in "),
+        "{status}"
+    );
     let view = instance(&daemon, &id).expect("the instance");
     let p = &view["properties"];
     assert_eq!(p["color"], "blue");
@@ -78,7 +85,10 @@ fn the_whole_lifecycle_with_properties_read_back_and_operations() {
     assert_eq!(p["secret"], "********", "passwords are masked");
     assert_eq!(view["resourceName"], name);
     let internal = view["internalResourceInstances"].as_array().unwrap();
-    let container = internal.iter().find(|r| r["type"] == "docker_container").expect("container")["id"].as_str().unwrap().to_owned();
+    let container = internal.iter().find(|r| r["type"] == "docker_container").expect("container")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let c = inspect(&container).expect("the container exists");
     assert_eq!(c["State"]["Running"], true);
     assert_eq!(c["Config"]["Labels"]["berth.instance"], daemon.instance);
@@ -110,9 +120,23 @@ fn the_whole_lifecycle_with_properties_read_back_and_operations() {
     assert_eq!(history[0]["transitionName"], "shout");
 
     // The location lists it; filters by type (exact) and name (partial).
-    let (_, found) = rm(&daemon, "GET", &format!("/topology/deployment-locations/local/instances?instanceType={}&instanceName={}", package.type_name(), &name[..6]), None);
+    let (_, found) = rm(
+        &daemon,
+        "GET",
+        &format!(
+            "/topology/deployment-locations/local/instances?instanceType={}&instanceName={}",
+            package.type_name(),
+            &name[..6]
+        ),
+        None,
+    );
     assert!(found.as_array().unwrap().iter().any(|i| i["resourceId"] == id), "{found}");
-    let (_, none) = rm(&daemon, "GET", &format!("/topology/deployment-locations/local/instances?instanceType={}x", package.type_name()), None);
+    let (_, none) = rm(
+        &daemon,
+        "GET",
+        &format!("/topology/deployment-locations/local/instances?instanceType={}x", package.type_name()),
+        None,
+    );
     assert!(none.as_array().unwrap().is_empty());
 
     transition(&daemon, next_body(&id, "Uninstall", json!({})));
@@ -132,7 +156,9 @@ fn failing_and_hung_scripts_fail_the_request_and_leave_nothing() {
         "  mode:\n    type: string\n    default: fail\n",
         &["Install", "Start", "Uninstall"],
         &|t| match t {
-            "Install" => Some("if [ \"$(getProperty mode)\" = fail ]; then echo 'the install broke' >&2; exit 7; fi\n".into()),
+            "Install" => {
+                Some("if [ \"$(getProperty mode)\" = fail ]; then echo 'the install broke' >&2; exit 7; fi\n".into())
+            }
             "Start" => Some("sleep 600\n".into()),
             _ => None,
         },
@@ -193,7 +219,8 @@ fn built_in_networks_and_volumes_and_the_network_operations() {
     descriptor.push_str("operations:\n  addNetwork:\n    properties:\n      networkid:\n        type: string\n        required: true\n  removeNetwork:\n    properties:\n      networkid:\n        type: string\n        required: true\n");
     package.write("resource.yaml", &descriptor);
     onboard(&daemon, &package);
-    let (_, id) = transition(&daemon, install_body(&package.type_name(), &unique("onnet"), json!({"docker_network": net})));
+    let (_, id) =
+        transition(&daemon, install_body(&package.type_name(), &unique("onnet"), json!({"docker_network": net})));
     let view = instance(&daemon, &id).unwrap();
     let address = view["properties"]["docker_ipaddr"].as_str().unwrap();
     assert!(address.starts_with(&format!("10.{octet}.7.")), "{view}");
@@ -237,10 +264,21 @@ fn built_in_networks_and_volumes_and_the_network_operations() {
     let mut daemon = daemon;
     daemon.terminate();
     daemon.launch(&[]);
-    let (_, all) = rm(&daemon, "GET", "/topology/deployment-locations/local/instances?instanceType=resource::docker-network::1.0", None);
-    let discovered = all.as_array().unwrap().iter().find(|i| i["resourceName"] == foreign).cloned().expect("discovered");
+    let (_, all) = rm(
+        &daemon,
+        "GET",
+        "/topology/deployment-locations/local/instances?instanceType=resource::docker-network::1.0",
+        None,
+    );
+    let discovered =
+        all.as_array().unwrap().iter().find(|i| i["resourceName"] == foreign).cloned().expect("discovered");
     assert_eq!(discovered["resourceState"], "Discovered");
-    let (status, body) = rm(&daemon, "POST", "/lifecycle/transitions", Some(&next_body(discovered["resourceId"].as_str().unwrap(), "Uninstall", json!({}))));
+    let (status, body) = rm(
+        &daemon,
+        "POST",
+        "/lifecycle/transitions",
+        Some(&next_body(discovered["resourceId"].as_str().unwrap(), "Uninstall", json!({}))),
+    );
     assert_eq!(status, 400, "{body}");
     assert!(body["localizedMessage"].as_str().unwrap().contains("cannot be driven"), "{body}");
     docker("DELETE", &format!("/networks/{foreign}"), None);
@@ -257,7 +295,11 @@ fn bad_requests_are_refused_naming_what_is_wrong() {
     let (_, id) = transition(&daemon, install_body(&t, &unique("ok"), json!({"color": "red"})));
     let cases: Vec<(Value, u16, &str)> = vec![
         (install_body("resource::nope::1.0", "x", json!({})), 400, "no resource type resource::nope::1.0"),
-        (json!({"deploymentLocation": "mars", "resourceType": t, "transitionName": "Install", "resourceName": "x"}), 400, "no deployment location mars"),
+        (
+            json!({"deploymentLocation": "mars", "resourceType": t, "transitionName": "Install", "resourceName": "x"}),
+            400,
+            "no deployment location mars",
+        ),
         (install_body(&t, "x", json!({})), 400, "Missing mandatory property: color"),
         (next_body(&id, "Start", json!({})), 400, "Start is not in the lifecycle"),
         (next_body(&id, "dance", json!({})), 400, "dance is neither a transition nor an operation"),
@@ -354,7 +396,10 @@ fn two_locations_on_two_engines() {
         json!({"deploymentLocation": "edge", "resourceType": "resource::docker-network::1.0", "transitionName": "Install",
                "resourceName": net, "properties": {"subnet": "10.77.0.0/24", "gateway": "10.77.0.1"}}),
     );
-    assert!(engine.get(&format!("/networks/{net}")).is_some_and(|r| r.status == 200), "the network is in the second engine");
+    assert!(
+        engine.get(&format!("/networks/{net}")).is_some_and(|r| r.status == 200),
+        "the network is in the second engine"
+    );
     assert_eq!(docker("GET", &format!("/networks/{net}"), None).status, 404, "and not in the shared one");
     let mut body = install_body(&package.type_name(), &unique("edge"), json!({"docker_network": net}));
     body["deploymentLocation"] = json!("edge");
@@ -375,8 +420,11 @@ fn two_locations_on_two_engines() {
     let status = wait_request(&daemon, &request_id);
     assert_eq!(status["requestState"], "FAILED", "{status}");
     assert_eq!(status["requestFailureCode"], "INFRASTRUCTURE_ERROR", "{status}");
-    let (_, local_id) = transition(&daemon, json!({"deploymentLocation": "local", "resourceType": "resource::docker-volume::1.0",
-        "transitionName": "Install", "resourceName": unique("vol")}));
+    let (_, local_id) = transition(
+        &daemon,
+        json!({"deploymentLocation": "local", "resourceType": "resource::docker-volume::1.0",
+        "transitionName": "Install", "resourceName": unique("vol")}),
+    );
     transition(&daemon, next_body(&local_id, "Uninstall", json!({})));
 
     // Back: the instance can be uninstalled there.
@@ -400,24 +448,105 @@ fn invalid_packages_are_refused_naming_file_line_and_key() {
     let base = || package(daemon.dir.path(), "  a:\n    type: string\n", &["Install", "Uninstall"], &|_| None, &[]);
     type Mutation<'a> = Box<dyn Fn(&TestPackage) + 'a>;
     let cases: Vec<(&str, Mutation, &str)> = vec![
-        ("unknown key", Box::new(|p| edit(p, "resource.yaml", "description:", "colour: red\ndescription:")), "resource.yaml line 2 (colour): unknown key"),
-        ("unknown property key", Box::new(|p| edit(p, "resource.yaml", "    type: string", "    type: string\n    requird: true")), "resource.yaml line 6 (properties.a.requird): unknown key"),
+        (
+            "unknown key",
+            Box::new(|p| edit(p, "resource.yaml", "description:", "colour: red\ndescription:")),
+            "resource.yaml line 2 (colour): unknown key",
+        ),
+        (
+            "unknown property key",
+            Box::new(|p| edit(p, "resource.yaml", "    type: string", "    type: string\n    requird: true")),
+            "resource.yaml line 6 (properties.a.requird): unknown key",
+        ),
         ("unknown type", Box::new(|p| edit(p, "resource.yaml", "type: string", "type: strin")), "properties.a.type"),
-        ("unknown transition", Box::new(|p| edit(p, "resource.yaml", "  - Install", "  - Deploy\n  - Install")), "Deploy"),
-        ("no Uninstall", Box::new(|p| { edit(p, "resource.yaml", "  - Uninstall\n", ""); edit(p, "lifecycle/lifecycle.yaml", "  uninstall: /opt/lifecycle/uninstall.sh\n", ""); }), "Uninstall"),
-        ("transition without script", Box::new(|p| edit(p, "lifecycle/lifecycle.yaml", "  uninstall: /opt/lifecycle/uninstall.sh\n", "")), "Uninstall"),
-        ("script not listed", Box::new(|p| edit(p, "lifecycle/lifecycle.yaml", "  uninstall:", "  start: /opt/lifecycle/start.sh\n  uninstall:")), "a script for Start, which resource.yaml does not list in its lifecycle"),
-        ("relative script", Box::new(|p| edit(p, "lifecycle/lifecycle.yaml", "/opt/lifecycle/install.sh", "install.sh")), "must be an absolute path inside the container"),
-        ("read-only required", Box::new(|p| edit(p, "resource.yaml", "    type: string", "    type: string\n    read-only: true\n    required: true")), "a is read-only and so cannot be required"),
-        ("unresolvable reference", Box::new(|p| edit(p, "resource.yaml", "    type: string", "    type: string\n    value: ${nope}")), "${nope} does not name a declared property"),
-        ("cyclic references", Box::new(|p| edit(p, "resource.yaml", "    type: string", "    type: string\n    value: ${b}\n  b:\n    type: string\n    value: ${a}")), "value references form a cycle"),
-        ("network without address", Box::new(|p| edit(p, "resource.yaml", "  a:\n", "  docker_network2:\n    type: string\n  a:\n")), "docker_network2 needs a read-only docker_ipaddr2 property"),
-        ("duplicate key", Box::new(|p| edit(p, "resource.yaml", "  a:\n    type: string\n", "  a:\n    type: string\n  a:\n    type: string\n")), "a"),
+        (
+            "unknown transition",
+            Box::new(|p| edit(p, "resource.yaml", "  - Install", "  - Deploy\n  - Install")),
+            "Deploy",
+        ),
+        (
+            "no Uninstall",
+            Box::new(|p| {
+                edit(p, "resource.yaml", "  - Uninstall\n", "");
+                edit(p, "lifecycle/lifecycle.yaml", "  uninstall: /opt/lifecycle/uninstall.sh\n", "");
+            }),
+            "Uninstall",
+        ),
+        (
+            "transition without script",
+            Box::new(|p| edit(p, "lifecycle/lifecycle.yaml", "  uninstall: /opt/lifecycle/uninstall.sh\n", "")),
+            "Uninstall",
+        ),
+        (
+            "script not listed",
+            Box::new(|p| {
+                edit(p, "lifecycle/lifecycle.yaml", "  uninstall:", "  start: /opt/lifecycle/start.sh\n  uninstall:")
+            }),
+            "a script for Start, which resource.yaml does not list in its lifecycle",
+        ),
+        (
+            "relative script",
+            Box::new(|p| edit(p, "lifecycle/lifecycle.yaml", "/opt/lifecycle/install.sh", "install.sh")),
+            "must be an absolute path inside the container",
+        ),
+        (
+            "read-only required",
+            Box::new(|p| {
+                edit(
+                    p,
+                    "resource.yaml",
+                    "    type: string",
+                    "    type: string\n    read-only: true\n    required: true",
+                )
+            }),
+            "a is read-only and so cannot be required",
+        ),
+        (
+            "unresolvable reference",
+            Box::new(|p| edit(p, "resource.yaml", "    type: string", "    type: string\n    value: ${nope}")),
+            "${nope} does not name a declared property",
+        ),
+        (
+            "cyclic references",
+            Box::new(|p| {
+                edit(
+                    p,
+                    "resource.yaml",
+                    "    type: string",
+                    "    type: string\n    value: ${b}\n  b:\n    type: string\n    value: ${a}",
+                )
+            }),
+            "value references form a cycle",
+        ),
+        (
+            "network without address",
+            Box::new(|p| edit(p, "resource.yaml", "  a:\n", "  docker_network2:\n    type: string\n  a:\n")),
+            "docker_network2 needs a read-only docker_ipaddr2 property",
+        ),
+        (
+            "duplicate key",
+            Box::new(|p| {
+                edit(p, "resource.yaml", "  a:\n    type: string\n", "  a:\n    type: string\n  a:\n    type: string\n")
+            }),
+            "a",
+        ),
         ("no Dockerfile", Box::new(|p| p.remove("Dockerfile")), "the package has no Dockerfile"),
         ("no descriptor", Box::new(|p| p.remove("resource.yaml")), "the package has no resource.yaml"),
-        ("base image not in the engine", Box::new(|p| edit(p, "Dockerfile", "FROM dockerrm_baseimage", "FROM berth-test/not-here:1")), "which is not in location local's engine (builds are offline)"),
-        ("failing build step", Box::new(|p| edit(p, "Dockerfile", "ADD lifecycle", "RUN exit 3\nADD lifecycle")), "failed"),
-        ("symbolic link", Box::new(|p| std::os::unix::fs::symlink("/etc/passwd", p.dir.join("passwd")).unwrap()), "symbolic link"),
+        (
+            "base image not in the engine",
+            Box::new(|p| edit(p, "Dockerfile", "FROM dockerrm_baseimage", "FROM berth-test/not-here:1")),
+            "which is not in location local's engine (builds are offline)",
+        ),
+        (
+            "failing build step",
+            Box::new(|p| edit(p, "Dockerfile", "ADD lifecycle", "RUN exit 3\nADD lifecycle")),
+            "failed",
+        ),
+        (
+            "symbolic link",
+            Box::new(|p| std::os::unix::fs::symlink("/etc/passwd", p.dir.join("passwd")).unwrap()),
+            "symbolic link",
+        ),
         ("not YAML", Box::new(|p| p.write("resource.yaml", "name: [unclosed\n")), "resource.yaml line"),
     ];
     let types_before = rm(&daemon, "GET", "/types", None).1;

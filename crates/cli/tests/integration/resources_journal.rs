@@ -77,7 +77,13 @@ fn uninstall_cut_short_anywhere_ends_and_can_be_repeated() {
     ];
     for_each_concurrently(&points, AT_ONCE, |point| {
         let mut daemon = TestDaemon::start_with(bin(), TEST_SETTINGS, &[], None);
-        let package = package(daemon.dir.path(), "  x:\n    type: string\n    default: y\n", &["Install", "Uninstall"], &|_| None, &[]);
+        let package = package(
+            daemon.dir.path(),
+            "  x:\n    type: string\n    default: y\n",
+            &["Install", "Uninstall"],
+            &|_| None,
+            &[],
+        );
         onboard(&daemon, &package);
         let (_, id) = transition(&daemon, install_body(&package.type_name(), &unique("uncrash"), json!({})));
         daemon.terminate();

@@ -34,7 +34,8 @@ impl TestPackage {
 }
 
 /// The lifecycle every test package has, each script recording that it ran.
-pub const FULL_LIFECYCLE: [&str; 7] = ["Install", "Configure", "Start", "Integrity", "Stop", "Reconfigure", "Uninstall"];
+pub const FULL_LIFECYCLE: [&str; 7] =
+    ["Install", "Configure", "Start", "Integrity", "Stop", "Reconfigure", "Uninstall"];
 
 /// A package in the seed's layout: `resource.yaml` with `properties_yaml`
 /// (indented under `properties:`), a script per transition of `lifecycle`
@@ -51,7 +52,8 @@ pub fn package(
     let name = unique("rmt").replace('-', "_");
     let dir = under.join(&name);
     let p = TestPackage { dir, name: name.clone() };
-    let mut descriptor = format!("name: resource::{name}::1.0\ndescription: a test resource\nproperties:\n{properties_yaml}");
+    let mut descriptor =
+        format!("name: resource::{name}::1.0\ndescription: a test resource\nproperties:\n{properties_yaml}");
     descriptor.push_str("lifecycle:\n");
     for t in lifecycle {
         descriptor.push_str(&format!("  - {t}\n"));

@@ -7,8 +7,8 @@ use crate::resources::{wire, Resources};
 use async_trait::async_trait;
 use berth_api::routes::resources::{ResourceManager, TraceRecord};
 use berth_api::{
-    RmConfiguration, RmDeploymentLocation, RmError, RmInstanceQuery, RmOutboxState, RmResourceInstance,
-    RmResourceType, RmTransitionAccepted, RmTransitionRequest, RmTransitionStatus,
+    RmConfiguration, RmDeploymentLocation, RmError, RmInstanceQuery, RmOutboxState, RmResourceInstance, RmResourceType,
+    RmTransitionAccepted, RmTransitionRequest, RmTransitionStatus,
 };
 use berth_core::resource::Transition;
 use bytes::Bytes;

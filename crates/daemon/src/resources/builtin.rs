@@ -113,11 +113,12 @@ async fn install_network(resources: &Resources, a: &mut Accepted) -> Result<Fini
     instance.properties.insert("bridgename".into(), bridge);
     instance.internal = vec![InternalResource { id, name, kind: "docker_network".into() }];
     instance.state = ACTIVE.into();
-    Ok(Finish::Keep(instance))
+    Ok(Finish::Keep(Box::new(instance)))
 }
 
 async fn install_volume(resources: &Resources, a: &mut Accepted) -> Result<Finish, Failure> {
-    let name = a.properties.get("volumename").cloned().filter(|n| !n.is_empty()).unwrap_or_else(|| a.instance.name.clone());
+    let name =
+        a.properties.get("volumename").cloned().filter(|n| !n.is_empty()).unwrap_or_else(|| a.instance.name.clone());
     let undo = vec![Effect::RemoveResourceVolume { location: a.location.name.clone(), volume: name.clone() }];
     resources.step_with(a, "volume_created", undo).await?;
     a.location.engine.create_volume(&name, &labels(resources, a)).await.map_err(|e| match e {
@@ -132,7 +133,7 @@ async fn install_volume(resources: &Resources, a: &mut Accepted) -> Result<Finis
     instance.properties.insert("volumeid".into(), name.clone());
     instance.internal = vec![InternalResource { id: name.clone(), name, kind: "docker_volume".into() }];
     instance.state = ACTIVE.into();
-    Ok(Finish::Keep(instance))
+    Ok(Finish::Keep(Box::new(instance)))
 }
 
 async fn remove_owned_network(resources: &Resources, a: &Accepted, network: &str) -> Result<(), Failure> {
@@ -141,7 +142,9 @@ async fn remove_owned_network(resources: &Resources, a: &Accepted, network: &str
         Some(n) if resources.services.ownership.owns_labels(&n.labels) => {
             engine.remove_network(&n.id).await.map_err(|e| in_use(e, &format!("network {network}")))
         }
-        Some(_) => Err(Failure::internal(format!("network {network} is not this resource manager's; it is left alone"))),
+        Some(_) => {
+            Err(Failure::internal(format!("network {network} is not this resource manager's; it is left alone")))
+        }
         None => Ok(()),
     }
 }
@@ -181,7 +184,7 @@ pub async fn network_operation(resources: &Resources, a: &mut Accepted, op: &str
         engine.disconnect_network(&container, &found.id).await.map_err(Failure::from)?;
         instance.internal.retain(|r| !(r.kind == "docker_network" && (r.name == found.name || r.id == found.id)));
     }
-    Ok(Finish::Keep(instance))
+    Ok(Finish::Keep(Box::new(instance)))
 }
 
 #[cfg(test)]

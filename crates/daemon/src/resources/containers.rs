@@ -108,9 +108,15 @@ pub fn record_addresses(properties: &mut BTreeMap<String, String>, addresses: &B
 }
 
 /// What berth made or joined for the instance, for `internalResourceInstances`.
-pub fn internal_resources(container: &ContainerObservation, _properties: &BTreeMap<String, String>) -> Vec<InternalResource> {
-    let mut internal =
-        vec![InternalResource { id: container.id.clone(), name: container.name.clone(), kind: "docker_container".into() }];
+pub fn internal_resources(
+    container: &ContainerObservation,
+    _properties: &BTreeMap<String, String>,
+) -> Vec<InternalResource> {
+    let mut internal = vec![InternalResource {
+        id: container.id.clone(),
+        name: container.name.clone(),
+        kind: "docker_container".into(),
+    }];
     for network in container.networks.keys() {
         internal.push(InternalResource { id: network.clone(), name: network.clone(), kind: "docker_network".into() });
     }
@@ -133,7 +139,8 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         assert_eq!(extra_networks(&props), vec!["back"]);
-        let addresses = [("front".to_string(), "10.0.0.2".to_string()), ("back".to_string(), "10.0.1.2".to_string())].into();
+        let addresses =
+            [("front".to_string(), "10.0.0.2".to_string()), ("back".to_string(), "10.0.1.2".to_string())].into();
         record_addresses(&mut props, &addresses);
         assert_eq!(props["docker_ipaddr"], "10.0.0.2");
         assert_eq!(props["docker_ipaddr2"], "10.0.1.2");

@@ -17,12 +17,12 @@ pub mod outbox;
 pub mod packages;
 pub mod runtime;
 pub mod supervise;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 pub mod trace;
 pub mod transitions;
 pub mod wire;
-#[cfg(test)]
-mod tests;
 
 use crate::config::ResourceSettings;
 use crate::services::Services;

@@ -112,9 +112,10 @@ impl Resources {
 
     /// `POST /types`: an uploaded archive of a package directory.
     pub async fn onboard_archive(&self, archive: Bytes) -> Result<StoredType, ResourceError> {
-        let checked =
-            crate::fs::blocking("reading a package", move || packages::read_archive(&archive).and_then(packages::check))
-                .await?;
+        let checked = crate::fs::blocking("reading a package", move || {
+            packages::read_archive(&archive).and_then(packages::check)
+        })
+        .await?;
         let _one = self.onboarding.lock().await;
         self.onboard_checked(checked).await
     }
@@ -160,7 +161,8 @@ impl Resources {
 
     /// Removes a type (refused while it has instances) and its images.
     pub async fn remove_type(&self, name: &str) -> Result<StoredType, ResourceError> {
-        let type_name = TypeName::parse(name).map_err(|e| ResourceError::not_found(format!("no resource type {name}: {e}")))?;
+        let type_name =
+            TypeName::parse(name).map_err(|e| ResourceError::not_found(format!("no resource type {name}: {e}")))?;
         if berth_core::resource::builtin_package(&type_name).is_some() {
             return Err(ResourceError::invalid(format!("{name} is a built-in type and cannot be removed")));
         }
@@ -178,7 +180,8 @@ impl Resources {
             }
         }
         let file = self.package_file(&type_name);
-        let _ = file_task("removing the package", move || crate::fs::remove_tree(&file).map_err(std::io::Error::other)).await;
+        let _ = file_task("removing the package", move || crate::fs::remove_tree(&file).map_err(std::io::Error::other))
+            .await;
         Ok(StoredType { state: "DELETED".into(), updated_at: now_ms(), ..stored })
     }
 
@@ -194,7 +197,12 @@ impl Resources {
         self.ensure_image(location, &name, &stored.digest, &context).await
     }
 
-    async fn current_image(&self, engine: &dyn Engine, tag: &str, digest: &str) -> Result<Option<String>, ResourceError> {
+    async fn current_image(
+        &self,
+        engine: &dyn Engine,
+        tag: &str,
+        digest: &str,
+    ) -> Result<Option<String>, ResourceError> {
         Ok(engine
             .inspect_image(tag)
             .await?
@@ -229,10 +237,8 @@ impl Resources {
                 }
             }
         }
-        let mut labels = BTreeMap::from([
-            (LABEL_TYPE.to_owned(), name.to_string()),
-            (LABEL_DIGEST.to_owned(), digest.to_owned()),
-        ]);
+        let mut labels =
+            BTreeMap::from([(LABEL_TYPE.to_owned(), name.to_string()), (LABEL_DIGEST.to_owned(), digest.to_owned())]);
         labels.insert(LABEL_INSTANCE.to_owned(), self.services.ownership.instance().to_owned());
         tracing::info!(resource_type = %name, location = %location.name, %tag, "building the type's image");
         Ok(engine.build_image(Bytes::copy_from_slice(context), &tag, &labels, quiet()).await?)

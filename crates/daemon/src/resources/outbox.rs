@@ -62,8 +62,10 @@ pub async fn deliver(resources: Arc<Resources>) {
         }
         let result = async {
             if publisher.is_none() {
-                publisher =
-                    Some(berth_kafka::Publisher::connect(&settings.bootstrap_servers, &settings.topic, BROKER_TIMEOUT).await?);
+                publisher = Some(
+                    berth_kafka::Publisher::connect(&settings.bootstrap_servers, &settings.topic, BROKER_TIMEOUT)
+                        .await?,
+                );
             }
             let payloads: Vec<Vec<u8>> = batch.iter().map(|m| m.payload.clone().into_bytes()).collect();
             match publisher.as_ref() {

@@ -176,7 +176,9 @@ pub fn read_dir(dir: &Path) -> Result<PackageTree, ResourceError> {
                 stack.push(path);
             } else if meta.is_file() {
                 if total + meta.len() > MAX_PACKAGE_BYTES {
-                    return Err(ResourceError::invalid(format!("the package is larger than {MAX_PACKAGE_BYTES} bytes")));
+                    return Err(ResourceError::invalid(format!(
+                        "the package is larger than {MAX_PACKAGE_BYTES} bytes"
+                    )));
                 }
                 let contents = std::fs::read(&path)
                     .map_err(|e| ResourceError::invalid(format!("cannot read {}: {e}", path.display())))?;
@@ -217,7 +219,9 @@ fn read_tar(reader: impl Read) -> Result<PackageTree, ResourceError> {
             tar::EntryType::Directory => tree.add(&path, mode, None, &mut total)?,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 if total + entry.size() > MAX_PACKAGE_BYTES {
-                    return Err(ResourceError::invalid(format!("the package is larger than {MAX_PACKAGE_BYTES} bytes")));
+                    return Err(ResourceError::invalid(format!(
+                        "the package is larger than {MAX_PACKAGE_BYTES} bytes"
+                    )));
                 }
                 let mut contents = Vec::with_capacity(entry.size() as usize);
                 entry.read_to_end(&mut contents).map_err(bad_archive)?;
@@ -308,7 +312,10 @@ mod tests {
         assert!(clean("../x").is_err());
         assert!(clean("/etc/passwd").is_err());
         assert_eq!(clean("./a/./b").unwrap(), "a/b");
-        assert_eq!(base_of("# c\nFROM --platform=linux/amd64 dockerrm_baseimage\nRUN x").as_deref(), Some("dockerrm_baseimage"));
+        assert_eq!(
+            base_of("# c\nFROM --platform=linux/amd64 dockerrm_baseimage\nRUN x").as_deref(),
+            Some("dockerrm_baseimage")
+        );
         assert_eq!(base_of("from scratch").as_deref(), Some("scratch"));
         assert_eq!(base_of("RUN x"), None);
     }

@@ -48,7 +48,15 @@ async fn follow(resources: Arc<Resources>, location: Arc<crate::resources::locat
             if !matches!(instance.state.as_str(), ACTIVE | INACTIVE) {
                 continue;
             }
-            if resources.services.journal.open_entry_of(&Subject::Resource(instance_id.clone())).await.ok().flatten().is_some() {
+            if resources
+                .services
+                .journal
+                .open_entry_of(&Subject::Resource(instance_id.clone()))
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+            {
                 continue;
             }
             let entry = crashes.entry(instance_id.clone()).or_insert((0, Instant::now()));

@@ -45,7 +45,11 @@ fn fixture() -> Fixture {
         if request.argv == ["/opt/l/install.sh"] {
             // What `setProperty installed yes` leaves in the file.
             for c in engine.containers() {
-                engine.put_file(&c.id, "/opt/rmparams", "\"color\": \"blue\"\n\"installed\": \"yes\"\n\"pass\": \"pw\"\n");
+                engine.put_file(
+                    &c.id,
+                    "/opt/rmparams",
+                    "\"color\": \"blue\"\n\"installed\": \"yes\"\n\"pass\": \"pw\"\n",
+                );
             }
         }
         ExecScript::exit(0)

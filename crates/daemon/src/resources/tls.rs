@@ -25,7 +25,10 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
         .and_then(|i| i.collect::<Result<_, _>>())
         .map_err(|e| TlsError::Certificate { path: cert.display().to_string(), reason: e.to_string() })?;
     if certs.is_empty() {
-        return Err(TlsError::Certificate { path: cert.display().to_string(), reason: "it holds no certificate".into() });
+        return Err(TlsError::Certificate {
+            path: cert.display().to_string(),
+            reason: "it holds no certificate".into(),
+        });
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| TlsError::Key { path: key.display().to_string(), reason: e.to_string() })?;
@@ -40,7 +43,12 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
 }
 
 /// Accepts TLS connections until shutdown; each is served by hyper.
-pub async fn serve(listener: tokio::net::TcpListener, acceptor: TlsAcceptor, router: Router, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    shutdown: CancellationToken,
+) {
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -126,7 +126,9 @@ impl Resources {
                 })?;
                 let (l, n) = (location_name.clone(), resource_name.clone());
                 Some(self.db(move |s| s.resource_instance_named(&l, &n)).await?.ok_or_else(|| {
-                    ResourceError::not_found(format!("no resource instance {resource_name} in location {location_name}"))
+                    ResourceError::not_found(format!(
+                        "no resource instance {resource_name} in location {location_name}"
+                    ))
                 })?)
             }
         };
@@ -193,9 +195,11 @@ impl Resources {
         let (instance_id, resource_name) = match &existing {
             Some(i) => (i.id.clone(), i.name.clone()),
             None => {
-                let n = request.resource_name.clone().filter(|n| !n.trim().is_empty()).ok_or_else(|| {
-                    ResourceError::invalid("resourceName is required for Install")
-                })?;
+                let n = request
+                    .resource_name
+                    .clone()
+                    .filter(|n| !n.trim().is_empty())
+                    .ok_or_else(|| ResourceError::invalid("resourceName is required for Install"))?;
                 if n.len() > 253 || n.chars().any(char::is_control) {
                     return Err(ResourceError::invalid(format!(
                         "resourceName {:?} is not a usable name (at most 253 characters, no control characters)",
@@ -309,7 +313,7 @@ impl Resources {
         }
         let outcome = if accepted.package.lifecycle_scripts.is_empty() && accepted.package.operation_scripts.is_empty()
         {
-            builtin::run(&self, &mut accepted).await
+            builtin::run(self, &mut accepted).await
         } else {
             self.run_scripted(&mut accepted).await
         };
@@ -317,7 +321,7 @@ impl Resources {
         match outcome {
             Ok(Finish::Keep(mut instance)) => {
                 instance.updated_at = now_ms();
-                self.complete(op, &request_id, Some(instance), None, started).await
+                self.complete(op, &request_id, Some(*instance), None, started).await
             }
             Ok(Finish::Delete) => self.complete(op, &request_id, None, Some(instance.id.clone()), started).await,
             Err(failure) if failure.halted => drop(op),
@@ -345,7 +349,9 @@ impl Resources {
             ended.finished_at = Some(now_ms());
             ended.started_at = ended.started_at.or(ended.finished_at);
             let descriptor = self.descriptor_of(&request.type_name);
-            let wire = instance.as_ref().map(|i| crate::resources::wire::instance(i, &self.settings.name, descriptor.as_ref()));
+            let wire = instance
+                .as_ref()
+                .map(|i| crate::resources::wire::instance(i, &self.settings.name, descriptor.as_ref()));
             (topic, crate::resources::wire::response_message(&ended, wire.as_ref(), &self.settings.name))
         });
         let change = ResourceChange::Complete {
@@ -456,9 +462,9 @@ impl Resources {
                     Transition::Stop => STOPPED.into(),
                     Transition::Integrity | Transition::Uninstall => instance.state.clone(),
                 };
-                Ok(Finish::Keep(instance))
+                Ok(Finish::Keep(Box::new(instance)))
             }
-            Action::Operation(_) => Ok(Finish::Keep(instance)),
+            Action::Operation(_) => Ok(Finish::Keep(Box::new(instance))),
         }
     }
 
@@ -493,7 +499,10 @@ impl Resources {
         self.step(a, "started").await?;
         engine.start(&id).await.map_err(Failure::from)?;
         let observed = engine.inspect(&id).await.map_err(Failure::from)?.ok_or_else(|| {
-            Failure::new(failure::INFRASTRUCTURE_ERROR, "Failure from Virtual Infrastructure: the new container is gone")
+            Failure::new(
+                failure::INFRASTRUCTURE_ERROR,
+                "Failure from Virtual Infrastructure: the new container is gone",
+            )
         })?;
         crate::resources::containers::record_addresses(&mut a.properties, &observed.networks);
         a.instance.container = Some(id.clone());
@@ -520,7 +529,7 @@ impl Resources {
 /// How a run ended well.
 pub enum Finish {
     /// The instance as it is now.
-    Keep(StoredInstance),
+    Keep(Box<StoredInstance>),
     /// The instance is gone (Uninstall).
     Delete,
 }
