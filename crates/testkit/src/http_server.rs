@@ -10,6 +10,7 @@
 //! A stalled connection waits for the client to hang up (a read that returns
 //! nothing), so no thread outlives its test by sleeping.
 
+use rustls::pki_types::pem::PemObject;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -69,6 +70,70 @@ struct State {
     hangups: HashMap<String, usize>,
 }
 
+/// A CA and a server certificate it signed, for `localhost` and `127.0.0.1`.
+pub struct TestCertificates {
+    pub ca_pem: String,
+    pub server_pem: String,
+    pub server_der: rustls::pki_types::CertificateDer<'static>,
+    pub key_pem: String,
+    pub key_der: Vec<u8>,
+}
+
+impl TestCertificates {
+    pub fn new() -> Self {
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("CA params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "berth test CA");
+        let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let params = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).expect("params");
+        let certificate = params.signed_by(&key, &issuer).expect("server certificate");
+        TestCertificates {
+            ca_pem: ca.pem(),
+            server_pem: certificate.pem(),
+            server_der: certificate.der().clone(),
+            key_pem: key.serialize_pem(),
+            key_der: key.serialize_der(),
+        }
+    }
+
+    /// One HTTPS exchange with a server this CA vouches for (`Connection: close`).
+    pub fn get(&self, port: u16, path: &str) -> std::io::Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(cert.map_err(std::io::Error::other)?).map_err(std::io::Error::other)?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(std::io::Error::other)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").map_err(std::io::Error::other)?;
+        let connection = rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+        let mut stream = rustls::StreamOwned::new(connection, std::net::TcpStream::connect(("127.0.0.1", port))?);
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+        let mut answer = Vec::new();
+        match stream.read_to_end(&mut answer) {
+            Ok(_) => {}
+            // A server that closes without close_notify after a complete answer.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !answer.is_empty() => {}
+            Err(e) => return Err(e),
+        }
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        Ok((status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()))
+    }
+}
+
+impl Default for TestCertificates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 pub struct FileServer {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
@@ -83,25 +148,14 @@ impl FileServer {
     /// An HTTPS server for `localhost` and `127.0.0.1`; returns it with the PEM
     /// of the CA that signed its certificate.
     pub fn start_tls() -> (Self, String) {
-        let ca_key = rcgen::KeyPair::generate().expect("CA key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("CA params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "berth test CA");
-        let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let key = rcgen::KeyPair::generate().expect("server key");
-        let params = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).expect("params");
-        let certificate = params.signed_by(&key, &issuer).expect("server certificate");
+        let certs = TestCertificates::new();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .expect("TLS versions")
             .with_no_client_auth()
-            .with_single_cert(
-                vec![certificate.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
+            .with_single_cert(vec![certs.server_der.clone()], rustls::pki_types::PrivateKeyDer::Pkcs8(certs.key_der.clone().into()))
             .expect("TLS config");
-        (Self::listen(Some(Arc::new(config))), ca.pem())
+        (Self::listen(Some(Arc::new(config))), certs.ca_pem)
     }
 
     fn listen(tls: Option<Arc<rustls::ServerConfig>>) -> Self {

@@ -604,3 +604,171 @@ fn onboarding_again_rebuilds_only_a_changed_package() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains(&q.type_name()), "{run:?}");
 }
+
+/// A crashed resource container is restarted, as an app's would be; after
+/// a Stop transition it is left stopped.
+#[test]
+fn resource_containers_are_supervised_except_after_stop() {
+    let daemon = TestDaemon::start(bin());
+    let p = package(daemon.dir.path(), "  a:\n    type: string\n", &["Install", "Start", "Stop", "Uninstall"], &|_| None, &[]);
+    onboard(&daemon, &p);
+    let (_, id) = transition(&daemon, install_body(&p.type_name(), &unique("sup"), json!({})));
+    transition(&daemon, next_body(&id, "Start", json!({})));
+    let container = daemon.containers()[0]["Id"].as_str().unwrap().to_owned();
+    let started = inspect(&container).unwrap()["State"]["StartedAt"].clone();
+    assert!(docker("POST", &format!("/containers/{container}/kill"), None).status < 300);
+    daemon.wait_for("the container to be restarted", std::time::Duration::from_secs(30), |_| {
+        inspect(&container).filter(|c| c["State"]["Running"] == true && c["State"]["StartedAt"] != started)
+    });
+    transition(&daemon, next_body(&id, "Stop", json!({})));
+    assert!(docker("POST", &format!("/containers/{container}/kill"), None).status < 300);
+    daemon.wait_for("the supervisor to leave it stopped", std::time::Duration::from_secs(30), |d| {
+        d.log().contains("it is not restarted in this state").then_some(())
+    });
+    assert_eq!(inspect(&container).unwrap()["State"]["Running"], false);
+    // Start runs the script again in a container started for it.
+    transition(&daemon, next_body(&id, "Start", json!({})));
+    assert_eq!(inspect(&container).unwrap()["State"]["Running"], true);
+    transition(&daemon, next_body(&id, "Uninstall", json!({})));
+}
+
+/// `[resource] package_dirs` is onboarded at start and again on `PUT
+/// /onboarding`; a bad package there refuses the reload whole.
+#[test]
+fn package_directories_are_onboarded_at_start_and_on_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = package(dir.path(), "  a:\n    type: string\n", &["Install", "Uninstall"], &|_| None, &[]);
+    let settings = format!("{TEST_SETTINGS}\n[resource]\nlisten = \"\"\npackage_dirs = [\"{}\"]\n", dir.path().display());
+    let mut daemon = TestDaemon::start_with(bin(), &settings, &[], None);
+    daemon.sweep_image(&format!("dockerrm_{}", p.name));
+    daemon.wait_for("the package directory to be onboarded", std::time::Duration::from_secs(120), |d| {
+        let (_, types) = rm(d, "GET", "/types", None);
+        types.as_array()?.iter().any(|t| t["name"] == p.type_name()).then_some(())
+    });
+    let q = package(dir.path(), "  b:\n    type: string\n", &["Install", "Uninstall"], &|_| None, &[]);
+    daemon.sweep_image(&format!("dockerrm_{}", q.name));
+    let run = daemon.berth(&["resource", "reload", "--output", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains(&q.type_name()), "{run:?}");
+    let bad = package(dir.path(), "  c:\n    type: strin\n", &["Install", "Uninstall"], &|_| None, &[]);
+    let (status, body) = rm(&daemon, "PUT", "/onboarding", None);
+    assert_eq!(status, 400, "{body}");
+    assert!(body["localizedMessage"].as_str().unwrap().contains(&bad.name), "{body}");
+}
+
+/// The CLI waits for a request and exits by its outcome; the example
+/// package of `examples/` onboards and runs its whole lifecycle.
+#[test]
+fn the_cli_waits_for_requests_and_the_example_package_works() {
+    let daemon = TestDaemon::start(bin());
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/resource-hello");
+    let run = daemon.berth(&["resource", "onboard", &example.to_string_lossy(), "--output", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let type_name: Value = serde_json::from_str(&run.stdout).unwrap();
+    let type_name = type_name["name"].as_str().unwrap().to_owned();
+    let name = unique("hello");
+    let descriptor = rm(&daemon, "GET", &format!("/types/{type_name}"), None).1["descriptor"].as_str().unwrap().to_owned();
+    // Every required property of the example gets a value.
+    let mut args: Vec<String> = vec!["resource".into(), "transition".into(), "Install".into(), "--type".into(), type_name.clone(), "--name".into(), name.clone(), "--wait".into(), "--output".into(), "json".into()];
+    for required in required_properties(&descriptor) {
+        args.push("--property".into());
+        args.push(format!("{required}=x"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = daemon.berth(&args);
+    assert_eq!(run.code, 0, "{run:?}\n{}", daemon.log());
+    let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(status["requestState"], "COMPLETED", "{status}");
+    let id = status["resourceId"].as_str().unwrap().to_owned();
+    for t in ["Configure", "Start", "Integrity", "Stop", "Start", "Reconfigure", "Uninstall"] {
+        let run = daemon.berth(&["resource", "transition", t, "--id", &id, "--wait"]);
+        assert_eq!(run.code, 0, "{t}: {run:?}\n{}", daemon.log());
+    }
+    let run = daemon.berth(&["resource", "show", &id]);
+    assert_ne!(run.code, 0, "the instance is gone: {run:?}");
+    // A request that fails exits 9 with its reason; a bad property form exits 2 before asking.
+    let run = daemon.berth(&["resource", "transition", "Install", "--type", &type_name, "--name", &unique("x"), "--wait"]);
+    let refused = required_properties(&descriptor).is_empty();
+    assert!(refused || run.code == 2, "a missing required property is refused: {run:?}");
+    let run = daemon.berth(&["resource", "transition", "Install", "--type", &type_name, "--name", "y", "--property", "novalue"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let failing = package(daemon.dir.path(), "  a:\n    type: string\n", &["Install", "Uninstall"], &|t| (t == "Install").then(|| "echo nope >&2; exit 4\n".into()), &[]);
+    onboard(&daemon, &failing);
+    let run = daemon.berth(&["resource", "transition", "Install", "--type", &failing.type_name(), "--name", &unique("f"), "--wait"]);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert!(run.stderr.contains("exited with status 4") && run.stderr.contains("nope"), "{run:?}");
+    // The API's OpenAPI document is served beside it.
+    let (status, doc) = rm(&daemon, "GET", "/openapi.json", None);
+    assert_eq!(status, 200);
+    assert!(doc["paths"].get("/lifecycle/transitions").is_some(), "{doc}");
+}
+
+/// The names of the required, writable properties of a descriptor (a crude
+/// reading, enough for the example's flat layout).
+fn required_properties(descriptor: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut current = None;
+    let mut in_properties = false;
+    for line in descriptor.lines() {
+        if !line.starts_with(' ') {
+            in_properties = line.starts_with("properties:");
+            current = None;
+            continue;
+        }
+        if !in_properties {
+            continue;
+        }
+        if line.starts_with("  ") && !line.starts_with("   ") {
+            current = line.trim().strip_suffix(':').map(str::to_owned);
+        } else if line.trim() == "required: true" {
+            names.extend(current.clone());
+        }
+    }
+    names
+}
+
+/// The TCP listener speaks TLS with a configured certificate; docker_volume
+/// properties mount volumes into instances.
+#[test]
+fn tls_listener_and_volumes_in_instances() {
+    let certs = berth_testkit::http_server::TestCertificates::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rm.crt"), &certs.server_pem).unwrap();
+    std::fs::write(dir.path().join("rm.key"), &certs.key_pem).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let settings = format!(
+        "{TEST_SETTINGS}\n[resource]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        dir.path().join("rm.crt").display(),
+        dir.path().join("rm.key").display()
+    );
+    let daemon = TestDaemon::start_with(bin(), &settings, &[], None);
+    let (status, body) = berth_testkit::harness::poll(std::time::Duration::from_secs(10), || certs.get(port, "/api/resource-manager/configuration").ok())
+        .expect("the TLS listener answers");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"supportedApiVersions\":[\"1.0\"]"), "{body}");
+    // Plain http on the TLS port gets no answer.
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(&mut plain, b"GET /api/resource-manager/configuration HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut plain, &mut answer);
+    assert!(!String::from_utf8_lossy(&answer).contains("supportedApiVersions"));
+    // Only the resource manager's API is on TCP, not the native one.
+    assert_eq!(certs.get(port, "/v1/apps").unwrap().0, 404);
+
+    let vol = unique("rmvol");
+    let (_, vol_id) = transition(&daemon, json!({"deploymentLocation": "local", "resourceType": "resource::docker-volume::1.0", "transitionName": "Install", "resourceName": vol}));
+    let p = package(
+        daemon.dir.path(),
+        "  docker_volume:\n    type: string\n    required: true\n",
+        &["Install", "Uninstall"],
+        &|t| (t == "Install").then(|| "echo kept > /data/file\n".into()),
+        &[],
+    );
+    onboard(&daemon, &p);
+    let (_, id) = transition(&daemon, install_body(&p.type_name(), &unique("withvol"), json!({"docker_volume": format!("{vol}:/data")})));
+    let container = daemon.containers().iter().find(|c| c["Labels"]["berth.resource"] == id.as_str()).unwrap()["Id"].as_str().unwrap().to_owned();
+    let mounts = inspect(&container).unwrap()["Mounts"].clone();
+    assert!(mounts.as_array().unwrap().iter().any(|m| m["Name"] == vol.as_str() && m["Destination"] == "/data"), "{mounts}");
+    transition(&daemon, next_body(&id, "Uninstall", json!({})));
+    transition(&daemon, next_body(&vol_id, "Uninstall", json!({})));
+}

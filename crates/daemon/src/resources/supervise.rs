@@ -46,6 +46,7 @@ async fn follow(resources: Arc<Resources>, location: Arc<crate::resources::locat
             let key = instance_id.clone();
             let Ok(Some(instance)) = resources.db(move |s| s.resource_instance(&key)).await else { continue };
             if !matches!(instance.state.as_str(), ACTIVE | INACTIVE) {
+                tracing::info!(instance = %instance_id, state = %instance.state, "a resource container exited; it is not restarted in this state");
                 continue;
             }
             if resources
