@@ -110,7 +110,8 @@ impl Client {
         &self.socket
     }
 
-    async fn send(
+    /// One request over a fresh connection to the socket; any status.
+    async fn exchange(
         &self,
         method: Method,
         path: &str,
@@ -134,7 +135,19 @@ impl Client {
             .header("content-type", content_type)
             .body(body)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let response = sender.send_request(request).await.map_err(|e| ClientError::Gone(e.to_string()))?;
+        sender.send_request(request).await.map_err(|e| ClientError::Gone(e.to_string()))
+    }
+
+    /// A request of the native API; an error status is its [`ApiError`].
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: RequestBody,
+        accept: &str,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let response = self.exchange(method, path, content_type, body, accept).await?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -408,6 +421,7 @@ fn rm_kind(status: u16) -> ErrorKind {
         400 => ErrorKind::InvalidInput,
         404 => ErrorKind::NotFound,
         409 => ErrorKind::Conflict,
+        413 => ErrorKind::TooLarge,
         503 => ErrorKind::EngineUnavailable,
         _ => ErrorKind::Internal,
     }
@@ -434,23 +448,8 @@ impl Client {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<RmAnswer<T>, ClientError> {
-        let stream = UnixStream::connect(&self.socket).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::PermissionDenied => ClientError::NoPermission { socket: self.socket.clone() },
-            _ => ClientError::Unreachable { socket: self.socket.clone(), reason: e.to_string() },
-        })?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ClientError::Gone(e.to_string()))?;
-        tokio::spawn(connection);
-        let request = Request::builder()
-            .method(method)
-            .uri(format!("{RM}{path}"))
-            .header("host", "berth")
-            .header("accept", "application/json")
-            .header("content-type", content_type)
-            .body(full(body))
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let response = sender.send_request(request).await.map_err(|e| ClientError::Gone(e.to_string()))?;
+        let response =
+            self.exchange(method, &format!("{RM}{path}"), content_type, full(body), "application/json").await?;
         let status = response.status();
         let raw = collect(response).await?;
         if !status.is_success() {

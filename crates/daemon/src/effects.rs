@@ -48,16 +48,7 @@ impl EffectRunner for Effects {
         let services = self.services.upgrade().ok_or_else(|| EffectError::retry("the daemon is shutting down"))?;
         let engine = services.engine.as_ref();
         match effect {
-            Effect::RemoveContainer { container } => match engine.inspect(container).await.map_err(engine_error)? {
-                None => Ok(()),
-                Some(c) if !services.ownership.owns(&c) => {
-                    Err(EffectError::permanent(format!("container {container} is not this berth's; it is left alone")))
-                }
-                Some(c) => {
-                    engine.stop(&c.id, services.config.settings.stop_timeout_secs).await.map_err(engine_error)?;
-                    engine.remove(&c.id).await.map_err(engine_error)
-                }
-            },
+            Effect::RemoveContainer { container } => remove_owned_container(&services, engine, container).await,
             Effect::RenameContainer { from, to } => match engine.inspect(from).await.map_err(engine_error)? {
                 // Renamed already (or never set aside).
                 None => Ok(()),
@@ -178,6 +169,25 @@ async fn remove_volume(engine: &dyn berth_core::engine::Engine, name: &str) -> R
     }
 }
 
+/// Stops and removes a container of this instance; one that is gone is fine,
+/// one that is not this instance's is left alone.
+async fn remove_owned_container(
+    services: &Services,
+    engine: &dyn berth_core::engine::Engine,
+    container: &str,
+) -> Result<(), EffectError> {
+    match engine.inspect(container).await.map_err(engine_error)? {
+        None => Ok(()),
+        Some(c) if !services.ownership.owns(&c) => {
+            Err(EffectError::permanent(format!("container {container} is not this berth's; it is left alone")))
+        }
+        Some(c) => {
+            engine.stop(&c.id, services.config.settings.stop_timeout_secs).await.map_err(engine_error)?;
+            engine.remove(&c.id).await.map_err(engine_error)
+        }
+    }
+}
+
 /// The resource manager's effects, in the engine of the location they name.
 async fn resource_effect(resources: &Resources, effect: &Effect) -> Result<(), EffectError> {
     let services = &resources.services;
@@ -189,17 +199,7 @@ async fn resource_effect(resources: &Resources, effect: &Effect) -> Result<(), E
     };
     match effect {
         Effect::RemoveResourceContainer { location, container } => {
-            let engine = engine_of(location)?;
-            match engine.inspect(container).await.map_err(engine_error)? {
-                None => Ok(()),
-                Some(c) if !services.ownership.owns(&c) => {
-                    Err(EffectError::permanent(format!("container {container} is not this berth's; it is left alone")))
-                }
-                Some(c) => {
-                    engine.stop(&c.id, services.config.settings.stop_timeout_secs).await.map_err(engine_error)?;
-                    engine.remove(&c.id).await.map_err(engine_error)
-                }
-            }
+            remove_owned_container(services, engine_of(location)?.as_ref(), container).await
         }
         Effect::RemoveResourceNetwork { location, network } => {
             let engine = engine_of(location)?;

@@ -459,23 +459,18 @@ impl Store {
     }
 
     pub fn resource_instance(&self, id: &str) -> Result<Option<StoredInstance>> {
-        self.with(|c| {
-            c.query_row(
-                &format!("SELECT {INSTANCE_COLUMNS} FROM resource_instances WHERE id = ?1"),
-                [id],
-                row_to_instance,
-            )
-            .optional()
-            .map_err(sql("reading a resource instance"))?
-            .transpose()
-        })
+        self.one_instance("id = ?1", &[&id])
     }
 
     pub fn resource_instance_named(&self, location: &str, name: &str) -> Result<Option<StoredInstance>> {
+        self.one_instance("location = ?1 AND name = ?2", &[&location, &name])
+    }
+
+    fn one_instance(&self, condition: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Option<StoredInstance>> {
         self.with(|c| {
             c.query_row(
-                &format!("SELECT {INSTANCE_COLUMNS} FROM resource_instances WHERE location = ?1 AND name = ?2"),
-                [location, name],
+                &format!("SELECT {INSTANCE_COLUMNS} FROM resource_instances WHERE {condition}"),
+                args,
                 row_to_instance,
             )
             .optional()

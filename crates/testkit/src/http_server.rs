@@ -153,7 +153,10 @@ impl FileServer {
             .with_safe_default_protocol_versions()
             .expect("TLS versions")
             .with_no_client_auth()
-            .with_single_cert(vec![certs.server_der.clone()], rustls::pki_types::PrivateKeyDer::Pkcs8(certs.key_der.clone().into()))
+            .with_single_cert(
+                vec![certs.server_der.clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(certs.key_der.clone().into()),
+            )
             .expect("TLS config");
         (Self::listen(Some(Arc::new(config))), certs.ca_pem)
     }

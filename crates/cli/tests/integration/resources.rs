@@ -191,11 +191,8 @@ fn built_in_networks_and_volumes_and_the_network_operations() {
     let daemon = TestDaemon::start(bin());
     let net = unique("rmnet");
     let octet = 100 + (std::process::id() % 100);
-    let (_, net_id) = transition(
-        &daemon,
-        json!({"deploymentLocation": "local", "resourceType": "resource::docker-network::1.0", "transitionName": "Install",
-               "resourceName": net, "properties": {"subnet": format!("10.{octet}.7.0/24"), "gateway": format!("10.{octet}.7.1")}}),
-    );
+    let (_, net_id) =
+        transition(&daemon, network_body("local", &net, &format!("10.{octet}.7.0/24"), &format!("10.{octet}.7.1")));
     let view = instance(&daemon, &net_id).unwrap();
     let bridge = view["properties"]["bridgename"].as_str().unwrap().to_owned();
     assert!(bridge.len() <= 15 && bridge.starts_with("rmnet-"), "{bridge}");
@@ -225,11 +222,8 @@ fn built_in_networks_and_volumes_and_the_network_operations() {
     let address = view["properties"]["docker_ipaddr"].as_str().unwrap();
     assert!(address.starts_with(&format!("10.{octet}.7.")), "{view}");
     let second = unique("rmnet");
-    let (_, second_id) = transition(
-        &daemon,
-        json!({"deploymentLocation": "local", "resourceType": "resource::docker-network::1.0", "transitionName": "Install",
-               "resourceName": second, "properties": {"subnet": format!("10.{octet}.8.0/24"), "gateway": format!("10.{octet}.8.1")}}),
-    );
+    let (_, second_id) =
+        transition(&daemon, network_body("local", &second, &format!("10.{octet}.8.0/24"), &format!("10.{octet}.8.1")));
     transition(&daemon, next_body(&id, "addNetwork", json!({"networkid": second})));
     let container = daemon.containers()[0]["Id"].as_str().unwrap().to_owned();
     assert!(inspect(&container).unwrap()["NetworkSettings"]["Networks"].get(&second).is_some());
@@ -247,10 +241,7 @@ fn built_in_networks_and_volumes_and_the_network_operations() {
 
     // Volumes.
     let vol = unique("rmvol");
-    let (_, vol_id) = transition(
-        &daemon,
-        json!({"deploymentLocation": "local", "resourceType": "resource::docker-volume::1.0", "transitionName": "Install", "resourceName": vol}),
-    );
+    let (_, vol_id) = transition(&daemon, volume_body(&vol));
     let v = docker("GET", &format!("/volumes/{vol}"), None);
     assert_eq!(v.status, 200);
     assert_eq!(v.json()["Labels"]["berth.instance"], daemon.instance);
@@ -391,11 +382,7 @@ fn two_locations_on_two_engines() {
     let tag = format!("dockerrm_{}", package.name);
     assert!(engine.get(&format!("/images/{tag}/json")).is_some_and(|r| r.status == 200), "built in the second engine");
     let net = unique("edgenet");
-    let (_, net_id) = transition(
-        &daemon,
-        json!({"deploymentLocation": "edge", "resourceType": "resource::docker-network::1.0", "transitionName": "Install",
-               "resourceName": net, "properties": {"subnet": "10.77.0.0/24", "gateway": "10.77.0.1"}}),
-    );
+    let (_, net_id) = transition(&daemon, network_body("edge", &net, "10.77.0.0/24", "10.77.0.1"));
     assert!(
         engine.get(&format!("/networks/{net}")).is_some_and(|r| r.status == 200),
         "the network is in the second engine"
@@ -420,11 +407,7 @@ fn two_locations_on_two_engines() {
     let status = wait_request(&daemon, &request_id);
     assert_eq!(status["requestState"], "FAILED", "{status}");
     assert_eq!(status["requestFailureCode"], "INFRASTRUCTURE_ERROR", "{status}");
-    let (_, local_id) = transition(
-        &daemon,
-        json!({"deploymentLocation": "local", "resourceType": "resource::docker-volume::1.0",
-        "transitionName": "Install", "resourceName": unique("vol")}),
-    );
+    let (_, local_id) = transition(&daemon, volume_body(&unique("vol")));
     transition(&daemon, next_body(&local_id, "Uninstall", json!({})));
 
     // Back: the instance can be uninstalled there.
@@ -610,7 +593,13 @@ fn onboarding_again_rebuilds_only_a_changed_package() {
 #[test]
 fn resource_containers_are_supervised_except_after_stop() {
     let daemon = TestDaemon::start(bin());
-    let p = package(daemon.dir.path(), "  a:\n    type: string\n", &["Install", "Start", "Stop", "Uninstall"], &|_| None, &[]);
+    let p = package(
+        daemon.dir.path(),
+        "  a:\n    type: string\n",
+        &["Install", "Start", "Stop", "Uninstall"],
+        &|_| None,
+        &[],
+    );
     onboard(&daemon, &p);
     let (_, id) = transition(&daemon, install_body(&p.type_name(), &unique("sup"), json!({})));
     transition(&daemon, next_body(&id, "Start", json!({})));
@@ -638,7 +627,8 @@ fn resource_containers_are_supervised_except_after_stop() {
 fn package_directories_are_onboarded_at_start_and_on_reload() {
     let dir = tempfile::tempdir().unwrap();
     let p = package(dir.path(), "  a:\n    type: string\n", &["Install", "Uninstall"], &|_| None, &[]);
-    let settings = format!("{TEST_SETTINGS}\n[resource]\nlisten = \"\"\npackage_dirs = [\"{}\"]\n", dir.path().display());
+    let settings =
+        format!("{TEST_SETTINGS}\n[resource]\nlisten = \"\"\npackage_dirs = [\"{}\"]\n", dir.path().display());
     let mut daemon = TestDaemon::start_with(bin(), &settings, &[], None);
     daemon.sweep_image(&format!("dockerrm_{}", p.name));
     daemon.wait_for("the package directory to be onboarded", std::time::Duration::from_secs(120), |d| {
@@ -667,9 +657,21 @@ fn the_cli_waits_for_requests_and_the_example_package_works() {
     let type_name: Value = serde_json::from_str(&run.stdout).unwrap();
     let type_name = type_name["name"].as_str().unwrap().to_owned();
     let name = unique("hello");
-    let descriptor = rm(&daemon, "GET", &format!("/types/{type_name}"), None).1["descriptor"].as_str().unwrap().to_owned();
+    let descriptor =
+        rm(&daemon, "GET", &format!("/types/{type_name}"), None).1["descriptor"].as_str().unwrap().to_owned();
     // Every required property of the example gets a value.
-    let mut args: Vec<String> = vec!["resource".into(), "transition".into(), "Install".into(), "--type".into(), type_name.clone(), "--name".into(), name.clone(), "--wait".into(), "--output".into(), "json".into()];
+    let mut args: Vec<String> = vec![
+        "resource".into(),
+        "transition".into(),
+        "Install".into(),
+        "--type".into(),
+        type_name.clone(),
+        "--name".into(),
+        name.clone(),
+        "--wait".into(),
+        "--output".into(),
+        "json".into(),
+    ];
     for required in required_properties(&descriptor) {
         args.push("--property".into());
         args.push(format!("{required}=x"));
@@ -687,14 +689,40 @@ fn the_cli_waits_for_requests_and_the_example_package_works() {
     let run = daemon.berth(&["resource", "show", &id]);
     assert_ne!(run.code, 0, "the instance is gone: {run:?}");
     // A request that fails exits 9 with its reason; a bad property form exits 2 before asking.
-    let run = daemon.berth(&["resource", "transition", "Install", "--type", &type_name, "--name", &unique("x"), "--wait"]);
+    let run =
+        daemon.berth(&["resource", "transition", "Install", "--type", &type_name, "--name", &unique("x"), "--wait"]);
     let refused = required_properties(&descriptor).is_empty();
     assert!(refused || run.code == 2, "a missing required property is refused: {run:?}");
-    let run = daemon.berth(&["resource", "transition", "Install", "--type", &type_name, "--name", "y", "--property", "novalue"]);
+    let run = daemon.berth(&[
+        "resource",
+        "transition",
+        "Install",
+        "--type",
+        &type_name,
+        "--name",
+        "y",
+        "--property",
+        "novalue",
+    ]);
     assert_eq!(run.code, 2, "{run:?}");
-    let failing = package(daemon.dir.path(), "  a:\n    type: string\n", &["Install", "Uninstall"], &|t| (t == "Install").then(|| "echo nope >&2; exit 4\n".into()), &[]);
+    let failing = package(
+        daemon.dir.path(),
+        "  a:\n    type: string\n",
+        &["Install", "Uninstall"],
+        &|t| (t == "Install").then(|| "echo nope >&2; exit 4\n".into()),
+        &[],
+    );
     onboard(&daemon, &failing);
-    let run = daemon.berth(&["resource", "transition", "Install", "--type", &failing.type_name(), "--name", &unique("f"), "--wait"]);
+    let run = daemon.berth(&[
+        "resource",
+        "transition",
+        "Install",
+        "--type",
+        &failing.type_name(),
+        "--name",
+        &unique("f"),
+        "--wait",
+    ]);
     assert_eq!(run.code, 9, "{run:?}");
     assert!(run.stderr.contains("exited with status 4") && run.stderr.contains("nope"), "{run:?}");
     // The API's OpenAPI document is served beside it.
@@ -742,13 +770,16 @@ fn tls_listener_and_volumes_in_instances() {
         dir.path().join("rm.key").display()
     );
     let daemon = TestDaemon::start_with(bin(), &settings, &[], None);
-    let (status, body) = berth_testkit::harness::poll(std::time::Duration::from_secs(10), || certs.get(port, "/api/resource-manager/configuration").ok())
-        .expect("the TLS listener answers");
+    let (status, body) = berth_testkit::harness::poll(std::time::Duration::from_secs(10), || {
+        certs.get(port, "/api/resource-manager/configuration").ok()
+    })
+    .expect("the TLS listener answers");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"supportedApiVersions\":[\"1.0\"]"), "{body}");
     // Plain http on the TLS port gets no answer.
     let mut plain = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    std::io::Write::write_all(&mut plain, b"GET /api/resource-manager/configuration HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    std::io::Write::write_all(&mut plain, b"GET /api/resource-manager/configuration HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut answer = Vec::new();
     let _ = std::io::Read::read_to_end(&mut plain, &mut answer);
     assert!(!String::from_utf8_lossy(&answer).contains("supportedApiVersions"));
@@ -756,7 +787,7 @@ fn tls_listener_and_volumes_in_instances() {
     assert_eq!(certs.get(port, "/v1/apps").unwrap().0, 404);
 
     let vol = unique("rmvol");
-    let (_, vol_id) = transition(&daemon, json!({"deploymentLocation": "local", "resourceType": "resource::docker-volume::1.0", "transitionName": "Install", "resourceName": vol}));
+    let (_, vol_id) = transition(&daemon, volume_body(&vol));
     let p = package(
         daemon.dir.path(),
         "  docker_volume:\n    type: string\n    required: true\n",
@@ -765,10 +796,19 @@ fn tls_listener_and_volumes_in_instances() {
         &[],
     );
     onboard(&daemon, &p);
-    let (_, id) = transition(&daemon, install_body(&p.type_name(), &unique("withvol"), json!({"docker_volume": format!("{vol}:/data")})));
-    let container = daemon.containers().iter().find(|c| c["Labels"]["berth.resource"] == id.as_str()).unwrap()["Id"].as_str().unwrap().to_owned();
+    let (_, id) = transition(
+        &daemon,
+        install_body(&p.type_name(), &unique("withvol"), json!({"docker_volume": format!("{vol}:/data")})),
+    );
+    let container = daemon.containers().iter().find(|c| c["Labels"]["berth.resource"] == id.as_str()).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mounts = inspect(&container).unwrap()["Mounts"].clone();
-    assert!(mounts.as_array().unwrap().iter().any(|m| m["Name"] == vol.as_str() && m["Destination"] == "/data"), "{mounts}");
+    assert!(
+        mounts.as_array().unwrap().iter().any(|m| m["Name"] == vol.as_str() && m["Destination"] == "/data"),
+        "{mounts}"
+    );
     transition(&daemon, next_body(&id, "Uninstall", json!({})));
     transition(&daemon, next_body(&vol_id, "Uninstall", json!({})));
 }

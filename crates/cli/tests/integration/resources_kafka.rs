@@ -134,10 +134,7 @@ fn an_orchestrator_over_tcp_gets_every_response_on_kafka_through_outages() {
     // delivered once the broker is back (in-memory: it starts empty).
     kafka_sh("stop");
     let volume = unique("vol");
-    let (_, vol_id) = transition(
-        &daemon,
-        json!({"deploymentLocation": "local", "resourceType": "resource::docker-volume::1.0", "transitionName": "Install", "resourceName": volume}),
-    );
+    let (_, vol_id) = transition(&daemon, volume_body(&volume));
     let (during, _) = request(&daemon, next_body(&vol_id, "Uninstall", json!({})));
     wait_request(&daemon, &during);
     poll(Duration::from_secs(30), || (outbox_depth(&daemon) >= 2).then_some(()))

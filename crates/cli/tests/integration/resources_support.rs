@@ -153,3 +153,14 @@ pub fn instance(daemon: &TestDaemon, id: &str) -> Option<Value> {
     let (status, body) = rm(daemon, "GET", &format!("/topology/instances/{id}"), None);
     (status == 200).then_some(body)
 }
+
+/// An Install of the built-in network type.
+pub fn network_body(location: &str, name: &str, subnet: &str, gateway: &str) -> Value {
+    json!({"deploymentLocation": location, "resourceType": "resource::docker-network::1.0", "transitionName": "Install",
+           "resourceName": name, "properties": {"subnet": subnet, "gateway": gateway}})
+}
+
+/// An Install of the built-in volume type in `local`.
+pub fn volume_body(name: &str) -> Value {
+    json!({"deploymentLocation": "local", "resourceType": "resource::docker-volume::1.0", "transitionName": "Install", "resourceName": name})
+}

@@ -55,6 +55,15 @@ fn in_use(e: EngineError, what: &str) -> Failure {
     }
 }
 
+fn exists_already(e: EngineError, what: &str) -> Failure {
+    match e {
+        EngineError::Conflict { .. } => {
+            Failure::new(failure::RESOURCE_ALREADY_EXISTS, format!("a {what} exists already"))
+        }
+        other => Failure::from(other),
+    }
+}
+
 pub async fn run(resources: &Resources, a: &mut Accepted) -> Result<Finish, Failure> {
     let transition = match &a.action {
         Action::Lifecycle(t) => *t,
@@ -100,12 +109,8 @@ async fn install_network(resources: &Resources, a: &mut Accepted) -> Result<Fini
     };
     let undo = vec![Effect::RemoveResourceNetwork { location: a.location.name.clone(), network: name.clone() }];
     resources.step_with(a, "network_created", undo).await?;
-    let id = a.location.engine.create_network(&config).await.map_err(|e| match e {
-        EngineError::Conflict { .. } => {
-            Failure::new(failure::RESOURCE_ALREADY_EXISTS, format!("a network named {name} exists already"))
-        }
-        other => Failure::from(other),
-    })?;
+    let id =
+        a.location.engine.create_network(&config).await.map_err(|e| exists_already(e, &format!("network {name}")))?;
     let mut instance = a.instance.clone();
     instance.properties = a.properties.clone();
     instance.properties.insert("networkname".into(), name.clone());
@@ -121,12 +126,11 @@ async fn install_volume(resources: &Resources, a: &mut Accepted) -> Result<Finis
         a.properties.get("volumename").cloned().filter(|n| !n.is_empty()).unwrap_or_else(|| a.instance.name.clone());
     let undo = vec![Effect::RemoveResourceVolume { location: a.location.name.clone(), volume: name.clone() }];
     resources.step_with(a, "volume_created", undo).await?;
-    a.location.engine.create_volume(&name, &labels(resources, a)).await.map_err(|e| match e {
-        EngineError::Conflict { .. } => {
-            Failure::new(failure::RESOURCE_ALREADY_EXISTS, format!("a volume named {name} exists already"))
-        }
-        other => Failure::from(other),
-    })?;
+    a.location
+        .engine
+        .create_volume(&name, &labels(resources, a))
+        .await
+        .map_err(|e| exists_already(e, &format!("volume {name}")))?;
     let mut instance = a.instance.clone();
     instance.properties = a.properties.clone();
     instance.properties.insert("volumename".into(), name.clone());
