@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Helpers shared by scripts/bench.sh, scripts/bench-install.sh and scripts/bench-sra.sh (sourced).
+# Helpers shared by scripts/bench.sh, scripts/bench-install.sh, scripts/bench-sra.sh and
+# scripts/bench-resources.sh (sourced).
 # The sourcing script sets BENCH_NAME (messages, state and lock files) and SOCK (berth's socket).
 
 DOCKER_SOCK=/var/run/docker.sock
@@ -45,12 +46,13 @@ stop_daemon() { # $1: pid, $2: work dir (only a berth daemon of that dir is stop
 info() { curl -sf --unix-socket "$SOCK" http://x/v1/info; }
 json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print(str(v).lower() if isinstance(v,bool) else v)' "$1"; }
 
-# Starts `$BERTH daemon` on $W (start_check_ms = 100, so installs are quick),
-# waits until it is ready, and sets DAEMON_PID and INSTANCE. Calls the
-# script's save_state after each, so an interrupted run can be cleaned up.
+# Starts `$BERTH daemon` on $W (start_check_ms = 100, so installs are quick;
+# $BENCH_TOML, if set, is appended to its berth.toml), waits until it is
+# ready, and sets DAEMON_PID and INSTANCE. Calls the script's save_state
+# after each, so an interrupted run can be cleaned up.
 start_daemon() {
     mkdir -p "$W/root"
-    printf 'start_check_ms = 100\n' >"$W/root/berth.toml"
+    printf 'start_check_ms = 100\n%s' "${BENCH_TOML:-}" >"$W/root/berth.toml"
     say "starting the daemon (work dir $W)"
     RUST_LOG="${RUST_LOG:-info}" "$BERTH" daemon --root "$W/root" --unit-dir "$W/units" --socket "$SOCK" \
         </dev/null >"$W/daemon.log" 2>&1 9>&- &

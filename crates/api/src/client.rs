@@ -482,6 +482,10 @@ impl Client {
     }
 
     /// Onboards the packages of the daemon's package directories again.
+    pub async fn rm_base_image(&self) -> Result<RmAnswer<crate::RmBaseImage>, ClientError> {
+        self.rm(Method::POST, "/base-image", "application/json", Vec::new()).await
+    }
+
     pub async fn rm_reload(&self) -> Result<RmAnswer<Vec<RmResourceType>>, ClientError> {
         self.rm(Method::PUT, "/onboarding", "application/json", Vec::new()).await
     }

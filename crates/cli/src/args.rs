@@ -293,6 +293,8 @@ pub enum Resource {
     },
     /// Onboard the packages of the daemon's package directories again.
     Reload(ReadOptions),
+    /// Build dockerrm_baseimage (busybox and berth's utilities) in every location, for `FROM dockerrm_baseimage`.
+    BaseImage(ReadOptions),
     /// List the deployment locations (name, type, status, engine, description).
     Locations(ReadOptions),
     /// List resource instances (id, name, type, location, state), of every location by default.

@@ -38,6 +38,12 @@ pub async fn run(client: &Client, command: Resource) -> Result<(), Failure> {
             say(&format!("removed resource type {}", printable(&t.name)))
         }),
         Resource::Reload(read) => emit(&client.rm_reload().await?, read.output, |types| types_table(types)),
+        Resource::BaseImage(read) => emit(&client.rm_base_image().await?, read.output, |b| {
+            for (location, id) in &b.images {
+                say(&format!("{} in {}: {}", b.tag, printable(location), printable(id)))?;
+            }
+            Ok(())
+        }),
         Resource::Locations(read) => emit(&client.rm_locations().await?, read.output, |l| locations_table(l)),
         Resource::Instances(args) => instances(client, args).await,
         Resource::Show { id, read } => show(client, &id, read.output).await,

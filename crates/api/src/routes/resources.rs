@@ -5,7 +5,7 @@
 //! Every exchange is handed to [`ResourceManager::trace`] (the trace file).
 
 use crate::{
-    RmConfiguration, RmDeploymentLocation, RmError, RmInstanceQuery, RmInternalResource, RmOutboxState,
+    RmBaseImage, RmConfiguration, RmDeploymentLocation, RmError, RmInstanceQuery, RmInternalResource, RmOutboxState,
     RmResourceInstance, RmResourceType, RmTransitionAccepted, RmTransitionRequest, RmTransitionStatus,
 };
 use async_trait::async_trait;
@@ -68,6 +68,8 @@ pub trait ResourceManager: Send + Sync + 'static {
     ) -> Result<RmTransitionAccepted, RmError>;
     async fn status(&self, request_id: &str) -> Result<RmTransitionStatus, RmError>;
     async fn outbox(&self) -> Result<RmOutboxState, RmError>;
+    /// Builds `dockerrm_baseimage` (when missing or out of date) in every location that answers.
+    async fn base_image(&self) -> Result<RmBaseImage, RmError>;
     /// Records an exchange (where the trace file is on); must not block.
     fn trace(&self, record: TraceRecord);
 }
@@ -159,7 +161,8 @@ pub fn tracing_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
         requests_of,
         transition,
         status,
-        outbox
+        outbox,
+        base_image
     ),
     components(schemas(
         RmConfiguration,
@@ -171,6 +174,7 @@ pub fn tracing_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
         RmTransitionAccepted,
         RmTransitionStatus,
         RmOutboxState,
+        RmBaseImage,
         RmError
     ))
 )]
@@ -198,6 +202,7 @@ fn relative_routes(manager: Arc<dyn ResourceManager>) -> Router {
         .route("/lifecycle/transitions/{id}/status", get(status))
         .route("/lifecycle/transitions/{id}", get(status))
         .route("/outbox", get(outbox))
+        .route("/base-image", post(base_image))
         .route("/openapi.json", get(|| async { axum::Json(openapi_document()) }))
         .fallback(|uri: axum::http::Uri| async move {
             RmError::not_found(format!("no endpoint {}; see openapi.json", crate::short(uri.path())))
@@ -226,7 +231,11 @@ pub fn routes(manager: Arc<dyn ResourceManager>) -> Router {
 }
 
 fn body_text(bytes: &[u8], content_type: Option<&str>) -> String {
-    let textual = content_type.is_none_or(|t| t.starts_with("application/json") || t.starts_with("text/"));
+    let textual = match content_type {
+        Some(t) => t.starts_with("application/json") || t.starts_with("text/"),
+        // Unlabelled: text only if it is UTF-8 (an archive is not).
+        None => std::str::from_utf8(bytes).is_ok(),
+    };
     if !textual {
         return format!("<{} bytes of {}>", bytes.len(), content_type.unwrap_or("data"));
     }
@@ -381,4 +390,10 @@ async fn status(State(m): Shared, RmPath(id): RmPath) -> Result<axum::Json<RmTra
 #[utoipa::path(get, path = "/outbox", responses((status = 200, body = RmOutboxState)))]
 async fn outbox(State(m): Shared) -> Result<axum::Json<RmOutboxState>, RmError> {
     m.outbox().await.map(axum::Json)
+}
+
+/// berth's own: builds the base image for resource developers.
+#[utoipa::path(post, path = "/base-image", responses((status = 200, body = RmBaseImage), (status = 400, body = RmError)))]
+async fn base_image(State(m): Shared) -> Result<axum::Json<RmBaseImage>, RmError> {
+    m.base_image().await.map(axum::Json)
 }

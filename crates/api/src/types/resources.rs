@@ -217,3 +217,12 @@ pub struct RmOutboxState {
     #[serde(default)]
     pub last_error: Option<String>,
 }
+
+/// berth's own: `dockerrm_baseimage`, built in every location that answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RmBaseImage {
+    pub tag: String,
+    /// Location → the image's id there.
+    pub images: BTreeMap<String, String>,
+}

@@ -725,6 +725,10 @@ fn the_cli_waits_for_requests_and_the_example_package_works() {
     ]);
     assert_eq!(run.code, 9, "{run:?}");
     assert!(run.stderr.contains("exited with status 4") && run.stderr.contains("nope"), "{run:?}");
+    // The base image on its own, for resource developers' builds.
+    let run = daemon.berth(&["resource", "base-image"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.starts_with("dockerrm_baseimage in local: sha256:"), "{run:?}");
     // The API's OpenAPI document is served beside it.
     let (status, doc) = rm(&daemon, "GET", "/openapi.json", None);
     assert_eq!(status, 200);

@@ -2,15 +2,13 @@
 //! of `berth_api::routes::resources`.
 
 use crate::resources::error::ResourceError;
-use crate::resources::transitions::Action;
 use crate::resources::{wire, Resources};
 use async_trait::async_trait;
 use berth_api::routes::resources::{ResourceManager, TraceRecord};
 use berth_api::{
-    RmConfiguration, RmDeploymentLocation, RmError, RmInstanceQuery, RmOutboxState, RmResourceInstance, RmResourceType,
-    RmTransitionAccepted, RmTransitionRequest, RmTransitionStatus,
+    RmBaseImage, RmConfiguration, RmDeploymentLocation, RmError, RmInstanceQuery, RmOutboxState, RmResourceInstance,
+    RmResourceType, RmTransitionAccepted, RmTransitionRequest, RmTransitionStatus,
 };
-use berth_core::resource::Transition;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,8 +23,8 @@ impl ResourcesApi {
         self.0.services.require_ready().map_err(|e| RmError::unavailable(e.to_string()))
     }
 
-    fn instance_wire(&self, i: &berth_store::StoredInstance) -> RmResourceInstance {
-        let descriptor = self.0.descriptor_of(&i.type_name);
+    async fn instance_wire(&self, i: &berth_store::StoredInstance) -> RmResourceInstance {
+        let descriptor = self.0.descriptor_of(&i.type_name).await;
         wire::instance(i, &self.0.settings.name, descriptor.as_ref())
     }
 
@@ -42,33 +40,6 @@ impl ResourcesApi {
             ]),
         }
     }
-
-    /// A transition request's body with the values of `password` properties masked.
-    fn masked_body(&self, body: &str) -> String {
-        let Ok(mut value) = serde_json::from_str::<serde_json::Value>(body) else {
-            return body.to_owned();
-        };
-        let type_name = value.get("resourceType").and_then(|t| t.as_str()).map(str::to_owned).or_else(|| {
-            let id = value.get("resourceId")?.as_str()?;
-            self.0.services.store.resource_instance(id).ok().flatten().map(|i| i.type_name)
-        });
-        let Some(descriptor) = type_name.and_then(|t| self.0.descriptor_of(&t)) else {
-            return body.to_owned();
-        };
-        let transition = value.get("transitionName").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
-        let defs = match Transition::parse(&transition) {
-            Ok(_) => Some(&descriptor.properties),
-            Err(_) => descriptor.operation(&transition).map(|o| &o.properties),
-        };
-        if let (Some(defs), Some(props)) = (defs, value.get_mut("properties").and_then(|p| p.as_object_mut())) {
-            for (name, v) in props.iter_mut() {
-                if defs.is_secret(name) {
-                    *v = serde_json::Value::String(berth_core::resource::SECRET_MASK.into());
-                }
-            }
-        }
-        value.to_string()
-    }
 }
 
 fn err(e: ResourceError) -> RmError {
@@ -78,6 +49,9 @@ fn err(e: ResourceError) -> RmError {
 #[async_trait]
 impl ResourceManager for ResourcesApi {
     async fn configuration(&self) -> Result<RmConfiguration, RmError> {
+        if !self.0.settings.enabled {
+            return Err(RmError::not_found("the resource manager is not enabled ([resource] enabled = false)"));
+        }
         let settings = &self.0.settings;
         let mut properties = BTreeMap::new();
         if let Some(kafka) = &settings.kafka {
@@ -153,19 +127,22 @@ impl ResourceManager for ResourcesApi {
         }
         let key = location.to_owned();
         let instances = self.0.db(move |s| s.resource_instances(Some(&key))).await.map_err(err)?;
-        Ok(instances
+        let mut found = Vec::new();
+        for i in instances
             .iter()
             .filter(|i| query.instance_type.as_deref().is_none_or(|t| i.type_name == t))
             .filter(|i| query.instance_name.as_deref().is_none_or(|n| i.name.contains(n)))
-            .map(|i| self.instance_wire(i))
-            .collect())
+        {
+            found.push(self.instance_wire(i).await);
+        }
+        Ok(found)
     }
 
     async fn instance(&self, id: &str) -> Result<RmResourceInstance, RmError> {
         self.ready()?;
         let key = id.to_owned();
         match self.0.db(move |s| s.resource_instance(&key)).await.map_err(err)? {
-            Some(i) => Ok(self.instance_wire(&i)),
+            Some(i) => Ok(self.instance_wire(&i).await),
             None => Err(RmError::not_found(format!("no resource instance {}", berth_api::short(id)))),
         }
     }
@@ -203,18 +180,17 @@ impl ResourceManager for ResourcesApi {
         Ok(RmOutboxState { enabled: self.0.outbox_enabled(), depth, last_error })
     }
 
-    fn trace(&self, mut record: TraceRecord) {
-        if record.method == "POST" && record.path.ends_with("/lifecycle/transitions") {
-            record.request_body = self.masked_body(&record.request_body);
+    async fn base_image(&self) -> Result<RmBaseImage, RmError> {
+        self.ready()?;
+        let mut images = BTreeMap::new();
+        for location in self.0.available_locations().await {
+            let id = self.0.ensure_base_image(&location).await.map_err(err)?;
+            images.insert(location.name.clone(), id);
         }
-        self.0.trace.record(record);
+        Ok(RmBaseImage { tag: berth_baseimage::TAG.into(), images })
     }
-}
 
-/// Which transition a request names, for logs.
-pub fn action_of(name: &str) -> Action {
-    match Transition::parse(name) {
-        Ok(t) => Action::Lifecycle(t),
-        Err(_) => Action::Operation(name.to_owned()),
+    fn trace(&self, record: TraceRecord) {
+        self.0.trace.record(record);
     }
 }

@@ -1,6 +1,6 @@
 //! What goes wrong in the resource manager, and how the API says it: 400 for
-//! a request that cannot be taken (the reference implementation's choice),
-//! 404 for what does not exist, 409 for a name taken or a type in use.
+//! a request that cannot be taken (the reference implementation's choice, a
+//! name taken included), 404 for what does not exist, 409 for a type in use.
 
 use crate::fs::TaskFailed;
 use crate::journal::JournalError;

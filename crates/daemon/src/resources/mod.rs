@@ -87,7 +87,11 @@ impl Resources {
         let settings = services.config.settings.resource.clone();
         let trace_file =
             settings.trace_file.clone().unwrap_or_else(|| services.config.root.join("logs").join("trace.csv"));
-        let trace = trace::TraceFile::new(settings.generate_trace_file.then_some(trace_file), settings.trace_max_bytes);
+        let trace = trace::TraceFile::new(
+            settings.generate_trace_file.then_some(trace_file),
+            settings.trace_max_bytes,
+            services.store.clone(),
+        );
         let outbox = outbox::Outbox::new(settings.kafka.clone());
         Self {
             services,
@@ -140,9 +144,9 @@ impl Resources {
     }
 
     /// A type's descriptor (parsed from its stored package, cached by digest).
-    pub fn descriptor_of(&self, type_name: &str) -> Option<Descriptor> {
-        let store = self.services.store.clone();
-        let stored = store.resource_type(type_name).ok().flatten()?;
+    pub async fn descriptor_of(&self, type_name: &str) -> Option<Descriptor> {
+        let key = type_name.to_owned();
+        let stored = self.db(move |s| s.resource_type(&key)).await.ok().flatten()?;
         let mut cache = crate::services::lock(&self.descriptors);
         if let Some((digest, descriptor)) = cache.get(type_name) {
             if *digest == stored.digest {
@@ -195,17 +199,23 @@ impl Resources {
 
     /// Ends a request as FAILED (unless it has ended), queueing its response.
     pub async fn end_failed(&self, request_id: &str, reason: &str, code: &str) -> Result<(), ResourceError> {
-        let topic = self.topic();
+        let key = request_id.to_owned();
+        let Some(request) = self.db(move |s| s.resource_request(&key)).await? else {
+            return Ok(());
+        };
+        // The instance as it is now, read before the store's transaction
+        // (whose callback must not call the store again).
+        let key = request.instance_id.clone();
+        let instance = self.db(move |s| s.resource_instance(&key)).await?;
+        let descriptor = self.descriptor_of(&request.type_name).await;
         let name = self.settings.name.clone();
+        let wire = instance.map(|i| wire::instance(&i, &name, descriptor.as_ref()));
+        let topic = self.topic();
         let (id, reason, code) = (request_id.to_owned(), reason.to_owned(), code.to_owned());
-        let store = self.services.store.clone();
         let ended = self
             .db(move |s| {
                 s.fail_request(&id, &reason, &code, &|r| {
-                    let topic = topic.clone()?;
-                    let instance = store.resource_instance(&r.instance_id).ok().flatten();
-                    let wire = instance.as_ref().map(|i| wire::instance(i, &name, None));
-                    Some((topic, wire::response_message(r, wire.as_ref(), &name)))
+                    Some((topic.clone()?, wire::response_message(r, wire.as_ref(), &name)))
                 })
             })
             .await?;

@@ -3,9 +3,12 @@
 //! duration, the tracing headers, both bodies — quoted by RFC 4180 and
 //! rotated by size (to `<file>.1`). Values of `password` properties never
 //! reach it: request bodies have them masked before they are written.
-//! Records are written by one task, so a slow disk never holds a request.
+//! Records are masked and written by one thread of their own, so a slow
+//! disk (or the store read that masking needs) never holds a request.
 
 use berth_api::routes::resources::TraceRecord;
+use berth_core::resource::Transition;
+use berth_store::Store;
 use std::io::Write;
 use std::path::PathBuf;
 use tokio::sync::mpsc;
@@ -49,7 +52,7 @@ pub fn line(r: &TraceRecord) -> String {
 }
 
 impl TraceFile {
-    pub fn new(path: Option<PathBuf>, max_bytes: u64) -> Self {
+    pub fn new(path: Option<PathBuf>, max_bytes: u64, store: Store) -> Self {
         let Some(path) = path else {
             return Self { sender: None };
         };
@@ -57,7 +60,10 @@ impl TraceFile {
         std::thread::Builder::new()
             .name("berth-trace".into())
             .spawn(move || {
-                while let Some(record) = receiver.blocking_recv() {
+                while let Some(mut record) = receiver.blocking_recv() {
+                    if record.method == "POST" && record.path.ends_with("/lifecycle/transitions") {
+                        record.request_body = masked_request(&store, &record.request_body);
+                    }
                     if let Err(e) = append(&path, &line(&record), max_bytes) {
                         tracing::error!(file = %path.display(), error = %e, "cannot write the trace file");
                     }
@@ -74,6 +80,41 @@ impl TraceFile {
             }
         }
     }
+}
+
+/// A transition request's body with the values of its type's `password`
+/// properties (or its operation's) masked. A body that cannot be read is
+/// kept whole only when it names no known type; otherwise it is dropped.
+pub fn masked_request(store: &Store, body: &str) -> String {
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(body) else {
+        return "<not JSON>".to_owned();
+    };
+    let type_name = value.get("resourceType").and_then(|t| t.as_str()).map(str::to_owned).or_else(|| {
+        let id = value.get("resourceId")?.as_str()?;
+        store.resource_instance(id).ok().flatten().map(|i| i.type_name)
+    });
+    let package = type_name
+        .and_then(|t| store.resource_type(&t).ok().flatten())
+        .and_then(|t| super::Resources::package_of(&t).ok());
+    let Some(package) = package else {
+        return value.to_string();
+    };
+    let descriptor = package.descriptor;
+    let transition = value.get("transitionName").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+    let defs = match Transition::parse(&transition) {
+        Ok(_) => Some(&descriptor.properties),
+        Err(_) => {
+            descriptor.operation(transition.strip_prefix("Operation::").unwrap_or(&transition)).map(|o| &o.properties)
+        }
+    };
+    if let (Some(defs), Some(props)) = (defs, value.get_mut("properties").and_then(|p| p.as_object_mut())) {
+        for (name, v) in props.iter_mut() {
+            if defs.is_secret(name) {
+                *v = serde_json::Value::String(berth_core::resource::SECRET_MASK.into());
+            }
+        }
+    }
+    value.to_string()
 }
 
 fn append(path: &PathBuf, line: &str, max_bytes: u64) -> std::io::Result<()> {

@@ -342,13 +342,13 @@ impl Resources {
             Ok(Some(r)) => r,
             _ => return self.fail(op, request_id, Failure::internal("the request's record is gone")).await,
         };
+        let descriptor = self.descriptor_of(&request.type_name).await;
         let outbox = self.topic().map(|topic| {
             let mut ended = request.clone();
             ended.state = "COMPLETED".into();
             ended.reason = Some(completed_reason(started));
             ended.finished_at = Some(now_ms());
             ended.started_at = ended.started_at.or(ended.finished_at);
-            let descriptor = self.descriptor_of(&request.type_name);
             let wire = instance
                 .as_ref()
                 .map(|i| crate::resources::wire::instance(i, &self.settings.name, descriptor.as_ref()));
@@ -507,7 +507,13 @@ impl Resources {
         crate::resources::containers::record_addresses(&mut a.properties, &observed.networks);
         a.instance.container = Some(id.clone());
         a.instance.image_id = Some(image);
-        a.instance.internal = crate::resources::containers::internal_resources(&observed, &a.properties);
+        let mut network_ids = BTreeMap::new();
+        for network in observed.networks.keys() {
+            if let Some(found) = engine.inspect_network(network).await.map_err(Failure::from)? {
+                network_ids.insert(network.clone(), found.id);
+            }
+        }
+        a.instance.internal = crate::resources::containers::internal_resources(&observed, &network_ids);
         Ok(id)
     }
 
