@@ -95,8 +95,8 @@ fn an_orchestrator_over_tcp_gets_every_response_on_kafka_through_outages() {
     let package = package(
         daemon.dir.path(),
         "  secret:\n    type: password\n    required: true\n",
-        &["Install", "Uninstall"],
-        &|_| None,
+        &["Install", "Start", "Uninstall"],
+        &|t| (t == "Start").then(|| "echo start broke >&2; exit 5\n".to_owned()),
         &[],
     );
     onboard(&daemon, &package);
@@ -121,6 +121,14 @@ fn an_orchestrator_over_tcp_gets_every_response_on_kafka_through_outages() {
     assert_eq!(message["resourceInstance"]["resourceId"], accepted["resourceId"]);
     assert_eq!(message["resourceInstance"]["properties"]["secret"], "********", "{message}");
     let resource_id = accepted["resourceId"].as_str().unwrap().to_owned();
+    // A failing transition's response says why, its passwords masked too.
+    let (failed, _) = request(&daemon, next_body(&resource_id, "Start", json!({})));
+    assert_eq!(wait_request(&daemon, &failed)["requestState"], "FAILED");
+    let message = message_for(&broker, &topic, &failed);
+    assert_eq!(message["requestState"], "FAILED", "{message}");
+    assert_eq!(message["requestFailureCode"], "INTERNAL_ERROR");
+    assert!(message["requestStateReason"].as_str().unwrap().contains("start broke"), "{message}");
+    assert_eq!(message["resourceInstance"]["properties"]["secret"], "********", "{message}");
 
     // The trace file has the exchange with its headers, and no password; nor has the log.
     let trace = std::fs::read_to_string(daemon.root().join("logs/trace.csv")).expect("trace file");
