@@ -422,7 +422,7 @@ print()
 print(f"one Install (hyperfine -N, {len(berth['times'])} runs each; the type's container gets --cpus {cpus})")
 print(f"  {'command':<70} {'mean ms':>8} {'stddev':>7} {'median':>8} {'min':>8} {'max':>8} {'user+sys':>8}")
 for r in (berth, cli):
-    print(f"  {r['command']:<70} {r['mean']*1e3:8.1f} {r['stddev']*1e3:7.1f} {r['median']*1e3:8.1f} "
+    print(f"  {r['command']:<70} {r['mean']*1e3:8.1f} {(r['stddev'] or 0)*1e3:7.1f} {r['median']*1e3:8.1f} "
           f"{r['min']*1e3:8.1f} {r['max']*1e3:8.1f} {(r['user'] + r['system'])*1e3:8.1f}")
 daemon = [int(row[5].split()[-2]) for row in b_rows if row[5].startswith("Transition successfully completed in")]
 print()
@@ -455,8 +455,8 @@ conc_ratio = c["wall_s"] / float(cli_conc_s)
 all_ok = c["completed"] == c["n"]
 print()
 print("summary")
-print(f"  a. berth Install through the API     {berth['mean']*1e3:8.1f} ms ± {berth['stddev']*1e3:.1f}")
-print(f"  b. docker CLI sequence               {cli['mean']*1e3:8.1f} ms ± {cli['stddev']*1e3:.1f}")
+print(f"  a. berth Install through the API     {berth['mean']*1e3:8.1f} ms ± {(berth['stddev'] or 0)*1e3:.1f}")
+print(f"  b. docker CLI sequence               {cli['mean']*1e3:8.1f} ms ± {(cli['stddev'] or 0)*1e3:.1f}")
 print(f"  ratio berth / docker CLI             {ratio:8.3f}")
 print(f"  c. {c['n']} concurrent Installs, berth     {c['wall_s']:8.2f} s  ({c['completed']}/{c['n']} COMPLETED)")
 print(f"     {c['n']} concurrent CLI sequences      {float(cli_conc_s):8.2f} s  ({cli_conc_ok}/{c['n']} succeeded)")

@@ -14,6 +14,7 @@
 //! | getInterfacesSub | IFACE, CIDR or IP | that interface's network, as CIDR |
 //! | berth-rm-entrypoint | (ignored) | nothing: PID 1, reaps, exits on TERM/INT |
 //! | bash | shell arguments | runs `/bin/busybox sh` (the image's `/bin/bash`) |
+//! | transition | lifecycle\|operation SCRIPT | berth's own: a transition in one exec (see `transition.rs`) |
 //!
 //! Exit status: 0 success; 1 property not set / no matching address; 2
 //! usage error, malformed or unreadable params file, or system error.
@@ -29,6 +30,7 @@ mod params;
 mod shell;
 mod store;
 mod sys;
+mod transition;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -43,6 +45,7 @@ const UTILITIES: &[&str] = &[
     "getInterfacesSub",
     "getInterfaceIP",
     "berth-rm-entrypoint",
+    "transition",
 ];
 
 const USAGE: &str = "\
@@ -57,6 +60,9 @@ usage: berth-rm <utility> [args...]   (or run it through a symlink named after t
   getInterfacesSub X               print the network (CIDR) of X, same forms as getInterfaceIP
   berth-rm-entrypoint              PID 1: keep the container alive, reap children,
                                    exit 0 on SIGTERM/SIGINT (arguments are ignored)
+  transition lifecycle|operation SCRIPT
+                                   what berth runs for a transition: params (YAML) on stdin
+                                   written to the file, SCRIPT run, the file printed on stdout
   (invoked as bash)                runs /bin/busybox sh with the same arguments
 exit status: 0 ok, 1 not found, 2 usage or file error
 environment: BERTH_RMPARAMS, BERTH_OPPARAMS override the params file paths";
@@ -159,6 +165,9 @@ fn dispatch(utility: &str, args: &[String]) -> i32 {
             usage(utility, "INTERFACE | NETWORK/PREFIX | ADDRESS   (e.g. eth0, 10.1.1.0/24, 10.1.1.1)")
         }
         ("berth-rm-entrypoint", rest) => entrypoint::run(rest),
+        ("transition", [kind, script]) if kind == "lifecycle" => transition::run(&File::Lifecycle.path(), script),
+        ("transition", [kind, script]) if kind == "operation" => transition::run(&File::Operation.path(), script),
+        ("transition", _) => usage(utility, "lifecycle|operation SCRIPT   (params on stdin; berth runs it)"),
         _ => usage("berth-rm", "<utility> [args...]"),
     }
 }

@@ -52,6 +52,20 @@ pub fn load(path: &Path) -> Result<Params, StoreError> {
 /// is rewritten. Concurrent updates through this function are serialised
 /// with flock(2) on the directory. The file is left untouched on any error.
 pub fn update(path: &Path, change: impl FnOnce(&mut Params)) -> Result<(), StoreError> {
+    locked_write(path, |path| {
+        let mut params = load(path)?;
+        change(&mut params);
+        Ok(params.render())
+    })
+}
+
+/// Replaces the file with `params` whatever it held (even a malformed file),
+/// the same way [`update`] writes.
+pub fn replace(path: &Path, params: &Params) -> Result<(), StoreError> {
+    locked_write(path, |_| Ok(params.render()))
+}
+
+fn locked_write(path: &Path, text_for: impl FnOnce(&Path) -> Result<String, StoreError>) -> Result<(), StoreError> {
     let path = match fs::canonicalize(path) {
         Ok(real) => real,
         Err(_) => path.to_owned(),
@@ -77,9 +91,7 @@ pub fn update(path: &Path, change: impl FnOnce(&mut Params)) -> Result<(), Store
         let _ = sys::lock_exclusive(handle);
     }
 
-    let mut params = load(&path)?;
-    change(&mut params);
-    let text = params.render();
+    let text = text_for(&path)?;
 
     let old = match fs::metadata(&path) {
         Ok(m) => Some(m),

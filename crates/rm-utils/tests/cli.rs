@@ -343,3 +343,46 @@ fn invoked_as_bash_it_runs_busybox_sh() {
         Command::new(dir.path("bash")).args(["-c", "[[ x == x ]] && echo \"$0 $1\"", "zero", "one"]).output().unwrap();
     assert_eq!(stdout(&o), "zero one\n", "{}", stderr(&o));
 }
+
+/// `berth-rm transition`: params in on stdin, the script's output on
+/// stderr, the file as the script left it on stdout, its exit status.
+#[test]
+fn a_transition_in_one_run() {
+    let dir = TempDir::new("transition");
+    let script = dir.path("install.sh");
+    fs::write(
+        &script,
+        format!("#!/bin/sh\necho to stdout\necho to stderr >&2\n{EXE} setProperty done \"$({EXE} getProperty color)!\"\nexit 3\n"),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = Command::new(EXE)
+        .args(["transition", "lifecycle", script.to_str().unwrap()])
+        .env("BERTH_RMPARAMS", dir.path("rmparams"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), "\"color\": \"blue \\\"sky\\\"\"\n".as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "\"color\": \"blue \\\"sky\\\"\"\n\"done\": \"blue \\\"sky\\\"!\"\n");
+    assert!(stderr(&out).contains("to stdout") && stderr(&out).contains("to stderr"), "{}", stderr(&out));
+    // A script that is not there is 127; bad params are 2 and run nothing.
+    let missing = run(&dir, &["transition", "lifecycle", "/nonexistent/script"]);
+    assert_eq!(missing.status.code(), Some(127), "{}", stderr(&missing));
+    let mut bad = Command::new(EXE)
+        .args(["transition", "operation", script.to_str().unwrap()])
+        .env("BERTH_OPPARAMS", dir.path("opparams"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut bad.stdin.take().unwrap(), b"a:\n  nested: 1\n").unwrap();
+    let out = bad.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!dir.path("opparams").exists(), "nothing was written");
+}

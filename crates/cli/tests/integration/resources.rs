@@ -108,6 +108,9 @@ fn the_whole_lifecycle_with_properties_read_back_and_operations() {
         "each script ran once, in order"
     );
 
+    // On the base image each script ran in one exec (berth-rm transition),
+    // not through the params file's three engine calls.
+    assert!(!daemon.log().contains("params_written"), "the one-exec way was not taken:\n{}", daemon.log());
     // A custom operation: its properties are its own, and only declared
     // instance properties are taken back from it.
     transition(&daemon, next_body(&id, "shout", json!({"input": "hey"})));

@@ -46,6 +46,9 @@ pub struct Resources {
     pub trace: trace::TraceFile,
     /// Transition runs under way.
     pub running: Arc<Running>,
+    /// Container id → whether it has the base image's `berth-rm`, which runs
+    /// a transition in one exec (fixed for the container's life).
+    utilities: Mutex<std::collections::HashMap<String, bool>>,
 }
 
 /// Counts runs under way, and lets a caller wait until there are none.
@@ -103,6 +106,7 @@ impl Resources {
             outbox,
             trace,
             running: Arc::default(),
+            utilities: Mutex::default(),
         }
     }
 

@@ -129,6 +129,58 @@ pub async fn run_script(
     }
 }
 
+/// The base image's utility that runs a whole transition in one exec.
+pub const UTILITY: &str = "/usr/local/bin/berth-rm";
+
+/// A transition in one exec of the base image's `berth-rm transition`: the
+/// properties go in on its stdin, the script runs, the params file as the
+/// script left it comes back on stdout (the script's own output on
+/// stderr). `None`: the image's utility is older than this berth and does
+/// not know `transition` (the caller takes the three-step way).
+pub async fn run_in_one_exec(
+    engine: &dyn Engine,
+    container: &str,
+    file: ParamsFile,
+    properties: &BTreeMap<String, String>,
+    what: &str,
+    script: &str,
+    timeout: Duration,
+) -> Result<Option<BTreeMap<String, String>>, Failure> {
+    let kind = match file {
+        ParamsFile::Lifecycle => "lifecycle",
+        ParamsFile::Operation => "operation",
+    };
+    let stop: StopSignal = tokio::time::sleep(timeout).boxed();
+    let request = ExecRequest {
+        argv: vec![UTILITY.to_owned(), "transition".to_owned(), kind.to_owned(), script.to_owned()],
+        stdin: Some(Bytes::from(render_params(properties))),
+        ..Default::default()
+    };
+    let result = engine.exec(container, request, stop).await.map_err(Failure::from)?;
+    match result.exit_code {
+        Some(0) => {
+            let text = String::from_utf8(result.stdout)
+                .map_err(|_| Failure::internal(format!("{PARAMS_DIR}/{} is not UTF-8 text", file.name())))?;
+            parse_params(&text)
+                .map(Some)
+                .map_err(|e| Failure::internal(format!("{PARAMS_DIR}/{} as the script left it: {e}", file.name())))
+        }
+        Some(2) if String::from_utf8_lossy(&result.stderr).contains("unknown utility \"transition\"") => Ok(None),
+        Some(code) => Err(Failure::new(
+            failure::INTERNAL_ERROR,
+            format!("{what} failed: {script} exited with status {code}: {}", tail(&result.stderr)),
+        )),
+        None => Err(Failure::new(
+            failure::INTERNAL_ERROR,
+            format!(
+                "{what} failed: {script} did not finish within {}s and was killed: {}",
+                timeout.as_secs(),
+                tail(&result.stderr)
+            ),
+        )),
+    }
+}
+
 /// The properties the script changed or added (removals are not taken).
 pub fn changed(before: &BTreeMap<String, String>, after: BTreeMap<String, String>) -> BTreeMap<String, String> {
     after.into_iter().filter(|(k, v)| before.get(k) != Some(v)).collect()

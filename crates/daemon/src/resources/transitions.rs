@@ -430,13 +430,28 @@ impl Resources {
                 Action::Operation(op) => (ParamsFile::Operation, a.package.operation_script(op).map(str::to_owned)),
             };
             let script = script.ok_or_else(|| Failure::internal(format!("{} has no script", a.action.name())))?;
-            self.step(a, "params_written").await?;
-            runtime::write_params(engine.as_ref(), &container, file, &a.properties).await?;
-            self.step(a, "script_ran").await?;
             let what = format!("{} of {}", a.action.name(), instance.name);
-            runtime::run_script(engine.as_ref(), &container, &what, &script, timeout).await?;
-            self.step(a, "params_read").await?;
-            let after = runtime::read_params(engine.as_ref(), &container, file).await?;
+            let mut after = None;
+            if self.has_utility(engine.as_ref(), &container).await {
+                self.step(a, "script_ran").await?;
+                let e = engine.as_ref();
+                after = runtime::run_in_one_exec(e, &container, file, &a.properties, &what, &script, timeout).await?;
+                if after.is_none() {
+                    self.forget_utility(&container);
+                }
+            }
+            let after = match after {
+                Some(after) => after,
+                // An image without berth's utility (not built on the base image): three engine calls.
+                None => {
+                    self.step(a, "params_written").await?;
+                    runtime::write_params(engine.as_ref(), &container, file, &a.properties).await?;
+                    self.step(a, "script_ran").await?;
+                    runtime::run_script(engine.as_ref(), &container, &what, &script, timeout).await?;
+                    self.step(a, "params_read").await?;
+                    runtime::read_params(engine.as_ref(), &container, file).await?
+                }
+            };
             let changed = runtime::changed(&a.properties, after);
             let keep = |name: &str| file == ParamsFile::Lifecycle || a.package.descriptor.property(name).is_some();
             instance.properties = a.properties.clone();
@@ -517,6 +532,21 @@ impl Resources {
         Ok(id)
     }
 
+    /// Whether the container has the base image's `berth-rm` (asked once per container).
+    async fn has_utility(&self, engine: &dyn berth_core::engine::Engine, container: &str) -> bool {
+        if let Some(known) = crate::services::lock(&self.utilities).get(container) {
+            return *known;
+        }
+        let found =
+            matches!(engine.stat(container, runtime::UTILITY).await, Ok(Some(s)) if !s.is_dir && s.mode & 0o111 != 0);
+        crate::services::lock(&self.utilities).insert(container.to_owned(), found);
+        found
+    }
+
+    fn forget_utility(&self, container: &str) {
+        crate::services::lock(&self.utilities).insert(container.to_owned(), false);
+    }
+
     pub async fn remove_instance_container(&self, location: &Location, container: &str) -> Result<(), Failure> {
         let engine = location.engine.as_ref();
         match engine.inspect(container).await.map_err(Failure::from)? {
@@ -526,7 +556,9 @@ impl Resources {
             ))),
             Some(c) => {
                 engine.stop(&c.id, self.services.config.settings.stop_timeout_secs).await.map_err(Failure::from)?;
-                engine.remove(&c.id).await.map_err(Failure::from)
+                engine.remove(&c.id).await.map_err(Failure::from)?;
+                crate::services::lock(&self.utilities).remove(&c.id);
+                Ok(())
             }
         }
     }
