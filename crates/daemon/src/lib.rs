@@ -13,6 +13,7 @@
 //!   journal's effects, [`server`] serves the API.
 
 pub mod apps;
+pub mod certs;
 pub mod config;
 pub mod daemon;
 pub mod effects;
