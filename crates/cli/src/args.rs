@@ -83,6 +83,17 @@ pub struct DaemonOptions {
     /// Settings file (default: <root>/berth.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Certificates directory (default: <root>/certs; an appliance sets /storage/data/certs).
+    #[arg(long)]
+    pub certs_dir: Option<PathBuf>,
+    /// Serve the whole API over mutual TLS on tcp://ADDR:PORT (repeatable; none by default).
+    #[arg(long, value_parser = parse_listen)]
+    pub listen: Vec<std::net::SocketAddr>,
+}
+
+fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    let address = text.strip_prefix("tcp://").ok_or_else(|| format!("{text:?} is not tcp://ADDR:PORT"))?;
+    address.parse().map_err(|_| format!("{text:?} is not tcp://ADDR:PORT (an IP address and a port)"))
 }
 
 impl DaemonOptions {
@@ -90,12 +101,15 @@ impl DaemonOptions {
     pub fn into_config(self, socket: PathBuf) -> Result<DaemonConfig, ConfigError> {
         let explicit = self.config.is_some();
         let settings = Settings::load(&self.config.unwrap_or_else(|| self.root.join("berth.toml")), explicit)?;
+        let certs_dir = self.certs_dir.unwrap_or_else(|| self.root.join("certs"));
         Ok(DaemonConfig {
             data_root: self.data_root.unwrap_or_else(|| self.root.join("tpc")),
             root: self.root,
             socket,
             docker_host: self.docker_host,
             unit_dir: self.unit_dir,
+            certs_dir,
+            listen: self.listen,
             settings,
         })
     }

@@ -14,6 +14,10 @@ pub struct DaemonConfig {
     pub data_root: PathBuf,
     pub docker_host: Option<String>,
     pub unit_dir: PathBuf,
+    /// The certificates directory (default `<root>/certs`).
+    pub certs_dir: PathBuf,
+    /// Mutual-TLS listeners of the whole API (`--listen tcp://ADDR:PORT`).
+    pub listen: Vec<std::net::SocketAddr>,
     pub settings: Settings,
 }
 

@@ -21,6 +21,9 @@ pub struct Daemon {
     pub apps: Arc<Apps>,
     pub sra: Arc<Sra>,
     pub resources: Arc<Resources>,
+    pub certs: Arc<crate::certs::CertsDir>,
+    /// SHA-256 fingerprints of revoked client certificates, shared with the TLS listeners.
+    pub revoked: crate::certs::verify::Revoked,
 }
 
 impl Daemon {
@@ -33,7 +36,9 @@ impl Daemon {
         let sra = Arc::new(Sra::new(services.clone()));
         let resources = Arc::new(Resources::new(services.clone(), locations));
         services.journal.set_effects(crate::effects::runner(&services, &sra, &resources));
-        Arc::new(Self { services, apps, sra, resources })
+        let certs = Arc::new(crate::certs::CertsDir::new(services.config.certs_dir.clone()));
+        let revoked = Arc::new(std::sync::RwLock::new(certs.revoked().unwrap_or_default()));
+        Arc::new(Self { services, apps, sra, resources, certs, revoked })
     }
 
     pub fn managers(self: &Arc<Self>) -> Managers {
@@ -44,6 +49,11 @@ impl Daemon {
             migration: Arc::new(Migration { apps: self.apps.clone() }),
             logins: Arc::new(Logins::new(self.services.config.root.clone())),
             resources: Arc::new(crate::resources::api::ResourcesApi(self.resources.clone())),
+            certs: Arc::new(crate::certs::api::CertsApi {
+                certs: self.certs.clone(),
+                revoked: self.revoked.clone(),
+                listen: self.services.config.listen.iter().map(|a| format!("tcp://{a}")).collect(),
+            }),
         }
     }
 

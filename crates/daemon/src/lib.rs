@@ -24,6 +24,7 @@ pub mod journal;
 pub mod resources;
 pub mod server;
 pub mod services;
+pub mod tls;
 pub mod sra;
 #[cfg(test)]
 mod testing;

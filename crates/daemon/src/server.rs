@@ -30,6 +30,8 @@ pub enum DaemonError {
     SocketInUse { socket: PathBuf },
     #[error("cannot install systemd targets: {0}")]
     Units(String),
+    #[error("the certificates cannot be used: {0}")]
+    Certificates(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -46,7 +48,8 @@ impl DaemonError {
             DaemonError::Config(_)
             | DaemonError::AlreadyRunning { .. }
             | DaemonError::SocketInUse { .. }
-            | DaemonError::Units(_) => ExitCode::Config,
+            | DaemonError::Units(_)
+            | DaemonError::Certificates(_) => ExitCode::Config,
             DaemonError::Store(e) if e.kind() == berth_core::ErrorKind::CorruptState => ExitCode::CorruptState,
             DaemonError::Store(_) | DaemonError::Io { .. } => ExitCode::Internal,
             DaemonError::Engine(_) => ExitCode::EngineUnavailable,
@@ -83,6 +86,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         systemd,
         shutdown: CancellationToken::new(),
     });
+    prepare_certificates(&services.config)?;
     let locations = crate::resources::locations::connect(&services, &services.config.settings.resource).await;
     let daemon = Daemon::assemble(services.clone(), locations);
     if let Err(e) = daemon.apps.show_stored().await {
@@ -95,6 +99,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let managers = daemon.managers();
     serve_resource_manager(&services, managers.resources.clone()).await;
     let router = berth_api::router(managers);
+    serve_remote(&daemon, router.clone()).await?;
     let socket = services.config.socket.clone();
     notify_ready();
     let shutdown = services.shutdown.clone();
@@ -114,6 +119,52 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     };
     let _ = std::fs::remove_file(&socket);
     served.map_err(io(&socket))
+}
+
+/// The machine's name, as the server certificate's CN.
+fn hostname() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}
+
+/// The certificates directory, made or brought up to date (the hostname and
+/// the listen addresses as SANs); one expiring within 60 days is warned of.
+fn prepare_certificates(config: &DaemonConfig) -> Result<(), DaemonError> {
+    let certs = crate::certs::CertsDir::new(config.certs_dir.clone());
+    let mut ips: std::collections::BTreeSet<std::net::IpAddr> =
+        config.listen.iter().map(|a| a.ip()).filter(|ip| !ip.is_unspecified()).collect();
+    ips.insert(std::net::IpAddr::from([127, 0, 0, 1]));
+    let unusable = |e: crate::certs::CertError| DaemonError::Certificates(e.to_string());
+    if let Some(done) = certs.ensure(&hostname(), &ips).map_err(unusable)? {
+        tracing::info!(dir = %config.certs_dir.display(), "{done}");
+    }
+    let (chain, _) = certs.server().map_err(unusable)?;
+    let summary = crate::certs::summary(chain.first().map(Vec::as_slice).unwrap_or_default(), "server.crt")
+        .map_err(unusable)?;
+    let days = (summary.not_after - crate::certs::now_secs()).div_euclid(86_400);
+    if days < crate::certs::EXPIRY_WARNING_DAYS {
+        tracing::warn!(days, subject = %summary.subject, "the server certificate expires soon; renew it");
+    }
+    Ok(())
+}
+
+/// The whole API over mutual TLS on each `--listen` address: a client must
+/// present a certificate of the CA that is not revoked.
+async fn serve_remote(daemon: &Arc<Daemon>, router: axum::Router) -> Result<(), DaemonError> {
+    let config = &daemon.services.config;
+    if config.listen.is_empty() {
+        return Ok(());
+    }
+    let tls = crate::certs::verify::server_config(&daemon.certs, daemon.revoked.clone())
+        .map_err(|e| DaemonError::Certificates(e.to_string()))?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    for address in &config.listen {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| DaemonError::Io { path: PathBuf::from(format!("tcp://{address}")), source })?;
+        tracing::info!(listen = %format!("tcp://{address}"), "serving the API over mutual TLS");
+        tokio::spawn(crate::tls::serve(listener, acceptor.clone(), router.clone(), daemon.services.shutdown.clone()));
+    }
+    Ok(())
 }
 
 /// The Resource Manager API on its TCP listener (`[resource] listen`), with
@@ -157,7 +208,7 @@ async fn serve_resource_manager(
             });
         }
         Some(acceptor) => {
-            tokio::spawn(crate::resources::tls::serve(listener, acceptor, router, shutdown));
+            tokio::spawn(crate::tls::serve(listener, acceptor, router, shutdown));
         }
     }
 }

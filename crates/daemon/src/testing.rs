@@ -44,6 +44,8 @@ impl Fixture {
             data_root: self.root().join("tpc"),
             docker_host: None,
             unit_dir: self.dir.path().join("units"),
+            certs_dir: self.root().join("certs"),
+            listen: Vec::new(),
             settings: self.settings.clone(),
         }
     }

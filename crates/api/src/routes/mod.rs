@@ -2,6 +2,7 @@
 //! resource manager) adds its module here without touching the others.
 
 pub mod apps;
+pub mod certs;
 pub mod daemon;
 pub mod logins;
 pub mod migration;
@@ -22,6 +23,7 @@ pub struct Managers {
     pub migration: Arc<dyn migration::MigrationManager>,
     pub logins: Arc<dyn logins::LoginsManager>,
     pub resources: Arc<dyn resources::ResourceManager>,
+    pub certs: Arc<dyn certs::CertsManager>,
 }
 
 pub fn router(managers: Managers) -> Router {
@@ -32,6 +34,7 @@ pub fn router(managers: Managers) -> Router {
         .merge(migration::routes(managers.migration))
         .merge(logins::routes(managers.logins))
         .merge(resources::routes(managers.resources))
+        .merge(certs::routes(managers.certs))
         .fallback(|uri: axum::http::Uri| async move {
             let path = crate::error::short(uri.path());
             ApiError::new(ErrorKind::NotFound, format!("no endpoint {path}; see /v1/openapi.json"))
@@ -51,5 +54,6 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc.merge(sra::Doc::openapi());
     doc.merge(migration::Doc::openapi());
     doc.merge(logins::Doc::openapi());
+    doc.merge(certs::Doc::openapi());
     doc
 }

@@ -1,6 +1,7 @@
 //! Wire types of `/v1`, one module per capability.
 
 mod apps;
+mod certs;
 mod daemon;
 mod logins;
 mod migration;
@@ -8,6 +9,7 @@ mod resources;
 mod sra;
 
 pub use apps::*;
+pub use certs::*;
 pub use daemon::*;
 pub use logins::*;
 pub use migration::*;

@@ -8,6 +8,7 @@
 //! listen addresses. Keys are 0600 and every file is written atomically.
 //! rcgen makes certificates, x509-parser reads them; never the openssl command.
 
+pub mod api;
 pub mod pem;
 pub mod verify;
 
