@@ -58,6 +58,52 @@ type RequestBody = UnsyncBoxBody<Bytes, std::io::Error>;
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
+    /// A remote daemon over mutual TLS instead of the socket.
+    remote: Option<Remote>,
+}
+
+/// A daemon's mutual-TLS listener: its address, and the TLS client made
+/// from the user's bundle (`ca.pem`, `cert.pem`, `key.pem`).
+#[derive(Clone)]
+pub struct Remote {
+    pub address: String,
+    connector: tokio_rustls::TlsConnector,
+    server_name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote").field("address", &self.address).finish_non_exhaustive()
+    }
+}
+
+impl Remote {
+    /// `host` is `tcp://HOST:PORT`; the PEM texts are the bundle's.
+    pub fn new(host: &str, ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<Self, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let address = host.strip_prefix("tcp://").ok_or_else(|| format!("{host:?} is not tcp://HOST:PORT"))?.to_owned();
+        let name =
+            address.rsplit_once(':').map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']')).unwrap_or(&address);
+        let server_name = rustls::pki_types::ServerName::try_from(name.to_owned())
+            .map_err(|e| format!("{name:?} is not a host name or address: {e}"))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.map_err(|e| format!("ca.pem: {e}"))?).map_err(|e| format!("ca.pem: {e}"))?;
+        }
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("cert.pem: {e}"))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| format!("key.pem: {e}"))?;
+        let config =
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("the client certificate and key: {e}"))?;
+        Ok(Self { address, connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)), server_name })
+    }
 }
 
 fn full(bytes: impl Into<Bytes>) -> RequestBody {
@@ -101,9 +147,37 @@ fn rand_u64() -> u64 {
     hasher.finish()
 }
 
+/// An error with its causes ("connection error: received fatal alert: …").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
+/// An HTTP/1 connection over any stream, driven by its own task.
+async fn handshake<S>(stream: S) -> Result<hyper::client::conn::http1::SendRequest<RequestBody>, ClientError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| ClientError::Gone(e.to_string()))?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
 impl Client {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
-        Self { socket: socket.into() }
+        Self { socket: socket.into(), remote: None }
+    }
+
+    /// A client of a remote daemon's mutual-TLS listener.
+    pub fn remote(remote: Remote) -> Self {
+        Self { socket: PathBuf::from(format!("tcp://{}", remote.address)), remote: Some(remote) }
     }
 
     pub fn socket(&self) -> &Path {
@@ -119,14 +193,26 @@ impl Client {
         body: RequestBody,
         accept: &str,
     ) -> Result<Response<Incoming>, ClientError> {
-        let stream = UnixStream::connect(&self.socket).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::PermissionDenied => ClientError::NoPermission { socket: self.socket.clone() },
-            _ => ClientError::Unreachable { socket: self.socket.clone(), reason: e.to_string() },
-        })?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ClientError::Gone(e.to_string()))?;
-        tokio::spawn(connection);
+        let mut sender = match &self.remote {
+            None => {
+                let stream = UnixStream::connect(&self.socket).await.map_err(|e| match e.kind() {
+                    std::io::ErrorKind::PermissionDenied => ClientError::NoPermission { socket: self.socket.clone() },
+                    _ => ClientError::Unreachable { socket: self.socket.clone(), reason: e.to_string() },
+                })?;
+                handshake(stream).await?
+            }
+            Some(remote) => {
+                let unreachable = |reason: String| ClientError::Unreachable { socket: self.socket.clone(), reason };
+                let stream =
+                    tokio::net::TcpStream::connect(&remote.address).await.map_err(|e| unreachable(e.to_string()))?;
+                let stream = remote
+                    .connector
+                    .connect(remote.server_name.clone(), stream)
+                    .await
+                    .map_err(|e| unreachable(format!("the TLS handshake failed: {e}")))?;
+                handshake(stream).await?
+            }
+        };
         let request = Request::builder()
             .method(method)
             .uri(path)
@@ -135,7 +221,15 @@ impl Client {
             .header("content-type", content_type)
             .body(body)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        sender.send_request(request).await.map_err(|e| ClientError::Gone(e.to_string()))
+        sender.send_request(request).await.map_err(|e| match &self.remote {
+            // With TLS 1.3 a refused client certificate shows only on the
+            // first read: say what the daemon's alert said.
+            Some(_) => ClientError::Unreachable {
+                socket: self.socket.clone(),
+                reason: format!("the TLS handshake failed or the connection was refused: {}", chain(&e)),
+            },
+            None => ClientError::Gone(e.to_string()),
+        })
     }
 
     /// A request of the native API; an error status is its [`ApiError`].
@@ -396,6 +490,27 @@ impl Client {
             Some(verb) => self.json(Method::POST, &format!("/v1/migrate/{verb}"), None).await,
             None => self.json(Method::GET, "/v1/migrate", None).await,
         }
+    }
+
+    pub async fn certs_show(&self) -> Result<crate::CertsView, ClientError> {
+        self.json(Method::GET, "/v1/certs", None).await
+    }
+
+    pub async fn certs_install(&self, request: &crate::InstallCertRequest) -> Result<crate::CertsView, ClientError> {
+        self.json(Method::POST, "/v1/certs", Some(serde_json::to_vec(request).unwrap_or_default())).await
+    }
+
+    pub async fn certs_issue_client(&self, name: &str) -> Result<crate::ClientBundle, ClientError> {
+        let body = serde_json::to_vec(&crate::ClientCertRequest { name: name.to_owned() }).unwrap_or_default();
+        self.json(Method::POST, "/v1/certs/clients", Some(body)).await
+    }
+
+    pub async fn certs_clients(&self) -> Result<Vec<crate::ClientCertInfo>, ClientError> {
+        self.json(Method::GET, "/v1/certs/clients", None).await
+    }
+
+    pub async fn certs_revoke(&self, name: &str) -> Result<crate::ClientCertInfo, ClientError> {
+        self.json(Method::DELETE, &format!("/v1/certs/clients/{}", encode(name)), None).await
     }
 
     pub async fn openapi(&self) -> Result<serde_json::Value, ClientError> {

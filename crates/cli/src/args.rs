@@ -10,6 +10,16 @@ pub struct Cli {
     /// The daemon's API socket (the daemon listens on it, the client verbs connect to it).
     #[arg(long, global = true, env = "BERTH_SOCKET", default_value = "/run/berth/berth.sock")]
     pub socket: PathBuf,
+    /// A remote daemon's mutual-TLS listener, tcp://HOST:PORT, instead of the socket.
+    #[arg(long, global = true, env = "BERTH_HOST")]
+    pub host: Option<String>,
+    /// The client bundle for --host (ca.pem, cert.pem, key.pem), as `berth certs client` writes it.
+    #[arg(long, global = true, env = "BERTH_CERT_PATH")]
+    pub cert_path: Option<PathBuf>,
+    /// Verify the daemon's certificate against the bundle's ca.pem (1, the default; 0 is refused:
+    /// the remote API is mutual TLS only).
+    #[arg(long, global = true, env = "BERTH_TLS_VERIFY", default_value = "1")]
+    pub tls_verify: String,
     #[command(subcommand)]
     pub verb: Verb,
 }
@@ -57,6 +67,37 @@ pub enum Verb {
     /// The resource manager (OSLM Resource Manager API): types, locations, instances, transitions.
     #[command(subcommand)]
     Resource(Resource),
+    /// The daemon's certificates and the clients of its mutual-TLS listeners.
+    #[command(subcommand)]
+    Certs(Certs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Certs {
+    /// Type, subject, SANs, validity and fingerprints of the server and CA certificates; the clients.
+    Show(ReadOptions),
+    /// Install your own certificate (PEM; PKCS#1 and SEC1 keys are converted, one-line PEM is re-wrapped).
+    Install {
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        ca: PathBuf,
+        #[command(flatten)]
+        read: ReadOptions,
+    },
+    /// Issue a client certificate and write its bundle (ca.pem, cert.pem, key.pem, mode 0600).
+    Client {
+        name: String,
+        /// Where the bundle goes (default: ./<name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// List the client certificates issued.
+    Clients(ReadOptions),
+    /// Refuse a client from its next connection on.
+    Revoke { name: String },
 }
 
 impl Verb {

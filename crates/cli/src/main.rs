@@ -25,6 +25,7 @@ macro_rules! prompt {
 }
 
 mod args;
+mod certs;
 mod exit;
 mod output;
 mod password;
@@ -63,7 +64,13 @@ fn main() -> ExitCode {
     }
     match cli.verb {
         Verb::Daemon(options) => run_daemon(options, cli.socket),
-        verb => run_client(&cli.socket, verb),
+        verb => match remote_client(cli.host.as_deref(), cli.cert_path.as_deref(), &cli.tls_verify) {
+            Ok(remote) => run_client(&cli.socket, remote, verb),
+            Err(e) => {
+                note!("berth: {e}");
+                ExitCode::from(Code::InvalidInput.code())
+            }
+        },
     }
 }
 
@@ -103,7 +110,35 @@ fn run_daemon(options: args::DaemonOptions, socket: std::path::PathBuf) -> ExitC
     }
 }
 
-fn run_client(socket: &Path, verb: Verb) -> ExitCode {
+/// The remote daemon of `--host` (with the bundle of `--cert-path`, default
+/// `~/.berth`), or `None` for the socket.
+fn remote_client(
+    host: Option<&str>,
+    cert_path: Option<&Path>,
+    tls_verify: &str,
+) -> Result<Option<berth_api::client::Remote>, String> {
+    let Some(host) = host.filter(|h| !h.is_empty()) else {
+        return Ok(None);
+    };
+    if tls_verify != "1" {
+        return Err(format!(
+            "BERTH_TLS_VERIFY={tls_verify:?}: the remote API is mutual TLS only; the daemon's certificate is always verified"
+        ));
+    }
+    let dir = match cert_path {
+        Some(dir) => dir.to_owned(),
+        None => std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".berth"),
+    };
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .map_err(|e| format!("cannot read {} (set --cert-path or BERTH_CERT_PATH): {e}", dir.join(name).display()))
+    };
+    berth_api::client::Remote::new(host, &read("ca.pem")?, &read("cert.pem")?, &read("key.pem")?)
+        .map(Some)
+        .map_err(|e| format!("the client bundle in {}: {e}", dir.display()))
+}
+
+fn run_client(socket: &Path, remote: Option<berth_api::client::Remote>, verb: Verb) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -111,7 +146,10 @@ fn run_client(socket: &Path, verb: Verb) -> ExitCode {
             return ExitCode::from(Code::Internal.code());
         }
     };
-    let client = Client::new(socket);
+    let client = match remote {
+        Some(remote) => Client::remote(remote),
+        None => Client::new(socket),
+    };
     match runtime.block_on(dispatch(&client, verb)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) if failure.is_quiet() => ExitCode::from(failure.code()),
@@ -344,6 +382,7 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         }
         Verb::RunApp(target) => run_app(client, &target.name).await?,
         Verb::Resource(command) => resources::run(client, command).await?,
+        Verb::Certs(command) => certs::run(client, command).await?,
         Verb::Uninstall(uninstall) => {
             let what = if uninstall.keep_data { " (keeping its data)" } else { " and delete its data" };
             confirm(uninstall.yes, &format!("Uninstall {}{what}?", uninstall.name))?;

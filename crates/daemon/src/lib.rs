@@ -24,10 +24,10 @@ pub mod journal;
 pub mod resources;
 pub mod server;
 pub mod services;
-pub mod tls;
 pub mod sra;
 #[cfg(test)]
 mod testing;
+pub mod tls;
 
 pub use config::{ConfigError, DaemonConfig, Settings};
 pub use server::{run, DaemonError};

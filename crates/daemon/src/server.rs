@@ -138,8 +138,8 @@ fn prepare_certificates(config: &DaemonConfig) -> Result<(), DaemonError> {
         tracing::info!(dir = %config.certs_dir.display(), "{done}");
     }
     let (chain, _) = certs.server().map_err(unusable)?;
-    let summary = crate::certs::summary(chain.first().map(Vec::as_slice).unwrap_or_default(), "server.crt")
-        .map_err(unusable)?;
+    let summary =
+        crate::certs::summary(chain.first().map(Vec::as_slice).unwrap_or_default(), "server.crt").map_err(unusable)?;
     let days = (summary.not_after - crate::certs::now_secs()).div_euclid(86_400);
     if days < crate::certs::EXPIRY_WARNING_DAYS {
         tracing::warn!(days, subject = %summary.subject, "the server certificate expires soon; renew it");

@@ -40,6 +40,8 @@ pub struct TestDaemon {
     pub instance: String,
     images: Vec<String>,
     docker_host: Option<String>,
+    /// More arguments of `berth daemon` (e.g. `--listen`).
+    daemon_args: Vec<String>,
     /// The root is a tmpfs of its own (unmounted when the daemon is dropped).
     tmpfs_root: bool,
 }
@@ -80,6 +82,15 @@ impl TestDaemon {
         daemon
     }
 
+    /// Starts a daemon with more arguments of `berth daemon` (kept for relaunches).
+    pub fn start_with_args(bin: &Path, settings: &str, args: &[&str]) -> Self {
+        let mut daemon = Self::prepare(bin, None, None);
+        daemon.daemon_args = args.iter().map(|a| a.to_string()).collect();
+        std::fs::write(daemon.root().join("berth.toml"), quiet_listener(settings)).expect("settings");
+        daemon.launch(&[]);
+        daemon
+    }
+
     /// Starts a daemon whose root (state, private directories, snapshots) is
     /// a tmpfs of `bytes`: a small disk that a test can fill.
     pub fn start_on_small_disk(bin: &Path, settings: &str, bytes: u64) -> Self {
@@ -110,6 +121,7 @@ impl TestDaemon {
             instance: String::new(),
             images: Vec::new(),
             docker_host: docker_host.map(str::to_owned),
+            daemon_args: Vec::new(),
             tmpfs_root: tmpfs_bytes.is_some(),
         }
     }
@@ -157,6 +169,7 @@ impl TestDaemon {
         if let Some(host) = &self.docker_host {
             command.arg("--docker-host").arg(host);
         }
+        command.args(&self.daemon_args);
         for (k, v) in env {
             command.env(k, v);
         }

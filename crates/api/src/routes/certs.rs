@@ -25,7 +25,14 @@ type Shared = State<Arc<dyn CertsManager>>;
 #[derive(OpenApi)]
 #[openapi(
     paths(certs_show, certs_install, certs_issue_client, certs_clients, certs_revoke),
-    components(schemas(CertsView, crate::CertInfo, ClientCertInfo, InstallCertRequest, ClientCertRequest, ClientBundle))
+    components(schemas(
+        CertsView,
+        crate::CertInfo,
+        ClientCertInfo,
+        InstallCertRequest,
+        ClientCertRequest,
+        ClientBundle
+    ))
 )]
 pub struct Doc;
 

@@ -14,6 +14,7 @@ mod leaks;
 mod lifecycle;
 mod migrate;
 mod registry;
+mod remote;
 mod resources;
 mod resources_journal;
 mod resources_kafka;

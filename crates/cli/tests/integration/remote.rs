@@ -1,0 +1,148 @@
+//! Remote access over mutual TLS: `--listen tcp://…` serves the whole API
+//! to clients with a certificate of the daemon's CA; `berth certs client`
+//! writes a bundle that `berth --host` uses for every verb (local archives
+//! streamed); a client without a certificate is refused in the handshake,
+//! a revoked one from its next connection on, without a restart.
+
+use crate::bin;
+use berth_testkit::harness::{unique, TestDaemon, TEST_SETTINGS};
+use berth_testkit::ImageBuilder;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A TLS client that trusts the CA but has no certificate of its own: does
+/// the server answer it at all?
+fn answers_without_a_certificate(port: u16, ca_pem: &str) -> bool {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut stream = rustls::StreamOwned::new(connection, std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+    if stream.write_all(b"GET /v1/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).contains("HTTP/1.1 200")
+}
+
+#[test]
+fn a_remote_session_over_mutual_tls_and_revocation() {
+    let port = free_port();
+    let listen = format!("tcp://127.0.0.1:{port}");
+    let mut daemon = TestDaemon::start_with_args(bin(), TEST_SETTINGS, &["--listen", &listen]);
+    // The certificates directory, made at start.
+    let run = daemon.berth(&["certs", "show", "--output", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let view: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(view["kind"], "self-signed");
+    assert!(view["server"]["sans"].as_array().unwrap().iter().any(|s| s == "IP:127.0.0.1"), "{view}");
+    assert_eq!(view["listen"][0], listen);
+    for file in ["cert_gen_type", "ca.crt", "ca.key", "ca.srl", "server.csr", "server.crt", "server.key", "extfile.cnf"]
+    {
+        assert!(daemon.root().join("certs").join(file).exists(), "{file}");
+    }
+    let text = daemon.berth(&["certs", "show"]);
+    assert!(text.stdout.contains("SHA-256:") && text.stdout.contains("days left"), "{text:?}");
+
+    // A bundle for a client.
+    let bundle = daemon.dir.path().join("ops-bundle");
+    let run = daemon.berth(&["certs", "client", "ops", "--out", &bundle.to_string_lossy()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains(&format!("BERTH_HOST={listen}")), "{run:?}");
+    assert!(run.stdout.contains("BERTH_TLS_VERIFY=1"), "{run:?}");
+    for file in ["ca.pem", "cert.pem", "key.pem"] {
+        let mode = std::fs::metadata(bundle.join(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
+    let ca_pem = std::fs::read_to_string(bundle.join("ca.pem")).unwrap();
+    assert!(!answers_without_a_certificate(port, &ca_pem), "a client without a certificate must be refused");
+
+    // Every verb works remotely; a local archive is streamed to the daemon.
+    let name = unique("remote");
+    let archive = daemon.archive(&ImageBuilder::new(&format!("berth-test/{name}:1")).service(), true);
+    let v2 = daemon.archive(&ImageBuilder::new(&format!("berth-test/{name}:2")).service().layer_marker("two"), true);
+    let bundle_path = bundle.to_string_lossy().into_owned();
+    let remote = |args: &[&str]| {
+        let mut all = vec!["--host", listen.as_str(), "--cert-path", bundle_path.as_str()];
+        all.extend_from_slice(args);
+        // No socket: the session cannot be using it.
+        daemon.berth_env(&[("BERTH_SOCKET", std::path::Path::new("/nonexistent/berth.sock"))], &all)
+    };
+    let run = remote(&["install", &name, &archive.path.to_string_lossy(), "-y"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = remote(&["list", "--output", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains(&name), "{run:?}");
+    assert_eq!(remote(&["logs", &name]).code, 0);
+    let run = remote(&["upgrade", &name, &v2.path.to_string_lossy(), "-y"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = remote(&["uninstall", &name, "-y"]);
+    assert_eq!(run.code, 0, "{run:?}");
+
+    // Revoked: refused from the next connection on, without a restart.
+    let run = daemon.berth(&["certs", "revoke", "ops"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = remote(&["list"]);
+    assert_eq!(run.code, 7, "a revoked client is refused: {run:?}");
+    assert!(run.stderr.contains("TLS handshake"), "{run:?}");
+    let clients = daemon.berth(&["certs", "clients", "--output", "json"]);
+    assert!(clients.stdout.contains("\"revoked\": true"), "{clients:?}");
+    // A new bundle of the name works again.
+    let again = daemon.dir.path().join("ops-again");
+    assert_eq!(daemon.berth(&["certs", "client", "ops", "--out", &again.to_string_lossy()]).code, 0);
+    let run =
+        daemon.berth_env(&[("BERTH_HOST", std::path::Path::new(&listen)), ("BERTH_CERT_PATH", &again)], &["list"]);
+    assert_eq!(run.code, 0, "BERTH_HOST and BERTH_CERT_PATH: {run:?}");
+    // The bundle is refused elsewhere: a wrong --tls-verify, a missing bundle.
+    let run = daemon.berth(&["--host", &listen, "--cert-path", "/nonexistent", "list"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let run = daemon.berth(&["--host", &listen, "--cert-path", &again.to_string_lossy(), "--tls-verify", "0", "list"]);
+    assert_eq!(run.code, 2, "{run:?}");
+
+    // Bad certificates are refused, naming what is wrong; nothing changes.
+    let before = std::fs::read(daemon.root().join("certs/server.crt")).unwrap();
+    let garbage = daemon.dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    let key = bundle.join("key.pem");
+    let cert = again.join("cert.pem");
+    let run = daemon.berth(&[
+        "certs",
+        "install",
+        "--cert",
+        &garbage.to_string_lossy(),
+        "--key",
+        &key.to_string_lossy(),
+        "--ca",
+        &again.join("ca.pem").to_string_lossy(),
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("not PEM"), "{run:?}");
+    let run = daemon.berth(&[
+        "certs",
+        "install",
+        "--cert",
+        &cert.to_string_lossy(),
+        "--key",
+        &key.to_string_lossy(),
+        "--ca",
+        &again.join("ca.pem").to_string_lossy(),
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("does not match"), "{run:?}");
+    assert_eq!(std::fs::read(daemon.root().join("certs/server.crt")).unwrap(), before);
+    daemon.terminate();
+}
