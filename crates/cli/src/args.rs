@@ -70,6 +70,8 @@ pub enum Verb {
     /// The daemon's certificates and the clients of its mutual-TLS listeners.
     #[command(subcommand)]
     Certs(Certs),
+    /// berth's version (git describe, build number), its state schema, and the daemon's version.
+    Version(ReadOptions),
 }
 
 #[derive(Subcommand, Debug)]

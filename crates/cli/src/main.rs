@@ -383,6 +383,32 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         Verb::RunApp(target) => run_app(client, &target.name).await?,
         Verb::Resource(command) => resources::run(client, command).await?,
         Verb::Certs(command) => certs::run(client, command).await?,
+        Verb::Version(read) => {
+            // The daemon's answer is shown when it answers; this binary's always.
+            let daemon = client.info().await.ok();
+            let version = serde_json::json!({
+                "version": berth_daemon::version::VERSION,
+                "git": berth_daemon::version::GIT,
+                "build": berth_daemon::version::BUILD,
+                "schema": berth_daemon::version::SCHEMA,
+                "daemon": daemon.as_ref().map(|d| serde_json::json!({"version": d.version, "root": d.root})),
+            });
+            if read.output.is_json() {
+                output::json(&version)?;
+            } else {
+                say(&format!(
+                    "berth {} ({}, build {}), state schema {}",
+                    berth_daemon::version::VERSION,
+                    berth_daemon::version::GIT,
+                    berth_daemon::version::BUILD,
+                    berth_daemon::version::SCHEMA
+                ))?;
+                match daemon {
+                    Some(d) => say(&format!("daemon: berth {} (root {})", d.version, d.root))?,
+                    None => say("daemon: not reachable")?,
+                }
+            }
+        }
         Verb::Uninstall(uninstall) => {
             let what = if uninstall.keep_data { " (keeping its data)" } else { " and delete its data" };
             confirm(uninstall.yes, &format!("Uninstall {}{what}?", uninstall.name))?;

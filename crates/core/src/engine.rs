@@ -104,6 +104,16 @@ pub struct ContainerConfig {
     pub labels: BTreeMap<String, String>,
     /// `docker run -i`: stdin kept open (an SRA image's entry point waits on it).
     pub open_stdin: bool,
+    /// The engine's json-file log rotation; `None`: the engine's own default.
+    pub log_rotation: Option<LogRotation>,
+}
+
+/// `--log-driver json-file --log-opt max-size=… --log-opt max-file=…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRotation {
+    /// As docker takes it: `10m`, `1g`, …
+    pub max_size: String,
+    pub max_files: u32,
 }
 
 /// Selects containers (or images) by their labels: every matcher must hold.

@@ -133,6 +133,7 @@ impl ContainerSpec {
             memory: self.memory,
             labels: self.labels.clone(),
             open_stdin: false,
+            log_rotation: None,
         }
     }
 }

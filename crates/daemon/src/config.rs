@@ -44,6 +44,33 @@ pub struct Settings {
     pub engine: EngineSettings,
     pub fetch: FetchSettings,
     pub resource: ResourceSettings,
+    pub logs: LogSettings,
+}
+
+/// `[logs]`: the daemon's own log file and the apps' container logs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// Each app container's json-file log is rotated past this size (docker's `max-size`); "" leaves the engine's default.
+    pub app_max_size: String,
+    /// How many rotated files an app's log keeps (docker's `max-file`); 0 leaves the engine's default.
+    pub app_max_files: u32,
+}
+
+impl LogSettings {
+    /// The rotation containers berth makes get; `None`: the engine's default.
+    pub fn rotation(&self) -> Option<berth_core::engine::LogRotation> {
+        (self.app_max_files > 0 && !self.app_max_size.is_empty()).then(|| berth_core::engine::LogRotation {
+            max_size: self.app_max_size.clone(),
+            max_files: self.app_max_files,
+        })
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { app_max_size: "10m".into(), app_max_files: 3 }
+    }
 }
 
 /// `[resource]`: the resource manager (the OSLM Resource Manager API).
@@ -265,6 +292,7 @@ impl Default for Settings {
             engine: EngineSettings::default(),
             fetch: FetchSettings::default(),
             resource: ResourceSettings::default(),
+            logs: LogSettings::default(),
         }
     }
 }

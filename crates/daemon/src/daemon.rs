@@ -66,6 +66,7 @@ impl Daemon {
         }
         self.apps.start().await?;
         self.resources.start().await;
+        crate::version::write(&self.services).await;
         self.services.engine_state.set_ready();
         tokio::spawn(self.resources.clone().onboard_package_dirs());
         let before = crate::services::now_secs() - JOURNAL_HISTORY_SECS;

@@ -28,6 +28,7 @@ pub mod sra;
 #[cfg(test)]
 mod testing;
 pub mod tls;
+pub mod version;
 
 pub use config::{ConfigError, DaemonConfig, Settings};
 pub use server::{run, DaemonError};

@@ -14,7 +14,15 @@ pub fn create_body(config: &ContainerConfig) -> ContainerCreateBody {
     // The effective limits, else the options' own `--cpus`/`--memory` (as `docker run` takes them).
     let nano_cpus = config.nano_cpus.or_else(|| o.cpus.map(|cpus| (cpus * 1e9).round() as i64));
     let memory = config.memory.or(o.memory);
+    let log_config = config.log_rotation.as_ref().map(|r| bollard::models::HostConfigLogConfig {
+        typ: Some("json-file".to_owned()),
+        config: Some(HashMap::from([
+            ("max-size".to_owned(), r.max_size.clone()),
+            ("max-file".to_owned(), r.max_files.to_string()),
+        ])),
+    });
     let host_config = HostConfig {
+        log_config,
         nano_cpus,
         memory: memory.map(|m| m as i64),
         binds: (!binds.is_empty()).then_some(binds),

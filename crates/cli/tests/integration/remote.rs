@@ -146,3 +146,31 @@ fn a_remote_session_over_mutual_tls_and_revocation() {
     assert_eq!(std::fs::read(daemon.root().join("certs/server.crt")).unwrap(), before);
     daemon.terminate();
 }
+
+/// `berth version`, the version file, and the engine's log rotation on the
+/// containers berth makes (no app can fill the disk with its output).
+#[test]
+fn version_file_and_container_log_rotation() {
+    let mut daemon = TestDaemon::start(bin());
+    let run = daemon.berth(&["version", "--output", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["schema"], 4);
+    assert!(!v["git"].as_str().unwrap().is_empty());
+    assert_eq!(v["daemon"]["version"], v["version"]);
+    let name = unique("ver");
+    let archive = daemon.archive(&ImageBuilder::new(&format!("berth-test/{name}:1")).service(), true);
+    assert_eq!(daemon.berth(&["install", &name, &archive.path.to_string_lossy(), "-y"]).code, 0);
+    let file = std::fs::read_to_string(daemon.root().join("version")).unwrap();
+    assert!(file.starts_with("berth="), "{file}");
+    assert!(file.contains("schema=4\n"), "{file}");
+    let short = archive.image_id.trim_start_matches("sha256:")[..12].to_owned();
+    assert!(file.contains(&format!("{name}=berth-test/{name}:1 {short}\n")), "{file}");
+    let container = berth_testkit::harness::inspect(&name).unwrap();
+    assert_eq!(container["HostConfig"]["LogConfig"]["Type"], "json-file");
+    assert_eq!(container["HostConfig"]["LogConfig"]["Config"]["max-size"], "10m");
+    assert_eq!(container["HostConfig"]["LogConfig"]["Config"]["max-file"], "3");
+    assert_eq!(daemon.berth(&["uninstall", &name, "-y"]).code, 0);
+    let file = std::fs::read_to_string(daemon.root().join("version")).unwrap();
+    assert!(!file.contains(&name), "{file}");
+}

@@ -418,7 +418,7 @@ impl Actor {
                         ),
                     });
                 }
-                let id = engine.create(&container_spec.config()).await?;
+                let id = engine.create(&self.apps.container_config(&container_spec)).await?;
                 self.set(|r| r.container_id = Some(id));
                 if start {
                     self.start_container().await?;

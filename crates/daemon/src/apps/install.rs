@@ -104,7 +104,7 @@ async fn steps(
     if engine.inspect(name.as_str()).await?.is_some_and(|c| services.ownership.owns(&c)) {
         engine.remove(name.as_str()).await?;
     }
-    let container = engine.create(&apps.container_spec(&record.spec, entry.id).config()).await?;
+    let container = engine.create(&apps.container_config(&apps.container_spec(&record.spec, entry.id))).await?;
     super::units::write_app_unit(services, &name).await?;
     lock(runtime).container_id = Some(container);
 

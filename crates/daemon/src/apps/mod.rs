@@ -58,6 +58,15 @@ impl Apps {
         ContainerSpec::for_app(spec, &dir.to_string_lossy(), self.services.ownership.instance(), operation)
     }
 
+    /// What the engine is asked to create for an app: its spec's container,
+    /// with the log rotation of `[logs]` (not part of the spec's hash, so a
+    /// change of it applies to containers made from then on).
+    pub fn container_config(&self, spec: &ContainerSpec) -> berth_core::engine::ContainerConfig {
+        let mut config = spec.config();
+        config.log_rotation = self.services.config.settings.logs.rotation();
+        config
+    }
+
     fn view(&self, name: &str) -> Result<AppView, AppError> {
         self.registry.view(name, &self.services.config.data_root, false)
     }
@@ -269,7 +278,10 @@ impl AppsManager for AppsApi {
         let handle = actor::spawn(self.0.clone(), runtime);
         self.registry.reserve(&name, handle.clone())?;
         let spec = Box::new(valid.spec);
-        Ok(self.ask_handle(&name, &handle, |reply| Command::Install { spec, fetch: valid.fetch, op, reply }).await?)
+        let view =
+            self.ask_handle(&name, &handle, |reply| Command::Install { spec, fetch: valid.fetch, op, reply }).await?;
+        crate::version::write(&self.services).await;
+        Ok(view)
     }
 
     async fn upgrade(
@@ -281,16 +293,22 @@ impl AppsManager for AppsApi {
     ) -> Result<AppView, ApiError> {
         self.services.require_ready().map_err(AppError::from)?;
         let request = Box::new(request);
-        Ok(self.ask(name, |reply| Command::Upgrade { request, archive, op, reply }).await?)
+        let view = self.ask(name, |reply| Command::Upgrade { request, archive, op, reply }).await?;
+        crate::version::write(&self.services).await;
+        Ok(view)
     }
 
     async fn rollback(&self, name: &str, op: Operation<InstallEvent>) -> Result<AppView, ApiError> {
         self.services.require_ready().map_err(AppError::from)?;
-        Ok(self.ask(name, |reply| Command::Rollback { op, reply }).await?)
+        let view = self.ask(name, |reply| Command::Rollback { op, reply }).await?;
+        crate::version::write(&self.services).await;
+        Ok(view)
     }
 
     async fn uninstall(&self, name: &str, keep_data: bool) -> Result<Uninstalled, ApiError> {
-        Ok(self.ask(name, |reply| Command::Uninstall { keep_data, reply }).await?)
+        let gone = self.ask(name, |reply| Command::Uninstall { keep_data, reply }).await?;
+        crate::version::write(&self.services).await;
+        Ok(gone)
     }
 
     async fn start(&self, name: &str) -> Result<AppView, ApiError> {

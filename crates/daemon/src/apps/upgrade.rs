@@ -244,7 +244,10 @@ impl Plan<'_> {
         super::preflight::make_volumes(services, &services.journal, entry, &self.record.new).await?;
         self.step(entry, "new_started", vec![Effect::RemoveContainer { container: name.clone() }]).await?;
         say(self.op, &format!("starting {}", self.record.new.image_ref));
-        services.engine.create(&self.apps.container_spec(&self.record.new, entry.id).config()).await?;
+        services
+            .engine
+            .create(&self.apps.container_config(&self.apps.container_spec(&self.record.new, entry.id)))
+            .await?;
         start_and_check(services, &name, self.cancel).await
     }
 

@@ -83,6 +83,7 @@ pub fn config(resources: &Resources, a: &Accepted, image: &str) -> Result<Contai
         memory: None,
         labels,
         open_stdin: false,
+        log_rotation: resources.services.config.settings.logs.rotation(),
     })
 }
 
