@@ -129,6 +129,9 @@ pub struct DaemonOptions {
     /// Certificates directory (default: <root>/certs; an appliance sets /storage/data/certs).
     #[arg(long)]
     pub certs_dir: Option<PathBuf>,
+    /// The daemon's log file goes here (default: <root>/logs; an appliance sets /storage/log/berth).
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
     /// Serve the whole API over mutual TLS on tcp://ADDR:PORT (repeatable; none by default).
     #[arg(long, value_parser = parse_listen)]
     pub listen: Vec<std::net::SocketAddr>,

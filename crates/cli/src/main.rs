@@ -27,6 +27,7 @@ macro_rules! prompt {
 mod args;
 mod certs;
 mod exit;
+mod logfile;
 mod output;
 mod password;
 mod progress;
@@ -75,12 +76,7 @@ fn main() -> ExitCode {
 }
 
 fn run_daemon(options: args::DaemonOptions, socket: std::path::PathBuf) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal, not into files or the journal.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let log_dir = options.log_dir.clone().unwrap_or_else(|| options.root.join("logs"));
     let config = match options.into_config(socket) {
         Ok(config) => config,
         Err(e) => {
@@ -88,6 +84,30 @@ fn run_daemon(options: args::DaemonOptions, socket: std::path::PathBuf) -> ExitC
             return ExitCode::from(Code::Config.code());
         }
     };
+    let logs = &config.settings.logs;
+    let file = match logfile::RotatingFile::open(&log_dir, logs.daemon_max_bytes, logs.daemon_max_files) {
+        Ok(file) => file,
+        Err(e) => {
+            note!("berth daemon: cannot write the log file in {}: {e}", log_dir.display());
+            return ExitCode::from(Code::Config.code());
+        }
+    };
+    let (file, _flush_at_exit) = tracing_appender::non_blocking(file);
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+        tracing_subscriber::registry()
+            .with(filter)
+            // Colours only for a person at a terminal, not into files or the journal.
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
+            .with(tracing_subscriber::fmt::layer().with_writer(file).with_ansi(false))
+            .init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let result = match runtime {
         Ok(runtime) => {

@@ -55,6 +55,10 @@ pub struct LogSettings {
     pub app_max_size: String,
     /// How many rotated files an app's log keeps (docker's `max-file`); 0 leaves the engine's default.
     pub app_max_files: u32,
+    /// The daemon's `berth.log` is rotated past this size…
+    pub daemon_max_bytes: u64,
+    /// …keeping this many older files (`berth.log.1` …).
+    pub daemon_max_files: u32,
 }
 
 impl LogSettings {
@@ -69,7 +73,7 @@ impl LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { app_max_size: "10m".into(), app_max_files: 3 }
+        Self { app_max_size: "10m".into(), app_max_files: 3, daemon_max_bytes: 10 << 20, daemon_max_files: 5 }
     }
 }
 

@@ -119,6 +119,25 @@ fn make_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// A consistent copy of the database as it was before a migration, in
+/// `<dir>/backup/berth.db.schema-<version>` (made once: a migration run
+/// again, or the old binary's, finds it there and keeps the first).
+fn backup(path: &Path, connection: &Connection, version: i64) -> rusqlite::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new(".")).join("backup");
+    let copy = dir.join(format!("berth.db.schema-{version}"));
+    if copy.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    let temp = dir.join(format!(".berth.db.schema-{version}.tmp"));
+    let _ = std::fs::remove_file(&temp);
+    connection.execute("VACUUM INTO ?1", [temp.to_string_lossy()])?;
+    let _ = std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600));
+    std::fs::rename(&temp, &copy).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    Ok(())
+}
+
 enum Check {
     Failed(String),
     Sqlite(rusqlite::Error),
@@ -142,7 +161,7 @@ enum Migration {
     Sqlite(rusqlite::Error),
 }
 
-fn migrate(_path: &Path, connection: &Connection) -> Result<(), Migration> {
+fn migrate(path: &Path, connection: &Connection) -> Result<(), Migration> {
     let sqlite = Migration::Sqlite;
     let mut version: i64 = connection.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sqlite)?;
     if version > SCHEMA_VERSION {
@@ -164,6 +183,9 @@ fn migrate(_path: &Path, connection: &Connection) -> Result<(), Migration> {
     }
     // The first berth wrote its tables without a version.
     version = version.max(1);
+    if version < SCHEMA_VERSION {
+        backup(path, &connection, version).map_err(sqlite)?;
+    }
     for (to, statements) in MIGRATIONS.iter().filter(|(to, _)| *to > version) {
         connection
             .execute_batch(&format!("BEGIN; {statements} PRAGMA user_version = {to}; COMMIT;"))

@@ -268,4 +268,16 @@ fn a_database_of_the_previous_layout_is_migrated() {
     assert_eq!((old.subject.as_str(), old.phase), ("app:aa", Phase::RolledBack));
     // And the new journal works on it.
     install(&store, "bb", "sha256:2");
+    // The database as it was is kept, once, readable by the old berth.
+    let backup = dir.path().join("backup/berth.db.schema-2");
+    let old = Connection::open(&backup).unwrap();
+    let version: i64 = old.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 2);
+    let apps: i64 = old.query_row("SELECT COUNT(*) FROM apps", [], |r| r.get(0)).unwrap();
+    assert_eq!(apps, 1);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777, 0o600);
+    drop(store);
+    Store::open(&path).unwrap();
+    assert_eq!(std::fs::read_dir(dir.path().join("backup")).unwrap().count(), 1, "opening again makes no new copy");
 }

@@ -173,4 +173,9 @@ fn version_file_and_container_log_rotation() {
     assert_eq!(daemon.berth(&["uninstall", &name, "-y"]).code, 0);
     let file = std::fs::read_to_string(daemon.root().join("version")).unwrap();
     assert!(!file.contains(&name), "{file}");
+    // The daemon's own log file, beside stderr; a normal run logs no error.
+    let log = std::fs::read_to_string(daemon.root().join("logs/berth.log")).unwrap();
+    assert!(log.contains("berth daemon starting"), "{log}");
+    assert!(!log.contains(" ERROR "), "a normal run logged an error:\n{log}");
+    assert!(!daemon.log().contains(" ERROR "), "a normal run logged an error:\n{}", daemon.log());
 }
