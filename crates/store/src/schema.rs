@@ -184,7 +184,7 @@ fn migrate(path: &Path, connection: &Connection) -> Result<(), Migration> {
     // The first berth wrote its tables without a version.
     version = version.max(1);
     if version < SCHEMA_VERSION {
-        backup(path, &connection, version).map_err(sqlite)?;
+        backup(path, connection, version).map_err(sqlite)?;
     }
     for (to, statements) in MIGRATIONS.iter().filter(|(to, _)| *to > version) {
         connection
