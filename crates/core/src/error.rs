@@ -139,7 +139,7 @@ impl ExitCode {
             ExitCode::Cancelled => "cancelled (Ctrl-C, `berth cancel`, the daemon shutting down) and undone",
             ExitCode::TooLarge => "the input is larger than berth accepts (an archive over `[fetch] max_archive_bytes`, a configuration upload over `[sra]` limits, a command XML over 16 MiB)",
             ExitCode::CorruptState => "berth's own state is damaged or from a newer berth (`berth daemon` refuses to start; nothing is changed)",
-            ExitCode::Config => "`berth daemon`: configuration error (bad `berth.toml`, a `--config` that does not exist, root or socket already in use) — systemd should not restart on it",
+            ExitCode::Config => "`berth daemon`: configuration error (bad `berth.toml`, a `--config` that does not exist, root or socket already in use, certificates that cannot be used, a log directory it cannot write) — systemd should not restart on it",
         }
     }
 
