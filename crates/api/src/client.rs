@@ -492,6 +492,10 @@ impl Client {
         }
     }
 
+    pub async fn doctor(&self) -> Result<crate::DoctorReport, ClientError> {
+        self.json(Method::GET, "/v1/doctor", None).await
+    }
+
     pub async fn certs_show(&self) -> Result<crate::CertsView, ClientError> {
         self.json(Method::GET, "/v1/certs", None).await
     }

@@ -72,6 +72,8 @@ pub enum Verb {
     Certs(Certs),
     /// berth's version (git describe, build number), its state schema, and the daemon's version.
     Version(ReadOptions),
+    /// Check the daemon's health: engine, database, disks, certificates, units, orphans, journal.
+    Doctor(ReadOptions),
 }
 
 #[derive(Subcommand, Debug)]

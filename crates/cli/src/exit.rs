@@ -31,6 +31,8 @@ pub enum Failure {
     Migration(String),
     /// `resource transition --wait`: the request ended FAILED.
     TransitionFailed(String),
+    /// `doctor` found a problem, of this exit code's class.
+    Doctor(ExitCode),
 }
 
 impl Failure {
@@ -53,6 +55,7 @@ impl Failure {
             Failure::Command(_) => ExitCode::OperationFailed,
             Failure::SraReported(_) => ExitCode::SraReported,
             Failure::Input(_) => ExitCode::InvalidInput,
+            Failure::Doctor(code) => *code,
             Failure::TooLarge(_) => ExitCode::TooLarge,
             Failure::BadSource(_) => ExitCode::BadSource,
             Failure::Fetch(kind, _) => kind.exit_code(),
@@ -103,6 +106,7 @@ impl fmt::Display for Failure {
                 f.write_str(message)
             }
             Failure::Cancelled(message) => write!(f, "cancelled: {message}"),
+            Failure::Doctor(_) => f.write_str("doctor found a problem (see above)"),
         }
     }
 }

@@ -403,6 +403,29 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         Verb::RunApp(target) => run_app(client, &target.name).await?,
         Verb::Resource(command) => resources::run(client, command).await?,
         Verb::Certs(command) => certs::run(client, command).await?,
+        Verb::Doctor(read) => {
+            let report = client.doctor().await?;
+            if read.output.is_json() {
+                output::json(&report)?;
+            } else {
+                for c in &report.checks {
+                    say(&format!("{:<8} {:<13} {}", c.status, c.name, output::printable(&c.message)))?;
+                }
+            }
+            // The exit code of the gravest problem's class (documented in the README).
+            let class = |name: &str| match name {
+                "database" => Code::CorruptState,
+                "engine" => Code::EngineUnavailable,
+                _ => Code::Internal,
+            };
+            let problems: Vec<Code> =
+                report.checks.iter().filter(|c| c.status == "problem").map(|c| class(&c.name)).collect();
+            if let Some(code) =
+                [Code::CorruptState, Code::EngineUnavailable, Code::Internal].into_iter().find(|c| problems.contains(c))
+            {
+                return Err(Failure::Doctor(code));
+            }
+        }
         Verb::Version(read) => {
             // The daemon's answer is shown when it answers; this binary's always.
             let daemon = client.info().await.ok();

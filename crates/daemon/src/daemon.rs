@@ -81,6 +81,10 @@ struct Info(Arc<Daemon>);
 
 #[async_trait]
 impl DaemonManager for Info {
+    async fn doctor(&self) -> Result<berth_api::DoctorReport, ApiError> {
+        Ok(crate::doctor::run(&self.0).await)
+    }
+
     async fn info(&self) -> Result<DaemonInfo, ApiError> {
         let services = &self.0.services;
         let open = services.journal.open_entries().await.map(|e| e.len()).unwrap_or_default();

@@ -16,6 +16,7 @@ pub mod apps;
 pub mod certs;
 pub mod config;
 pub mod daemon;
+pub mod doctor;
 pub mod effects;
 pub mod engine_watch;
 pub mod fs;

@@ -166,6 +166,16 @@ impl Store {
         f(&mut connection)
     }
 
+    /// What `PRAGMA integrity_check` finds wrong (nothing: an empty list).
+    pub fn integrity(&self) -> Result<Vec<String>> {
+        self.with(|c| {
+            let mut statement = c.prepare("PRAGMA integrity_check").map_err(sql("checking integrity"))?;
+            let rows = statement.query_map([], |r| r.get::<_, String>(0)).map_err(sql("checking integrity"))?;
+            let found: Vec<String> = rows.collect::<Result<_, _>>().map_err(sql("checking integrity"))?;
+            Ok(found.into_iter().filter(|r| r != "ok").take(5).collect())
+        })
+    }
+
     /// Opens a journal entry (and makes its change to the app's row), atomically:
     /// of two operations on one subject, exactly one gets here.
     pub fn begin<C: Serialize>(&self, entry: NewEntry<'_, C>) -> Result<i64> {

@@ -20,3 +20,20 @@ pub struct DaemonInfo {
     #[serde(default)]
     pub open_operations: usize,
 }
+
+/// One check of `berth doctor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DoctorCheck {
+    /// `engine`, `database`, `disk`, `certificates`, `units`, `orphans`, `journal`.
+    pub name: String,
+    /// `ok`, `warning` or `problem`.
+    pub status: String,
+    /// In plain words: what was found, and what to do.
+    pub message: String,
+}
+
+/// `GET /v1/doctor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DoctorReport {
+    pub checks: Vec<DoctorCheck>,
+}

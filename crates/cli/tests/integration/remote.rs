@@ -179,3 +179,25 @@ fn version_file_and_container_log_rotation() {
     assert!(!log.contains(" ERROR "), "a normal run logged an error:\n{log}");
     assert!(!daemon.log().contains(" ERROR "), "a normal run logged an error:\n{}", daemon.log());
 }
+
+/// `berth doctor`: every check on a healthy daemon, then a missing unit file
+/// found and told, with the exit code of its class.
+#[test]
+fn doctor_checks_the_daemon() {
+    let mut daemon = TestDaemon::start(bin());
+    let run = daemon.berth(&["doctor", "--output", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let names: Vec<&str> = report["checks"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    for name in ["engine", "database", "disk", "certificates", "units", "orphans", "journal"] {
+        assert!(names.contains(&name), "{name} in {report}");
+    }
+    assert!(report["checks"].as_array().unwrap().iter().all(|c| c["status"] != "problem"), "{report}");
+    let name = unique("doc");
+    let archive = daemon.archive(&ImageBuilder::new(&format!("berth-test/{name}:1")).service(), true);
+    assert_eq!(daemon.berth(&["install", &name, &archive.path.to_string_lossy(), "-y"]).code, 0);
+    std::fs::remove_file(daemon.unit_dir().join(format!("berth-app-{name}.service"))).unwrap();
+    let run = daemon.berth(&["doctor"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("problem") && run.stdout.contains(&format!("berth-app-{name}.service")), "{run:?}");
+}
