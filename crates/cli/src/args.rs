@@ -74,6 +74,8 @@ pub enum Verb {
     Version(ReadOptions),
     /// Check the daemon's health: engine, database, disks, certificates, units, orphans, journal.
     Doctor(ReadOptions),
+    /// The daemon: version, instance, engine, apps, open operations, and whether it runs degraded.
+    Info(ReadOptions),
 }
 
 #[derive(Subcommand, Debug)]

@@ -403,6 +403,25 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         Verb::RunApp(target) => run_app(client, &target.name).await?,
         Verb::Resource(command) => resources::run(client, command).await?,
         Verb::Certs(command) => certs::run(client, command).await?,
+        Verb::Info(read) => {
+            let info = client.info().await?;
+            if read.output.is_json() {
+                output::json(&info)?;
+            } else {
+                say(&format!(
+                    "berth {} (instance {}), root {}",
+                    info.version,
+                    info.instance,
+                    output::printable(&info.root)
+                ))?;
+                let engine = info.engine_version.as_deref().unwrap_or("not reached yet");
+                say(&format!("engine: {} ({engine})", output::printable(&info.engine_endpoint)))?;
+                say(&format!("apps: {}, open operations: {}, ready: {}", info.apps, info.open_operations, info.ready))?;
+                if let Some(degraded) = &info.degraded {
+                    say(&format!("DEGRADED: {}", output::printable(degraded)))?;
+                }
+            }
+        }
         Verb::Doctor(read) => {
             let report = client.doctor().await?;
             if read.output.is_json() {

@@ -20,8 +20,12 @@ pub async fn follow_engine(daemon: Arc<Daemon>) {
         // Subscribe first, then look: nothing that happens in between is missed.
         let mut events = services.engine.events(&services.ownership.filter());
         match connect(&daemon).await {
-            Ok(()) => retry = RETRY_MIN,
+            Ok(()) => {
+                retry = RETRY_MIN;
+                services.engine_state.set_lost(None);
+            }
             Err(e) => {
+                services.engine_state.set_lost(Some(e.clone()));
                 tracing::warn!(error = %e, "container engine not usable; retrying in {retry:?}");
                 tokio::select! {
                     _ = tokio::time::sleep(retry) => {}
@@ -46,6 +50,7 @@ pub async fn follow_engine(daemon: Arc<Daemon>) {
                     }
                 }
                 Some(Err(e)) => {
+                    services.engine_state.set_lost(Some(e.to_string()));
                     tracing::warn!(error = %e, "engine event stream broke");
                     break;
                 }

@@ -43,11 +43,18 @@ pub struct EngineState {
     online_cpus: AtomicU32,
     /// Start-up recovery has run against a reachable engine.
     ready: AtomicBool,
+    /// Why the engine is not usable now; `None` while it answers.
+    lost: Mutex<Option<String>>,
 }
 
 impl EngineState {
     pub fn new(online_cpus: u32) -> Self {
-        Self { version: Mutex::new(None), online_cpus: AtomicU32::new(online_cpus), ready: AtomicBool::new(false) }
+        Self {
+            version: Mutex::new(None),
+            online_cpus: AtomicU32::new(online_cpus),
+            ready: AtomicBool::new(false),
+            lost: Mutex::new(None),
+        }
     }
 
     pub fn connected(&self, version: String, online_cpus: u32) {
@@ -61,6 +68,16 @@ impl EngineState {
 
     pub fn online_cpus(&self) -> u32 {
         self.online_cpus.load(Ordering::Acquire).max(1)
+    }
+
+    /// The engine went away (with why), or answers again (`None`).
+    pub fn set_lost(&self, why: Option<String>) {
+        *self.lost.lock().unwrap_or_else(|e| e.into_inner()) = why;
+    }
+
+    /// Why the engine is not usable now, if it is not.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn is_ready(&self) -> bool {

@@ -19,6 +19,9 @@ pub struct DaemonInfo {
     /// Journal entries not closed yet (under way, or waiting for the engine to finish their undo).
     #[serde(default)]
     pub open_operations: usize,
+    /// Set while the daemon runs degraded: what is wrong, in plain words.
+    #[serde(default)]
+    pub degraded: Option<String>,
 }
 
 /// One check of `berth doctor`.

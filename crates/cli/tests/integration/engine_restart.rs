@@ -27,6 +27,13 @@ fn apps_come_back_after_an_engine_restart_and_a_reboot() {
     engine.stop();
     let listed = daemon.berth(&["list"]);
     assert_eq!(listed.code, 0, "list answers while the engine is down: {listed:?}");
+    // The daemon says it runs degraded, in plain words, in info and doctor.
+    daemon.wait_for("info to say degraded", Duration::from_secs(30), |d| {
+        let run = d.berth(&["info"]);
+        run.stdout.contains("DEGRADED: the container engine").then_some(())
+    });
+    let doctor = daemon.berth(&["doctor"]);
+    assert_eq!(doctor.code, 6, "{doctor:?}");
     engine.launch();
     daemon.wait_for("the app to run again", Duration::from_secs(30), |_| {
         engine.inspect(&web).filter(|c| c["State"]["Running"] == true && c["State"]["StartedAt"] != first_start)
@@ -48,6 +55,7 @@ fn apps_come_back_after_an_engine_restart_and_a_reboot() {
         engine.inspect(&web).filter(|c| c["State"]["Running"] == true)
     });
     daemon.wait_state(&web, "running", Duration::from_secs(10));
+    assert!(!daemon.berth(&["info"]).stdout.contains("DEGRADED"), "recovered on its own");
     assert_eq!(daemon.app(&off).unwrap()["state"], "stopped", "a user-stopped app stays stopped");
     assert_eq!(engine.inspect(&off).unwrap()["State"]["Running"], false);
 }
