@@ -621,6 +621,14 @@ fn resource_containers_are_supervised_except_after_stop() {
     // Start runs the script again in a container started for it.
     transition(&daemon, next_body(&id, "Start", json!({})));
     assert_eq!(inspect(&container).unwrap()["State"]["Running"], true);
+    // Stopped while the daemon is down (a reboot): started again at the next start.
+    let mut daemon = daemon;
+    daemon.terminate();
+    assert!(docker("POST", &format!("/containers/{container}/stop?t=1"), None).status < 300);
+    daemon.launch(&[]);
+    daemon.wait_for("the container to run again after the start", std::time::Duration::from_secs(30), |_| {
+        inspect(&container).filter(|c| c["State"]["Running"] == true)
+    });
     transition(&daemon, next_body(&id, "Uninstall", json!({})));
 }
 

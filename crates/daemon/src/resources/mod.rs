@@ -174,6 +174,36 @@ impl Resources {
         }
         self.discover_networks().await;
         self.fail_orphans().await;
+        self.start_stopped_containers().await;
+    }
+
+    /// After the daemon was down (a reboot, a crash): the containers of
+    /// installed instances that should run and do not are started, as apps are.
+    async fn start_stopped_containers(&self) {
+        let instances = match self.db(|s| s.resource_instances(None)).await {
+            Ok(instances) => instances,
+            Err(e) => return tracing::error!(error = %e, "cannot list resource instances"),
+        };
+        for i in instances.iter().filter(|i| matches!(i.state.as_str(), transitions::ACTIVE | transitions::INACTIVE)) {
+            let (Some(container), Some(location)) = (&i.container, self.location(&i.location)) else { continue };
+            match location.engine.inspect(container).await {
+                Ok(Some(c)) if self.services.ownership.owns(&c) && !c.state.is_running() => {
+                    match location.engine.start(&c.id).await {
+                        Ok(()) => {
+                            tracing::info!(instance = %i.id, container = %c.name, "a resource container that stopped while berth was down is started again")
+                        }
+                        Err(e) => tracing::warn!(instance = %i.id, error = %e, "cannot start a resource container"),
+                    }
+                }
+                Ok(None) => {
+                    tracing::warn!(instance = %i.id, container, "the container of a resource instance is gone; uninstall and install the instance again")
+                }
+                Ok(Some(_)) => {}
+                Err(e) => {
+                    tracing::warn!(instance = %i.id, location = %i.location, error = %e, "cannot look at a resource container")
+                }
+            }
+        }
     }
 
     /// The packages of the package directories, onboarded after start-up

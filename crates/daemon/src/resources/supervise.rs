@@ -73,7 +73,10 @@ async fn follow(resources: Arc<Resources>, location: Arc<crate::resources::locat
                 let _ = resources.db(move |s| s.put_instance(&broken)).await;
                 continue;
             }
-            let delay = policy.initial_backoff.saturating_mul(1 << (entry.0 - 1).min(16)).min(policy.max_backoff);
+            let base = policy.initial_backoff.saturating_mul(1 << (entry.0 - 1).min(16)).min(policy.max_backoff);
+            // ± jitter, as apps get it, so restarts of many instances spread out.
+            let spread = 1.0 + policy.jitter * (2.0 * (resources.services.jitter)() - 1.0);
+            let delay = base.mul_f64(spread.max(0.0));
             tracing::warn!(instance = %instance_id, container = %event.container_id, delay_ms = delay.as_millis() as u64, "a resource container exited; restarting it");
             let engine = location.engine.clone();
             let id = event.container_id.clone();
