@@ -118,9 +118,12 @@ pub struct DaemonOptions {
     /// State directory: database, journal, logs.
     #[arg(long, default_value = "/var/lib/berth")]
     pub root: PathBuf,
-    /// Where apps' private directories live (default: <root>/tpc).
-    #[arg(long)]
+    /// Where apps' private directories live (default: <root>/tpc; an appliance sets /storage/data/berth).
+    #[arg(long, alias = "data-dir")]
     pub data_root: Option<PathBuf>,
+    /// Where the state database berth.db lives (default: <root>; an appliance sets /storage/db/berth).
+    #[arg(long)]
+    pub db_dir: Option<PathBuf>,
     /// The engine: unix:///path or tcp://host:port (default: DOCKER_HOST or the local socket).
     #[arg(long)]
     pub docker_host: Option<String>,
@@ -152,6 +155,7 @@ impl DaemonOptions {
         let explicit = self.config.is_some();
         let settings = Settings::load(&self.config.unwrap_or_else(|| self.root.join("berth.toml")), explicit)?;
         let certs_dir = self.certs_dir.unwrap_or_else(|| self.root.join("certs"));
+        let db_path = self.db_dir.unwrap_or_else(|| self.root.clone()).join("berth.db");
         Ok(DaemonConfig {
             data_root: self.data_root.unwrap_or_else(|| self.root.join("tpc")),
             root: self.root,
@@ -159,6 +163,7 @@ impl DaemonOptions {
             docker_host: self.docker_host,
             unit_dir: self.unit_dir,
             certs_dir,
+            db_path,
             listen: self.listen,
             settings,
         })

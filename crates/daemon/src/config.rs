@@ -16,6 +16,8 @@ pub struct DaemonConfig {
     pub unit_dir: PathBuf,
     /// The certificates directory (default `<root>/certs`).
     pub certs_dir: PathBuf,
+    /// The state database (default `<root>/berth.db`; `--db-dir`).
+    pub db_path: PathBuf,
     /// Mutual-TLS listeners of the whole API (`--listen tcp://ADDR:PORT`).
     pub listen: Vec<std::net::SocketAddr>,
     pub settings: Settings,

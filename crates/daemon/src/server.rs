@@ -66,7 +66,10 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     prepare_root(&config.root)?;
     let _lock = lock_root(&config.root)?;
     std::fs::create_dir_all(&config.data_root).map_err(io(&config.data_root))?;
-    let store = Store::open(&config.root.join("berth.db"))?;
+    if let Some(dir) = config.db_path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    let store = Store::open(&config.db_path)?;
     let timeouts = EngineTimeouts { control: Duration::from_secs(config.settings.engine.control_timeout_secs) };
     let engine = DockerEngine::connect(config.docker_host.as_deref(), timeouts).await?;
     let instance = instance_id(&config.root);

@@ -45,6 +45,7 @@ impl Fixture {
             docker_host: None,
             unit_dir: self.dir.path().join("units"),
             certs_dir: self.root().join("certs"),
+            db_path: self.root().join("berth.db"),
             listen: Vec::new(),
             settings: self.settings.clone(),
         }

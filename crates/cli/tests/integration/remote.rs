@@ -201,3 +201,30 @@ fn doctor_checks_the_daemon() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stdout.contains("problem") && run.stdout.contains(&format!("berth-app-{name}.service")), "{run:?}");
 }
+
+/// The appliance layout: data, logs and the database each where the flags say.
+#[test]
+fn data_log_and_database_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, logs, db) = (dir.path().join("data"), dir.path().join("log"), dir.path().join("db"));
+    let mut daemon = TestDaemon::start_with_args(
+        bin(),
+        TEST_SETTINGS,
+        &[
+            "--data-dir",
+            &data.to_string_lossy(),
+            "--log-dir",
+            &logs.to_string_lossy(),
+            "--db-dir",
+            &db.to_string_lossy(),
+        ],
+    );
+    let name = unique("layout");
+    let archive = daemon.archive(&ImageBuilder::new(&format!("berth-test/{name}:1")).service(), true);
+    assert_eq!(daemon.berth(&["install", &name, &archive.path.to_string_lossy(), "-y"]).code, 0);
+    assert!(db.join("berth.db").exists(), "the database is in --db-dir");
+    assert!(!daemon.root().join("berth.db").exists(), "and not in the root");
+    assert!(data.join(&name).is_dir(), "the app's private directory is in --data-dir");
+    assert!(logs.join("berth.log").exists(), "the log is in --log-dir");
+    assert_eq!(daemon.berth(&["uninstall", &name, "-y"]).code, 0);
+}
