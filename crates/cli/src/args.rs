@@ -76,6 +76,9 @@ pub enum Verb {
     Doctor(ReadOptions),
     /// The daemon: version, instance, engine, apps, open operations, and whether it runs degraded.
     Info(ReadOptions),
+    /// Replace this berth binary with a newer one and restart the daemon on it; put the old one
+    /// back if the new daemon does not become healthy.
+    SelfUpgrade { binary: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]

@@ -32,6 +32,7 @@ mod output;
 mod password;
 mod progress;
 mod resources;
+mod self_upgrade;
 mod sources;
 
 use args::{Cli, Verb};
@@ -403,6 +404,7 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         Verb::RunApp(target) => run_app(client, &target.name).await?,
         Verb::Resource(command) => resources::run(client, command).await?,
         Verb::Certs(command) => certs::run(client, command).await?,
+        Verb::SelfUpgrade { binary } => self_upgrade::run(client, &binary).await?,
         Verb::Info(read) => {
             let info = client.info().await?;
             if read.output.is_json() {

@@ -99,6 +99,7 @@ impl DaemonManager for Info {
             default_cpus: services.default_cpus(),
             apps: self.0.apps.registry.len(),
             open_operations: open,
+            pid: std::process::id(),
             degraded: services.engine_state.lost().map(|why| {
                 format!(
                     "the container engine at {} does not answer ({why}); running apps keep running, nothing can be installed or changed, and berth recovers on its own when the engine is back",

@@ -22,6 +22,9 @@ pub struct DaemonInfo {
     /// Set while the daemon runs degraded: what is wrong, in plain words.
     #[serde(default)]
     pub degraded: Option<String>,
+    /// The daemon's process id (for `berth self-upgrade`).
+    #[serde(default)]
+    pub pid: u32,
 }
 
 /// One check of `berth doctor`.

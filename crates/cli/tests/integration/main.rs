@@ -19,6 +19,7 @@ mod resources;
 mod resources_journal;
 mod resources_kafka;
 mod resources_support;
+mod self_upgrade;
 mod sra;
 mod sra_config;
 mod sra_hostile;
