@@ -811,6 +811,19 @@ fn tls_listener_and_volumes_in_instances() {
         &[],
     );
     onboard(&daemon, &p);
+    // A volume berth did not make (another app's data, say) is not mounted.
+    let foreign = unique("foreignvol");
+    let made = docker("POST", "/volumes/create", Some(&json!({"Name": foreign, "Labels": {"berth.test.sweep": "1"}})));
+    assert!(made.status < 300, "{}", made.text());
+    let body = install_body(&p.type_name(), &unique("novol"), json!({"docker_volume": format!("{foreign}:/data")}));
+    let (request_id, _) = request(&daemon, body);
+    let status = wait_request(&daemon, &request_id);
+    assert_eq!(status["requestState"], "FAILED", "{status}");
+    assert!(
+        status["requestStateReason"].as_str().unwrap().contains("was not made by this resource manager"),
+        "{status}"
+    );
+    docker("DELETE", &format!("/volumes/{foreign}"), None);
     let (_, id) = transition(
         &daemon,
         install_body(&p.type_name(), &unique("withvol"), json!({"docker_volume": format!("{vol}:/data")})),

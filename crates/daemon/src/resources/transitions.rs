@@ -502,6 +502,27 @@ impl Resources {
             other => Failure::internal(other.to_string()),
         })?;
         let config = crate::resources::containers::config(self, a, &image)?;
+        // A volume is mounted only when it is this berth's (made by the
+        // docker-volume type): never another app's or another berth's data,
+        // and never one the engine would make, unlabelled, on the way.
+        for mount in &config.options.mounts {
+            let Some(volume) = mount.source.as_deref() else { continue };
+            match location.engine.inspect_volume(volume).await.map_err(Failure::from)? {
+                Some(v) if self.services.ownership.owns_labels(&v.labels) => {}
+                Some(_) => {
+                    return Err(Failure::new(
+                        failure::RESOURCE_NOT_FOUND,
+                        format!("volume {volume} was not made by this resource manager; it is not mounted"),
+                    ))
+                }
+                None => {
+                    return Err(Failure::new(
+                        failure::RESOURCE_NOT_FOUND,
+                        format!("no volume {volume}: install it first (resource::docker-volume::1.0)"),
+                    ))
+                }
+            }
+        }
         let name = config.name.clone().unwrap_or_default();
         a.record.container = Some(name.clone());
         let undo = vec![Effect::RemoveResourceContainer { location: location.name.clone(), container: name.clone() }];
