@@ -252,7 +252,10 @@ pub fn render_daemon_service(settings: &DaemonUnitSettings) -> String {
         "[Unit]",
         "Description=berth container manager",
         &format!("Requires={ENGINE_SERVICE}"),
-        &format!("After={ENGINE_SERVICE}"),
+        // The engine's socket, and the mounts its state directory is on (an
+        // appliance's /storage/… disks), come first.
+        &format!("After={ENGINE_SERVICE} docker.socket"),
+        &format!("RequiresMountsFor={root}"),
         "",
         "[Service]",
         "# READY=1 (sd_notify) once the API socket is served.",
@@ -349,7 +352,10 @@ mod tests {
             root: "/data/berth".into(),
             socket: "/run/b.sock".into(),
         });
-        assert_eq!(section(&daemon, "Unit")[1..], ["Requires=docker.service", "After=docker.service"]);
+        assert_eq!(
+            section(&daemon, "Unit")[1..],
+            ["Requires=docker.service", "After=docker.service docker.socket", "RequiresMountsFor=/data/berth"]
+        );
         assert_eq!(
             section(&daemon, "Service"),
             [
