@@ -26,13 +26,24 @@ fn failed(kind: ErrorKind, message: String) -> Failure {
 
 /// `(version, schema)` the binary reports of itself.
 fn version_of(binary: &Path) -> Result<(String, i64), Failure> {
-    let out = Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .args(["version", "--output", "json"])
         .env("BERTH_SOCKET", "/nonexistent/berth.sock")
         .env_remove("BERTH_HOST")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Failure::BadSource(format!("the new binary {} does not run: {e}", binary.display())))?;
+        .stdin(Stdio::null());
+    // A binary that was just written may be busy for an instant (ETXTBSY)
+    // while another process still holds it open for writing.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let out = loop {
+        match command.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => break other,
+        }
+    }
+    .map_err(|e| Failure::BadSource(format!("the new binary {} does not run: {e}", binary.display())))?;
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|_| {
         Failure::BadSource(format!(
             "the new binary {} does not say its version (is it a berth binary?): {}",

@@ -173,7 +173,7 @@ impl TestDaemon {
         for (k, v) in env {
             command.env(k, v);
         }
-        self.child = Some(command.spawn().expect("spawn berth daemon"));
+        self.child = Some(retry_busy(|| command.spawn()).expect("spawn berth daemon"));
         // Against an engine that cannot exist, "answering" is all there is to wait for.
         let ready_needed =
             self.docker_host.as_deref().is_none_or(|h| Path::new(h.trim_start_matches("unix://")).exists());
@@ -245,7 +245,8 @@ impl TestDaemon {
     }
 
     fn run(&self, command: &mut Command) -> Run {
-        command.env("BERTH_SOCKET", &self.socket).stdin(Stdio::null()).output().expect("run berth").into()
+        command.env("BERTH_SOCKET", &self.socket).stdin(Stdio::null());
+        retry_busy(|| command.output()).expect("run berth").into()
     }
 
     /// Starts the CLI without waiting for it (stdout and stderr piped), with
@@ -366,6 +367,21 @@ impl Drop for TestDaemon {
         if self.tmpfs_root {
             // Lazily: a container that bound a directory of it may still be going away.
             let _ = Command::new("umount").arg("-l").arg(self.root()).status();
+        }
+    }
+}
+
+/// Runs `start` again while the kernel says the program is busy (ETXTBSY): a
+/// binary a test has just copied may still be open for writing in a child
+/// another test thread forked and has not exec'd yet. The window is that short.
+pub fn retry_busy<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match start() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && Instant::now() < deadline => {
+                std::thread::yield_now();
+            }
+            other => return other,
         }
     }
 }

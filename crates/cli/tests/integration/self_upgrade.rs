@@ -30,7 +30,7 @@ fn a_failing_new_binary_is_rolled_back_and_a_good_one_taken() {
     let run_as_installed = |args: &[&str]| {
         let mut command = std::process::Command::new(&installed);
         command.args(args).env("BERTH_SOCKET", &daemon.socket).env("BERTH_SELF_UPGRADE_TIMEOUT_SECS", "5");
-        berth_testkit::harness::Run::from(command.output().unwrap())
+        berth_testkit::harness::Run::from(berth_testkit::harness::retry_busy(|| command.output()).unwrap())
     };
 
     // Not a berth binary, and an older berth: refused, nothing touched.
