@@ -61,7 +61,19 @@ fn run_script(script: &str) -> i32 {
             return 2;
         }
     };
-    let status = Command::new(script).stdin(Stdio::null()).stdout(stdout).stderr(Stdio::inherit()).status();
+    let mut command = Command::new(script);
+    command.stdin(Stdio::null()).stdout(stdout).stderr(Stdio::inherit());
+    // A script written an instant ago may still be open for writing in
+    // another process (ETXTBSY); that passes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let status = loop {
+        match command.status() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other,
+        }
+    };
     match status {
         Ok(status) => status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
         Err(e) => {
