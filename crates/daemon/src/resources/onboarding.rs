@@ -68,8 +68,13 @@ impl Resources {
         Ok(())
     }
 
-    /// Onboards one checked package (the caller holds the onboarding lock).
-    async fn onboard_checked(&self, checked: CheckedPackage) -> Result<StoredType, ResourceError> {
+    /// Onboards one checked package in `locations` (the ones that answer;
+    /// the caller holds the onboarding lock).
+    async fn onboard_checked(
+        &self,
+        checked: CheckedPackage,
+        locations: &[Arc<Location>],
+    ) -> Result<StoredType, ResourceError> {
         let name = checked.package.descriptor.name.clone();
         if berth_core::resource::builtin_package(&name).is_some() {
             return Err(ResourceError::invalid(format!("{name} is a built-in type and cannot be replaced")));
@@ -77,8 +82,8 @@ impl Resources {
         let key = name.to_string();
         let existing = self.db(move |s| s.resource_type(&key)).await?;
         let context = checked.tree.to_tar().map_err(|e| ResourceError::Internal(e.to_string()))?;
-        for location in self.available_locations().await {
-            self.ensure_image(&location, &name, &checked.digest, &context).await?;
+        for location in locations {
+            self.ensure_image(location, &name, &checked.digest, &context).await?;
         }
         let file = self.package_file(&name);
         let bytes = context.clone();
@@ -117,7 +122,8 @@ impl Resources {
         })
         .await?;
         let _one = self.onboarding.lock().await;
-        self.onboard_checked(checked).await
+        let locations = self.available_locations().await;
+        self.onboard_checked(checked, &locations).await
     }
 
     /// Onboards every package of the package directories; all are checked
@@ -152,9 +158,11 @@ impl Resources {
         })
         .await?;
         let _one = self.onboarding.lock().await;
+        // Asked once for the whole reload, not once per package.
+        let locations = self.available_locations().await;
         let mut onboarded = Vec::new();
         for package in checked {
-            onboarded.push(self.onboard_checked(package).await?);
+            onboarded.push(self.onboard_checked(package, &locations).await?);
         }
         Ok(onboarded)
     }

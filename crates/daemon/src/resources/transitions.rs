@@ -15,9 +15,7 @@ use crate::resources::runtime::{self, ParamsFile};
 use crate::resources::{builtin, Resources};
 use berth_api::{RmTransitionAccepted, RmTransitionRequest};
 use berth_core::journal::{Effect, OperationKind, ResourceRecord, Subject};
-use berth_core::resource::{
-    is_builtin_operation, resolve_properties, InstanceRef, Package, PropertyDefs, Transition, TypeName,
-};
+use berth_core::resource::{is_builtin_operation, resolve_properties, InstanceRef, Package, PropertyDefs, Transition};
 use berth_store::{now_ms, AppChange, ResourceChange, StoredInstance, StoredRequest, StoredType};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -361,7 +359,7 @@ impl Resources {
             delete_instance: delete,
             outbox,
         };
-        let record = op_record(&op);
+        let record = op.context().clone();
         match self.services.journal.commit(&op, &record, Vec::new(), AppChange::Resource(change)).await {
             Ok(_) => {
                 tracing::info!(request = %request_id, "transition completed");
@@ -409,7 +407,7 @@ impl Resources {
             .ok_or_else(|| Failure::new(failure::RESOURCE_NOT_FOUND, "the instance has no container"))?;
         let running = engine.inspect(&container).await.map_err(Failure::from)?;
         let uninstall = a.action == Action::Lifecycle(Transition::Uninstall);
-        match running {
+        match &running {
             None if uninstall => {}
             None => {
                 return Err(Failure::new(
@@ -423,8 +421,8 @@ impl Resources {
             }
             Some(_) => {}
         }
-        let container_exists = !(uninstall && engine.inspect(&container).await.map_err(Failure::from)?.is_none());
-        if container_exists {
+        // Gone only for an Uninstall, which then skips the script.
+        if running.is_some() {
             let (file, script) = match &a.action {
                 Action::Lifecycle(t) => (ParamsFile::Lifecycle, a.package.lifecycle_script(*t).map(str::to_owned)),
                 Action::Operation(op) => (ParamsFile::Operation, a.package.operation_script(op).map(str::to_owned)),
@@ -595,13 +593,4 @@ pub enum Finish {
 
 fn completed_reason(started: std::time::Instant) -> String {
     format!("Transition successfully completed in {} msecs", started.elapsed().as_millis())
-}
-
-fn op_record(op: &Op) -> serde_json::Value {
-    op.context().clone()
-}
-
-/// A type name as text, checked.
-pub fn type_name(text: &str) -> Option<TypeName> {
-    TypeName::parse(text).ok()
 }

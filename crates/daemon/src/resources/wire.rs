@@ -4,7 +4,6 @@
 use berth_api::{RmInternalResource, RmResourceInstance, RmResourceType, RmTransitionStatus};
 use berth_core::resource::{mask_secrets, Descriptor};
 use berth_store::{StoredInstance, StoredRequest, StoredType};
-use std::collections::BTreeMap;
 
 /// RFC 3339 in UTC to the second (`2017-05-01T12:00:00Z`), as the Ansible RM writes it.
 pub fn time(ms: i64) -> String {
@@ -55,15 +54,11 @@ pub fn status(r: &StoredRequest) -> RmTransitionStatus {
         resource_id: r.instance_id.clone(),
         started_at: r.started_at.map(time),
         finished_at: r.finished_at.map(time),
-        context: context(r),
+        context: r.context.clone(),
         transition_name: Some(r.transition.clone()),
         resource_type: Some(r.type_name.clone()),
         deployment_location: Some(r.location.clone()),
     }
-}
-
-fn context(r: &StoredRequest) -> BTreeMap<String, String> {
-    r.context.clone()
 }
 
 /// The spec's 2.6.1 message for a request that ended; `instance` as it is
@@ -89,7 +84,7 @@ pub fn response_message(r: &StoredRequest, instance: Option<&RmResourceInstance>
         "transitionName": r.transition,
         "resourceId": r.instance_id,
         "resourceInstance": resource_instance,
-        "context": context(r),
+        "context": r.context,
         "requestState": r.state,
         "requestStateReason": r.reason,
         "requestFailureCode": r.failure_code,
