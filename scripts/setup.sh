@@ -20,6 +20,9 @@ command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 # sshd for the scp/sftp source tests (each test runs its own, on loopback).
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+# scripts/package-deb.sh (and the package test) need dpkg-shlibdeps and strip.
+command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
+command -v strip >/dev/null 2>&1 || missing+=(binutils)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     as_root apt-get update -qq

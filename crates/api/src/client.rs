@@ -496,6 +496,10 @@ impl Client {
         self.json(Method::GET, "/v1/doctor", None).await
     }
 
+    pub async fn rebuild(&self) -> Result<crate::RebuildReport, ClientError> {
+        self.json(Method::POST, "/v1/doctor/rebuild", None).await
+    }
+
     pub async fn certs_show(&self) -> Result<crate::CertsView, ClientError> {
         self.json(Method::GET, "/v1/certs", None).await
     }

@@ -72,13 +72,17 @@ pub enum Verb {
     Certs(Certs),
     /// berth's version (git describe, build number), its state schema, and the daemon's version.
     Version(ReadOptions),
-    /// Check the daemon's health: engine, database, disks, certificates, units, orphans, journal.
-    Doctor(ReadOptions),
+    /// Check the daemon's health: engine, database, disks, certificates, units, orphans, journal;
+    /// with --rebuild, rebuild the state database from what the containers keep.
+    Doctor(DoctorOptions),
     /// The daemon: version, instance, engine, apps, open operations, and whether it runs degraded.
     Info(ReadOptions),
     /// Replace this berth binary with a newer one and restart the daemon on it; put the old one
     /// back if the new daemon does not become healthy.
     SelfUpgrade { binary: PathBuf },
+    /// Shell completions and manual pages, for packages (scripts/package-deb.sh).
+    #[command(subcommand, hide = true)]
+    Generate(crate::generate::Generate),
 }
 
 #[derive(Subcommand, Debug)]
@@ -482,6 +486,17 @@ pub struct ShowOptions {
     /// Show the values of `-e NAME=VALUE` in the app's args (hidden by default).
     #[arg(long)]
     pub show_secrets: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorOptions {
+    /// Record the apps, resource types and resource instances that the engine's containers,
+    /// networks and volumes keep records of and the database does not know (after berth.db
+    /// was lost or set aside); what the database knows is left as it is.
+    #[arg(long)]
+    pub rebuild: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 #[derive(Args, Debug)]

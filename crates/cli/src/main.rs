@@ -27,6 +27,7 @@ macro_rules! prompt {
 mod args;
 mod certs;
 mod exit;
+mod generate;
 mod logfile;
 mod output;
 mod password;
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
     }
     match cli.verb {
         Verb::Daemon(options) => run_daemon(options, cli.socket),
+        Verb::Generate(what) => generate::run(what),
         verb => match remote_client(cli.host.as_deref(), cli.cert_path.as_deref(), &cli.tls_verify) {
             Ok(remote) => run_client(&cli.socket, remote, verb),
             Err(e) => {
@@ -193,7 +195,7 @@ fn say(line: &str) -> Result<(), Failure> {
 
 async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
     match verb {
-        Verb::Daemon(_) => unreachable!("handled in main"),
+        Verb::Daemon(_) | Verb::Generate(_) => unreachable!("handled in main"),
         Verb::Install(install) => {
             let prepared = sources::prepare(&install.source, &install.from).await?;
             confirm(install.yes, &format!("Install {} from {}?", install.name, prepared.shown))?;
@@ -422,6 +424,23 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
                 if let Some(degraded) = &info.degraded {
                     say(&format!("DEGRADED: {}", output::printable(degraded)))?;
                 }
+            }
+        }
+        Verb::Doctor(read) if read.rebuild => {
+            let report = client.rebuild().await?;
+            if read.output.is_json() {
+                output::json(&report)?;
+            } else {
+                if report.items.is_empty() {
+                    say("nothing to rebuild: the engine keeps no record of this instance's apps or resources")?;
+                }
+                for i in &report.items {
+                    let shown = format!("{} {}", i.kind.replace('_', " "), output::printable(&i.name));
+                    say(&format!("{:<9} {shown}: {}", i.outcome, output::printable(&i.message)))?;
+                }
+            }
+            if report.items.iter().any(|i| i.outcome == "skipped") {
+                return Err(Failure::Doctor(Code::Internal));
             }
         }
         Verb::Doctor(read) => {

@@ -156,7 +156,7 @@ pub fn escape_controls(text: &str) -> String {
 }
 
 fn short_id(id: &str) -> String {
-    id.trim_start_matches("sha256:").chars().take(12).collect()
+    berth_core::spec::short_image_id(id).to_owned()
 }
 
 fn duration(seconds: u64) -> String {

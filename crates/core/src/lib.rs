@@ -7,6 +7,7 @@ pub mod engine;
 pub mod error;
 pub mod host;
 pub mod journal;
+pub mod kept;
 pub mod name;
 pub mod reconcile;
 pub mod resource;

@@ -26,6 +26,12 @@ pub const PRIVATE_MOUNT: &str = "/tpc";
 /// TPCM's default CPU share of the host: 20 % of its total capacity.
 pub const DEFAULT_CPU_SHARE: f64 = 0.2;
 
+/// An image id as people read it: the first 12 hex digits, without `sha256:`.
+pub fn short_image_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.get(..12).unwrap_or(hex)
+}
+
 /// The default CPU limit for a host with `online_cpus` CPUs, in CPUs.
 pub fn default_cpu_limit(online_cpus: u32, share: f64) -> f64 {
     (f64::from(online_cpus.max(1)) * share).max(0.01)

@@ -85,6 +85,10 @@ impl DaemonManager for Info {
         Ok(crate::doctor::run(&self.0).await)
     }
 
+    async fn rebuild(&self) -> Result<berth_api::RebuildReport, ApiError> {
+        crate::doctor::rebuild(&self.0).await
+    }
+
     async fn info(&self) -> Result<DaemonInfo, ApiError> {
         let services = &self.0.services;
         let open = services.journal.open_entries().await.map(|e| e.len()).unwrap_or_default();

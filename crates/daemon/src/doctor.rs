@@ -162,3 +162,29 @@ pub async fn run(daemon: &Daemon) -> DoctorReport {
     }
     DoctorReport { checks }
 }
+
+/// `berth doctor --rebuild`: the apps, then the resource types and instances
+/// the engine keeps records of and the database does not know. The SRA
+/// configuration needs nothing: it lives in files, and each execution
+/// container names the generation it binds in a label.
+pub async fn rebuild(daemon: &Daemon) -> Result<berth_api::RebuildReport, berth_api::ApiError> {
+    if !daemon.services.engine_state.is_ready() {
+        return Err(crate::apps::error::AppError::from(berth_core::engine::EngineError::Unreachable {
+            endpoint: daemon.services.engine.endpoint(),
+            reason: "the container engine does not answer; the rebuild reads what it keeps".into(),
+        })
+        .into());
+    }
+    let mut items = crate::apps::rebuild::rebuild(&daemon.apps).await?;
+    let resources = daemon.resources.rebuild().await.map_err(|e| {
+        let kind = match &e {
+            crate::resources::error::ResourceError::Engine(engine) if engine.is_unavailable() => {
+                berth_core::ErrorKind::EngineUnavailable
+            }
+            _ => berth_core::ErrorKind::Internal,
+        };
+        berth_api::ApiError::new(kind, e.to_string())
+    })?;
+    items.extend(resources);
+    Ok(berth_api::RebuildReport { items })
+}

@@ -17,8 +17,8 @@ pub fn render(apps: &[StoredApp]) -> String {
     let mut text =
         format!("berth={GIT}\nberth_version={VERSION}\nbuild={BUILD}\nschema={}\n", berth_store::SCHEMA_VERSION);
     for app in apps.iter().filter(|a| a.installed) {
-        let id = app.spec.image_id.trim_start_matches("sha256:");
-        text.push_str(&format!("{}={} {}\n", app.spec.name, app.spec.image_ref, &id[..id.len().min(12)]));
+        let id = berth_core::spec::short_image_id(&app.spec.image_id);
+        text.push_str(&format!("{}={} {id}\n", app.spec.name, app.spec.image_ref));
     }
     text
 }

@@ -371,6 +371,29 @@ impl Store {
         })
     }
 
+    /// Records an installed app rebuilt from its container's kept record
+    /// (`berth doctor --rebuild`), unless the name is recorded already: the
+    /// database wins over a container. Whether it was recorded now.
+    pub fn restore_app(&self, app: &StoredApp) -> Result<bool> {
+        self.with(|c| {
+            let inserted = c
+                .execute(
+                    "INSERT INTO apps (name, spec, desired, installed, created_at, updated_at, previous_spec)
+                     VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6) ON CONFLICT(name) DO NOTHING",
+                    params![
+                        app.spec.name.as_str(),
+                        to_json(&app.spec),
+                        app.desired.as_str(),
+                        app.created_at,
+                        now(),
+                        app.previous.as_ref().map(to_json)
+                    ],
+                )
+                .map_err(sql("recording a rebuilt app"))?;
+            Ok(inserted == 1)
+        })
+    }
+
     /// Removes the app's row; one that is gone already is fine.
     pub fn delete_app(&self, name: &str) -> Result<()> {
         self.with(|c| {

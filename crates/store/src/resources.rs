@@ -43,7 +43,9 @@ pub struct InternalResource {
     pub kind: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Serialisable: a resource container keeps its instance's record as JSON
+/// (`berth doctor --rebuild` reads it back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredInstance {
     pub id: String,
     pub name: String,

@@ -281,3 +281,22 @@ fn a_database_of_the_previous_layout_is_migrated() {
     Store::open(&path).unwrap();
     assert_eq!(std::fs::read_dir(dir.path().join("backup")).unwrap().count(), 1, "opening again makes no new copy");
 }
+
+#[test]
+fn a_rebuilt_app_is_recorded_once_and_never_over_a_recorded_one() {
+    let (_dir, store) = store();
+    let rebuilt = StoredApp {
+        spec: spec("web", "sha256:2"),
+        previous: Some(spec("web", "sha256:1")),
+        desired: DesiredState::Stopped,
+        installed: true,
+        created_at: 42,
+    };
+    assert!(store.restore_app(&rebuilt).unwrap());
+    assert_eq!(store.app("web").unwrap().unwrap(), rebuilt);
+    assert!(!store.restore_app(&StoredApp { spec: spec("web", "sha256:9"), ..rebuilt.clone() }).unwrap());
+    assert_eq!(store.app("web").unwrap().unwrap(), rebuilt, "the recorded app wins");
+    install(&store, "db", "sha256:3");
+    assert!(!store.restore_app(&StoredApp { spec: spec("db", "sha256:9"), ..rebuilt }).unwrap());
+    assert_eq!(store.app("db").unwrap().unwrap().spec.image_id, "sha256:3");
+}

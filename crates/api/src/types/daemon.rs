@@ -43,3 +43,28 @@ pub struct DoctorCheck {
 pub struct DoctorReport {
     pub checks: Vec<DoctorCheck>,
 }
+
+/// One thing `berth doctor --rebuild` looked at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RebuildItem {
+    /// `app`, `resource_type` or `resource_instance`.
+    pub kind: String,
+    pub name: String,
+    /// `restored` (recorded from what the engine keeps), `recorded` (the
+    /// database knew it already; left as it is) or `skipped` (its record
+    /// cannot be used; the message says why and what to do).
+    pub outcome: String,
+    pub message: String,
+}
+
+/// `POST /v1/doctor/rebuild`: the database rebuilt from what the containers keep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RebuildReport {
+    pub items: Vec<RebuildItem>,
+}
+
+impl RebuildItem {
+    pub fn new(kind: &str, name: impl Into<String>, outcome: &str, message: impl Into<String>) -> Self {
+        Self { kind: kind.to_owned(), name: name.into(), outcome: outcome.to_owned(), message: message.into() }
+    }
+}

@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod cancel;
+mod deb;
 mod engine_restart;
 mod hostile;
 mod http_source;
@@ -13,6 +14,7 @@ mod journal;
 mod leaks;
 mod lifecycle;
 mod migrate;
+mod rebuild;
 mod registry;
 mod remote;
 mod resources;

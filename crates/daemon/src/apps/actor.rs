@@ -381,9 +381,9 @@ impl Actor {
     async fn try_reconcile(&mut self, may_start: bool) -> Result<(), AppError> {
         let services = self.apps.services.clone();
         let engine = services.engine.as_ref();
-        let (spec, desired) = {
+        let (spec, desired, previous) = {
             let r = lock(&self.runtime);
-            (r.spec.clone(), r.desired)
+            (r.spec.clone(), r.desired, r.previous.clone())
         };
         let container_spec = self.apps.container_spec(&spec, 0);
         let observed = engine.inspect(&self.name).await?;
@@ -418,7 +418,8 @@ impl Actor {
                         ),
                     });
                 }
-                let id = engine.create(&self.apps.container_config(&container_spec)).await?;
+                let kept = self.apps.kept(&spec, previous.as_ref());
+                let id = engine.create(&self.apps.container_config(&container_spec, &kept)).await?;
                 self.set(|r| r.container_id = Some(id));
                 if start {
                     self.start_container().await?;

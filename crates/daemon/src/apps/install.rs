@@ -104,7 +104,8 @@ async fn steps(
     if engine.inspect(name.as_str()).await?.is_some_and(|c| services.ownership.owns(&c)) {
         engine.remove(name.as_str()).await?;
     }
-    let container = engine.create(&apps.container_config(&apps.container_spec(&record.spec, entry.id))).await?;
+    let config = apps.container_config(&apps.container_spec(&record.spec, entry.id), &apps.kept(&record.spec, None));
+    let container = engine.create(&config).await?;
     super::units::write_app_unit(services, &name).await?;
     lock(runtime).container_id = Some(container);
 

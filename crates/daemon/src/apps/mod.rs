@@ -11,6 +11,7 @@ mod hooks;
 mod install;
 pub mod migration;
 mod preflight;
+pub mod rebuild;
 pub mod registry;
 mod request;
 mod start;
@@ -27,6 +28,7 @@ use async_trait::async_trait;
 use berth_api::routes::apps::AppsManager;
 use berth_api::{ApiError, AppView, InstallEvent, InstallRequest, Operation, Uninstalled, UpgradeRequest, Upload};
 use berth_core::engine::{EngineError, Progress, ProgressSink};
+use berth_core::kept::KeptApp;
 use berth_core::spec::{AppSpec, ContainerSpec, LABEL_APP};
 use berth_core::status::AppState;
 use berth_core::AppName;
@@ -61,10 +63,26 @@ impl Apps {
     /// What the engine is asked to create for an app: its spec's container,
     /// with the log rotation of `[logs]` (not part of the spec's hash, so a
     /// change of it applies to containers made from then on).
-    pub fn container_config(&self, spec: &ContainerSpec) -> berth_core::engine::ContainerConfig {
+    ///
+    /// The container keeps its app's record (label `berth.kept`, not part of
+    /// the hash either), so `berth doctor --rebuild` can restore the app
+    /// after the database was lost.
+    pub fn container_config(&self, spec: &ContainerSpec, kept: &KeptApp) -> berth_core::engine::ContainerConfig {
         let mut config = spec.config();
         config.log_rotation = self.services.config.settings.logs.rotation();
+        config.labels.insert(berth_core::kept::LABEL_KEPT.to_owned(), berth_core::kept::encode(kept));
         config
+    }
+
+    /// What a container made now for `spec` keeps of its app: the spec, the
+    /// version it replaces (`previous`) and when the app was installed.
+    pub fn kept(&self, spec: &AppSpec, previous: Option<&AppSpec>) -> KeptApp {
+        let created_at = self
+            .registry
+            .get(spec.name.as_str())
+            .map(|h| h.runtime.lock().unwrap_or_else(|e| e.into_inner()).created_at)
+            .unwrap_or_else(crate::services::now_secs);
+        KeptApp { spec: spec.clone(), previous: previous.cloned(), created_at }
     }
 
     fn view(&self, name: &str) -> Result<AppView, AppError> {

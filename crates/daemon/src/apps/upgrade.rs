@@ -244,10 +244,9 @@ impl Plan<'_> {
         super::preflight::make_volumes(services, &services.journal, entry, &self.record.new).await?;
         self.step(entry, "new_started", vec![Effect::RemoveContainer { container: name.clone() }]).await?;
         say(self.op, &format!("starting {}", self.record.new.image_ref));
-        services
-            .engine
-            .create(&self.apps.container_config(&self.apps.container_spec(&self.record.new, entry.id)))
-            .await?;
+        let spec = self.apps.container_spec(&self.record.new, entry.id);
+        let kept = self.apps.kept(&self.record.new, Some(&self.record.old));
+        services.engine.create(&self.apps.container_config(&spec, &kept)).await?;
         start_and_check(services, &name, self.cancel).await
     }
 

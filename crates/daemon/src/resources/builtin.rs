@@ -36,12 +36,18 @@ pub fn bridge_name(instance_name: &str, instance_id: &str) -> String {
     }
 }
 
+/// Ownership, and the instance's record as made (an installed network or
+/// volume is not changed by later transitions; the engine fills in its id).
 fn labels(resources: &Resources, a: &Accepted) -> BTreeMap<String, String> {
+    let mut kept = a.instance.clone();
+    kept.properties = a.properties.clone();
+    kept.state = ACTIVE.into();
     BTreeMap::from([
         (LABEL_INSTANCE.to_owned(), resources.services.ownership.instance().to_owned()),
         (crate::resources::containers::LABEL_RESOURCE.to_owned(), a.instance.id.clone()),
         (crate::resources::containers::LABEL_RESOURCE_TYPE.to_owned(), a.instance.type_name.clone()),
         (crate::resources::containers::LABEL_LOCATION.to_owned(), a.location.name.clone()),
+        (berth_core::kept::LABEL_KEPT.to_owned(), berth_core::kept::encode(&kept)),
     ])
 }
 

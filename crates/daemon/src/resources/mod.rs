@@ -11,10 +11,12 @@ pub mod api;
 pub mod builtin;
 pub mod containers;
 pub mod error;
+pub mod kept;
 pub mod locations;
 pub mod onboarding;
 pub mod outbox;
 pub mod packages;
+pub mod rebuild;
 pub mod runtime;
 pub mod supervise;
 #[cfg(test)]

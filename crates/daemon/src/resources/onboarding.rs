@@ -29,8 +29,13 @@ fn quiet() -> ProgressSink {
 }
 
 impl Resources {
+    /// Where onboarded packages are saved (a rebuild of the database reads them).
+    pub fn packages_dir(&self) -> PathBuf {
+        self.services.config.root.join("resources").join("packages")
+    }
+
     fn package_file(&self, name: &TypeName) -> PathBuf {
-        self.services.config.root.join("resources").join("packages").join(format!("{}.tar", packages::image_tag(name)))
+        self.packages_dir().join(format!("{}.tar", packages::image_tag(name)))
     }
 
     /// The package a stored type was onboarded from.

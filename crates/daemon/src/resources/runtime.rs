@@ -37,7 +37,8 @@ impl ParamsFile {
     }
 }
 
-fn params_archive(name: &str, text: &str) -> std::io::Result<Vec<u8>> {
+/// A tar archive of one root-owned file, for the Engine API's archive endpoint.
+pub fn file_archive(name: &str, text: &str) -> std::io::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(text.len() as u64);
@@ -56,7 +57,7 @@ pub async fn write_params(
     file: ParamsFile,
     properties: &BTreeMap<String, String>,
 ) -> Result<(), Failure> {
-    let archive = params_archive(file.name(), &render_params(properties))
+    let archive = file_archive(file.name(), &render_params(properties))
         .map_err(|e| Failure::internal(format!("cannot write the properties file: {e}")))?;
     engine.copy_to(container, PARAMS_DIR, Bytes::from(archive)).await.map_err(|e| {
         let mut f = Failure::from(e);
@@ -76,21 +77,22 @@ pub async fn read_params(
         .await
         .map_err(Failure::from)?
         .ok_or_else(|| Failure::internal(format!("the script removed {path}")))?;
-    let mut entries = tar::Archive::new(archive.as_slice());
-    let mut text = String::new();
-    let mut found = false;
-    for entry in entries.entries().map_err(|e| Failure::internal(format!("cannot read {path}: {e}")))? {
-        let mut entry = entry.map_err(|e| Failure::internal(format!("cannot read {path}: {e}")))?;
+    let text = file_text(&archive, &path).map_err(Failure::internal)?;
+    parse_params(&text).map_err(|e| Failure::internal(format!("{path} as the script left it: {e}")))
+}
+
+/// The text of the one file in an archive the Engine API gave for `path`.
+pub fn file_text(archive: &[u8], path: &str) -> Result<String, String> {
+    let mut entries = tar::Archive::new(archive);
+    for entry in entries.entries().map_err(|e| format!("cannot read {path}: {e}"))? {
+        let mut entry = entry.map_err(|e| format!("cannot read {path}: {e}"))?;
         if entry.header().entry_type().is_file() {
-            entry.read_to_string(&mut text).map_err(|e| Failure::internal(format!("{path} is not UTF-8 text: {e}")))?;
-            found = true;
-            break;
+            let mut text = String::new();
+            entry.read_to_string(&mut text).map_err(|e| format!("{path} is not UTF-8 text: {e}"))?;
+            return Ok(text);
         }
     }
-    if !found {
-        return Err(Failure::internal(format!("{path} is not a file")));
-    }
-    parse_params(&text).map_err(|e| Failure::internal(format!("{path} as the script left it: {e}")))
+    Err(format!("{path} is not a file"))
 }
 
 fn tail(bytes: &[u8]) -> String {

@@ -315,13 +315,22 @@ impl Resources {
         } else {
             self.run_scripted(&mut accepted).await
         };
-        let Accepted { op, instance, .. } = accepted;
+        let Accepted { op, instance, location, .. } = accepted;
+        let accepted_engine = location.engine.clone();
         match outcome {
             Ok(Finish::Keep(mut instance)) => {
                 instance.updated_at = now_ms();
-                self.complete(op, &request_id, Some(*instance), None, started).await
+                let kept = instance.container.clone().map(|c| (c, (*instance).clone()));
+                if self.complete(op, &request_id, Some(*instance), None, started).await {
+                    if let Some((container, instance)) = kept {
+                        let engine = accepted_engine.as_ref();
+                        crate::resources::kept::keep_in_container(engine, &container, &instance).await;
+                    }
+                }
             }
-            Ok(Finish::Delete) => self.complete(op, &request_id, None, Some(instance.id.clone()), started).await,
+            Ok(Finish::Delete) => {
+                self.complete(op, &request_id, None, Some(instance.id.clone()), started).await;
+            }
             Err(failure) if failure.halted => drop(op),
             Err(failure) => self.fail(op, &request_id, failure).await,
         }
@@ -334,11 +343,14 @@ impl Resources {
         instance: Option<StoredInstance>,
         delete: Option<String>,
         started: std::time::Instant,
-    ) {
+    ) -> bool {
         let id = request_id.to_owned();
         let request = match self.db(move |s| s.resource_request(&id)).await {
             Ok(Some(r)) => r,
-            _ => return self.fail(op, request_id, Failure::internal("the request's record is gone")).await,
+            _ => {
+                self.fail(op, request_id, Failure::internal("the request's record is gone")).await;
+                return false;
+            }
         };
         let descriptor = self.descriptor_of(&request.type_name).await;
         let outbox = self.topic().map(|topic| {
@@ -364,11 +376,13 @@ impl Resources {
             Ok(_) => {
                 tracing::info!(request = %request_id, "transition completed");
                 self.outbox.wake.notify_one();
+                true
             }
-            Err(e) if e.is_halted() => {}
+            Err(e) if e.is_halted() => false,
             Err(e) => {
                 tracing::error!(request = %request_id, error = %e, "the transition's end could not be recorded; it is undone");
                 self.fail(op, request_id, Failure::internal(e.to_string())).await;
+                false
             }
         }
     }
