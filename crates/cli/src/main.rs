@@ -92,7 +92,7 @@ fn run_daemon(options: args::DaemonOptions, socket: std::path::PathBuf) -> ExitC
         Ok(file) => file,
         Err(e) => {
             note!("berth daemon: cannot write the log file in {}: {e}", log_dir.display());
-            return ExitCode::from(Code::Config.code());
+            return ExitCode::from(Code::NotWritable.code());
         }
     };
     let (file, _flush_at_exit) = tracing_appender::non_blocking(file);

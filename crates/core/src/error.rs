@@ -110,6 +110,12 @@ pub enum ExitCode {
     Cancelled = 13,
     TooLarge = 14,
     CorruptState = 15,
+    /// `berth daemon`: a directory it must write cannot be written.
+    NotWritable = 16,
+    /// `berth daemon`: the certificates directory cannot be made or used.
+    CertificatesUnusable = 17,
+    /// `berth daemon`: no container engine is installed on this machine.
+    EngineMissing = 18,
     /// `berth daemon`: bad configuration, root or socket in use (sysexits'
     /// EX_CONFIG); the packaged unit does not restart on it.
     Config = 78,
@@ -139,7 +145,10 @@ impl ExitCode {
             ExitCode::Cancelled => "cancelled (Ctrl-C, `berth cancel`, the daemon shutting down) and undone",
             ExitCode::TooLarge => "the input is larger than berth accepts (an archive over `[fetch] max_archive_bytes`, a configuration upload over `[sra]` limits, a command XML over 16 MiB)",
             ExitCode::CorruptState => "berth's own state is damaged or from a newer berth (`berth daemon` refuses to start; nothing is changed)",
-            ExitCode::Config => "`berth daemon`: configuration error (bad `berth.toml`, a `--config` that does not exist, root or socket already in use, certificates that cannot be used, a log directory it cannot write) — systemd should not restart on it",
+            ExitCode::NotWritable => "`berth daemon`: a directory it must write (the root, the data, database, log or certificates directory) cannot be written: a read-only file system, permissions; nothing is changed",
+            ExitCode::CertificatesUnusable => "`berth daemon`: the certificates cannot be used (a custom certificate that does not parse, has expired or does not match its key, a CA that cannot sign); nothing is changed",
+            ExitCode::EngineMissing => "`berth daemon`: no container engine is installed (no engine socket and no `dockerd`); an engine that is installed but does not answer is waited for, degraded",
+            ExitCode::Config => "`berth daemon`: configuration error (bad `berth.toml`, a `--config` that does not exist, root or socket already in use) — systemd does not restart on it, nor on 15 to 18",
         }
     }
 

@@ -40,11 +40,13 @@ pub const ENGINE_SERVICE: &str = "docker.service";
 pub const APP_UNIT_PREFIX: &str = "berth-app-";
 /// First line of every unit berth renders.
 pub const HEADER: &str = "# Written by berth; changes are overwritten.";
-/// `berth daemon`'s exit status for a configuration error (sysexits'
-/// `EX_CONFIG`). `berth.service` lists it in `RestartPreventExitStatus=`, so
-/// systemd does not restart a daemon that cannot work until someone edits
+/// `berth daemon`'s exit statuses that a restart cannot cure: damaged or
+/// newer state (15), a directory it cannot write (16), unusable certificates
+/// (17), no engine installed (18), a configuration error (78, sysexits'
+/// `EX_CONFIG`). `berth.service` lists them in `RestartPreventExitStatus=`,
+/// so systemd does not restart a daemon that cannot work until someone fixes
 /// something.
-pub const CONFIG_ERROR_EXIT: u8 = 78;
+pub const UNRECOVERABLE_EXITS: &str = "15 16 17 18 78";
 
 /// Where the shipped units (`packaging/`) expect berth: the executable, the
 /// state root and the API socket (also the CLI's defaults).
@@ -263,8 +265,9 @@ pub fn render_daemon_service(settings: &DaemonUnitSettings) -> String {
         &format!("ExecStart={berth_binary} --socket {socket} daemon --root {root}"),
         "Restart=on-failure",
         "RestartSec=2",
-        &format!("# {CONFIG_ERROR_EXIT} (EX_CONFIG): the configuration is wrong; restarting will not help."),
-        &format!("RestartPreventExitStatus={CONFIG_ERROR_EXIT}"),
+        "# Damaged state, an unwritable directory, unusable certificates, no engine, a wrong",
+        "# configuration (README, exit codes): restarting will not help.",
+        &format!("RestartPreventExitStatus={UNRECOVERABLE_EXITS}"),
         "",
         "[Install]",
         "WantedBy=multi-user.target",
@@ -363,7 +366,7 @@ mod tests {
                 "ExecStart=/opt/berth/bin/berth --socket /run/b.sock daemon --root /data/berth",
                 "Restart=on-failure",
                 "RestartSec=2",
-                "RestartPreventExitStatus=78",
+                "RestartPreventExitStatus=15 16 17 18 78",
             ]
         );
         assert_eq!(section(&daemon, "Install"), ["WantedBy=multi-user.target"]);

@@ -24,6 +24,10 @@ pub enum DaemonError {
     Config(#[from] ConfigError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} cannot be written ({source}); berth keeps its state there")]
+    NotWritable { path: PathBuf, source: std::io::Error },
+    #[error("no container engine is installed: nothing listens at {endpoint} and there is no dockerd (install Debian's docker.io)")]
+    EngineMissing { endpoint: String },
     #[error("another berth daemon already uses {root}")]
     AlreadyRunning { root: PathBuf },
     #[error("a berth daemon already answers on {socket}")]
@@ -48,8 +52,10 @@ impl DaemonError {
             DaemonError::Config(_)
             | DaemonError::AlreadyRunning { .. }
             | DaemonError::SocketInUse { .. }
-            | DaemonError::Units(_)
-            | DaemonError::Certificates(_) => ExitCode::Config,
+            | DaemonError::Units(_) => ExitCode::Config,
+            DaemonError::Certificates(_) => ExitCode::CertificatesUnusable,
+            DaemonError::NotWritable { .. } => ExitCode::NotWritable,
+            DaemonError::EngineMissing { .. } => ExitCode::EngineMissing,
             DaemonError::Store(e) if e.kind() == berth_core::ErrorKind::CorruptState => ExitCode::CorruptState,
             DaemonError::Store(_) | DaemonError::Io { .. } => ExitCode::Internal,
             DaemonError::Engine(_) => ExitCode::EngineUnavailable,
@@ -61,14 +67,59 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
     move |source| DaemonError::Io { path: path.to_owned(), source }
 }
 
+/// For the directories berth writes: a read-only file system or a denied
+/// write is its own failure (exit 16), not berth's.
+fn io_writing(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
+    move |source| match source.kind() {
+        std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => {
+            DaemonError::NotWritable { path: path.to_owned(), source }
+        }
+        _ => DaemonError::Io { path: path.to_owned(), source },
+    }
+}
+
+/// Makes `dir` and proves it can be written: a directory that exists on a
+/// read-only mount is refused at start, not at the first install.
+fn writable_dir(dir: &Path) -> Result<(), DaemonError> {
+    std::fs::create_dir_all(dir).map_err(io_writing(dir))?;
+    let probe = dir.join(format!(".berth-write-check-{}", std::process::id()));
+    let written = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&probe);
+    let _ = std::fs::remove_file(&probe);
+    written.map(drop).map_err(io_writing(dir))
+}
+
+/// Refuses to start where no engine can ever answer: a local socket that is
+/// not there and no dockerd to start it. An engine that is installed but
+/// down (or remote) is waited for, degraded.
+fn check_engine_installed(docker_host: Option<&str>) -> Result<(), DaemonError> {
+    let endpoint = docker_host
+        .map(str::to_owned)
+        .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned());
+    let Some(socket) = endpoint.strip_prefix("unix://") else { return Ok(()) };
+    if Path::new(socket).exists() || dockerd_installed() {
+        return Ok(());
+    }
+    Err(DaemonError::EngineMissing { endpoint })
+}
+
+/// `dockerd` on the daemon's PATH (systemd's, under the unit).
+fn dockerd_installed() -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin".into());
+    std::env::split_paths(&path).any(|dir| dir.join("dockerd").is_file())
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     prepare_root(&config.root)?;
     let _lock = lock_root(&config.root)?;
-    std::fs::create_dir_all(&config.data_root).map_err(io(&config.data_root))?;
+    writable_dir(&config.data_root)?;
     if let Some(dir) = config.db_path.parent() {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        writable_dir(dir)?;
     }
+    check_engine_installed(config.docker_host.as_deref())?;
+    // Before the database is opened: unusable certificates change nothing.
+    prepare_certificates(&config)?;
     let store = Store::open(&config.db_path)?;
     let timeouts = EngineTimeouts { control: Duration::from_secs(config.settings.engine.control_timeout_secs) };
     let engine = DockerEngine::connect(config.docker_host.as_deref(), timeouts).await?;
@@ -89,7 +140,6 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         systemd,
         shutdown: CancellationToken::new(),
     });
-    prepare_certificates(&services.config)?;
     let locations = crate::resources::locations::connect(&services, &services.config.settings.resource).await;
     let daemon = Daemon::assemble(services.clone(), locations);
     if let Err(e) = daemon.apps.show_stored().await {
@@ -219,10 +269,10 @@ async fn serve_resource_manager(
 /// The state root: created private (it holds the database with environment
 /// values and the registry logins), made private if it is not.
 fn prepare_root(root: &Path) -> Result<(), DaemonError> {
-    std::fs::create_dir_all(root).map_err(io(root))?;
+    writable_dir(root)?;
     let mode = std::fs::metadata(root).map_err(io(root))?.permissions().mode();
     if mode & 0o077 != 0 {
-        std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode & 0o700)).map_err(io(root))?;
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode & 0o700)).map_err(io_writing(root))?;
     }
     Ok(())
 }

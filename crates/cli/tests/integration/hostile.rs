@@ -674,6 +674,68 @@ fn a_missing_explicit_config_file_is_refused() {
     assert_refused(&run, EXIT_CONFIG, &["no-such-berth.toml"], "missing --config");
 }
 
+/// Issue 10 (degraded mode): what the daemon cannot survive exits at once with
+/// its own code and a message naming the cause, leaving the root as it was:
+/// a root on a read-only file system (16), certificates that cannot be used
+/// (17), no engine installed (18).
+#[test]
+fn failures_the_daemon_cannot_survive_have_their_own_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon_on = |root: &Path, envs: &[(&str, &str)], extra: &[&str]| {
+        let mut command = Command::new(bin());
+        command
+            .arg("--socket")
+            .arg(dir.path().join(format!("{}.sock", unique("exit"))))
+            .arg("daemon")
+            .arg("--root")
+            .arg(root)
+            .arg("--unit-dir")
+            .arg(dir.path().join("units"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        finish(command.spawn().unwrap(), "berth daemon", Duration::from_secs(60))
+    };
+
+    // A read-only mount: the root exists and cannot be written.
+    let read_only = dir.path().join("read-only");
+    std::fs::create_dir(&read_only).unwrap();
+    let mounted =
+        Command::new("mount").args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"]).arg(&read_only).status().unwrap();
+    assert!(mounted.success(), "the test mounts a read-only tmpfs (it runs as root)");
+    let logs = dir.path().join("logs");
+    let run = daemon_on(&read_only, &[], &["--log-dir", &logs.to_string_lossy()]);
+    let _ = Command::new("umount").arg(&read_only).status();
+    assert_refused(&run, 16, &["Read-only file system", "cannot be written"], "read-only root");
+
+    // Custom certificates whose server certificate is not a certificate.
+    let root = dir.path().join("bad-certs");
+    let certs = root.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::write(certs.join("cert_gen_type"), "custom\n").unwrap();
+    std::fs::write(certs.join("server.crt"), "not a certificate\n").unwrap();
+    std::fs::write(certs.join("server.key"), "not a key\n").unwrap();
+    let run = daemon_on(&root, &[], &[]);
+    assert_refused(&run, 17, &["certificates cannot be used", "server.crt"], "garbage custom certificate");
+    assert_eq!(std::fs::read_to_string(certs.join("server.crt")).unwrap(), "not a certificate\n", "left as it was");
+    assert!(!root.join("berth.db").exists(), "no database was made");
+
+    // No engine socket and no dockerd on PATH.
+    let empty_path = dir.path().join("empty-path");
+    std::fs::create_dir(&empty_path).unwrap();
+    let missing = format!("unix://{}", dir.path().join("no-engine.sock").display());
+    let run = daemon_on(
+        &dir.path().join("no-engine"),
+        &[("PATH", &empty_path.to_string_lossy())],
+        &["--docker-host", &missing],
+    );
+    assert_refused(&run, 18, &["no container engine is installed", "no-engine.sock"], "no engine");
+}
+
 // ----- secrets ------------------------------------------------------------------------
 
 /// Issue 13 (1): state is private; environment values and URL passwords
