@@ -24,6 +24,8 @@ pub struct Daemon {
     pub certs: Arc<crate::certs::CertsDir>,
     /// SHA-256 fingerprints of revoked client certificates, shared with the TLS listeners.
     pub revoked: crate::certs::verify::Revoked,
+    /// The remote API's acceptor, once its listeners serve (`--listen`).
+    pub remote_tls: Arc<std::sync::OnceLock<crate::tls::SharedAcceptor>>,
 }
 
 impl Daemon {
@@ -38,7 +40,7 @@ impl Daemon {
         services.journal.set_effects(crate::effects::runner(&services, &sra, &resources));
         let certs = Arc::new(crate::certs::CertsDir::new(services.config.certs_dir.clone()));
         let revoked = Arc::new(std::sync::RwLock::new(certs.revoked().unwrap_or_default()));
-        Arc::new(Self { services, apps, sra, resources, certs, revoked })
+        Arc::new(Self { services, apps, sra, resources, certs, revoked, remote_tls: Default::default() })
     }
 
     pub fn managers(self: &Arc<Self>) -> Managers {
@@ -52,6 +54,7 @@ impl Daemon {
             certs: Arc::new(crate::certs::api::CertsApi {
                 certs: self.certs.clone(),
                 revoked: self.revoked.clone(),
+                remote_tls: self.remote_tls.clone(),
                 listen: self.services.config.listen.iter().map(|a| format!("tcp://{a}")).collect(),
             }),
         }

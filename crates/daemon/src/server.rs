@@ -209,7 +209,8 @@ async fn serve_remote(daemon: &Arc<Daemon>, router: axum::Router) -> Result<(), 
     }
     let tls = crate::certs::verify::server_config(&daemon.certs, daemon.revoked.clone())
         .map_err(|e| DaemonError::Certificates(e.to_string()))?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let acceptor = crate::tls::SharedAcceptor::new(tokio_rustls::TlsAcceptor::from(Arc::new(tls)));
+    let _ = daemon.remote_tls.set(acceptor.clone());
     for address in &config.listen {
         let listener = tokio::net::TcpListener::bind(address)
             .await
@@ -261,7 +262,7 @@ async fn serve_resource_manager(
             });
         }
         Some(acceptor) => {
-            tokio::spawn(crate::tls::serve(listener, acceptor, router, shutdown));
+            tokio::spawn(crate::tls::serve(listener, crate::tls::SharedAcceptor::new(acceptor), router, shutdown));
         }
     }
 }

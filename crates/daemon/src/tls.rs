@@ -2,13 +2,34 @@
 //! the mutual-TLS remote API): the accept loop, a bounded handshake, hyper.
 
 use axum::Router;
+use std::sync::{Arc, RwLock};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+
+/// A listener's TLS acceptor, replaceable while it serves: after `berth
+/// certs install` new connections get the new certificate and CA; open ones
+/// keep theirs.
+#[derive(Clone)]
+pub struct SharedAcceptor(Arc<RwLock<TlsAcceptor>>);
+
+impl SharedAcceptor {
+    pub fn new(acceptor: TlsAcceptor) -> Self {
+        Self(Arc::new(RwLock::new(acceptor)))
+    }
+
+    pub fn current(&self) -> TlsAcceptor {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn replace(&self, acceptor: TlsAcceptor) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
+    }
+}
 
 /// Accepts TLS connections until shutdown; each is served by hyper.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: SharedAcceptor,
     router: Router,
     shutdown: CancellationToken,
 ) {
@@ -23,7 +44,7 @@ pub async fn serve(
             },
             _ = shutdown.cancelled() => return,
         };
-        let (acceptor, router) = (acceptor.clone(), router.clone());
+        let (acceptor, router) = (acceptor.current(), router.clone());
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => stream,

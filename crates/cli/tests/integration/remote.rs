@@ -144,6 +144,31 @@ fn a_remote_session_over_mutual_tls_and_revocation() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("does not match"), "{run:?}");
     assert_eq!(std::fs::read(daemon.root().join("certs/server.crt")).unwrap(), before);
+
+    // A user's certificate and CA (here another berth's), installed: the
+    // listener serves it at once, and clients of the new CA are let in while
+    // those of the old one are not, without a restart.
+    let other = TestDaemon::start(bin());
+    let user_bundle = daemon.dir.path().join("user-ca-client");
+    assert_eq!(other.berth(&["certs", "client", "ops", "--out", &user_bundle.to_string_lossy()]).code, 0);
+    let user = other.root().join("certs");
+    let run = daemon.berth(&[
+        "certs",
+        "install",
+        "--cert",
+        &user.join("server.crt").to_string_lossy(),
+        "--key",
+        &user.join("server.key").to_string_lossy(),
+        "--ca",
+        &user.join("ca.crt").to_string_lossy(),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = daemon.berth(&["--host", &listen, "--cert-path", &user_bundle.to_string_lossy(), "list"]);
+    assert_eq!(run.code, 0, "a client of the installed CA is let in at once: {run:?}");
+    let run = daemon.berth(&["--host", &listen, "--cert-path", &again.to_string_lossy(), "list"]);
+    assert_eq!(run.code, 7, "a client of the replaced CA is refused: {run:?}");
+    let view = daemon.berth(&["certs", "show", "--output", "json"]);
+    assert!(view.stdout.contains("\"kind\": \"custom\""), "{view:?}");
     daemon.terminate();
 }
 

@@ -9,6 +9,8 @@ use std::sync::Arc;
 pub struct CertsApi {
     pub certs: Arc<CertsDir>,
     pub revoked: Revoked,
+    /// The remote API's listeners, given the new certificate on install.
+    pub remote_tls: Arc<std::sync::OnceLock<crate::tls::SharedAcceptor>>,
     pub listen: Vec<String>,
 }
 
@@ -81,13 +83,19 @@ impl CertsManager for CertsApi {
 
     async fn install(&self, r: InstallCertRequest) -> Result<CertsView, ApiError> {
         let listen = self.listen.clone();
-        let view = self
+        let revoked = self.revoked.clone();
+        let (view, config) = self
             .with(move |c| {
                 c.install(&r.cert_pem, &r.key_pem, &r.ca_pem)?;
-                view(c, &listen)
+                Ok((view(c, &listen)?, super::verify::server_config(c, revoked)?))
             })
             .await?;
-        tracing::info!(subject = %view.server.subject, "a custom server certificate was installed; remote listeners use it after a restart");
+        // The listeners take it now: new connections see the new certificate
+        // and are checked against the new CA.
+        if let Some(acceptor) = self.remote_tls.get() {
+            acceptor.replace(tokio_rustls::TlsAcceptor::from(Arc::new(config)));
+        }
+        tracing::info!(subject = %view.server.subject, "a custom server certificate was installed and is served");
         Ok(view)
     }
 
