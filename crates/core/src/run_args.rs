@@ -57,6 +57,7 @@ pub const SUPPORTED_OPTIONS: &[&str] = &[
     "--init",
     "--stop-signal",
     "--stop-timeout",
+    "--log-opt",
 ];
 
 /// The parsed `--args`: what the engine adapter maps onto the container
@@ -100,6 +101,11 @@ pub struct RunOptions {
     pub stop_signal: Option<String>,
     /// Seconds; -1 waits forever.
     pub stop_timeout: Option<i64>,
+    /// `--log-opt max-size=SIZE`, bytes: this app's json-file log is rotated
+    /// past it (else `[logs] app_max_size`).
+    pub log_max_size: Option<u64>,
+    /// `--log-opt max-file=N`: rotated files kept (else `[logs] app_max_files`).
+    pub log_max_files: Option<u32>,
 }
 
 impl RunOptions {
@@ -428,6 +434,7 @@ const OPTIONS: &[OptionDef] = &[
     flag("init", |o, on| o.init = on),
     value("stop-signal", None, "SIGNAL, e.g. SIGTERM", apply_stop_signal),
     value("stop-timeout", None, "SECONDS", apply_stop_timeout),
+    value("log-opt", None, "max-size=SIZE or max-file=N", apply_log_opt),
 ];
 
 /// docker options people copy along that make no sense for an app berth
@@ -849,6 +856,29 @@ const SIGNALS: &[&str] = &[
     "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ", "RTMIN", "RTMAX",
 ];
 
+/// The json-file rotation options; the log driver itself is berth's choice
+/// (its logs command reads json-file).
+fn apply_log_opt(o: &mut RunOptions, value: &str) -> Result<(), Problem> {
+    match value.split_once('=') {
+        Some(("max-size", size)) => {
+            let bytes = parse_size(size).map_err(Problem::Invalid)?;
+            if bytes < 1024 {
+                return invalid(format!("max-size {size:?} is under 1k; give e.g. 10m"));
+            }
+            o.log_max_size = Some(bytes);
+            Ok(())
+        }
+        Some(("max-file", files)) => match files.parse::<u32>() {
+            Ok(n) if (1..=100).contains(&n) => {
+                o.log_max_files = Some(n);
+                Ok(())
+            }
+            _ => invalid(format!("max-file {files:?} is not a number from 1 to 100")),
+        },
+        _ => invalid("berth takes the log options max-size=SIZE and max-file=N"),
+    }
+}
+
 fn apply_stop_signal(o: &mut RunOptions, value: &str) -> Result<(), Problem> {
     let upper = value.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
@@ -1247,6 +1277,19 @@ mod tests {
         invalid_value("--add-host :1.2.3.4", "host name before");
         invalid_value("--dns dns.google", "IP address of a DNS server");
         invalid_value("--shm-size big", "not a size");
+    }
+
+    #[test]
+    fn log_options() {
+        let options = parse("--log-opt max-size=50m --log-opt=max-file=7");
+        assert_eq!(options.log_max_size, Some(50 << 20));
+        assert_eq!(options.log_max_files, Some(7));
+        invalid_value("--log-opt max-size=big", "not a size");
+        invalid_value("--log-opt max-size=10", "under 1k");
+        invalid_value("--log-opt max-file=0", "1 to 100");
+        invalid_value("--log-opt max-file=x", "1 to 100");
+        invalid_value("--log-opt compress=true", "max-size=SIZE and max-file=N");
+        invalid_value("--log-opt max-size", "max-size=SIZE and max-file=N");
     }
 
     #[test]

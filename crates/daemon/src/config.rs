@@ -71,6 +71,22 @@ impl LogSettings {
             max_files: self.app_max_files,
         })
     }
+
+    /// An app's rotation: its own `--log-opt max-size`/`max-file` over these
+    /// defaults, each on its own.
+    pub fn rotation_for(&self, options: &berth_core::run_args::RunOptions) -> Option<berth_core::engine::LogRotation> {
+        let default = self.rotation();
+        if options.log_max_size.is_none() && options.log_max_files.is_none() {
+            return default;
+        }
+        let max_size = match options.log_max_size {
+            Some(bytes) => bytes.to_string(),
+            None => default.as_ref().map_or_else(|| self.app_max_size.clone(), |d| d.max_size.clone()),
+        };
+        let max_files = options.log_max_files.or(default.map(|d| d.max_files)).unwrap_or(1);
+        // No size anywhere: the engine keeps one unbounded file, as without rotation.
+        (!max_size.is_empty()).then_some(berth_core::engine::LogRotation { max_size, max_files })
+    }
 }
 
 impl Default for LogSettings {

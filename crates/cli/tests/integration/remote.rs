@@ -205,6 +205,63 @@ fn version_file_and_container_log_rotation() {
     assert!(!daemon.log().contains(" ERROR "), "a normal run logged an error:\n{}", daemon.log());
 }
 
+/// A chatty app with its own `--log-opt`: the engine rotates its log, so what
+/// it keeps on disk stays within max-size × max-file however much it writes.
+#[test]
+fn a_chatty_app_cannot_fill_the_disk_with_its_log() {
+    let mut daemon = TestDaemon::start(bin());
+    let name = unique("chatty");
+    // Numbered lines of 100 bytes, as fast as busybox's shell writes them.
+    let chatty = ImageBuilder::new(&format!("berth-test/{name}:1")).busybox().cmd(&[
+        "/bin/sh",
+        "-c",
+        "i=0; while :; do i=$((i+1)); printf 'line %08d %085d\\n' $i 0; done",
+    ]);
+    let archive = daemon.archive(&chatty, true);
+    let max_size = 64 * 1024;
+    let run = daemon.berth(&[
+        "install",
+        &name,
+        &archive.path.to_string_lossy(),
+        "--args",
+        "--log-opt max-size=64k --log-opt max-file=2",
+        "-y",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let container = berth_testkit::harness::inspect(&name).unwrap();
+    assert_eq!(container["HostConfig"]["LogConfig"]["Config"]["max-size"], max_size.to_string());
+    assert_eq!(container["HostConfig"]["LogConfig"]["Config"]["max-file"], "2");
+    let log_path = std::path::PathBuf::from(container["LogPath"].as_str().unwrap());
+    let id = container["Id"].as_str().unwrap().to_owned();
+    let on_disk = || -> u64 {
+        std::fs::read_dir(log_path.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{id}-json.log")))
+            .map(|e| e.metadata().map_or(0, |m| m.len()))
+            .sum()
+    };
+    // The last line number in the current file: how much the app has written.
+    let written = || -> u64 {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let last = text.lines().rev().find_map(|l| l.split("line ").nth(1)?.get(..8)?.parse::<u64>().ok());
+        last.unwrap_or(0) * 100
+    };
+    let wrote = berth_testkit::harness::poll(std::time::Duration::from_secs(60), || {
+        let w = written();
+        (w > 40 * max_size).then_some(w)
+    })
+    .expect("the chatty app writes");
+    let kept = on_disk();
+    // json-file wraps each 100-byte line in about 80 bytes of JSON and rotates
+    // once a file passes max-size: two files, each at most max-size and a line.
+    assert!(kept <= 2 * (max_size + 400), "{kept} bytes kept on disk after {wrote} written");
+    assert!(kept > 0, "the log is kept");
+    let logs = daemon.berth(&["logs", &name, "--tail", "3"]);
+    assert!(logs.stdout.contains("line "), "{logs:?}");
+    assert_eq!(daemon.berth(&["uninstall", &name, "-y"]).code, 0);
+}
+
 /// `berth doctor`: every check on a healthy daemon, then a missing unit file
 /// found and told, with the exit code of its class.
 #[test]

@@ -61,15 +61,16 @@ impl Apps {
     }
 
     /// What the engine is asked to create for an app: its spec's container,
-    /// with the log rotation of `[logs]` (not part of the spec's hash, so a
-    /// change of it applies to containers made from then on).
+    /// with the log rotation of its `--log-opt`, else of `[logs]` (the latter
+    /// not part of the spec's hash, so a change of it applies to containers
+    /// made from then on).
     ///
     /// The container keeps its app's record (label `berth.kept`, not part of
     /// the hash either), so `berth doctor --rebuild` can restore the app
     /// after the database was lost.
     pub fn container_config(&self, spec: &ContainerSpec, kept: &KeptApp) -> berth_core::engine::ContainerConfig {
         let mut config = spec.config();
-        config.log_rotation = self.services.config.settings.logs.rotation();
+        config.log_rotation = self.services.config.settings.logs.rotation_for(&spec.options);
         config.labels.insert(berth_core::kept::LABEL_KEPT.to_owned(), berth_core::kept::encode(kept));
         config
     }
