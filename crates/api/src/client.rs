@@ -521,6 +521,22 @@ impl Client {
         self.json(Method::DELETE, &format!("/v1/certs/clients/{}", encode(name)), None).await
     }
 
+    pub async fn host_create(&self, request: &crate::HostCreateRequest) -> Result<crate::HostCreated, ClientError> {
+        self.json(Method::POST, "/v1/hosts", Some(serde_json::to_vec(request).unwrap_or_default())).await
+    }
+
+    pub async fn hosts(&self) -> Result<Vec<crate::HostView>, ClientError> {
+        self.json(Method::GET, "/v1/hosts", None).await
+    }
+
+    pub async fn host(&self, name: &str) -> Result<crate::HostView, ClientError> {
+        self.json(Method::GET, &format!("/v1/hosts/{}", encode(name)), None).await
+    }
+
+    pub async fn host_delete(&self, name: &str, force: bool) -> Result<crate::HostDeleted, ClientError> {
+        self.json(Method::DELETE, &format!("/v1/hosts/{}?force={force}", encode(name)), None).await
+    }
+
     pub async fn openapi(&self) -> Result<serde_json::Value, ClientError> {
         self.json(Method::GET, "/v1/openapi.json", None).await
     }

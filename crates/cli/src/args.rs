@@ -70,6 +70,9 @@ pub enum Verb {
     /// The daemon's certificates and the clients of its mutual-TLS listeners.
     #[command(subcommand)]
     Certs(Certs),
+    /// Container hosts: independent berth instances created, listed and deleted with one command.
+    #[command(subcommand)]
+    Host(Host),
     /// berth's version (git describe, build number), its state schema, and the daemon's version.
     Version(ReadOptions),
     /// Check the daemon's health: engine, database, disks, certificates, units, orphans, journal;
@@ -111,6 +114,49 @@ pub enum Certs {
     Clients(ReadOptions),
     /// Refuse a client from its next connection on.
     Revoke { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Host {
+    /// Create a host: its own root, socket, certificates and client bundle, kept running; prints
+    /// how to reach it.
+    Create {
+        name: String,
+        /// The host's engine: unix:///path or tcp://host:port (default: this daemon's).
+        #[arg(long)]
+        engine: Option<String>,
+        /// Serve the host's API over mutual TLS on ADDR:PORT (a client bundle is written).
+        #[arg(long)]
+        listen: Option<String>,
+        /// The host's CPU quota: the sum of its apps' CPU limits may not exceed it.
+        #[arg(long)]
+        cpus: Option<f64>,
+        /// The host's memory quota (512m, 2g): the sum of its apps' memory limits may not exceed it.
+        #[arg(long)]
+        memory: Option<String>,
+        /// Where the client bundle goes (default: ./<name>).
+        #[arg(long)]
+        cert_dir: Option<PathBuf>,
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// List the hosts.
+    Ls(ReadOptions),
+    /// A host's version, state, endpoint, apps, quota use and certificate expiry.
+    Inspect {
+        name: String,
+        #[command(flatten)]
+        read: ReadOptions,
+    },
+    /// Delete a host and everything it created; names what it leaves because it did not create it.
+    Delete {
+        name: String,
+        /// Delete it even though apps run on it.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
 }
 
 impl Verb {

@@ -34,23 +34,12 @@ pub async fn run(client: &Client, command: Certs) -> Result<(), Failure> {
                 return output::json(&view);
             }
             say(&format!("installed a custom certificate for {}", printable(&view.server.subject)))?;
-            say("the remote listeners use it after `berth daemon` restarts")
+            say("the remote listeners serve it from now on")
         }
         Certs::Client { name, out } => {
             let bundle = client.certs_issue_client(&name).await?;
             let dir = out.unwrap_or_else(|| PathBuf::from(&name));
-            write_bundle(
-                &dir,
-                &[("ca.pem", &bundle.ca_pem), ("cert.pem", &bundle.cert_pem), ("key.pem", &bundle.key_pem)],
-            )?;
-            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-            say(&format!("client certificate {} written to {}", printable(&bundle.client.name), dir.display()))?;
-            for listen in &bundle.listen {
-                say(&format!("BERTH_HOST={listen}"))?;
-                say("BERTH_TLS_VERIFY=1")?;
-                say(&format!("BERTH_CERT_PATH={}", dir.display()))?;
-                say(&format!("berth --host {listen} --cert-path {} list", dir.display()))?;
-            }
+            save_bundle(&bundle, &dir)?;
             if bundle.listen.is_empty() {
                 say("(the daemon has no --listen address yet: start it with --listen tcp://ADDR:PORT)")?;
             }
@@ -74,7 +63,22 @@ pub async fn run(client: &Client, command: Certs) -> Result<(), Failure> {
     }
 }
 
-fn day(secs: i64) -> String {
+/// Writes a client bundle into `dir` and prints the connection lines, as
+/// vic-machine does.
+pub fn save_bundle(bundle: &berth_api::ClientBundle, dir: &Path) -> Result<(), Failure> {
+    write_bundle(dir, &[("ca.pem", &bundle.ca_pem), ("cert.pem", &bundle.cert_pem), ("key.pem", &bundle.key_pem)])?;
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    say(&format!("client certificate {} written to {}", printable(&bundle.client.name), dir.display()))?;
+    for listen in &bundle.listen {
+        say(&format!("BERTH_HOST={listen}"))?;
+        say("BERTH_TLS_VERIFY=1")?;
+        say(&format!("BERTH_CERT_PATH={}", dir.display()))?;
+        say(&format!("berth --host {listen} --cert-path {} list", dir.display()))?;
+    }
+    Ok(())
+}
+
+pub fn day(secs: i64) -> String {
     jiff::Timestamp::from_second(secs).map(|t| t.strftime("%Y-%m-%d").to_string()).unwrap_or_default()
 }
 

@@ -28,6 +28,7 @@ mod args;
 mod certs;
 mod exit;
 mod generate;
+mod hosts;
 mod logfile;
 mod output;
 mod password;
@@ -406,6 +407,7 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         Verb::RunApp(target) => run_app(client, &target.name).await?,
         Verb::Resource(command) => resources::run(client, command).await?,
         Verb::Certs(command) => certs::run(client, command).await?,
+        Verb::Host(command) => hosts::run(client, command).await?,
         Verb::SelfUpgrade { binary } => self_upgrade::run(client, &binary).await?,
         Verb::Info(read) => {
             let info = client.info().await?;

@@ -52,6 +52,10 @@ pub enum OperationKind {
     SraRemove,
     /// A resource instance's transition or operation (Install … Uninstall).
     ResourceTransition,
+    /// `berth host create`: a berth instance made, started and answering.
+    HostCreate,
+    /// `berth host delete`: everything the host made removed.
+    HostDelete,
 }
 
 impl OperationKind {
@@ -67,7 +71,7 @@ impl OperationKind {
     /// to be gone, and every step left is safe to repeat, so a crash is
     /// finished rather than undone.
     pub fn commits_at_begin(self) -> bool {
-        matches!(self, OperationKind::Uninstall | OperationKind::SraRemove)
+        matches!(self, OperationKind::Uninstall | OperationKind::SraRemove | OperationKind::HostDelete)
     }
 }
 
@@ -147,6 +151,8 @@ pub enum Subject {
     SraLoad(String),
     /// A resource instance, by its id: one transition at a time.
     Resource(String),
+    /// A container host this daemon created, by name.
+    Host(String),
 }
 
 impl Subject {
@@ -158,6 +164,7 @@ impl Subject {
             Subject::SraImage(id) => format!("sra:{id}"),
             Subject::SraLoad(token) => format!("sra-load:{token}"),
             Subject::Resource(id) => format!("resource:{id}"),
+            Subject::Host(name) => format!("host:{name}"),
         }
     }
 
@@ -170,6 +177,9 @@ impl Subject {
         }
         if let Some(id) = key.strip_prefix("resource:") {
             return Some(Subject::Resource(id.to_owned()));
+        }
+        if let Some(name) = key.strip_prefix("host:") {
+            return Some(Subject::Host(name.to_owned()));
         }
         if let Some(token) = key.strip_prefix("sra-load:") {
             return Some(Subject::SraLoad(token.to_owned()));
@@ -256,6 +266,17 @@ pub enum Effect {
     /// End a transition request as FAILED, unless it has ended: with the
     /// reason its run recorded, or `interrupted` after a crash.
     FailResourceRequest { request_id: String },
+    /// Stop a container host's daemon (its process, or its systemd unit,
+    /// which is removed) so that nothing it runs changes under a delete.
+    StopHost { host: String },
+    /// Stop and remove every container carrying the host's instance label,
+    /// in the host's engine (`None`: this daemon's).
+    RemoveHostContainers { host: String, instance: String, engine: Option<String> },
+    /// Remove every volume and network carrying the host's instance label.
+    RemoveHostVolumesAndNetworks { host: String, instance: String, engine: Option<String> },
+    /// Remove the images the host's apps used, unless a container (anyone's)
+    /// or an app of this daemon still uses them.
+    ReleaseHostImages { host: String, images: Vec<String>, engine: Option<String> },
 }
 
 impl Effect {
@@ -293,6 +314,12 @@ impl Effect {
             }
             Effect::DeleteResourceInstance { id } => format!("forget resource instance {id}"),
             Effect::FailResourceRequest { request_id } => format!("end transition request {request_id} as failed"),
+            Effect::StopHost { host } => format!("stop the daemon of host {host}"),
+            Effect::RemoveHostContainers { host, .. } => format!("remove the containers of host {host}"),
+            Effect::RemoveHostVolumesAndNetworks { host, .. } => {
+                format!("remove the volumes and networks of host {host}")
+            }
+            Effect::ReleaseHostImages { host, .. } => format!("remove the images of host {host}"),
         }
     }
 }
@@ -343,6 +370,8 @@ pub fn steps(kind: OperationKind) -> &'static [&'static str] {
         OperationKind::MigrationImport => &[ACCEPTED, "image_loaded", "data_restored"],
         OperationKind::SraLoad => &[ACCEPTED, "loading", "checking"],
         OperationKind::SraRemove => &[ACCEPTED],
+        OperationKind::HostCreate => &[ACCEPTED, "root_made", "started"],
+        OperationKind::HostDelete => &[ACCEPTED],
         OperationKind::ResourceTransition => &[
             ACCEPTED,
             "network_created",

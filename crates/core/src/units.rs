@@ -274,6 +274,54 @@ pub fn render_daemon_service(settings: &DaemonUnitSettings) -> String {
     ])
 }
 
+/// `berth-host-<name>.service`: a container host's own daemon, where
+/// systemd is PID 1. `name` is an app-style name (see [`app_unit_name`]).
+pub fn host_unit_name(name: &AppName) -> String {
+    host_unit_name_str(name.as_str())
+}
+
+/// [`host_unit_name`] of a name already checked.
+pub fn host_unit_name_str(name: &str) -> String {
+    format!("berth-host-{name}.service")
+}
+
+/// A container host's daemon: its command line (every word checked as
+/// [`DaemonUnitSettings::validate`] does), independent of the daemon that
+/// made it — it keeps running when that one stops.
+pub fn render_host_service(name: &AppName, berth_binary: &str, args: &[String]) -> Result<String, UnitError> {
+    check_path("berth executable", berth_binary)?;
+    for arg in args {
+        if let Some(c) = arg.chars().find(|c| is_interpreted(*c)) {
+            return Err(UnitError::UnsafePath {
+                what: "argument",
+                path: arg.clone(),
+                problem: PathProblem::Character(c),
+            });
+        }
+    }
+    let root = args.windows(2).find(|w| w[0] == "--root").map_or("/", |w| w[1].as_str());
+    Ok(lines(&[
+        HEADER,
+        "",
+        "[Unit]",
+        &format!("Description=berth container host {name}"),
+        // The engine may be another machine's (--docker-host): wanted, not required.
+        &format!("Wants={ENGINE_SERVICE}"),
+        &format!("After={ENGINE_SERVICE} docker.socket"),
+        &format!("RequiresMountsFor={root}"),
+        "",
+        "[Service]",
+        "Type=notify",
+        &format!("ExecStart={berth_binary} {}", args.join(" ")),
+        "Restart=on-failure",
+        "RestartSec=2",
+        &format!("RestartPreventExitStatus={UNRECOVERABLE_EXITS}"),
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+    ]))
+}
+
 fn lines(lines: &[&str]) -> String {
     lines.iter().fold(String::new(), |text, line| text + line + "\n")
 }

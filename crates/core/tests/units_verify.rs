@@ -14,8 +14,8 @@
 //!   any diagnostic that mentions one of our units fails the test as well.
 
 use berth_core::units::{
-    app_unit_name, render_app_unit, render_apps_target, render_daemon_service, render_ready_target, DaemonUnitSettings,
-    UnitSettings, APPS_TARGET, DAEMON_SERVICE, ENGINE_SERVICE, READY_TARGET,
+    app_unit_name, host_unit_name, render_app_unit, render_apps_target, render_daemon_service, render_host_service,
+    render_ready_target, DaemonUnitSettings, UnitSettings, APPS_TARGET, DAEMON_SERVICE, ENGINE_SERVICE, READY_TARGET,
 };
 use berth_core::AppName;
 use std::os::unix::fs::PermissionsExt;
@@ -124,6 +124,27 @@ fn berth_units_pass_systemd_analyze_verify() {
     if let Err(said) = dir.verify(&files) {
         panic!("{said}\nunits:\n{}", files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect::<String>());
     }
+}
+
+/// A container host's unit (`berth host create` where systemd is PID 1).
+#[test]
+fn host_units_pass_systemd_analyze_verify() {
+    let dir = UnitDir::new("host");
+    let name = AppName::parse("edge-1").unwrap();
+    let root = dir.path.join("hosts/edge-1/root").to_str().unwrap().to_owned();
+    let args: Vec<String> = ["--socket", &format!("{root}/berth.sock"), "daemon", "--root", &root]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--docker-host".into(), "tcp://10.0.0.5:2375".into(), "--listen".into(), "tcp://0.0.0.0:2376".into()])
+        .collect();
+    let unit = render_host_service(&name, &dir.berth, &args).unwrap();
+    assert!(unit.contains(&format!("RequiresMountsFor={root}\n")), "{unit}");
+    let file = dir.write(&host_unit_name(&name), &unit);
+    if let Err(said) = dir.verify(&[file]) {
+        panic!("{said}\nunit:\n{unit}");
+    }
+    let bad = render_host_service(&name, &dir.berth, &["--root".into(), "/x; rm -rf /".into()]);
+    assert!(bad.is_err(), "a word with a space or ; is refused");
 }
 
 /// The check above would be worthless if verify's warnings slipped through.

@@ -47,6 +47,35 @@ pub struct Settings {
     pub fetch: FetchSettings,
     pub resource: ResourceSettings,
     pub logs: LogSettings,
+    pub quota: QuotaSettings,
+}
+
+/// `[quota]`: a container host's share of its engine (`berth host create
+/// --cpus --memory`). The sum of its apps' limits may not exceed it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaSettings {
+    pub cpus: Option<f64>,
+    /// As `--memory` takes it: `2g`, `512m`.
+    pub memory: Option<String>,
+}
+
+impl QuotaSettings {
+    pub fn memory_bytes(&self) -> Option<u64> {
+        self.memory.as_deref().and_then(|m| berth_core::run_args::parse_size(m).ok())
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if let Some(cpus) = self.cpus {
+            if !(cpus.is_finite() && cpus > 0.0) {
+                return Err(format!("quota.cpus must be a positive number, not {cpus}"));
+            }
+        }
+        if let Some(memory) = &self.memory {
+            berth_core::run_args::parse_size(memory).map_err(|e| format!("quota.memory: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// `[logs]`: the daemon's own log file and the apps' container logs.
@@ -315,6 +344,7 @@ impl Default for Settings {
             fetch: FetchSettings::default(),
             resource: ResourceSettings::default(),
             logs: LogSettings::default(),
+            quota: QuotaSettings::default(),
         }
     }
 }
@@ -376,6 +406,7 @@ impl Settings {
             return Err("engine.control_timeout_secs must be positive".into());
         }
         self.resource.validate()?;
+        self.quota.validate()?;
         let f = &self.fetch;
         if f.idle_timeout_secs == 0 || f.overall_timeout_secs == 0 || f.max_archive_bytes == 0 {
             return Err(

@@ -21,6 +21,7 @@ pub struct Daemon {
     pub apps: Arc<Apps>,
     pub sra: Arc<Sra>,
     pub resources: Arc<Resources>,
+    pub hosts: Arc<crate::hosts::Hosts>,
     pub certs: Arc<crate::certs::CertsDir>,
     /// SHA-256 fingerprints of revoked client certificates, shared with the TLS listeners.
     pub revoked: crate::certs::verify::Revoked,
@@ -37,10 +38,11 @@ impl Daemon {
         let apps = Arc::new(Apps::new(services.clone()));
         let sra = Arc::new(Sra::new(services.clone()));
         let resources = Arc::new(Resources::new(services.clone(), locations));
-        services.journal.set_effects(crate::effects::runner(&services, &sra, &resources));
+        let hosts = Arc::new(crate::hosts::Hosts::new(services.clone()));
+        services.journal.set_effects(crate::effects::runner(&services, &sra, &resources, &hosts));
         let certs = Arc::new(crate::certs::CertsDir::new(services.config.certs_dir.clone()));
         let revoked = Arc::new(std::sync::RwLock::new(certs.revoked().unwrap_or_default()));
-        Arc::new(Self { services, apps, sra, resources, certs, revoked, remote_tls: Default::default() })
+        Arc::new(Self { services, apps, sra, resources, hosts, certs, revoked, remote_tls: Default::default() })
     }
 
     pub fn managers(self: &Arc<Self>) -> Managers {
@@ -57,6 +59,7 @@ impl Daemon {
                 remote_tls: self.remote_tls.clone(),
                 listen: self.services.config.listen.iter().map(|a| format!("tcp://{a}")).collect(),
             }),
+            hosts: Arc::new(crate::hosts::HostsApi(self.hosts.clone())),
         }
     }
 
@@ -69,6 +72,8 @@ impl Daemon {
         }
         self.apps.start().await?;
         self.resources.start().await;
+        // After the journal: a host being deleted is not started again.
+        self.hosts.clone().start_all().await;
         crate::version::write(&self.services).await;
         self.services.engine_state.set_ready();
         tokio::spawn(self.resources.clone().onboard_package_dirs());

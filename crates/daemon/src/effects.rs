@@ -22,6 +22,7 @@ pub struct Effects {
     pub services: Weak<Services>,
     pub sra: Weak<Sra>,
     pub resources: Weak<Resources>,
+    pub hosts: Weak<crate::hosts::Hosts>,
 }
 
 fn engine_error(e: EngineError) -> EffectError {
@@ -140,6 +141,13 @@ impl EffectRunner for Effects {
                 Some(resources) => resource_effect(&resources, effect).await,
                 None => Err(EffectError::retry("the daemon is shutting down")),
             },
+            Effect::StopHost { .. }
+            | Effect::RemoveHostContainers { .. }
+            | Effect::RemoveHostVolumesAndNetworks { .. }
+            | Effect::ReleaseHostImages { .. } => match self.hosts.upgrade() {
+                Some(hosts) => crate::hosts::effects::apply(&hosts, effect, entry).await,
+                None => Err(EffectError::retry("the daemon is shutting down")),
+            },
             Effect::RemoveSraImage { image_id, tags } => {
                 for tag in tags {
                     match engine.remove_image(tag).await {
@@ -234,10 +242,16 @@ async fn resource_effect(resources: &Resources, effect: &Effect) -> Result<(), E
 }
 
 /// The effect runner of a daemon whose capabilities are assembled.
-pub fn runner(services: &Arc<Services>, sra: &Arc<Sra>, resources: &Arc<Resources>) -> Arc<Effects> {
+pub fn runner(
+    services: &Arc<Services>,
+    sra: &Arc<Sra>,
+    resources: &Arc<Resources>,
+    hosts: &Arc<crate::hosts::Hosts>,
+) -> Arc<Effects> {
     Arc::new(Effects {
         services: Arc::downgrade(services),
         sra: Arc::downgrade(sra),
         resources: Arc::downgrade(resources),
+        hosts: Arc::downgrade(hosts),
     })
 }

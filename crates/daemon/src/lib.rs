@@ -20,6 +20,7 @@ pub mod doctor;
 pub mod effects;
 pub mod engine_watch;
 pub mod fs;
+pub mod hosts;
 pub mod intake;
 pub mod journal;
 pub mod resources;

@@ -304,7 +304,7 @@ fn notify_ready() {
 }
 
 /// Identifies this daemon's containers: one per state root.
-fn instance_id(root: &Path) -> String {
+pub(crate) fn instance_id(root: &Path) -> String {
     let canonical = root.canonicalize().unwrap_or_else(|_| root.to_owned());
     let digest = Sha256::digest(canonical.to_string_lossy().as_bytes());
     hex::encode(&digest[..6])

@@ -333,6 +333,11 @@ impl Store {
         Ok(self.entries_where("state IN ('running', 'committed', 'rolling_back') AND subject = ?1", &[&subject])?.pop())
     }
 
+    /// The latest entry of `subject`, open or closed (pruned after a week).
+    pub fn last_entry_of(&self, subject: &str) -> Result<Option<Entry>> {
+        Ok(self.entries_where("subject = ?1", &[&subject])?.pop())
+    }
+
     pub fn entry(&self, id: i64) -> Result<Option<Entry>> {
         Ok(self.entries_where("id = ?1", &[&id])?.pop())
     }

@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod certs;
 pub mod daemon;
+pub mod hosts;
 pub mod logins;
 pub mod migration;
 pub mod resources;
@@ -24,6 +25,7 @@ pub struct Managers {
     pub logins: Arc<dyn logins::LoginsManager>,
     pub resources: Arc<dyn resources::ResourceManager>,
     pub certs: Arc<dyn certs::CertsManager>,
+    pub hosts: Arc<dyn hosts::HostsManager>,
 }
 
 pub fn router(managers: Managers) -> Router {
@@ -35,6 +37,7 @@ pub fn router(managers: Managers) -> Router {
         .merge(logins::routes(managers.logins))
         .merge(resources::routes(managers.resources))
         .merge(certs::routes(managers.certs))
+        .merge(hosts::routes(managers.hosts))
         .fallback(|uri: axum::http::Uri| async move {
             let path = crate::error::short(uri.path());
             ApiError::new(ErrorKind::NotFound, format!("no endpoint {path}; see /v1/openapi.json"))
@@ -55,5 +58,6 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc.merge(migration::Doc::openapi());
     doc.merge(logins::Doc::openapi());
     doc.merge(certs::Doc::openapi());
+    doc.merge(hosts::Doc::openapi());
     doc
 }

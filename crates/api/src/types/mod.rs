@@ -3,6 +3,7 @@
 mod apps;
 mod certs;
 mod daemon;
+mod hosts;
 mod logins;
 mod migration;
 mod resources;
@@ -11,6 +12,7 @@ mod sra;
 pub use apps::*;
 pub use certs::*;
 pub use daemon::*;
+pub use hosts::*;
 pub use logins::*;
 pub use migration::*;
 pub use resources::*;

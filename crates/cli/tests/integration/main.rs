@@ -8,6 +8,7 @@ mod cancel;
 mod deb;
 mod engine_restart;
 mod hostile;
+mod hosts;
 mod http_source;
 mod interfaces;
 mod journal;

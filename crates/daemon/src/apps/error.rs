@@ -32,6 +32,8 @@ pub enum AppError {
     Exists { name: String },
     #[error("a container named {name:?} already exists and is not berth's; remove or rename it first")]
     ForeignContainer { name: String },
+    #[error("{name}: {reason}")]
+    OverQuota { name: String, reason: String },
     #[error("{0}")]
     Fs(#[from] crate::fs::FsError),
     #[error(transparent)]
@@ -85,7 +87,9 @@ impl AppError {
             AppError::Engine(e) => engine_kind(e),
             AppError::Journal(e) => e.kind(),
             AppError::NotFound { .. } => ErrorKind::NotFound,
-            AppError::Exists { .. } | AppError::ForeignContainer { .. } => ErrorKind::Conflict,
+            AppError::Exists { .. } | AppError::ForeignContainer { .. } | AppError::OverQuota { .. } => {
+                ErrorKind::Conflict
+            }
             AppError::NoPreviousVersion { .. } | AppError::NoKeptSnapshot { .. } => ErrorKind::Conflict,
             AppError::Busy { .. } => ErrorKind::Busy,
             AppError::Fs(_) | AppError::Unit(_) | AppError::Task(_) | AppError::TaskGone { .. } => ErrorKind::Internal,

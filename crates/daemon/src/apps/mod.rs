@@ -11,6 +11,7 @@ mod hooks;
 mod install;
 pub mod migration;
 mod preflight;
+pub mod quota;
 pub mod rebuild;
 pub mod registry;
 mod request;
@@ -294,6 +295,8 @@ impl AppsManager for AppsApi {
             now_secs(),
             None,
         );
+        // No await from the check to the reservation: the quota cannot be taken twice.
+        quota::check(&self.services.config.settings.quota, &self.registry, &valid.spec, false)?;
         let handle = actor::spawn(self.0.clone(), runtime);
         self.registry.reserve(&name, handle.clone())?;
         let spec = Box::new(valid.spec);

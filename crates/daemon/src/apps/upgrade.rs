@@ -65,6 +65,7 @@ pub async fn upgrade(
         crate::intake::FetchSource::Upload { size: Some(size), .. } => *size,
         _ => 0,
     };
+    super::quota::check(&apps.services.config.settings.quota, &apps.registry, &new, true)?;
     preflight(apps, image_bytes, &name).await?;
     super::preflight::check(&apps.services, &new.options).await?;
     let record = UpgradeRecord {

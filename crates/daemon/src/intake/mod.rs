@@ -574,25 +574,32 @@ pub async fn release(
         tracing::info!(image = %id, "image kept: another app or operation uses it");
         return Ok(());
     }
-    let Some(info) = engine.inspect_image(&id).await.map_err(retry_or_not)? else { return Ok(()) };
-    let users = engine.list(&Filter::default()).await.map_err(retry_or_not)?;
+    remove_unused_image(engine, &id).await.map(drop).map_err(retry_or_not)
+}
+
+/// Removes image `id` (its tags, then itself) unless a container — anyone's
+/// — uses it; `Ok(false)` when it is kept (or already gone).
+pub async fn remove_unused_image(engine: &dyn berth_core::engine::Engine, id: &str) -> Result<bool, EngineError> {
+    let Some(info) = engine.inspect_image(id).await? else { return Ok(false) };
+    let users = engine.list(&Filter::default()).await?;
     if users.iter().any(|c| c.image_id == info.id) {
         tracing::info!(image = %id, "image kept: a container uses it");
-        return Ok(());
+        return Ok(false);
     }
     for tag in &info.repo_tags {
         match engine.remove_image(tag).await {
             Ok(()) | Err(EngineError::NotFound { .. }) => {}
-            Err(e) => return Err(retry_or_not(e)),
+            Err(e) => return Err(e),
         }
     }
-    match engine.remove_image(&id).await {
-        Ok(()) | Err(EngineError::NotFound { .. }) => Ok(()),
+    match engine.remove_image(id).await {
+        Ok(()) => Ok(true),
+        Err(EngineError::NotFound { .. }) => Ok(false),
         Err(EngineError::Conflict { what }) => {
             tracing::info!(image = %id, %what, "image kept: still in use outside berth");
-            Ok(())
+            Ok(false)
         }
-        Err(e) => Err(retry_or_not(e)),
+        Err(e) => Err(e),
     }
 }
 

@@ -414,6 +414,21 @@ impl Journal {
         self.db("reading the journal", move |s| s.open_entry_of(&key)).await
     }
 
+    /// Whether an operation under way in this daemon (its task, or a
+    /// recovery) holds entry `id`.
+    pub fn is_claimed(&self, id: i64) -> bool {
+        self.claimed.lock().unwrap_or_else(|e| e.into_inner()).contains(&id)
+    }
+
+    pub async fn entry(&self, id: i64) -> Result<Option<Entry>, JournalError> {
+        self.db("reading the journal", move |s| s.entry(id)).await
+    }
+
+    pub async fn last_entry_of(&self, subject: &Subject) -> Result<Option<Entry>, JournalError> {
+        let key = subject.key();
+        self.db("reading the journal", move |s| s.last_entry_of(&key)).await
+    }
+
     /// Resolves every open entry (at start-up, and when the engine is back).
     /// Entries that still wait for the engine stay open.
     pub async fn resume_open(&self) -> Result<usize, JournalError> {
