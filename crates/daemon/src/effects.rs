@@ -26,11 +26,7 @@ pub struct Effects {
 }
 
 fn engine_error(e: EngineError) -> EffectError {
-    if e.is_unavailable() {
-        EffectError::retry(e.to_string())
-    } else {
-        EffectError::permanent(e.to_string())
-    }
+    EffectError::engine(e)
 }
 
 fn fs_error(e: impl std::fmt::Display) -> EffectError {

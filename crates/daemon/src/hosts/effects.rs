@@ -12,45 +12,37 @@ use std::time::{Duration, Instant};
 /// How long a host's daemon gets to stop after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(25);
 
-fn engine_error(e: EngineError) -> EffectError {
-    if e.is_unavailable() {
-        EffectError::retry(e.to_string())
-    } else {
-        EffectError::permanent(e.to_string())
-    }
-}
-
 pub async fn apply(hosts: &Hosts, effect: &Effect, entry: i64) -> Result<(), EffectError> {
     match effect {
         Effect::StopHost { host } => stop(hosts, host).await,
         Effect::RemoveHostContainers { instance, engine, .. } => {
             let engine = engine_of(hosts, engine.as_deref()).await?;
             let stop_secs = hosts.services.config.settings.stop_timeout_secs;
-            for container in engine.list(&Ownership::new(instance).filter()).await.map_err(engine_error)? {
-                engine.stop(&container.id, stop_secs).await.map_err(engine_error)?;
-                engine.remove(&container.id).await.map_err(engine_error)?;
+            for container in engine.list(&Ownership::new(instance).filter()).await.map_err(EffectError::engine)? {
+                engine.stop(&container.id, stop_secs).await.map_err(EffectError::engine)?;
+                engine.remove(&container.id).await.map_err(EffectError::engine)?;
             }
             Ok(())
         }
         Effect::RemoveHostVolumesAndNetworks { host, instance, engine } => {
             let engine = engine_of(hosts, engine.as_deref()).await?;
             let filter = Ownership::new(instance).filter();
-            for volume in engine.list_volumes(&filter).await.map_err(engine_error)? {
+            for volume in engine.list_volumes(&filter).await.map_err(EffectError::engine)? {
                 match engine.remove_volume(&volume.name).await {
                     Ok(()) => {}
                     Err(e @ EngineError::Conflict { .. }) => {
                         tracing::warn!(%host, volume = %volume.name, error = %e, "volume left: something else uses it")
                     }
-                    Err(e) => return Err(engine_error(e)),
+                    Err(e) => return Err(EffectError::engine(e)),
                 }
             }
-            for network in engine.list_networks(&filter).await.map_err(engine_error)? {
+            for network in engine.list_networks(&filter).await.map_err(EffectError::engine)? {
                 match engine.remove_network(&network.id).await {
                     Ok(()) => {}
                     Err(e @ EngineError::Conflict { .. }) => {
                         tracing::warn!(%host, network = %network.name, error = %e, "network left: something else uses it")
                     }
-                    Err(e) => return Err(engine_error(e)),
+                    Err(e) => return Err(EffectError::engine(e)),
                 }
             }
             Ok(())
@@ -73,7 +65,7 @@ pub async fn apply(hosts: &Hosts, effect: &Effect, entry: i64) -> Result<(), Eff
                         continue;
                     }
                 }
-                crate::intake::remove_unused_image(engine.as_ref(), image).await.map_err(engine_error)?;
+                crate::intake::remove_unused_image(engine.as_ref(), image).await.map_err(EffectError::engine)?;
             }
             Ok(())
         }

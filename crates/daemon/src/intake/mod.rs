@@ -547,13 +547,7 @@ pub async fn release(
     entry: i64,
 ) -> Result<(), EffectError> {
     let engine = services.engine.as_ref();
-    let retry_or_not = |e: EngineError| {
-        if e.is_unavailable() {
-            EffectError::retry(e.to_string())
-        } else {
-            EffectError::permanent(e.to_string())
-        }
-    };
+    let retry_or_not = EffectError::engine;
     let id = match image {
         ImageHandle::Id { id } => id.clone(),
         ImageHandle::Reference { reference, before } => {

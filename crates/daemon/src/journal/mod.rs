@@ -62,6 +62,11 @@ impl EffectError {
     pub fn permanent(message: impl Into<String>) -> Self {
         Self { retry: false, message: message.into() }
     }
+
+    /// The engine being away is worth a retry; anything else is not.
+    pub fn engine(e: berth_core::engine::EngineError) -> Self {
+        Self { retry: e.is_unavailable(), message: e.to_string() }
+    }
 }
 
 /// Carries out effects; idempotent, so an effect may be repeated after a crash.
