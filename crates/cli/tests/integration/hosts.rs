@@ -247,3 +247,33 @@ fn a_delete_cut_short_by_kill_9_finishes_when_run_again() {
         assert!(!parent.root().join("hosts").join(&name).exists(), "{point}: files left");
     }
 }
+
+/// `--engine`: a host on another engine runs its apps there, and its delete
+/// sweeps that engine, not this daemon's.
+#[test]
+fn a_host_on_another_engine_lives_and_is_deleted_there() {
+    let engine = berth_testkit::engine::PrivateEngine::start();
+    let mut parent = TestDaemon::start(bin());
+    let name = unique("remote-host");
+    let created = json_of(&parent.berth(&["host", "create", &name, "--engine", &engine.host(), "--output", "json"]));
+    assert_eq!(created["engine"], engine.host());
+    let host = Host::of(&created);
+    let app = unique("there");
+    let image = ImageBuilder::new(&format!("berth-test/{app}:1"))
+        .service()
+        .label("berth.test.sweep", "1")
+        .layer_marker(&unique("hostimg"));
+    let archive = parent.archive(&image, true);
+    let run = host.berth(&parent, &["install", &app, &archive.path.to_string_lossy(), "-y"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let there = engine.inspect(&app).expect("the app runs in the host's engine");
+    assert_eq!(there["Config"]["Labels"]["berth.instance"], created["instance"]);
+    assert!(inspect(&app).is_none(), "and not in this daemon's");
+
+    let run = parent.berth(&["host", "delete", &name, "--force"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(engine.inspect(&app).is_none(), "its container is removed from its engine");
+    let image_there = engine.get(&format!("/images/{}/json", archive.image_id)).map(|r| r.status);
+    assert_eq!(image_there, Some(404), "and its image");
+    assert!(!host.answers());
+}
