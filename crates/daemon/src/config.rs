@@ -447,4 +447,21 @@ mod tests {
         std::fs::write(&path, "cpu_share = 2.0\n").unwrap();
         assert!(matches!(Settings::load(&path, false), Err(ConfigError::Invalid { .. })));
     }
+
+    #[test]
+    fn a_quota_is_read_and_a_bad_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.toml");
+        std::fs::write(&path, "[quota]\ncpus = 1.5\nmemory = \"2g\"\n").unwrap();
+        let quota = Settings::load(&path, false).unwrap().quota;
+        assert_eq!((quota.cpus, quota.memory_bytes()), (Some(1.5), Some(2 << 30)));
+        for bad in ["[quota]\ncpus = 0.0\n", "[quota]\ncpus = -1.0\n", "[quota]\nmemory = \"lots\"\n"] {
+            std::fs::write(&path, bad).unwrap();
+            let refused = Settings::load(&path, false);
+            assert!(
+                matches!(&refused, Err(ConfigError::Invalid { reason, .. }) if reason.contains("quota")),
+                "{bad}: {refused:?}"
+            );
+        }
+    }
 }

@@ -159,6 +159,11 @@ fn a_host_is_created_used_remotely_and_deleted_with_what_it_made() {
     assert_eq!(view["apps_running"], 2, "{view}");
     assert_eq!(view["quota"]["memory_used"], 48 << 20, "{view}");
 
+    // A normally working daemon logs no error, the host's as the parent's.
+    let host_log = std::fs::read_to_string(host.socket.with_file_name("logs").join("berth.log")).unwrap();
+    assert!(host_log.contains("berth daemon starting"), "{host_log}");
+    assert!(!host_log.contains(" ERROR "), "the host logged an error:\n{host_log}");
+
     // Running apps: refused without --force, nothing changed.
     let run = parent.berth(&["host", "delete", &name]);
     assert_eq!(run.code, 4, "{run:?}");
@@ -181,6 +186,7 @@ fn a_host_is_created_used_remotely_and_deleted_with_what_it_made() {
     let run = parent.berth(&["host", "inspect", &name]);
     assert_eq!(run.code, 3, "{run:?}");
     docker("DELETE", &format!("/networks/{network}"), None);
+    assert!(!parent.log().contains(" ERROR "), "the parent logged an error:\n{}", parent.log());
 }
 
 /// Bad input is refused naming what is wrong, and makes nothing.
