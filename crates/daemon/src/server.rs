@@ -125,8 +125,9 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let engine = DockerEngine::connect(config.docker_host.as_deref(), timeouts).await?;
     let instance = instance_id(&config.root);
     tracing::info!(root = %config.root.display(), %instance, engine = %config.docker_host.as_deref().unwrap_or("default"), "berth daemon starting");
-    crate::apps::units::install_targets(&config.unit_dir).map_err(|e| DaemonError::Units(e.to_string()))?;
+    // The socket first: a daemon refused because another serves it writes nothing.
     let listener = bind(&config.socket).await?;
+    crate::apps::units::install_targets(&config.unit_dir).map_err(|e| DaemonError::Units(e.to_string()))?;
     let systemd = config.settings.supervisor.is_systemd();
     let journal = Journal::new(store.clone(), CrashPoints::from_env());
     let services = Arc::new(Services {

@@ -419,6 +419,9 @@ fn run_daemon_until_exit(root: &Path, socket: &Path) -> (i32, String) {
         .arg(root)
         .arg("--socket")
         .arg(socket)
+        // Never the machine's /etc/systemd/system.
+        .arg("--unit-dir")
+        .arg(root.with_file_name("second-units"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

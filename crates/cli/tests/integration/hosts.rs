@@ -283,3 +283,25 @@ fn a_host_on_another_engine_lives_and_is_deleted_there() {
     assert_eq!(image_there, Some(404), "and its image");
     assert!(!host.answers());
 }
+
+/// A host whose daemon cannot start (its listen port is taken) is taken back
+/// whole, and the error carries what the daemon said.
+#[test]
+fn a_host_that_cannot_start_is_taken_back() {
+    let parent = TestDaemon::start(bin());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let name = unique("nostart");
+    let run = parent.berth(&["host", "create", &name, "--listen", &format!("127.0.0.1:{port}")]);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert!(run.stderr.contains("did not start") && run.stderr.contains(&port.to_string()), "{run:?}");
+    assert!(!parent.root().join("hosts").join(&name).exists(), "nothing of it is left");
+    let listed = json_of(&parent.berth(&["host", "ls", "--output", "json"]));
+    assert_eq!(listed, json!([]));
+    // The name is free again.
+    let run = parent.berth(&["host", "create", &name]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let host = Host::of(&json_of(&parent.berth(&["host", "inspect", &name, "--output", "json"])));
+    assert_eq!(parent.berth(&["host", "delete", &name]).code, 0);
+    assert!(!host.answers());
+}
