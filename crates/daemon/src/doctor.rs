@@ -160,6 +160,30 @@ pub async fn run(daemon: &Daemon) -> DoctorReport {
         )),
         Err(e) => checks.push(check("journal", PROBLEM, format!("the journal cannot be read: {e}"))),
     }
+    match daemon.hosts.views().await {
+        Ok(hosts) if hosts.is_empty() => {}
+        Ok(hosts) => {
+            let unwell: Vec<String> = hosts
+                .iter()
+                .filter(|h| h.state != "running")
+                .map(|h| {
+                    format!(
+                        "{} is {}{}",
+                        h.name,
+                        h.state,
+                        h.message.as_ref().map_or(String::new(), |m| format!(" ({m})"))
+                    )
+                })
+                .collect();
+            let down = hosts.iter().any(|h| matches!(h.state.as_str(), "failed" | "stopped"));
+            checks.push(match (unwell.is_empty(), down) {
+                (true, _) => check("hosts", OK, format!("{} container host(s), all running", hosts.len())),
+                (false, true) => check("hosts", PROBLEM, unwell.join("; ")),
+                (false, false) => check("hosts", WARNING, unwell.join("; ")),
+            });
+        }
+        Err(e) => checks.push(check("hosts", PROBLEM, format!("the container hosts cannot be read: {e}"))),
+    }
     DoctorReport { checks }
 }
 

@@ -117,6 +117,9 @@ fn a_host_is_created_used_remotely_and_deleted_with_what_it_made() {
     assert_ne!(view["instance"], parent_instance, "the host is an instance of its own");
     let listed = json_of(&parent.berth(&["host", "ls", "--output", "json"]));
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    let doctor = json_of(&parent.berth(&["doctor", "--output", "json"]));
+    let hosts_check = doctor["checks"].as_array().unwrap().iter().find(|c| c["name"] == "hosts").cloned();
+    assert_eq!(hosts_check.as_ref().map(|c| c["status"].clone()), Some(json!("ok")), "{doctor}");
 
     // A network that existed before the host, which one of its apps joins.
     let network = unique("pre-net");

@@ -124,6 +124,17 @@ impl Hosts {
     }
 }
 
+impl Hosts {
+    /// Every host as `host ls` shows it (for `berth doctor`).
+    pub async fn views(&self) -> Result<Vec<HostView>, HostError> {
+        let mut views = Vec::new();
+        for record in self.records().await? {
+            views.push(view::of(self, &record, false).await);
+        }
+        Ok(views)
+    }
+}
+
 /// The berth executable hosts run: this one.
 fn berth_binary() -> Result<PathBuf, HostError> {
     std::env::current_exe().map_err(HostError::fs("finding the berth executable"))
@@ -146,11 +157,7 @@ impl HostsManager for HostsApi {
     }
 
     async fn list(&self) -> Result<Vec<HostView>, ApiError> {
-        let mut views = Vec::new();
-        for record in self.0.records().await? {
-            views.push(view::of(&self.0, &record, false).await);
-        }
-        Ok(views)
+        Ok(self.0.views().await?)
     }
 
     async fn inspect(&self, name: &str) -> Result<HostView, ApiError> {
