@@ -134,11 +134,15 @@ fn a_host_is_created_used_remotely_and_deleted_with_what_it_made() {
         .layer_marker(&unique("hostimg"));
     let archive = parent.archive(&image, true);
     let remote = |args: &[&str]| {
+        // No socket: the session can only be the listener's.
+        let mut all = vec!["--socket", "/nonexistent/berth.sock"];
+        all.extend_from_slice(args);
         parent.berth_env(
             &[("BERTH_HOST", Path::new(&format!("tcp://127.0.0.1:{port}"))), ("BERTH_CERT_PATH", &bundle)],
-            args,
+            &all,
         )
     };
+
     let volume = unique("hvol");
     let install =
         |app: &str, args: &str| remote(&["install", app, &archive.path.to_string_lossy(), "--args", args, "-y"]);

@@ -77,10 +77,11 @@ fn a_remote_session_over_mutual_tls_and_revocation() {
     let v2 = daemon.archive(&ImageBuilder::new(&format!("berth-test/{name}:2")).service().layer_marker("two"), true);
     let bundle_path = bundle.to_string_lossy().into_owned();
     let remote = |args: &[&str]| {
-        let mut all = vec!["--host", listen.as_str(), "--cert-path", bundle_path.as_str()];
+        // No socket (the flag wins over the harness's BERTH_SOCKET): the session cannot be using it.
+        let mut all =
+            vec!["--socket", "/nonexistent/berth.sock", "--host", listen.as_str(), "--cert-path", bundle_path.as_str()];
         all.extend_from_slice(args);
-        // No socket: the session cannot be using it.
-        daemon.berth_env(&[("BERTH_SOCKET", std::path::Path::new("/nonexistent/berth.sock"))], &all)
+        daemon.berth(&all)
     };
     let run = remote(&["install", &name, &archive.path.to_string_lossy(), "-y"]);
     assert_eq!(run.code, 0, "{run:?}");
