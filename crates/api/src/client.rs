@@ -537,6 +537,27 @@ impl Client {
         self.json(Method::DELETE, &format!("/v1/hosts/{}?force={force}", encode(name)), None).await
     }
 
+    /// The event stream: stored events after `query.since`, then (with
+    /// `follow`) new ones; gaps where events were missed and are gone.
+    pub async fn events(
+        &self,
+        query: &crate::EventsQuery,
+    ) -> Result<BoxStream<'static, Result<crate::EventItem, ClientError>>, ClientError> {
+        let mut path = format!("/v1/events?follow={}", query.follow);
+        if let Some(since) = query.since {
+            path.push_str(&format!("&since={since}"));
+        }
+        if let Some(kind) = &query.kind {
+            path.push_str(&format!("&kind={}", encode(kind)));
+        }
+        if let Some(name) = &query.name {
+            path.push_str(&format!("&name={}", encode(name)));
+        }
+        let response =
+            self.send(Method::GET, &path, "application/json", full(Bytes::new()), "text/event-stream").await?;
+        Ok(sse_items(ndjson_lines(response)))
+    }
+
     pub async fn openapi(&self) -> Result<serde_json::Value, ClientError> {
         self.json(Method::GET, "/v1/openapi.json", None).await
     }
@@ -733,6 +754,42 @@ fn ndjson_lines(response: Response<Incoming>) -> BoxStream<'static, Result<Vec<u
                         buffer.push(b'\n');
                     }
                 }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// Server-sent events as items: `event:` and `data:` lines up to a blank
+/// line make one; comments (the keep-alive) are skipped.
+fn sse_items(
+    lines: BoxStream<'static, Result<Vec<u8>, ClientError>>,
+) -> BoxStream<'static, Result<crate::EventItem, ClientError>> {
+    futures::stream::unfold((lines, String::new(), String::new()), |(mut lines, mut event, mut data)| async move {
+        loop {
+            let line = match lines.next().await? {
+                Ok(line) => String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_owned(),
+                Err(e) => return Some((Err(e), (lines, event, data))),
+            };
+            if let Some(value) = line.strip_prefix("event:") {
+                event = value.trim().to_owned();
+            } else if let Some(value) = line.strip_prefix("data:") {
+                data.push_str(value.strip_prefix(' ').unwrap_or(value));
+            } else if line.is_empty() && !data.is_empty() {
+                let item = if event == "gap" {
+                    let gap: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
+                    Ok(crate::EventItem::Gap {
+                        after: gap["after"].as_i64().unwrap_or_default(),
+                        next: gap["next"].as_i64().unwrap_or_default(),
+                    })
+                } else {
+                    serde_json::from_str(&data)
+                        .map(crate::EventItem::Event)
+                        .map_err(|e| ClientError::Protocol(format!("an event that is not JSON: {e}")))
+                };
+                event.clear();
+                data.clear();
+                return Some((item, (lines, event, data)));
             }
         }
     })

@@ -80,6 +80,8 @@ pub enum Verb {
     Doctor(DoctorOptions),
     /// The daemon: version, instance, engine, apps, open operations, and whether it runs degraded.
     Info(ReadOptions),
+    /// The event log: every state change, in order; with -f, new ones as they happen.
+    Events(EventsOptions),
     /// Replace this berth binary with a newer one and restart the daemon on it; put the old one
     /// back if the new daemon does not become healthy.
     SelfUpgrade { binary: PathBuf },
@@ -114,6 +116,25 @@ pub enum Certs {
     Clients(ReadOptions),
     /// Refuse a client from its next connection on.
     Revoke { name: String },
+}
+
+#[derive(Args, Debug)]
+pub struct EventsOptions {
+    /// Keep following: new events as they happen (Ctrl-C ends it).
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only events after this id (resume where an earlier run stopped).
+    #[arg(long)]
+    pub since: Option<i64>,
+    /// Only kinds starting with these, comma-separated: app, operation.committed, resource, sra, daemon, …
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only events about this name (an app, an operation's subject, a request id).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// json: one event per line.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 #[derive(Subcommand, Debug)]

@@ -408,6 +408,7 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         Verb::Resource(command) => resources::run(client, command).await?,
         Verb::Certs(command) => certs::run(client, command).await?,
         Verb::Host(command) => hosts::run(client, command).await?,
+        Verb::Events(options) => events(client, options).await?,
         Verb::SelfUpgrade { binary } => self_upgrade::run(client, &binary).await?,
         Verb::Info(read) => {
             let info = client.info().await?;
@@ -606,4 +607,30 @@ fn confirm(yes: bool, question: &str) -> Result<(), Failure> {
         "y" | "yes" => Ok(()),
         _ => Err(Failure::NotConfirmed("not confirmed".into())),
     }
+}
+
+/// `berth events`: the log, then (with -f) new events as they come.
+async fn events(client: &Client, options: args::EventsOptions) -> Result<(), Failure> {
+    let query =
+        berth_api::EventsQuery { follow: options.follow, since: options.since, kind: options.kind, name: options.name };
+    let mut items = client.events(&query).await?;
+    while let Some(item) = items.next().await {
+        match (item?, options.output.is_json()) {
+            (berth_api::EventItem::Event(e), true) => {
+                let line = serde_json::to_string(&e).map_err(|e| Failure::Output(std::io::Error::other(e)))?;
+                say(&line)?;
+            }
+            (berth_api::EventItem::Event(e), false) => {
+                let at = jiff::Timestamp::from_millisecond(e.at).map(|t| t.to_string()).unwrap_or_default();
+                say(&format!("{:>6}  {at}  {}  {}  {}", e.id, e.kind, output::printable(&e.name), e.data))?;
+            }
+            (berth_api::EventItem::Gap { after, next }, true) => {
+                say(&serde_json::json!({ "gap": { "after": after, "next": next } }).to_string())?;
+            }
+            (berth_api::EventItem::Gap { after, next }, false) => {
+                say(&format!("-- events {} to {} are no longer kept --", after + 1, next - 1))?;
+            }
+        }
+    }
+    Ok(())
 }

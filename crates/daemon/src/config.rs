@@ -48,6 +48,27 @@ pub struct Settings {
     pub resource: ResourceSettings,
     pub logs: LogSettings,
     pub quota: QuotaSettings,
+    pub events: EventSettings,
+}
+
+/// `[events]`: how many events, and how old, the event log keeps.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventSettings {
+    pub max_count: u64,
+    pub max_age_days: u64,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self { max_count: 100_000, max_age_days: 7 }
+    }
+}
+
+impl EventSettings {
+    pub fn max_age_ms(&self) -> i64 {
+        (self.max_age_days.saturating_mul(86_400_000)).min(i64::MAX as u64) as i64
+    }
 }
 
 /// `[quota]`: a container host's share of its engine (`berth host create
@@ -345,6 +366,7 @@ impl Default for Settings {
             resource: ResourceSettings::default(),
             logs: LogSettings::default(),
             quota: QuotaSettings::default(),
+            events: EventSettings::default(),
         }
     }
 }
@@ -407,6 +429,9 @@ impl Settings {
         }
         self.resource.validate()?;
         self.quota.validate()?;
+        if self.events.max_count == 0 || self.events.max_age_days == 0 {
+            return Err("events.max_count and events.max_age_days must be positive".into());
+        }
         let f = &self.fetch;
         if f.idle_timeout_secs == 0 || f.overall_timeout_secs == 0 || f.max_archive_bytes == 0 {
             return Err(

@@ -60,6 +60,7 @@ impl Daemon {
                 listen: self.services.config.listen.iter().map(|a| format!("tcp://{a}")).collect(),
             }),
             hosts: Arc::new(crate::hosts::HostsApi(self.hosts.clone())),
+            events: Arc::new(crate::events::EventsApi(self.services.events.clone())),
         }
     }
 

@@ -16,6 +16,10 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 pub async fn follow_engine(daemon: Arc<Daemon>) {
     let services = daemon.services.clone();
     let mut retry = RETRY_MIN;
+    // Whether the engine was lost (the daemon runs degraded): its loss and
+    // its return are events, once each.
+    let mut lost = false;
+    let endpoint = services.engine.endpoint();
     loop {
         // Subscribe first, then look: nothing that happens in between is missed.
         let mut events = services.engine.events(&services.ownership.filter());
@@ -23,9 +27,15 @@ pub async fn follow_engine(daemon: Arc<Daemon>) {
             Ok(()) => {
                 retry = RETRY_MIN;
                 services.engine_state.set_lost(None);
+                if std::mem::take(&mut lost) {
+                    services.events.emit("daemon.engine_back", &endpoint, serde_json::json!({}));
+                }
             }
             Err(e) => {
                 services.engine_state.set_lost(Some(e.clone()));
+                if !std::mem::replace(&mut lost, true) {
+                    services.events.emit("daemon.engine_lost", &endpoint, serde_json::json!({ "reason": e }));
+                }
                 tracing::warn!(error = %e, "container engine not usable; retrying in {retry:?}");
                 tokio::select! {
                     _ = tokio::time::sleep(retry) => {}
@@ -52,6 +62,10 @@ pub async fn follow_engine(daemon: Arc<Daemon>) {
                 Some(Err(e)) => {
                     services.engine_state.set_lost(Some(e.to_string()));
                     tracing::warn!(error = %e, "engine event stream broke");
+                    if !std::mem::replace(&mut lost, true) {
+                        let reason = e.to_string();
+                        services.events.emit("daemon.engine_lost", &endpoint, serde_json::json!({ "reason": reason }));
+                    }
                     break;
                 }
                 None => break,

@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod doctor;
 pub mod effects;
 pub mod engine_watch;
+pub mod events;
 pub mod fs;
 pub mod hosts;
 pub mod intake;

@@ -130,6 +130,8 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     crate::apps::units::install_targets(&config.unit_dir).map_err(|e| DaemonError::Units(e.to_string()))?;
     let systemd = config.settings.supervisor.is_systemd();
     let journal = Journal::new(store.clone(), CrashPoints::from_env());
+    let (events, event_writer) = crate::events::Events::new(store.clone());
+    journal.set_events(events.clone());
     let services = Arc::new(Services {
         config,
         ownership: Ownership::new(instance),
@@ -140,7 +142,18 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         jitter: Arc::new(rand::random::<f64>),
         systemd,
         shutdown: CancellationToken::new(),
+        events: events.clone(),
     });
+    tokio::spawn(event_writer.write(
+        events.clone(),
+        services.config.settings.events.clone(),
+        services.shutdown.clone(),
+    ));
+    events.emit(
+        "daemon.started",
+        &services.config.root.display().to_string(),
+        serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }),
+    );
     let locations = crate::resources::locations::connect(&services, &services.config.settings.resource).await;
     let daemon = Daemon::assemble(services.clone(), locations);
     if let Err(e) = daemon.apps.show_stored().await {

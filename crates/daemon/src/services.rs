@@ -28,6 +28,8 @@ pub struct Services {
     pub systemd: bool,
     /// Cancelled when the daemon shuts down: running operations undo themselves.
     pub shutdown: CancellationToken,
+    /// Every state change, for `/v1/events`.
+    pub events: Arc<crate::events::Events>,
 }
 
 impl std::fmt::Debug for Services {

@@ -60,11 +60,12 @@ impl Fixture {
             ownership: Ownership::new(INSTANCE),
             engine: Arc::new(self.engine.clone()),
             store: store.clone(),
-            journal: Journal::new(store, crash),
+            journal: Journal::new(store.clone(), crash),
             engine_state: EngineState::new(2),
             jitter: Arc::new(|| 0.5),
             systemd: false,
             shutdown: CancellationToken::new(),
+            events: crate::events::Events::new(store).0,
         });
         let local = crate::resources::locations::Location {
             name: crate::resources::locations::LOCAL.into(),

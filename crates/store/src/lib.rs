@@ -11,9 +11,11 @@
 //! the blocking pool. The connection sits behind a mutex that is never held
 //! outside one of these calls.
 
+mod events;
 mod resources;
 mod schema;
 
+pub use events::{NewEvent, StoredEvent};
 pub use resources::{
     now_ms, InternalResource, OutboxMessage, ResourceChange, StoredInstance, StoredRequest, StoredType,
 };

@@ -11,9 +11,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// The schema this berth writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
-const TABLES: &str = "
+pub(crate) const TABLES: &str = "
 CREATE TABLE apps (
     name          TEXT PRIMARY KEY,
     spec          TEXT NOT NULL,
@@ -64,6 +64,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     // 4: the resource manager: types, instances, transition requests and the outbox.
     (4, crate::resources::TABLES),
+    // 5: the event log.
+    (5, crate::events::TABLES),
 ];
 
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
@@ -175,8 +177,9 @@ fn migrate(path: &Path, connection: &Connection) -> Result<(), Migration> {
     if version == 0 && !has_tables {
         connection
             .execute_batch(&format!(
-                "BEGIN; {TABLES} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-                crate::resources::TABLES
+                "BEGIN; {TABLES} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                crate::resources::TABLES,
+                crate::events::TABLES
             ))
             .map_err(sqlite)?;
         return Ok(());

@@ -300,3 +300,54 @@ fn a_rebuilt_app_is_recorded_once_and_never_over_a_recorded_one() {
     assert!(!store.restore_app(&StoredApp { spec: spec("db", "sha256:9"), ..rebuilt }).unwrap());
     assert_eq!(store.app("db").unwrap().unwrap().spec.image_id, "sha256:3");
 }
+
+/// A database of schema 4 (the release before the event log), as that
+/// release's own tables make it, with an app: migrated to 5 in one
+/// transaction after a backup copy; its app kept; events then work.
+#[test]
+fn a_schema_4_database_gains_the_event_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(&format!(
+            "BEGIN; {} {} PRAGMA user_version = 4; COMMIT;",
+            schema::TABLES,
+            crate::resources::TABLES
+        ))
+        .unwrap();
+        c.execute(
+            "INSERT INTO apps (name, spec, desired, installed, created_at, updated_at) VALUES ('aa', ?1, 'running', 1, 1, 1)",
+            [serde_json::to_string(&spec("aa", "sha256:1")).unwrap()],
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.apps().unwrap()[0].spec.image_id, "sha256:1");
+    let backup = Connection::open(dir.path().join("backup/berth.db.schema-4")).unwrap();
+    assert_eq!(backup.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).unwrap(), 4);
+    let event = NewEvent { at: 5, kind: "app.running".into(), name: "aa".into(), data: "{}".into() };
+    assert_eq!(store.append_events(&[event]).unwrap()[0].id, 1);
+    drop(store);
+    // Opened again (a second migration run): nothing changes, nothing is lost.
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.events_after(0, 10).unwrap().len(), 1);
+    let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
+#[test]
+fn event_ids_only_grow_and_retention_trims_the_oldest() {
+    let (_dir, store) = store();
+    assert_eq!(store.event_bounds().unwrap(), (None, 0));
+    let new = |at: i64| NewEvent { at, kind: "app.running".into(), name: format!("a{at}"), data: "{}".into() };
+    let stored = store.append_events(&(1..=10).map(new).collect::<Vec<_>>()).unwrap();
+    assert_eq!(stored.iter().map(|e| e.id).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+    assert_eq!(store.events_after(7, 100).unwrap().iter().map(|e| e.id).collect::<Vec<_>>(), [8, 9, 10]);
+    // Older than at=3, and beyond the newest 5.
+    assert_eq!(store.trim_events(5, 3).unwrap(), 5);
+    assert_eq!(store.event_bounds().unwrap(), (Some(6), 10));
+    store.trim_events(0, 0).unwrap();
+    assert_eq!(store.event_bounds().unwrap(), (None, 10), "an id is never given again");
+    assert_eq!(store.append_events(&[new(11)]).unwrap()[0].id, 11);
+}

@@ -580,6 +580,11 @@ impl Lines {
         Lines { lines, seen: Vec::new() }
     }
 
+    /// Every line read so far, in order.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
     /// Waits for a line containing `needle` and returns it; panics after `timeout`.
     pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;

@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod certs;
 pub mod daemon;
+pub mod events;
 pub mod hosts;
 pub mod logins;
 pub mod migration;
@@ -26,6 +27,7 @@ pub struct Managers {
     pub resources: Arc<dyn resources::ResourceManager>,
     pub certs: Arc<dyn certs::CertsManager>,
     pub hosts: Arc<dyn hosts::HostsManager>,
+    pub events: Arc<dyn events::EventsManager>,
 }
 
 pub fn router(managers: Managers) -> Router {
@@ -38,6 +40,7 @@ pub fn router(managers: Managers) -> Router {
         .merge(resources::routes(managers.resources))
         .merge(certs::routes(managers.certs))
         .merge(hosts::routes(managers.hosts))
+        .merge(events::routes(managers.events))
         .fallback(|uri: axum::http::Uri| async move {
             let path = crate::error::short(uri.path());
             ApiError::new(ErrorKind::NotFound, format!("no endpoint {path}; see /v1/openapi.json"))
@@ -59,5 +62,6 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc.merge(logins::Doc::openapi());
     doc.merge(certs::Doc::openapi());
     doc.merge(hosts::Doc::openapi());
+    doc.merge(events::Doc::openapi());
     doc
 }

@@ -3,6 +3,7 @@
 mod apps;
 mod certs;
 mod daemon;
+mod events;
 mod hosts;
 mod logins;
 mod migration;
@@ -12,6 +13,7 @@ mod sra;
 pub use apps::*;
 pub use certs::*;
 pub use daemon::*;
+pub use events::*;
 pub use hosts::*;
 pub use logins::*;
 pub use migration::*;

@@ -58,4 +58,13 @@ fn apps_come_back_after_an_engine_restart_and_a_reboot() {
     assert!(!daemon.berth(&["info"]).stdout.contains("DEGRADED"), "recovered on its own");
     assert_eq!(daemon.app(&off).unwrap()["state"], "stopped", "a user-stopped app stays stopped");
     assert_eq!(engine.inspect(&off).unwrap()["State"]["Running"], false);
+    // The engine's loss and return are events, in that order.
+    let run = daemon.berth(&["events", "--kind", "daemon", "--output", "json"]);
+    let kinds: Vec<String> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].as_str().unwrap().to_owned())
+        .collect();
+    let lost = kinds.iter().position(|k| k == "daemon.engine_lost").expect("engine_lost is an event");
+    assert!(kinds[lost..].iter().any(|k| k == "daemon.engine_back"), "{kinds:?}");
 }

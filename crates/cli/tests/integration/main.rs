@@ -7,6 +7,7 @@ mod bad_input;
 mod cancel;
 mod deb;
 mod engine_restart;
+mod events;
 mod hostile;
 mod hosts;
 mod http_source;
@@ -33,6 +34,9 @@ mod units;
 mod upgrade;
 
 use std::path::Path;
+
+/// The state schema this release writes (`berth version`, `<root>/version`).
+pub const SCHEMA: i64 = 5;
 
 /// The berth binary under test.
 pub fn bin() -> &'static Path {

@@ -181,7 +181,7 @@ fn version_file_and_container_log_rotation() {
     let run = daemon.berth(&["version", "--output", "json"]);
     assert_eq!(run.code, 0, "{run:?}");
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(v["schema"], 4);
+    assert_eq!(v["schema"], crate::SCHEMA);
     assert!(!v["git"].as_str().unwrap().is_empty());
     assert_eq!(v["daemon"]["version"], v["version"]);
     let name = unique("ver");
@@ -189,7 +189,7 @@ fn version_file_and_container_log_rotation() {
     assert_eq!(daemon.berth(&["install", &name, &archive.path.to_string_lossy(), "-y"]).code, 0);
     let file = std::fs::read_to_string(daemon.root().join("version")).unwrap();
     assert!(file.starts_with("berth="), "{file}");
-    assert!(file.contains("schema=4\n"), "{file}");
+    assert!(file.contains(&format!("schema={}\n", crate::SCHEMA)), "{file}");
     let short = archive.image_id.trim_start_matches("sha256:")[..12].to_owned();
     assert!(file.contains(&format!("{name}=berth-test/{name}:1 {short}\n")), "{file}");
     let container = berth_testkit::harness::inspect(&name).unwrap();

@@ -39,7 +39,7 @@ fn a_failing_new_binary_is_rolled_back_and_a_good_one_taken() {
     let run = run_as_installed(&["self-upgrade", &not_berth.to_string_lossy()]);
     assert_eq!(run.code, 5, "{run:?}");
     let older = dir.path().join("older");
-    script(&older, "echo '{\"version\":\"0.0.1\",\"schema\":4}'\n");
+    script(&older, &format!("echo '{{\"version\":\"0.0.1\",\"schema\":{}}}'\n", crate::SCHEMA));
     let run = run_as_installed(&["self-upgrade", &older.to_string_lossy()]);
     assert_eq!(run.code, 4, "{run:?}");
     assert!(run.stderr.contains("must not go back"), "{run:?}");
@@ -47,7 +47,13 @@ fn a_failing_new_binary_is_rolled_back_and_a_good_one_taken() {
 
     // Says a newer version, but cannot run the daemon: rolled back.
     let broken = dir.path().join("broken");
-    script(&broken, "if [ \"$1\" = version ]; then echo '{\"version\":\"99.0.0\",\"schema\":4}'; exit 0; fi\necho broken >&2; exit 3\n");
+    script(
+        &broken,
+        &format!(
+            "if [ \"$1\" = version ]; then echo '{{\"version\":\"99.0.0\",\"schema\":{}}}'; exit 0; fi\necho broken >&2; exit 3\n",
+            crate::SCHEMA
+        ),
+    );
     let old_pid = info(&daemon)["pid"].as_u64().unwrap();
     let run = run_as_installed(&["self-upgrade", &broken.to_string_lossy()]);
     assert_eq!(run.code, 9, "{run:?}");

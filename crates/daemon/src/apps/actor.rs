@@ -187,8 +187,20 @@ impl Actor {
         self.epoch.elapsed()
     }
 
+    /// Changes the app's live status; a new state is an event (`app.<state>`).
     fn set(&self, f: impl FnOnce(&mut Runtime)) {
-        f(&mut lock(&self.runtime));
+        let (before, after, failure, restarts) = {
+            let mut runtime = lock(&self.runtime);
+            let before = runtime.state;
+            f(&mut runtime);
+            (before, runtime.state, runtime.failure.clone(), runtime.restarts)
+        };
+        if before != after {
+            let state = serde_json::to_value(after).unwrap_or_default();
+            let kind = format!("app.{}", state.as_str().unwrap_or_default());
+            let data = serde_json::json!({ "state": state, "from": before, "failure": failure, "restarts": restarts });
+            self.apps.services.events.emit(&kind, &self.name, data);
+        }
     }
 
     fn view(&self) -> Result<AppView, AppError> {

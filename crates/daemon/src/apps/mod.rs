@@ -299,6 +299,8 @@ impl AppsManager for AppsApi {
         quota::check(&self.services.config.settings.quota, &self.registry, &valid.spec, false)?;
         let handle = actor::spawn(self.0.clone(), runtime);
         self.registry.reserve(&name, handle.clone())?;
+        let data = serde_json::json!({ "state": AppState::Installing, "image": valid.spec.image_ref });
+        self.services.events.emit("app.installing", &name, data);
         let spec = Box::new(valid.spec);
         let view =
             self.ask_handle(&name, &handle, |reply| Command::Install { spec, fetch: valid.fetch, op, reply }).await?;

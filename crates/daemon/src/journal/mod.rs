@@ -100,6 +100,7 @@ impl Settled {
 pub struct Op {
     pub id: i64,
     pub kind: OperationKind,
+    subject: String,
     step: String,
     undo: Vec<Effect>,
     context: serde_json::Value,
@@ -146,6 +147,7 @@ pub struct Journal {
     store: Store,
     crash: CrashPoints,
     effects: OnceLock<Arc<dyn EffectRunner>>,
+    events: OnceLock<Arc<crate::events::Events>>,
     claimed: Claimed,
 }
 
@@ -162,7 +164,22 @@ fn to_value<C: Serialize>(context: &C) -> serde_json::Value {
 
 impl Journal {
     pub fn new(store: Store, crash: CrashPoints) -> Self {
-        Self { store, crash, effects: OnceLock::new(), claimed: Claimed::default() }
+        Self { store, crash, effects: OnceLock::new(), events: OnceLock::new(), claimed: Claimed::default() }
+    }
+
+    /// Wires the event log in: every begin, step, commit and end is an event.
+    pub fn set_events(&self, events: Arc<crate::events::Events>) {
+        let _ = self.events.set(events);
+    }
+
+    fn emit(&self, what: &str, id: i64, kind: OperationKind, subject: &str, extra: serde_json::Value) {
+        if let Some(events) = self.events.get() {
+            let mut data = serde_json::json!({ "operation": id, "kind": kind.as_str() });
+            if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
+                data.extend(extra);
+            }
+            events.emit(&format!("operation.{what}"), subject, data);
+        }
     }
 
     /// Wires the effect runner in (once, when the daemon is assembled).
@@ -212,9 +229,11 @@ impl Journal {
             })
             .await?;
         tracing::info!(operation = id, kind = kind.as_str(), subject = %subject.key(), "operation begins");
+        self.emit("begun", id, kind, &subject.key(), serde_json::json!({}));
         // A new id: nobody else can hold it.
         let claim = Claim::take(&self.claimed, id).expect("a new entry is unclaimed");
-        Ok(Op { id, kind, step: berth_core::journal::ACCEPTED.into(), undo, context, _claim: claim })
+        let subject = subject.key();
+        Ok(Op { id, kind, subject, step: berth_core::journal::ACCEPTED.into(), undo, context, _claim: claim })
     }
 
     /// Opens an operation that is committed from the start: its whole plan is
@@ -242,6 +261,7 @@ impl Journal {
             })
             .await?;
         tracing::info!(operation = id, kind = kind.as_str(), subject = %subject.key(), "operation begins (committed)");
+        self.emit("committed", id, kind, &subject.key(), serde_json::json!({}));
         Ok(id)
     }
 
@@ -256,6 +276,7 @@ impl Journal {
     ) -> Result<(), JournalError> {
         self.reach(&format!("{}:before_{step}", op.kind.as_str()))?;
         tracing::info!(operation = op.id, kind = op.kind.as_str(), step, "step");
+        self.emit("step", op.id, op.kind, &op.subject, serde_json::json!({ "step": step }));
         op.context = to_value(context);
         op.undo.extend(undo);
         op.step = step.to_owned();
@@ -288,6 +309,7 @@ impl Journal {
         let (id, context) = (op.id, to_value(context));
         self.db("committing an operation", move |s| s.commit(id, kind, &context, &forward, app)).await?;
         tracing::info!(operation = id, kind = kind.as_str(), "committed");
+        self.emit("committed", id, kind, &op.subject, serde_json::json!({}));
         self.reach(&format!("{}:after_commit", kind.as_str()))?;
         // The operation's own claim covers its forward work.
         Ok(self.finish_claimed(id, kind).await)
@@ -297,13 +319,14 @@ impl Journal {
     pub async fn roll_back(&self, op: Op, reason: &str) -> Settled {
         let (id, kind, reason) = (op.id, op.kind, reason.to_owned());
         tracing::warn!(operation = id, kind = kind.as_str(), step = %op.step, %reason, "rolling back");
+        self.emit("rolling_back", id, kind, &op.subject, serde_json::json!({ "step": op.step, "reason": reason }));
         if let Err(e) = self.db("starting a rollback", move |s| s.start_rollback(id, kind, &reason)).await {
             return Settled::Failed(e);
         }
-        self.replay_undo(id, kind, op.undo).await
+        self.replay_undo(id, kind, &op.subject, op.undo).await
     }
 
-    async fn replay_undo(&self, id: i64, kind: OperationKind, mut undo: Vec<Effect>) -> Settled {
+    async fn replay_undo(&self, id: i64, kind: OperationKind, subject: &str, mut undo: Vec<Effect>) -> Settled {
         while let Some(effect) = undo.last().cloned() {
             if let Err(halted) = self.crash.reach(&format!("{}:undo_{}", kind.as_str(), undo.len())) {
                 return Settled::Halted(halted);
@@ -327,6 +350,7 @@ impl Journal {
         {
             Ok(()) => {
                 tracing::info!(operation = id, kind = kind.as_str(), "rolled back");
+                self.emit("rolled_back", id, kind, subject, serde_json::json!({}));
                 Settled::Closed
             }
             Err(e) => Settled::Failed(e),
@@ -347,10 +371,10 @@ impl Journal {
             Ok(_) => return Settled::Closed,
             Err(e) => return Settled::Failed(e),
         };
-        self.replay_forward(id, kind, entry.forward).await
+        self.replay_forward(id, kind, &entry.subject, entry.forward).await
     }
 
-    async fn replay_forward(&self, id: i64, kind: OperationKind, mut forward: Vec<Effect>) -> Settled {
+    async fn replay_forward(&self, id: i64, kind: OperationKind, subject: &str, mut forward: Vec<Effect>) -> Settled {
         while let Some(effect) = forward.first().cloned() {
             if let Err(halted) = self.crash.reach(&format!("{}:forward_{}", kind.as_str(), forward.len())) {
                 return Settled::Halted(halted);
@@ -369,7 +393,10 @@ impl Journal {
             }
         }
         match self.db("closing an operation", move |s| s.close(id, kind, Phase::Committed, Phase::Done, None)).await {
-            Ok(()) => Settled::Closed,
+            Ok(()) => {
+                self.emit("done", id, kind, subject, serde_json::json!({}));
+                Settled::Closed
+            }
             Err(e) => Settled::Failed(e),
         }
     }
@@ -400,11 +427,11 @@ impl Journal {
                         return Settled::Failed(e);
                     }
                 }
-                self.replay_undo(id, kind, entry.undo).await
+                self.replay_undo(id, kind, &entry.subject, entry.undo).await
             }
             Some(berth_core::journal::Recovery::RollForward) => {
                 tracing::warn!(operation = id, kind = kind.as_str(), subject = %entry.subject, "finishing an operation cut short");
-                self.replay_forward(id, kind, entry.forward).await
+                self.replay_forward(id, kind, &entry.subject, entry.forward).await
             }
             None => Settled::Closed,
         }

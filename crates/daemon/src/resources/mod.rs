@@ -257,6 +257,18 @@ impl Resources {
             .await?;
         if let Some(r) = ended {
             tracing::warn!(request = %r.id, reason = ?r.reason, "transition request ended as failed");
+            self.services.events.emit(
+                "resource.request",
+                &r.id,
+                serde_json::json!({
+                    "state": "FAILED",
+                    "instance": r.instance_id,
+                    "transition": r.transition,
+                    "type": r.type_name,
+                    "reason": r.reason,
+                    "code": r.failure_code,
+                }),
+            );
             self.outbox.wake.notify_one();
         }
         Ok(())

@@ -105,11 +105,18 @@ impl SraManager for SraApi {
     }
 
     async fn exec(&self, request: SraExecRequest, op: Operation<SraEvent>) -> Result<SraExecResult, ApiError> {
-        Ok(exec::exec(self, request, op).await?)
+        let (image, started) = (request.target.image.clone(), std::time::Instant::now());
+        let result = exec::exec(self, request, op).await;
+        self.command_event(&image, "exec", started, &result);
+        Ok(result?)
     }
 
     async fn run(&self, request: SraRunRequest, op: Operation<SraEvent>) -> Result<SraExecResult, ApiError> {
-        Ok(exec::run(self, request, op).await?)
+        let (image, command, started) =
+            (request.target.image.clone(), request.command.clone(), std::time::Instant::now());
+        let result = exec::run(self, request, op).await;
+        self.command_event(&image, &command, started, &result);
+        Ok(result?)
     }
 
     async fn config_download(&self, image: &str) -> Result<Vec<u8>, ApiError> {
@@ -117,15 +124,53 @@ impl SraManager for SraApi {
     }
 
     async fn config_upload(&self, image: &str, archive: Bytes) -> Result<SraConfigState, ApiError> {
-        Ok(Sra::config_upload(self, image, archive).await?)
+        let state = Sra::config_upload(self, image, archive).await?;
+        self.config_event("uploaded", image, &state);
+        Ok(state)
     }
 
     async fn config_copy(&self, request: SraConfigCopyRequest) -> Result<SraConfigState, ApiError> {
-        Ok(Sra::config_copy(self, &request.from, &request.to).await?)
+        let state = Sra::config_copy(self, &request.from, &request.to).await?;
+        self.config_event("copied", &request.to, &state);
+        Ok(state)
     }
 
     async fn config_reset(&self, image: &str) -> Result<SraConfigState, ApiError> {
-        Ok(Sra::config_reset(self, image).await?)
+        let state = Sra::config_reset(self, image).await?;
+        self.config_event("reset", image, &state);
+        Ok(state)
+    }
+}
+
+impl SraApi {
+    /// An SRA command that ran (or was refused) is an event.
+    fn command_event(
+        &self,
+        image: &str,
+        command: &str,
+        started: std::time::Instant,
+        result: &Result<SraExecResult, SraError>,
+    ) {
+        let data = match result {
+            Ok(r) => serde_json::json!({
+                "command": command,
+                "exit_code": r.exit_code,
+                "execution_id": r.execution_id,
+                "sra_error": r.sra_error.as_ref().map(|e| e.code.clone()),
+                "ms": started.elapsed().as_millis() as u64,
+            }),
+            Err(e) => {
+                serde_json::json!({ "command": command, "error": e.to_string(), "ms": started.elapsed().as_millis() as u64 })
+            }
+        };
+        self.services.events.emit("sra.command", image, data);
+    }
+
+    fn config_event(&self, how: &str, image: &str, state: &SraConfigState) {
+        if state.changed || how == "reset" {
+            let data = serde_json::json!({ "how": how, "image_id": state.image_id, "digest": state.digest });
+            self.services.events.emit("sra.config", image, data);
+        }
     }
 }
 
