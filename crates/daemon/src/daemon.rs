@@ -22,6 +22,7 @@ pub struct Daemon {
     pub sra: Arc<Sra>,
     pub resources: Arc<Resources>,
     pub hosts: Arc<crate::hosts::Hosts>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub certs: Arc<crate::certs::CertsDir>,
     /// SHA-256 fingerprints of revoked client certificates, shared with the TLS listeners.
     pub revoked: crate::certs::verify::Revoked,
@@ -42,7 +43,19 @@ impl Daemon {
         services.journal.set_effects(crate::effects::runner(&services, &sra, &resources, &hosts));
         let certs = Arc::new(crate::certs::CertsDir::new(services.config.certs_dir.clone()));
         let revoked = Arc::new(std::sync::RwLock::new(certs.revoked().unwrap_or_default()));
-        Arc::new(Self { services, apps, sra, resources, hosts, certs, revoked, remote_tls: Default::default() })
+        let metrics = crate::metrics::Metrics::new();
+        tokio::spawn(metrics.clone().follow(services.events.subscribe()));
+        Arc::new(Self {
+            services,
+            apps,
+            sra,
+            resources,
+            hosts,
+            metrics,
+            certs,
+            revoked,
+            remote_tls: Default::default(),
+        })
     }
 
     pub fn managers(self: &Arc<Self>) -> Managers {
@@ -61,6 +74,7 @@ impl Daemon {
             }),
             hosts: Arc::new(crate::hosts::HostsApi(self.hosts.clone())),
             events: Arc::new(crate::events::EventsApi(self.services.events.clone())),
+            metrics: Arc::new(MetricsApi(self.clone())),
         }
     }
 
@@ -120,5 +134,40 @@ impl DaemonManager for Info {
                 )
             }),
         })
+    }
+}
+
+/// `/metrics`: the counters, and the levels as the daemon holds them now.
+struct MetricsApi(Arc<Daemon>);
+
+#[async_trait::async_trait]
+impl berth_api::routes::metrics::MetricsManager for MetricsApi {
+    async fn render(&self) -> Result<String, berth_api::ApiError> {
+        let daemon = &self.0;
+        let apps = daemon
+            .apps
+            .registry
+            .handles()
+            .iter()
+            .map(|h| {
+                let r = crate::services::lock(&h.runtime);
+                (r.spec.name.to_string(), r.state, r.restarts)
+            })
+            .collect();
+        let store = daemon.services.store.clone();
+        let (open_operations, outbox_depth) = crate::fs::blocking("reading the levels", move || {
+            let open = store.open_entries().map(|e| e.len() as i64).unwrap_or(0);
+            let outbox = store.outbox_depth().map(|(depth, _)| depth).unwrap_or(0);
+            Ok::<_, crate::fs::TaskFailed>((open, outbox))
+        })
+        .await
+        .unwrap_or((0, 0));
+        let levels = crate::metrics::Levels {
+            apps,
+            engine_up: daemon.services.engine_state.is_ready() && daemon.services.engine_state.lost().is_none(),
+            open_operations,
+            outbox_depth,
+        };
+        Ok(daemon.metrics.render(levels))
     }
 }

@@ -70,6 +70,11 @@ impl Events {
         .map_err(|e| e.to_string())
     }
 
+    /// The live feed of stored events (for the metrics).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
+        self.live.subscribe()
+    }
+
     /// The events `query` asks for, as a stream (see the module's comment).
     pub fn stream(self: &Arc<Self>, query: EventsQuery) -> BoxStream<'static, EventItem> {
         let follower = Follower {

@@ -24,6 +24,7 @@ pub mod fs;
 pub mod hosts;
 pub mod intake;
 pub mod journal;
+pub mod metrics;
 pub mod resources;
 pub mod server;
 pub mod services;

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod events;
 pub mod hosts;
 pub mod logins;
+pub mod metrics;
 pub mod migration;
 pub mod resources;
 pub mod sra;
@@ -28,6 +29,7 @@ pub struct Managers {
     pub certs: Arc<dyn certs::CertsManager>,
     pub hosts: Arc<dyn hosts::HostsManager>,
     pub events: Arc<dyn events::EventsManager>,
+    pub metrics: Arc<dyn metrics::MetricsManager>,
 }
 
 pub fn router(managers: Managers) -> Router {
@@ -41,6 +43,7 @@ pub fn router(managers: Managers) -> Router {
         .merge(certs::routes(managers.certs))
         .merge(hosts::routes(managers.hosts))
         .merge(events::routes(managers.events))
+        .merge(metrics::routes(managers.metrics))
         .fallback(|uri: axum::http::Uri| async move {
             let path = crate::error::short(uri.path());
             ApiError::new(ErrorKind::NotFound, format!("no endpoint {path}; see /v1/openapi.json"))

@@ -15,6 +15,7 @@ mod interfaces;
 mod journal;
 mod leaks;
 mod lifecycle;
+mod metrics;
 mod migrate;
 mod rebuild;
 mod registry;
