@@ -2,7 +2,8 @@
 # berth benchmark: `berth list --output json` with 200 installed apps against
 # `docker ps -a --filter label=berth.app` (and the raw Engine API), measured
 # side by side in one hyperfine run, plus the daemon's resident memory idle
-# and with 200 apps. Prints the figures and pass/fail against the targets
+# and with 200 apps, a `/metrics` scrape and a read of the whole event log
+# with those apps. Prints the figures and pass/fail against the targets
 # (see docs/PERFORMANCE.md); it exits 0 whether or not the targets are met,
 # and non-zero only when something broke.
 #
@@ -140,7 +141,9 @@ hyperfine -N --warmup 3 --runs "$RUNS" --style basic --export-json "$W/hyperfine
     -n "docker ps -a --filter label=berth.app" "docker ps -a --filter label=berth.app" \
     -n "curl engine /containers/json (raw API)" \
     "curl -sf --unix-socket $DOCKER_SOCK 'http://x/v1.41/containers/json?all=1&filters=$FILTER'" \
-    -n "curl berth /v1/apps (raw API)" "curl -sf --unix-socket $(q "$SOCK") http://x/v1/apps"
+    -n "curl berth /v1/apps (raw API)" "curl -sf --unix-socket $(q "$SOCK") http://x/v1/apps" \
+    -n "curl berth /metrics (scrape)" "curl -sf --unix-socket $(q "$SOCK") http://x/metrics" \
+    -n "berth events --output json (whole log)" "$(q "$BERTH") --socket $(q "$SOCK") events --output json"
 [ -z "${BENCH_EXPORT:-}" ] || cp "$W/hyperfine.json" "$BENCH_EXPORT"
 
 # The same two answers without any process start-up: one client, a new
@@ -167,7 +170,8 @@ def get(sock, path):
     if r.status != 200:
         sys.exit(f"GET {path}: HTTP {r.status}")
     return time.perf_counter() - start, len(body)
-targets = [("berth GET /v1/apps", berth_sock, "/v1/apps"), ("engine GET /containers/json", docker_sock, docker_path)]
+targets = [("berth GET /v1/apps", berth_sock, "/v1/apps"), ("engine GET /containers/json", docker_sock, docker_path),
+           ("berth GET /metrics", berth_sock, "/metrics")]
 times = {name: [] for name, _, _ in targets}
 size = {}
 for i in range(3 + 200):
@@ -205,6 +209,7 @@ rows = [line.split("\t") for line in open(requests).read().splitlines()]
 for name, mean, median, p95, size in rows:
     print(f"  {name:<42} {float(mean):9.2f} {float(median):8.2f} {float(p95):8.2f} {int(size):8d}")
 request_ratio = float(rows[1][1]) / float(rows[0][1])
+metrics_row = rows[2]
 speedup = docker["mean"] / base["mean"]
 rss_worst = max(float(with_apps), float(after))
 list_ok = base["mean"] < docker["mean"]
@@ -215,6 +220,7 @@ print(f"  berth list --output json       {base['mean']*1e3:8.2f} ms ± {base['st
 print(f"  docker ps -a --filter ...      {docker['mean']*1e3:8.2f} ms ± {docker['stddev']*1e3:.2f}  ({docker_count} containers)")
 print(f"  ratio docker ps / berth list   {speedup:8.2f}x")
 print(f"  ratio engine / berth, request  {request_ratio:8.2f}x  (raw socket requests, see above)")
+print(f"  /metrics scrape, {apps} apps     {float(metrics_row[1]):8.2f} ms mean, {int(metrics_row[4])} bytes")
 print(f"  daemon RSS idle (0 apps)       {idle:>8} MiB")
 print(f"  daemon RSS with {apps} apps       {with_apps:>8} MiB  (after the list benchmark: {after} MiB, peak {peak} MiB)")
 print(f"  daemon CPU, {apps} apps, idle      {idle_cpu:>8} ms over {settle} s")
