@@ -81,7 +81,8 @@ impl Events {
             events: self.clone(),
             live: self.live.subscribe(),
             after: query.since.unwrap_or(0),
-            checked_gap: false,
+            // A reader that names no position wants what is kept: no gap.
+            checked_gap: query.since.is_none(),
             backlog: std::collections::VecDeque::new(),
             reading_store: true,
             query,

@@ -129,6 +129,8 @@ fn events_no_longer_kept_are_a_gap() {
     let kept: Vec<Value> = run.stdout.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(ids(&kept).first(), Some(&next), "{run:?}");
     assert!(ids(&kept).iter().all(|id| *id > newest - 3), "{run:?}");
-    let text = daemon.berth(&["events"]);
+    let text = daemon.berth(&["events", "--since", "0"]);
     assert!(text.stdout.starts_with("-- events 1 to "), "{text:?}");
+    let all = daemon.berth(&["events"]);
+    assert!(!all.stdout.contains("no longer kept"), "no position asked, no gap: {all:?}");
 }
