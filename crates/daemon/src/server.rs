@@ -119,7 +119,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     }
     check_engine_installed(config.docker_host.as_deref())?;
     // Before the database is opened: unusable certificates change nothing.
-    prepare_certificates(&config)?;
+    let expiring = prepare_certificates(&config)?;
     let store = Store::open(&config.db_path)?;
     let timeouts = EngineTimeouts { control: Duration::from_secs(config.settings.engine.control_timeout_secs) };
     let engine = DockerEngine::connect(config.docker_host.as_deref(), timeouts).await?;
@@ -154,6 +154,9 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         &services.config.root.display().to_string(),
         serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }),
     );
+    if let Some((days, subject)) = expiring {
+        events.emit("daemon.cert_expiring", &subject, serde_json::json!({ "days_left": days }));
+    }
     let locations = crate::resources::locations::connect(&services, &services.config.settings.resource).await;
     let daemon = Daemon::assemble(services.clone(), locations);
     if let Err(e) = daemon.apps.show_stored().await {
@@ -194,8 +197,9 @@ fn hostname() -> String {
 }
 
 /// The certificates directory, made or brought up to date (the hostname and
-/// the listen addresses as SANs); one expiring within 60 days is warned of.
-fn prepare_certificates(config: &DaemonConfig) -> Result<(), DaemonError> {
+/// the listen addresses as SANs); one expiring within 60 days is warned of
+/// (and returned: days left and subject, for the event log).
+fn prepare_certificates(config: &DaemonConfig) -> Result<Option<(i64, String)>, DaemonError> {
     let certs = crate::certs::CertsDir::new(config.certs_dir.clone());
     let mut ips: std::collections::BTreeSet<std::net::IpAddr> =
         config.listen.iter().map(|a| a.ip()).filter(|ip| !ip.is_unspecified()).collect();
@@ -210,8 +214,9 @@ fn prepare_certificates(config: &DaemonConfig) -> Result<(), DaemonError> {
     let days = (summary.not_after - crate::certs::now_secs()).div_euclid(86_400);
     if days < crate::certs::EXPIRY_WARNING_DAYS {
         tracing::warn!(days, subject = %summary.subject, "the server certificate expires soon; renew it");
+        return Ok(Some((days, summary.subject)));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The whole API over mutual TLS on each `--listen` address: a client must

@@ -571,6 +571,9 @@ fn onboarding_again_rebuilds_only_a_changed_package() {
     onboard(&daemon, &p);
     let rebuilt = docker("GET", &format!("/images/{tag}/json"), None).json()["Id"].clone();
     assert_ne!(rebuilt, image, "a changed package is rebuilt");
+    // Onboarded, then changed: two events; the unchanged second onboarding is none.
+    let run = daemon.berth(&["events", "--kind", "resource.type", "--name", &p.type_name(), "--output", "json"]);
+    assert_eq!(run.stdout.lines().filter(|l| l.contains("\"onboarded\"")).count(), 2, "{run:?}");
     let container = daemon.containers()[0]["Id"].as_str().unwrap().to_owned();
     assert_eq!(inspect(&container).unwrap()["Image"], image, "the running instance keeps its image");
     transition(&daemon, next_body(&id, "Uninstall", json!({})));

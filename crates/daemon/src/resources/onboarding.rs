@@ -117,6 +117,11 @@ impl Resources {
         let row = stored.clone();
         self.db(move |s| s.put_type(&row)).await?;
         tracing::info!(resource_type = %name, digest = %checked.digest, "resource type onboarded");
+        // Onboarding the same package again changes nothing, and is no event.
+        if existing.as_ref().is_none_or(|t| t.digest != checked.digest) {
+            let data = serde_json::json!({ "state": "onboarded", "digest": checked.digest, "image": stored.image });
+            self.services.events.emit("resource.type", &name.to_string(), data);
+        }
         Ok(stored)
     }
 
@@ -187,6 +192,7 @@ impl Resources {
             .ok_or_else(|| ResourceError::not_found(format!("no resource type {name}")))?;
         let key = name.to_owned();
         self.db(move |s| s.delete_type(&key)).await?;
+        self.services.events.emit("resource.type", name, serde_json::json!({ "state": "removed" }));
         for location in self.available_locations().await {
             if let Err(e) = location.engine.remove_image(&stored.image).await {
                 tracing::warn!(location = %location.name, image = %stored.image, error = %e, "the type's image is kept");
