@@ -92,10 +92,7 @@ fn writable_dir(dir: &Path) -> Result<(), DaemonError> {
 /// not there and no dockerd to start it. An engine that is installed but
 /// down (or remote) is waited for, degraded.
 fn check_engine_installed(docker_host: Option<&str>) -> Result<(), DaemonError> {
-    let endpoint = docker_host
-        .map(str::to_owned)
-        .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned());
+    let endpoint = DockerEngine::endpoint_of(docker_host);
     let Some(socket) = endpoint.strip_prefix("unix://") else { return Ok(()) };
     if Path::new(socket).exists() || dockerd_installed() {
         return Ok(());

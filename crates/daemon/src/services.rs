@@ -92,6 +92,21 @@ impl EngineState {
 }
 
 impl Services {
+    /// The engine at `uri`: this daemon's own for none or its own URI, else
+    /// a new connection (which never waits for the engine: it may answer later).
+    pub async fn engine_at(&self, uri: Option<&str>) -> Result<Arc<dyn Engine>, EngineError> {
+        match uri {
+            None => Ok(self.engine.clone()),
+            Some(uri) if Some(uri) == self.config.docker_host.as_deref() => Ok(self.engine.clone()),
+            Some(uri) => {
+                let timeouts = berth_engine::EngineTimeouts {
+                    control: std::time::Duration::from_secs(self.config.settings.engine.control_timeout_secs),
+                };
+                Ok(Arc::new(berth_engine::DockerEngine::connect(Some(uri), timeouts).await?))
+            }
+        }
+    }
+
     /// Runs a store call on the blocking pool: SQLite with `synchronous=FULL`
     /// waits for the disk.
     pub async fn db<T, E, F>(&self, what: &'static str, f: F) -> Result<T, E>

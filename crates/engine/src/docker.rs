@@ -137,11 +137,15 @@ impl DockerEngine {
     /// Connects to `host` (`unix://…`, `tcp://…`, `http://…`), or `DOCKER_HOST`,
     /// or the local socket. An engine that does not answer yet is not an
     /// error: the API version is negotiated on the first call that reaches it.
-    pub async fn connect(host: Option<&str>, timeouts: EngineTimeouts) -> Result<Self, EngineError> {
-        let endpoint = host
-            .map(str::to_owned)
+    /// The endpoint `host` means: itself, else `DOCKER_HOST`, else the local socket.
+    pub fn endpoint_of(host: Option<&str>) -> String {
+        host.map(str::to_owned)
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
-            .unwrap_or_else(|| DEFAULT_HOST.to_owned());
+            .unwrap_or_else(|| DEFAULT_HOST.to_owned())
+    }
+
+    pub async fn connect(host: Option<&str>, timeouts: EngineTimeouts) -> Result<Self, EngineError> {
+        let endpoint = Self::endpoint_of(host);
         if !["unix://", "tcp://", "http://"].iter().any(|scheme| endpoint.starts_with(scheme)) {
             return Err(EngineError::Unreachable {
                 endpoint,

@@ -6,15 +6,11 @@
 
 use crate::bin;
 use berth_testkit::harness::{image_exists, inspect, poll, unique, Run, TestDaemon, TEST_SETTINGS};
-use berth_testkit::http::docker;
+use berth_testkit::http::{docker, encode};
 use berth_testkit::ImageBuilder;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A host the test made: on drop (a failed test), its daemon is stopped and
 /// what it made is swept, so nothing outlives the test.
@@ -68,10 +64,12 @@ impl Drop for Host {
     }
 }
 
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
+/// A service image of its own (no other test's containers share its id).
+fn service_image(app: &str) -> ImageBuilder {
+    ImageBuilder::new(&format!("berth-test/{app}:1"))
+        .service()
+        .label("berth.test.sweep", "1")
+        .layer_marker(&unique("hostimg"))
 }
 
 fn json_of(run: &Run) -> Value {
@@ -83,7 +81,7 @@ fn json_of(run: &Run) -> Value {
 fn a_host_is_created_used_remotely_and_deleted_with_what_it_made() {
     let mut parent = TestDaemon::start(bin());
     let name = unique("host");
-    let port = free_port();
+    let port = crate::free_port();
     let bundle = parent.dir.path().join("host-bundle");
     let run = parent.berth(&[
         "host",
@@ -128,10 +126,7 @@ fn a_host_is_created_used_remotely_and_deleted_with_what_it_made() {
 
     // Apps installed over mutual TLS, as a remote client would.
     let (a1, a2, a3) = (unique("ha"), unique("hb"), unique("hc"));
-    let image = ImageBuilder::new(&format!("berth-test/{a1}:1"))
-        .service()
-        .label("berth.test.sweep", "1")
-        .layer_marker(&unique("hostimg"));
+    let image = service_image(&a1);
     let archive = parent.archive(&image, true);
     let remote = |args: &[&str]| {
         // No socket: the session can only be the listener's.
@@ -227,10 +222,7 @@ fn a_delete_cut_short_by_kill_9_finishes_when_run_again() {
         let created = json_of(&parent.berth(&["host", "create", &name, "--output", "json"]));
         let host = Host::of(&created);
         let app = unique("cuta");
-        let image = ImageBuilder::new(&format!("berth-test/{app}:1"))
-            .service()
-            .label("berth.test.sweep", "1")
-            .layer_marker(&unique("hostimg"));
+        let image = service_image(&app);
         let archive = parent.archive(&image, true);
         let volume = unique("cutvol");
         let args = format!("-v {volume}:/data");
@@ -272,10 +264,7 @@ fn a_host_on_another_engine_lives_and_is_deleted_there() {
     assert_eq!(created["engine"], engine.host());
     let host = Host::of(&created);
     let app = unique("there");
-    let image = ImageBuilder::new(&format!("berth-test/{app}:1"))
-        .service()
-        .label("berth.test.sweep", "1")
-        .layer_marker(&unique("hostimg"));
+    let image = service_image(&app);
     let archive = parent.archive(&image, true);
     let run = host.berth(&parent, &["install", &app, &archive.path.to_string_lossy(), "-y"]);
     assert_eq!(run.code, 0, "{run:?}");

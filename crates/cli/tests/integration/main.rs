@@ -39,6 +39,11 @@ use std::path::Path;
 /// The state schema this release writes (`berth version`, `<root>/version`).
 pub const SCHEMA: i64 = 5;
 
+/// A loopback TCP port nobody listens on (for a test's own listener).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// The berth binary under test.
 pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_berth"))

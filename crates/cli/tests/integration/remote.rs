@@ -11,10 +11,6 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// A TLS client that trusts the CA but has no certificate of its own: does
 /// the server answer it at all?
 fn answers_without_a_certificate(port: u16, ca_pem: &str) -> bool {
@@ -41,7 +37,7 @@ fn answers_without_a_certificate(port: u16, ca_pem: &str) -> bool {
 
 #[test]
 fn a_remote_session_over_mutual_tls_and_revocation() {
-    let port = free_port();
+    let port = crate::free_port();
     let listen = format!("tcp://127.0.0.1:{port}");
     let mut daemon = TestDaemon::start_with_args(bin(), TEST_SETTINGS, &["--listen", &listen]);
     // The certificates directory, made at start.

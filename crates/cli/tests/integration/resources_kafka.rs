@@ -58,10 +58,6 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>, headers: &[(&
     (status, serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn outbox_depth(daemon: &TestDaemon) -> i64 {
     rm(daemon, "GET", "/outbox", None).1["depth"].as_i64().unwrap_or(-1)
 }
@@ -71,7 +67,7 @@ fn an_orchestrator_over_tcp_gets_every_response_on_kafka_through_outages() {
     kafka_sh("start");
     let broker = kafka_sh("addr");
     let topic = unique("lm-responses");
-    let port = free_port();
+    let port = crate::free_port();
     let settings = format!(
         "{TEST_SETTINGS}\n[resource]\nname = \"berth-rm::test\"\nlisten = \"127.0.0.1:{port}\"\ngenerate_trace_file = true\n[resource.kafka]\nbootstrap_servers = [\"{broker}\"]\ntopic = \"{topic}\"\n"
     );

@@ -48,7 +48,7 @@ pub async fn run(hosts: &Hosts, name: &str, force: bool) -> Result<HostDeleted, 
             _ => Err(HostError::NotFound { name: name.to_owned() }),
         };
     };
-    let engine = hosts.engine_for(&record).await?;
+    let engine = hosts.engine_for(record.engine.as_deref()).await?;
     let containers = engine.list(&Ownership::new(&record.instance).filter()).await?;
     let running: Vec<&str> =
         containers.iter().filter(|c| c.state.is_running()).filter_map(|c| c.label(LABEL_APP)).collect();

@@ -74,17 +74,7 @@ pub async fn apply(hosts: &Hosts, effect: &Effect, entry: i64) -> Result<(), Eff
 }
 
 async fn engine_of(hosts: &Hosts, uri: Option<&str>) -> Result<Arc<dyn Engine>, EffectError> {
-    let record = super::record::HostRecord {
-        name: String::new(),
-        engine: uri.map(str::to_owned),
-        listen: None,
-        cpus: None,
-        memory: None,
-        instance: String::new(),
-        created_at: 0,
-        supervisor: Supervisor::Process,
-    };
-    hosts.engine_for(&record).await.map_err(|e| EffectError::retry(e.to_string()))
+    hosts.engine_for(uri).await.map_err(|e| EffectError::retry(e.to_string()))
 }
 
 /// Stops the host's daemon, however it runs: the supervised child, its

@@ -28,7 +28,6 @@ use record::{HostPaths, HostRecord, Supervisor};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 pub struct Hosts {
     pub services: Arc<Services>,
@@ -67,19 +66,14 @@ impl Hosts {
         .await
     }
 
-    /// The engine a host runs on.
-    async fn engine_for(&self, record: &HostRecord) -> Result<Arc<dyn Engine>, HostError> {
-        let Some(uri) = record.engine.as_ref().filter(|u| Some(*u) != self.services.config.docker_host.as_ref()) else {
-            return Ok(self.services.engine.clone());
-        };
+    /// The engine a host runs on (`HostRecord::engine`), connected once.
+    async fn engine_for(&self, uri: Option<&str>) -> Result<Arc<dyn Engine>, HostError> {
+        let Some(uri) = uri else { return Ok(self.services.engine.clone()) };
         if let Some(engine) = lock(&self.engines).get(uri) {
             return Ok(engine.clone());
         }
-        let timeouts = berth_engine::EngineTimeouts {
-            control: Duration::from_secs(self.services.config.settings.engine.control_timeout_secs),
-        };
-        let engine: Arc<dyn Engine> = Arc::new(berth_engine::DockerEngine::connect(Some(uri), timeouts).await?);
-        lock(&self.engines).insert(uri.clone(), engine.clone());
+        let engine = self.services.engine_at(Some(uri)).await?;
+        lock(&self.engines).insert(uri.to_owned(), engine.clone());
         Ok(engine)
     }
 

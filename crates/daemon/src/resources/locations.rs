@@ -5,10 +5,8 @@
 use crate::config::ResourceSettings;
 use crate::services::Services;
 use berth_core::engine::Engine;
-use berth_engine::{DockerEngine, EngineTimeouts};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub const LOCAL: &str = "local";
 
@@ -39,21 +37,14 @@ pub async fn connect(services: &Arc<Services>, settings: &ResourceSettings) -> B
         locations.insert(LOCAL.to_owned(), Arc::new(local));
         return locations;
     }
-    let timeouts =
-        EngineTimeouts { control: Duration::from_secs(services.config.settings.engine.control_timeout_secs) };
     for l in &settings.locations {
-        let engine: Arc<dyn Engine> = match &l.engine {
-            None => services.engine.clone(),
-            Some(uri) if Some(uri) == services.config.docker_host.as_ref() => services.engine.clone(),
-            // The scheme was checked with the settings: connecting never
-            // waits for the engine, which may answer later.
-            Some(uri) => match DockerEngine::connect(Some(uri), timeouts).await {
-                Ok(engine) => Arc::new(engine),
-                Err(e) => {
-                    tracing::error!(location = %l.name, engine = %uri, error = %e, "the location is left out");
-                    continue;
-                }
-            },
+        // The scheme was checked with the settings.
+        let engine = match services.engine_at(l.engine.as_deref()).await {
+            Ok(engine) => engine,
+            Err(e) => {
+                tracing::error!(location = %l.name, engine = ?l.engine, error = %e, "the location is left out");
+                continue;
+            }
         };
         let location =
             Location { name: l.name.clone(), kind: l.kind.clone(), description: l.description.clone(), engine };

@@ -234,6 +234,20 @@ impl Resources {
     }
 
     /// Ends a request as FAILED (unless it has ended), queueing its response.
+    /// A request's end is an event (`resource.request`), with the failure's
+    /// reason and code where it failed.
+    fn request_ended(&self, r: &berth_store::StoredRequest, state: &str) {
+        let data = serde_json::json!({
+            "state": state,
+            "instance": r.instance_id,
+            "transition": r.transition,
+            "type": r.type_name,
+            "reason": r.reason,
+            "code": r.failure_code,
+        });
+        self.services.events.emit("resource.request", &r.id, data);
+    }
+
     pub async fn end_failed(&self, request_id: &str, reason: &str, code: &str) -> Result<(), ResourceError> {
         let key = request_id.to_owned();
         let Some(request) = self.db(move |s| s.resource_request(&key)).await? else {
@@ -257,18 +271,7 @@ impl Resources {
             .await?;
         if let Some(r) = ended {
             tracing::warn!(request = %r.id, reason = ?r.reason, "transition request ended as failed");
-            self.services.events.emit(
-                "resource.request",
-                &r.id,
-                serde_json::json!({
-                    "state": "FAILED",
-                    "instance": r.instance_id,
-                    "transition": r.transition,
-                    "type": r.type_name,
-                    "reason": r.reason,
-                    "code": r.failure_code,
-                }),
-            );
+            self.request_ended(&r, "FAILED");
             self.outbox.wake.notify_one();
         }
         Ok(())

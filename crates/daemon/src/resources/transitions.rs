@@ -375,16 +375,7 @@ impl Resources {
         match self.services.journal.commit(&op, &record, Vec::new(), AppChange::Resource(change)).await {
             Ok(_) => {
                 tracing::info!(request = %request_id, "transition completed");
-                self.services.events.emit(
-                    "resource.request",
-                    request_id,
-                    serde_json::json!({
-                        "state": "COMPLETED",
-                        "instance": request.instance_id,
-                        "transition": request.transition,
-                        "type": request.type_name,
-                    }),
-                );
+                self.request_ended(&request, "COMPLETED");
                 self.outbox.wake.notify_one();
                 true
             }
