@@ -2,7 +2,8 @@
 # Installs and starts what berth's demo and tests need, and nothing that is
 # already there: a Docker Engine (Debian's docker.io) that answers,
 # busybox-static (the offline test images are built from it), a registry on
-# loopback (Debian's docker-registry, 127.0.0.1:5114) and systemd-analyze.
+# loopback (Debian's docker-registry, 127.0.0.1:5114), systemd-analyze,
+# Node.js and npm (the web UI's build), Chromium (its browser tests).
 # Idempotent.
 set -euo pipefail
 
@@ -23,6 +24,11 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 # scripts/package-deb.sh (and the package test) need dpkg-shlibdeps and strip.
 command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
 command -v strip >/dev/null 2>&1 || missing+=(binutils)
+# The web UI's end-to-end tests drive Debian's Chromium headless.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+# The web UI is built with Node.js (scripts/build-web.sh checks its version).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     as_root apt-get update -qq

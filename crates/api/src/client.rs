@@ -537,6 +537,18 @@ impl Client {
         self.json(Method::DELETE, &format!("/v1/hosts/{}?force={force}", encode(name)), None).await
     }
 
+    pub async fn web_status(&self) -> Result<crate::WebStatus, ClientError> {
+        self.json(Method::GET, "/v1/web", None).await
+    }
+
+    pub async fn web_set_admin(&self, request: &crate::WebAdminRequest) -> Result<crate::WebStatus, ClientError> {
+        self.json(Method::PUT, "/v1/web/admin", Some(serde_json::to_vec(request).unwrap_or_default())).await
+    }
+
+    pub async fn web_remove_admin(&self) -> Result<crate::WebStatus, ClientError> {
+        self.json(Method::DELETE, "/v1/web/admin", None).await
+    }
+
     /// The event stream: stored events after `query.since`, then (with
     /// `follow`) new ones; gaps where events were missed and are gone.
     pub async fn events(

@@ -9,7 +9,7 @@ pub mod routes;
 pub mod streaming;
 mod types;
 
-pub use error::{short, ApiError, ErrorKind};
+pub use error::{short, ApiError, ErrorKind, Json as ApiJson};
 pub use routes::{openapi_document, router, Managers};
 pub use streaming::{Operation, Upload};
 pub use types::*;

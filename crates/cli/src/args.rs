@@ -73,6 +73,9 @@ pub enum Verb {
     /// Container hosts: independent berth instances created, listed and deleted with one command.
     #[command(subcommand)]
     Host(Host),
+    /// The web UI: where it is served, and its administrator account.
+    #[command(subcommand)]
+    Web(Web),
     /// berth's version (git describe, build number), its state schema, and the daemon's version.
     Version(ReadOptions),
     /// Check the daemon's health: engine, database, disks, certificates, units, orphans, journal;
@@ -135,6 +138,24 @@ pub struct EventsOptions {
     /// json: one event per line.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     pub output: Output,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Web {
+    /// Where the web UI is served and who its administrator is.
+    Status(ReadOptions),
+    /// Set the administrator's password (asked twice on the terminal, or read from stdin);
+    /// signed-in browsers are signed out.
+    Passwd {
+        /// The administrator's user name.
+        #[arg(long, default_value = "admin")]
+        user: String,
+        /// Read the password from stdin (one line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove the administrator account: only client certificates sign in to the UI.
+    RemoveAdmin,
 }
 
 #[derive(Subcommand, Debug)]
@@ -216,6 +237,10 @@ pub struct DaemonOptions {
     /// Serve the whole API over mutual TLS on tcp://ADDR:PORT (repeatable; none by default).
     #[arg(long, value_parser = parse_listen)]
     pub listen: Vec<std::net::SocketAddr>,
+    /// Serve the web UI over plain http on this loopback ADDR:PORT, e.g.
+    /// 127.0.0.1:8470 (overrides `[web] listen`; the --listen addresses serve it over TLS).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub web: Option<std::net::SocketAddr>,
 }
 
 fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
@@ -227,7 +252,13 @@ impl DaemonOptions {
     /// The daemon listens on the global `--socket`.
     pub fn into_config(self, socket: PathBuf) -> Result<DaemonConfig, ConfigError> {
         let explicit = self.config.is_some();
-        let settings = Settings::load(&self.config.unwrap_or_else(|| self.root.join("berth.toml")), explicit)?;
+        let web = self.web;
+        let settings =
+            Settings::load_with(&self.config.unwrap_or_else(|| self.root.join("berth.toml")), explicit, |s| {
+                if web.is_some() {
+                    s.web.listen = web;
+                }
+            })?;
         let certs_dir = self.certs_dir.unwrap_or_else(|| self.root.join("certs"));
         let db_path = self.db_dir.unwrap_or_else(|| self.root.clone()).join("berth.db");
         Ok(DaemonConfig {

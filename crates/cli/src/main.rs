@@ -36,6 +36,7 @@ mod progress;
 mod resources;
 mod self_upgrade;
 mod sources;
+mod web;
 
 use args::{Cli, Verb};
 use berth_api::client::Client;
@@ -408,6 +409,7 @@ async fn dispatch(client: &Client, verb: Verb) -> Result<(), Failure> {
         Verb::Resource(command) => resources::run(client, command).await?,
         Verb::Certs(command) => certs::run(client, command).await?,
         Verb::Host(command) => hosts::run(client, command).await?,
+        Verb::Web(command) => web::run(client, command).await?,
         Verb::Events(options) => events(client, options).await?,
         Verb::SelfUpgrade { binary } => self_upgrade::run(client, &binary).await?,
         Verb::Info(read) => {

@@ -5,12 +5,25 @@ use crate::exit::Failure;
 use std::io::IsTerminal;
 
 pub fn read(from_stdin: bool) -> Result<String, Failure> {
+    read_as(from_stdin, "Password: ")
+}
+
+/// A new password: on a terminal it is asked twice and must match.
+pub fn read_new(from_stdin: bool) -> Result<String, Failure> {
+    let password = read_as(from_stdin, "New password: ")?;
+    if !from_stdin && read_as(false, "Again: ")? != password {
+        return Err(Failure::NotConfirmed("the two passwords differ".into()));
+    }
+    Ok(password)
+}
+
+fn read_as(from_stdin: bool, label: &str) -> Result<String, Failure> {
     let stdin = std::io::stdin();
     if !from_stdin && !stdin.is_terminal() {
         return Err(Failure::NotConfirmed("no terminal to ask for the password on; use --password-stdin".into()));
     }
     if !from_stdin {
-        prompt!("Password: ");
+        prompt!("{label}");
     }
     let echo = (!from_stdin).then(EchoOff::new).flatten();
     let mut line = String::new();

@@ -45,6 +45,11 @@ pub enum ErrorKind {
     CorruptState,
     /// A fault of berth itself (file system, an unexpected engine answer).
     Internal,
+    /// A listener that wants proof of who is asking got none: no client
+    /// certificate and no signed-in session, or a wrong user name or password.
+    Unauthenticated,
+    /// Too many attempts (sign-ins) in a short time; try again later.
+    RateLimited,
 }
 
 impl ErrorKind {
@@ -55,10 +60,12 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::InvalidInput => 400,
+            ErrorKind::Unauthenticated => 401,
             ErrorKind::NotFound => 404,
             ErrorKind::Conflict | ErrorKind::Busy | ErrorKind::Stale => 409,
             ErrorKind::TooLarge => 413,
             ErrorKind::BadSource => 422,
+            ErrorKind::RateLimited => 429,
             ErrorKind::Cancelled => 499,
             ErrorKind::OperationFailed | ErrorKind::Internal | ErrorKind::CorruptState => 500,
             ErrorKind::EngineUnavailable => 503,
@@ -80,6 +87,8 @@ impl ErrorKind {
             ErrorKind::Cancelled => ExitCode::Cancelled,
             ErrorKind::TooLarge => ExitCode::TooLarge,
             ErrorKind::CorruptState => ExitCode::CorruptState,
+            ErrorKind::Unauthenticated => ExitCode::Unauthenticated,
+            ErrorKind::RateLimited => ExitCode::RateLimited,
         }
     }
 }
@@ -116,6 +125,10 @@ pub enum ExitCode {
     CertificatesUnusable = 17,
     /// `berth daemon`: no container engine is installed on this machine.
     EngineMissing = 18,
+    /// A remote listener refused the request: no client certificate, or not signed in.
+    Unauthenticated = 19,
+    /// Too many attempts in a short time.
+    RateLimited = 20,
     /// `berth daemon`: bad configuration, root or socket in use (sysexits'
     /// EX_CONFIG); the packaged unit does not restart on it.
     Config = 78,
@@ -148,6 +161,8 @@ impl ExitCode {
             ExitCode::NotWritable => "`berth daemon`: a directory it must write (the root, the data, database, log or certificates directory) cannot be written: a read-only file system, permissions; nothing is changed",
             ExitCode::CertificatesUnusable => "`berth daemon`: the certificates cannot be used (a custom certificate that does not parse, has expired or does not match its key, a CA that cannot sign); nothing is changed",
             ExitCode::EngineMissing => "`berth daemon`: no container engine is installed (no engine socket and no `dockerd`); an engine that is installed but does not answer is waited for, degraded",
+            ExitCode::Unauthenticated => "not authenticated: a remote listener wants a client certificate of its CA (or, for the web UI, a signed-in session); or a wrong user name or password (HTTP 401)",
+            ExitCode::RateLimited => "too many attempts in a short time, e.g. failed web UI sign-ins; wait the seconds the answer names (HTTP 429)",
             ExitCode::Config => "`berth daemon`: configuration error (bad `berth.toml`, a `--config` that does not exist, root or socket already in use) — systemd does not restart on it, nor on 15 to 18",
         }
     }

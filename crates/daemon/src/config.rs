@@ -49,6 +49,41 @@ pub struct Settings {
     pub logs: LogSettings,
     pub quota: QuotaSettings,
     pub events: EventSettings,
+    pub web: WebSettings,
+}
+
+/// `[web]`: the web UI. The TLS `--listen` addresses always serve it; this
+/// adds a plain-http listener for a browser on the same machine.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSettings {
+    /// `127.0.0.1:PORT` (or another loopback address); none by default.
+    pub listen: Option<std::net::SocketAddr>,
+    /// How long a signed-in browser stays signed in.
+    pub session_hours: u64,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self { listen: None, session_hours: 12 }
+    }
+}
+
+impl WebSettings {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(address) = self.listen {
+            if !address.ip().is_loopback() {
+                return Err(format!(
+                    "web.listen {address} is not a loopback address: plain http is for this machine only; \
+                     serve the UI to others on a TLS --listen address"
+                ));
+            }
+        }
+        if self.session_hours == 0 || self.session_hours > 24 * 30 {
+            return Err("web.session_hours must be between 1 and 720".into());
+        }
+        Ok(())
+    }
 }
 
 /// `[events]`: how many events, and how old, the event log keeps.
@@ -367,6 +402,7 @@ impl Default for Settings {
             logs: LogSettings::default(),
             quota: QuotaSettings::default(),
             events: EventSettings::default(),
+            web: WebSettings::default(),
         }
     }
 }
@@ -397,13 +433,20 @@ impl Settings {
     /// default location, and is an error when it was named (`--config`): a
     /// typo in the path must not silently mean "all defaults".
     pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {
+        Self::load_with(path, explicit, |_| {})
+    }
+
+    /// [`Settings::load`], with command-line flags applied (`apply`) before
+    /// the whole is validated.
+    pub fn load_with(path: &Path, explicit: bool, apply: impl FnOnce(&mut Settings)) -> Result<Self, ConfigError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(Self::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
             Err(source) => return Err(ConfigError::Read { path: path.to_owned(), source }),
         };
-        let settings: Settings =
+        let mut settings: Settings =
             toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.to_owned(), reason: e.to_string() })?;
+        apply(&mut settings);
         settings.validate().map_err(|reason| ConfigError::Invalid { path: path.to_owned(), reason })?;
         Ok(settings)
     }
@@ -429,6 +472,7 @@ impl Settings {
         }
         self.resource.validate()?;
         self.quota.validate()?;
+        self.web.validate()?;
         if self.events.max_count == 0 || self.events.max_age_days == 0 {
             return Err("events.max_count and events.max_age_days must be positive".into());
         }

@@ -28,6 +28,8 @@ pub struct Daemon {
     pub revoked: crate::certs::verify::Revoked,
     /// The remote API's acceptor, once its listeners serve (`--listen`).
     pub remote_tls: Arc<std::sync::OnceLock<crate::tls::SharedAcceptor>>,
+    /// The web UI's sign-in: administrator account and sessions.
+    pub web: Arc<berth_web::WebAuth>,
 }
 
 impl Daemon {
@@ -44,6 +46,7 @@ impl Daemon {
         let certs = Arc::new(crate::certs::CertsDir::new(services.config.certs_dir.clone()));
         let revoked = Arc::new(std::sync::RwLock::new(certs.revoked().unwrap_or_default()));
         let metrics = crate::metrics::Metrics::new();
+        let web = crate::web::auth(&services.config.root, &services.config.settings.web);
         tokio::spawn(metrics.clone().follow(services.events.subscribe()));
         Arc::new(Self {
             services,
@@ -55,6 +58,7 @@ impl Daemon {
             certs,
             revoked,
             remote_tls: Default::default(),
+            web,
         })
     }
 
@@ -75,6 +79,7 @@ impl Daemon {
             hosts: Arc::new(crate::hosts::HostsApi(self.hosts.clone())),
             events: Arc::new(crate::events::EventsApi(self.services.events.clone())),
             metrics: Arc::new(MetricsApi(self.clone())),
+            web: Arc::new(crate::web::WebApi(self.clone())),
         }
     }
 

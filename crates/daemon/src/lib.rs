@@ -5,7 +5,8 @@
 //!   supervision, units, migration), [`sra`] (storage replication adapters),
 //!   [`intake`] (getting images in: archives, downloads, ssh, registries and
 //!   their logins; the one rule for releasing an image), [`resources`] (the
-//!   OSLM resource manager: types, instances, transitions, locations);
+//!   OSLM resource manager: types, instances, transitions, locations),
+//!   [`hosts`] (container hosts), [`web`] (the web UI's account and listeners);
 //! - shared services: [`journal`] (the one journal every operation runs on),
 //!   [`engine_watch`] (the engine's events and reconnection), [`fs`] (file
 //!   work off the async workers), [`services`] (settings, engine, store);
@@ -33,6 +34,7 @@ pub mod sra;
 mod testing;
 pub mod tls;
 pub mod version;
+pub mod web;
 
 pub use config::{ConfigError, DaemonConfig, Settings};
 pub use server::{run, DaemonError};

@@ -167,6 +167,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     serve_resource_manager(&services, managers.resources.clone()).await;
     let router = berth_api::router(managers);
     serve_remote(&daemon, router.clone()).await?;
+    crate::web::serve_loopback(&daemon, router.clone()).await?;
     let socket = services.config.socket.clone();
     notify_ready();
     let shutdown = services.shutdown.clone();
@@ -216,8 +217,9 @@ fn prepare_certificates(config: &DaemonConfig) -> Result<Option<(i64, String)>, 
     Ok(None)
 }
 
-/// The whole API over mutual TLS on each `--listen` address: a client must
-/// present a certificate of the CA that is not revoked.
+/// The whole API and the web UI over TLS on each `--listen` address: a
+/// client presents a certificate of the CA that is not revoked, or signs in
+/// as the web UI's administrator (berth_web's guard).
 async fn serve_remote(daemon: &Arc<Daemon>, router: axum::Router) -> Result<(), DaemonError> {
     let config = &daemon.services.config;
     if config.listen.is_empty() {
@@ -227,12 +229,13 @@ async fn serve_remote(daemon: &Arc<Daemon>, router: axum::Router) -> Result<(), 
         .map_err(|e| DaemonError::Certificates(e.to_string()))?;
     let acceptor = crate::tls::SharedAcceptor::new(tokio_rustls::TlsAcceptor::from(Arc::new(tls)));
     let _ = daemon.remote_tls.set(acceptor.clone());
+    let app = berth_web::app(daemon.web.clone(), router);
     for address in &config.listen {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|source| DaemonError::Io { path: PathBuf::from(format!("tcp://{address}")), source })?;
         tracing::info!(listen = %format!("tcp://{address}"), "serving the API over mutual TLS");
-        tokio::spawn(crate::tls::serve(listener, acceptor.clone(), router.clone(), daemon.services.shutdown.clone()));
+        tokio::spawn(crate::tls::serve(listener, acceptor.clone(), app.clone(), daemon.services.shutdown.clone()));
     }
     Ok(())
 }

@@ -1,7 +1,11 @@
-//! Serving a router over TLS connections (the resource manager's listener,
-//! the mutual-TLS remote API): the accept loop, a bounded handshake, hyper.
+//! Serving a router over TCP connections (the resource manager's listener,
+//! the mutual-TLS remote API, the web UI's loopback listener): the accept
+//! loop, a bounded handshake, hyper. Every request carries the [`Peer`] it
+//! came from, for the web UI's guard.
 
 use axum::Router;
+use berth_web::Peer;
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -51,13 +55,46 @@ pub async fn serve(
                 Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "a TLS handshake failed"),
                 Err(_) => return tracing::debug!(%peer, "a TLS handshake timed out"),
             };
-            let service = hyper_util::service::TowerToHyperService::new(router);
-            let served = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-            if let Err(e) = served {
-                tracing::debug!(%peer, error = %e, "a connection ended with an error");
-            }
+            // The handshake verified any certificate presented against the CA.
+            let certificate = stream.get_ref().1.peer_certificates().is_some_and(|chain| !chain.is_empty());
+            serve_connection(stream, Peer { address: peer, certificate }, router).await;
         });
+    }
+}
+
+/// Accepts plain TCP connections until shutdown (the web UI's loopback
+/// listener: its guard asks every request to sign in).
+pub async fn serve_plain(listener: tokio::net::TcpListener, router: Router, shutdown: CancellationToken) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        tokio::spawn(serve_connection(stream, Peer { address: peer, certificate: false }, router.clone()));
+    }
+}
+
+async fn serve_connection<S>(stream: S, peer: Peer, router: Router)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt;
+    let address: SocketAddr = peer.address;
+    let router = router.map_request(move |mut request: axum::http::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(peer);
+        request
+    });
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let served = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(peer = %address, error = %e, "a connection ended with an error");
     }
 }

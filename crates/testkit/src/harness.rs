@@ -239,6 +239,21 @@ impl TestDaemon {
         self.run(&mut command)
     }
 
+    /// Runs the CLI with `input` on its stdin (a password for `--password-stdin`).
+    pub fn berth_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        use std::io::Write as _;
+        let mut child = Command::new(&self.bin)
+            .args(args)
+            .env("BERTH_SOCKET", &self.socket)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn berth");
+        child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
+        child.wait_with_output().expect("run berth").into()
+    }
+
     /// Runs the CLI in the working directory `cwd`.
     pub fn berth_in(&self, cwd: &Path, args: &[&str]) -> Run {
         self.run(Command::new(&self.bin).args(args).current_dir(cwd))

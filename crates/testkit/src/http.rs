@@ -11,10 +11,17 @@ pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
 pub struct Response {
     pub status: u16,
+    /// Names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|err| panic!("bad json ({err}): {}", String::from_utf8_lossy(&self.body)))
@@ -40,6 +47,30 @@ pub fn request_with_headers(
     let mut stream = UnixStream::connect(socket)?;
     // Loading an image can take a while on a busy box; never hang forever.
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    exchange(&mut stream, method, path, content_type, headers, body)
+}
+
+/// A request over plain TCP to `address` (a loopback listener of berth's).
+pub fn request_tcp(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Response> {
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    exchange(&mut stream, method, path, "application/json", headers, body)
+}
+
+fn exchange(
+    stream: &mut (impl Read + Write),
+    method: &str,
+    path: &str,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Response> {
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
          Content-Type: {content_type}\r\nContent-Length: {}\r\n{}\r\n",
@@ -107,11 +138,18 @@ pub fn encode(value: &str) -> String {
 fn parse_response(raw: &[u8]) -> io::Result<Response> {
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no header end"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let text = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let head = text.to_ascii_lowercase();
     let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).ok_or_else(|| bad("no status"))?;
+    let headers = text
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
     let rest = &raw[split + 4..];
     let body = if head.contains("transfer-encoding: chunked") { dechunk(rest)? } else { rest.to_vec() };
-    Ok(Response { status, body })
+    Ok(Response { status, headers, body })
 }
 
 fn dechunk(mut data: &[u8]) -> io::Result<Vec<u8>> {

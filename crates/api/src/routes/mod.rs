@@ -12,6 +12,7 @@ pub mod migration;
 pub mod resources;
 pub mod sra;
 pub(crate) mod upload;
+pub mod web;
 
 use crate::{ApiError, ErrorKind};
 use axum::Router;
@@ -30,6 +31,7 @@ pub struct Managers {
     pub hosts: Arc<dyn hosts::HostsManager>,
     pub events: Arc<dyn events::EventsManager>,
     pub metrics: Arc<dyn metrics::MetricsManager>,
+    pub web: Arc<dyn web::WebManager>,
 }
 
 pub fn router(managers: Managers) -> Router {
@@ -44,6 +46,7 @@ pub fn router(managers: Managers) -> Router {
         .merge(hosts::routes(managers.hosts))
         .merge(events::routes(managers.events))
         .merge(metrics::routes(managers.metrics))
+        .merge(web::routes(managers.web))
         .fallback(|uri: axum::http::Uri| async move {
             let path = crate::error::short(uri.path());
             ApiError::new(ErrorKind::NotFound, format!("no endpoint {path}; see /v1/openapi.json"))
@@ -66,5 +69,6 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc.merge(certs::Doc::openapi());
     doc.merge(hosts::Doc::openapi());
     doc.merge(events::Doc::openapi());
+    doc.merge(web::Doc::openapi());
     doc
 }

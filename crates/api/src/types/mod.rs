@@ -9,6 +9,7 @@ mod logins;
 mod migration;
 mod resources;
 mod sra;
+mod web;
 
 pub use apps::*;
 pub use certs::*;
@@ -19,3 +20,4 @@ pub use logins::*;
 pub use migration::*;
 pub use resources::*;
 pub use sra::*;
+pub use web::*;

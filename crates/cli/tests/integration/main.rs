@@ -33,6 +33,8 @@ mod ssh_source;
 mod supervision;
 mod units;
 mod upgrade;
+mod web;
+mod web_ui;
 
 use std::path::Path;
 

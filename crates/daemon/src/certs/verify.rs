@@ -1,6 +1,6 @@
-//! Mutual TLS for berth's remote listeners: the client must present a
+//! Mutual TLS for berth's remote listeners: a client presents a
 //! certificate signed by the CA (checked by rustls' WebPKI verifier) that is
-//! not revoked. The revoked set is shared and re-read on every `berth certs
+//! not revoked, or none and then must sign in as the web UI's administrator. The revoked set is shared and re-read on every `berth certs
 //! revoke`, so a revoked client is refused from its next handshake on, with
 //! no restart.
 
@@ -26,8 +26,11 @@ impl ClientCertVerifier for NotRevoked {
         true
     }
 
+    /// A browser without a certificate may connect: it reaches only the
+    /// web UI's page and sign-in until it signs in (berth_web's guard).
+    /// A certificate that is presented must still verify.
     fn client_auth_mandatory(&self) -> bool {
-        true
+        false
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
@@ -72,7 +75,8 @@ impl ClientCertVerifier for NotRevoked {
     }
 }
 
-/// TLS 1.2+ with the server certificate, client certificates required.
+/// TLS 1.2+ with the server certificate; client certificates are asked for
+/// and verified when presented.
 pub fn server_config(certs: &CertsDir, revoked: Revoked) -> Result<rustls::ServerConfig, CertError> {
     let (chain, key) = certs.server()?;
     let mut roots = rustls::RootCertStore::empty();
