@@ -63,6 +63,18 @@ pub struct EngineInfo {
     pub root_dir: Option<String>,
 }
 
+/// One reading of a running container's resource use (the engine's
+/// one-shot stats): rates come from two readings, not from the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ContainerStats {
+    /// CPU time the container has used since it started, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Memory in use, less the page cache (as `docker stats` shows it).
+    pub memory_bytes: u64,
+    /// The container's memory limit (the host's memory when it has none).
+    pub memory_limit: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageInfo {
     pub id: String,
@@ -375,6 +387,9 @@ pub trait Engine: Send + Sync + 'static {
     async fn inspect(&self, container: &str) -> Result<Option<ContainerObservation>, EngineError>;
     /// Containers (running or not) whose labels match.
     async fn list(&self, filter: &Filter) -> Result<Vec<ContainerObservation>, EngineError>;
+    /// A running container's CPU and memory use; `None` when it does not
+    /// exist or does not run.
+    async fn stats(&self, container: &str) -> Result<Option<ContainerStats>, EngineError>;
 
     /// Runs a command in a running container. When `stop` resolves first,
     /// the command and every process it started are killed inside the

@@ -50,6 +50,21 @@ pub struct Settings {
     pub quota: QuotaSettings,
     pub events: EventSettings,
     pub web: WebSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// `[metrics]`: what `/metrics` samples in the background.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Seconds between samples of each running app's CPU and memory (0: off).
+    pub stats_interval_secs: u64,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self { stats_interval_secs: 15 }
+    }
 }
 
 /// `[web]`: the web UI. The TLS `--listen` addresses always serve it; this
@@ -208,6 +223,8 @@ pub struct ResourceSettings {
     pub trace_max_bytes: u64,
     /// Deployment locations; none configured means one, `local`, on the daemon's engine.
     pub locations: Vec<LocationSettings>,
+    /// Seconds between readings of a metric whose descriptor gives no `publication-period`.
+    pub metric_period_secs: u64,
 }
 
 /// `[resource.kafka]`: asynchronous transition responses.
@@ -220,6 +237,13 @@ pub struct KafkaSettings {
     /// Undelivered responses kept at most (the oldest are dropped, and logged, beyond).
     #[serde(default = "default_outbox_limit")]
     pub outbox_limit: i64,
+    /// Where the instances' metric readings go (empty: not published to Kafka).
+    #[serde(default = "default_metrics_topic")]
+    pub metrics_topic: String,
+}
+
+fn default_metrics_topic() -> String {
+    "berth-rm-metrics".into()
 }
 
 fn default_topic() -> String {
@@ -264,14 +288,15 @@ impl Default for ResourceSettings {
             trace_file: None,
             trace_max_bytes: 64 << 20,
             locations: Vec::new(),
+            metric_period_secs: 30,
         }
     }
 }
 
 impl ResourceSettings {
     fn validate(&self) -> Result<(), String> {
-        if self.transition_timeout_secs == 0 {
-            return Err("resource.transition_timeout_secs must be positive".into());
+        if self.transition_timeout_secs == 0 || self.metric_period_secs == 0 {
+            return Err("resource.transition_timeout_secs and resource.metric_period_secs must be positive".into());
         }
         if !self.listen.is_empty() && self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!("resource.listen must be ADDR:PORT, not {:?}", self.listen));
@@ -403,6 +428,7 @@ impl Default for Settings {
             quota: QuotaSettings::default(),
             events: EventSettings::default(),
             web: WebSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }

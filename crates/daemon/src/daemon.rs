@@ -149,7 +149,7 @@ struct MetricsApi(Arc<Daemon>);
 impl berth_api::routes::metrics::MetricsManager for MetricsApi {
     async fn render(&self) -> Result<String, berth_api::ApiError> {
         let daemon = &self.0;
-        let apps = daemon
+        let apps: Vec<(String, berth_core::status::AppState, u32)> = daemon
             .apps
             .registry
             .handles()
@@ -168,10 +168,21 @@ impl berth_api::routes::metrics::MetricsManager for MetricsApi {
         .await
         .unwrap_or((0, 0));
         let levels = crate::metrics::Levels {
-            apps,
+            apps: apps.clone(),
             engine_up: daemon.services.engine_state.is_ready() && daemon.services.engine_state.lost().is_none(),
             open_operations,
             outbox_depth,
+            // A sample outlives its app's stop or uninstall until the next round.
+            usage: daemon
+                .apps
+                .usage
+                .latest()
+                .into_iter()
+                .filter(|(name, _)| {
+                    apps.iter().any(|(app, state, _)| app == name && *state == berth_core::status::AppState::Running)
+                })
+                .collect(),
+            readings: daemon.resources.readings.latest(),
         };
         Ok(daemon.metrics.render(levels))
     }

@@ -49,7 +49,13 @@ pub struct Levels {
     pub engine_up: bool,
     pub open_operations: i64,
     pub outbox_depth: i64,
+    /// The background samples of the running apps.
+    pub usage: Vec<(String, crate::apps::usage::AppUsage)>,
+    /// The resource instances' latest metric readings.
+    pub readings: Vec<crate::resources::monitor::Reading>,
 }
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -64,6 +70,11 @@ pub struct Metrics {
     sra_command_seconds: Histograms,
     transitions: Family<Labels, Counter>,
     crashes: Family<Labels, Counter>,
+    app_cpu: Family<Labels, FloatGauge>,
+    app_memory: Family<Labels, Gauge>,
+    app_memory_limit: Family<Labels, Gauge>,
+    resource_metric: Family<Labels, FloatGauge>,
+    heals: Family<Labels, Counter>,
     /// Operations under way: their kind and when they began (ms).
     begun: Mutex<HashMap<i64, i64>>,
 }
@@ -84,6 +95,11 @@ impl Metrics {
             sra_command_seconds: Family::new_with_constructor(seconds),
             transitions: Family::default(),
             crashes: Family::default(),
+            app_cpu: Family::default(),
+            app_memory: Family::default(),
+            app_memory_limit: Family::default(),
+            resource_metric: Family::default(),
+            heals: Family::default(),
             begun: Mutex::default(),
         };
         let info = Family::<Labels, Gauge>::default();
@@ -115,6 +131,27 @@ impl Metrics {
             "resource_transitions",
             "Resource transition requests ended, by type and state",
             m.transitions.clone(),
+        );
+        registry.register(
+            "app_cpu_cores",
+            "CPUs each running app used over the last sample interval",
+            m.app_cpu.clone(),
+        );
+        registry.register(
+            "app_memory_bytes",
+            "Memory each running app uses, less the page cache",
+            m.app_memory.clone(),
+        );
+        registry.register("app_memory_limit_bytes", "Each running app's memory limit", m.app_memory_limit.clone());
+        registry.register(
+            "resource_metric",
+            "The latest reading of each resource instance's declared metric (integrity: 1 intact, 0 not)",
+            m.resource_metric.clone(),
+        );
+        registry.register(
+            "resource_heals",
+            "Heals of resource instances by their heal policy, by outcome",
+            m.heals.clone(),
         );
         *lock(&m.registry) = registry;
         Arc::new(m)
@@ -169,6 +206,9 @@ impl Metrics {
             "resource.request" => {
                 self.transitions.get_or_create(&labels(&[("type", &text("type")), ("state", &text("state"))])).inc();
             }
+            "resource.healed" => {
+                self.heals.get_or_create(&labels(&[("outcome", &text("outcome"))])).inc();
+            }
             "app.restarting" | "app.failed" if data["from"] == "running" => {
                 self.crashes.get_or_create(&labels(&[("app", &event.name)])).inc();
             }
@@ -190,6 +230,31 @@ impl Metrics {
             let name: &'static str = (*state).into();
             self.apps.get_or_create(&labels(&[("state", name)])).inc();
             self.restarts.get_or_create(&labels(&[("app", app)])).set(i64::from(*restarts));
+        }
+        self.app_cpu.clear();
+        self.app_memory.clear();
+        self.app_memory_limit.clear();
+        for (app, usage) in &levels.usage {
+            let set = labels(&[("app", app)]);
+            if let Some(cores) = usage.cpu_cores {
+                self.app_cpu.get_or_create(&set).set(cores);
+            }
+            self.app_memory.get_or_create(&set).set(i64::try_from(usage.memory_bytes).unwrap_or(i64::MAX));
+            if let Some(limit) = usage.memory_limit {
+                self.app_memory_limit.get_or_create(&set).set(i64::try_from(limit).unwrap_or(i64::MAX));
+            }
+        }
+        self.resource_metric.clear();
+        for r in &levels.readings {
+            let set = labels(&[
+                ("instance", &r.resource_id),
+                ("name", &r.resource_name),
+                ("type", &r.resource_type),
+                ("metric", &r.metric),
+                ("kind", &r.kind),
+                ("metric_key", r.metric_key.as_deref().unwrap_or_default()),
+            ]);
+            self.resource_metric.get_or_create(&set).set(r.value);
         }
         self.engine_up.set(i64::from(levels.engine_up));
         self.open_operations.set(levels.open_operations);

@@ -163,6 +163,8 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     tokio::spawn(crate::sra::idle::stop_idle_containers(daemon.sra.clone()));
     tokio::spawn(crate::resources::outbox::deliver(daemon.resources.clone()));
     tokio::spawn(crate::resources::supervise::supervise(daemon.resources.clone()));
+    tokio::spawn(crate::resources::monitor::monitor(daemon.resources.clone()));
+    tokio::spawn(crate::apps::usage::sample(daemon.apps.clone()));
     let managers = daemon.managers();
     serve_resource_manager(&services, managers.resources.clone()).await;
     let router = berth_api::router(managers);

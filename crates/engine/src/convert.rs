@@ -206,6 +206,26 @@ pub fn path_stat(stat: &PathStatResponse) -> PathStat {
     PathStat { mode, size: stat.size.max(0) as u64, is_dir: go & GO_MODE_DIR != 0 }
 }
 
+/// A stats reading as berth keeps it. A stopped container's reading has no
+/// CPU figures: `None`. The page cache is not memory in use: cgroup v2 calls
+/// it `inactive_file`, v1 `total_inactive_file` (as the docker CLI subtracts).
+pub fn stats_from_reading(
+    reading: &bollard::models::ContainerStatsResponse,
+) -> Option<berth_core::engine::ContainerStats> {
+    let cpu_ns = reading.cpu_stats.as_ref()?.cpu_usage.as_ref()?.total_usage?;
+    let memory = reading.memory_stats.as_ref();
+    let usage = memory.and_then(|m| m.usage).unwrap_or(0);
+    let cache = memory
+        .and_then(|m| m.stats.as_ref())
+        .and_then(|s| s.get("inactive_file").or_else(|| s.get("total_inactive_file")).copied())
+        .unwrap_or(0);
+    Some(berth_core::engine::ContainerStats {
+        cpu_ns,
+        memory_bytes: usage.saturating_sub(cache),
+        memory_limit: memory.and_then(|m| m.limit).filter(|l| *l > 0),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +291,29 @@ mod tests {
         let filter = Filter::default().label("berth.instance", "i1").has_label("berth.app");
         assert_eq!(label_filters(&filter)["label"], ["berth.instance=i1", "berth.app"]);
         assert!(label_filters(&Filter::default()).is_empty());
+    }
+
+    #[test]
+    fn stats_take_the_page_cache_off_memory_on_cgroup_v1_and_v2() {
+        use bollard::models::{ContainerCpuStats, ContainerCpuUsage, ContainerMemoryStats, ContainerStatsResponse};
+        let reading = |stats: &[(&str, u64)]| ContainerStatsResponse {
+            cpu_stats: Some(ContainerCpuStats {
+                cpu_usage: Some(ContainerCpuUsage { total_usage: Some(42), ..Default::default() }),
+                ..Default::default()
+            }),
+            memory_stats: Some(ContainerMemoryStats {
+                usage: Some(1000),
+                limit: Some(4096),
+                stats: Some(stats.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let v2 = stats_from_reading(&reading(&[("inactive_file", 300)])).unwrap();
+        assert_eq!((v2.cpu_ns, v2.memory_bytes, v2.memory_limit), (42, 700, Some(4096)));
+        let v1 = stats_from_reading(&reading(&[("total_inactive_file", 100)])).unwrap();
+        assert_eq!(v1.memory_bytes, 900);
+        let stopped = ContainerStatsResponse::default();
+        assert!(stats_from_reading(&stopped).is_none(), "a stopped container has no CPU figures");
     }
 }

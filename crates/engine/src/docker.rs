@@ -8,16 +8,16 @@ use crate::convert::{
 use crate::errors::{timeout, translate};
 use async_trait::async_trait;
 use berth_core::engine::{
-    ByteStream, ContainerConfig, ContainerEvent, ContainerObservation, Engine, EngineError, EngineInfo, ExecRequest,
-    ExecResult, Filter, ImageInfo, NetworkConfig, NetworkInfo, PathStat, Progress, ProgressSink, RegistryCredentials,
-    StopSignal, VolumeInfo,
+    ByteStream, ContainerConfig, ContainerEvent, ContainerObservation, ContainerStats, Engine, EngineError, EngineInfo,
+    ExecRequest, ExecResult, Filter, ImageInfo, NetworkConfig, NetworkInfo, PathStat, Progress, ProgressSink,
+    RegistryCredentials, StopSignal, VolumeInfo,
 };
 use bollard::models::VolumeCreateRequest;
 use bollard::query_parameters::{
     ContainerArchiveInfoOptions, CreateContainerOptions, CreateImageOptions, DownloadFromContainerOptions,
     EventsOptions, ImportImageOptions, InspectContainerOptions, ListContainersOptions, ListImagesOptions,
     ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions, RemoveVolumeOptions,
-    RenameContainerOptions, StartContainerOptions, StopContainerOptions,
+    RenameContainerOptions, StartContainerOptions, StatsOptions, StopContainerOptions,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use bytes::Bytes;
@@ -432,6 +432,17 @@ impl Engine for DockerEngine {
         };
         let list = self.connection.control("list", "containers", docker.list_containers(Some(options))).await?;
         Ok(list.into_iter().map(observation_from_summary).collect())
+    }
+
+    async fn stats(&self, name: &str) -> Result<Option<ContainerStats>, EngineError> {
+        let docker = self.docker().await?;
+        let mut readings = docker.stats(name, Some(StatsOptions { stream: false, one_shot: true }));
+        let reading = async move { readings.next().await.transpose() };
+        match self.connection.control("stats", &container(name), reading).await {
+            Ok(Some(reading)) => Ok(crate::convert::stats_from_reading(&reading)),
+            Ok(None) | Err(EngineError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn exec(&self, container: &str, request: ExecRequest, stop: StopSignal) -> Result<ExecResult, EngineError> {

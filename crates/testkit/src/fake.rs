@@ -15,9 +15,9 @@
 
 use async_trait::async_trait;
 use berth_core::engine::{
-    ByteStream, ContainerConfig, ContainerEvent, ContainerEventKind, ContainerObservation, Engine, EngineError,
-    EngineInfo, ExecRequest, ExecResult, Filter, ImageInfo, NetworkConfig, NetworkInfo, PathStat, Progress,
-    ProgressSink, RegistryCredentials, RunState, StopSignal, VolumeInfo, EXEC_OUTPUT_LIMIT,
+    ByteStream, ContainerConfig, ContainerEvent, ContainerEventKind, ContainerObservation, ContainerStats, Engine,
+    EngineError, EngineInfo, ExecRequest, ExecResult, Filter, ImageInfo, NetworkConfig, NetworkInfo, PathStat,
+    Progress, ProgressSink, RegistryCredentials, RunState, StopSignal, VolumeInfo, EXEC_OUTPUT_LIMIT,
 };
 use berth_core::status::Health;
 use bytes::Bytes;
@@ -45,6 +45,7 @@ pub enum Method {
     Rename,
     Inspect,
     List,
+    Stats,
     Exec,
     CopyFrom,
     Stat,
@@ -84,6 +85,7 @@ impl Method {
             Method::Rename => "rename",
             Method::Inspect => "inspect",
             Method::List => "list",
+            Method::Stats => "stats",
             Method::Exec => "exec",
             Method::CopyFrom => "copy_from",
             Method::Stat => "stat",
@@ -264,6 +266,8 @@ pub struct FakeContainer {
     pub logs: Vec<Bytes>,
     /// Network name → its address there.
     pub networks: BTreeMap<String, String>,
+    /// What `stats` reports while it runs (set with [`FakeEngine::set_stats`]).
+    pub stats: ContainerStats,
 }
 
 impl FakeContainer {
@@ -553,6 +557,15 @@ impl FakeEngine {
             Some(event_for(c, ContainerEventKind::Die { exit_code: Some(code) }, clock))
         });
         self.emit(event.into_iter());
+    }
+
+    /// What the container's stats report from now on (while it runs).
+    pub fn set_stats(&self, container: &str, stats: ContainerStats) {
+        self.with(|s| {
+            if let Some(c) = s.find_mut(container) {
+                c.stats = stats;
+            }
+        });
     }
 
     /// The kernel's OOM killer ends the running container.
@@ -1231,6 +1244,7 @@ impl Engine for FakeEngine {
                 files: BTreeMap::new(),
                 logs: Vec::new(),
                 networks: BTreeMap::new(),
+                stats: ContainerStats::default(),
             });
             if let Some(network) = config.options.network.as_deref().filter(|n| !n.starts_with("container:")) {
                 s.attach(&id, network);
@@ -1325,6 +1339,11 @@ impl Engine for FakeEngine {
     async fn inspect(&self, container: &str) -> Result<Option<ContainerObservation>, EngineError> {
         self.enter(Method::Inspect, container).await?;
         Ok(self.with(|s| s.find(container).map(FakeContainer::observe)))
+    }
+
+    async fn stats(&self, container: &str) -> Result<Option<ContainerStats>, EngineError> {
+        self.enter(Method::Stats, container).await?;
+        Ok(self.with(|s| s.find(container).filter(|c| c.state.is_running()).map(|c| c.stats)))
     }
 
     async fn list(&self, filter: &Filter) -> Result<Vec<ContainerObservation>, EngineError> {

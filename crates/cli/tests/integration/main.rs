@@ -21,6 +21,7 @@ mod rebuild;
 mod registry;
 mod remote;
 mod resources;
+mod resources_health;
 mod resources_journal;
 mod resources_kafka;
 mod resources_support;

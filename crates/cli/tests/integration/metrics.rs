@@ -4,7 +4,7 @@
 //! the outbox, build info.
 
 use crate::bin;
-use berth_testkit::harness::{poll, unique, TestDaemon};
+use berth_testkit::harness::{poll, unique, TestDaemon, TEST_SETTINGS};
 use berth_testkit::ImageBuilder;
 use std::time::Duration;
 
@@ -17,7 +17,8 @@ fn scrape(daemon: &TestDaemon) -> String {
 
 #[test]
 fn metrics_follow_the_apps_and_the_operations() {
-    let mut daemon = TestDaemon::start(bin());
+    let settings = format!("{TEST_SETTINGS}\n[metrics]\nstats_interval_secs = 1\n");
+    let mut daemon = TestDaemon::start_with(bin(), &settings, &[], None);
     let first = scrape(&daemon);
     assert!(first.ends_with("# EOF\n"), "OpenMetrics text: {first}");
     assert!(first.contains("berth_engine_up 1"), "{first}");
@@ -39,6 +40,20 @@ fn metrics_follow_the_apps_and_the_operations() {
         text.contains("berth_operation_duration_seconds_count{kind=\"install\",outcome=\"done\"} 1"),
         "the install's duration is observed: {text}"
     );
+    // CPU and memory of the running app, from the engine's stats, sampled in the background.
+    let text = poll(Duration::from_secs(20), || {
+        let text = scrape(&daemon);
+        text.contains(&format!("berth_app_cpu_cores{{app=\"{name}\"}}")).then_some(text)
+    })
+    .expect("two samples give the app's CPU rate");
+    let memory: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("berth_app_memory_bytes{{app=\"{name}\"}} ")))
+        .unwrap_or_else(|| panic!("no memory of {name}: {text}"))
+        .parse()
+        .unwrap();
+    assert!(memory > 0 && memory < 1 << 30, "a sleeping busybox uses a little memory: {memory}");
+    assert!(text.contains(&format!("berth_app_memory_limit_bytes{{app=\"{name}\"}}")), "{text}");
     // A failed install is counted as rolled back.
     let bad = daemon.berth(&["install", &unique("metbad"), "/nonexistent.tar", "-y"]);
     assert_ne!(bad.code, 0);

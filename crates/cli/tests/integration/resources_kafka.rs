@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-fn kafka_sh(command: &str) -> String {
+pub fn kafka_sh(command: &str) -> String {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/kafka.sh");
     let out = std::process::Command::new("bash").arg(script).arg(command).output().expect("bash scripts/kafka.sh");
     assert!(out.status.success(), "kafka.sh {command}: {}", String::from_utf8_lossy(&out.stderr));
@@ -21,7 +21,7 @@ fn kafka_sh(command: &str) -> String {
 }
 
 /// Every record of the topic, as JSON (the topic may not exist yet).
-fn messages(broker: &str, topic: &str) -> Vec<Value> {
+pub fn messages(broker: &str, topic: &str) -> Vec<Value> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let records = runtime
         .block_on(berth_kafka::read_all(&[broker.to_owned()], topic, Duration::from_secs(10)))

@@ -19,6 +19,7 @@ mod start;
 mod uninstall;
 pub mod units;
 mod upgrade;
+pub mod usage;
 
 #[cfg(test)]
 mod tests;
@@ -45,11 +46,13 @@ use tokio::sync::oneshot;
 pub struct Apps {
     pub services: Arc<Services>,
     pub registry: Registry,
+    /// CPU and memory of the running apps, sampled in the background.
+    pub usage: usage::Usage,
 }
 
 impl Apps {
     pub fn new(services: Arc<Services>) -> Self {
-        Self { services, registry: Registry::default() }
+        Self { services, registry: Registry::default(), usage: usage::Usage::default() }
     }
 
     pub fn private_dir(&self, name: &str) -> PathBuf {

@@ -13,6 +13,7 @@ pub mod containers;
 pub mod error;
 pub mod kept;
 pub mod locations;
+pub mod monitor;
 pub mod onboarding;
 pub mod outbox;
 pub mod packages;
@@ -42,8 +43,10 @@ pub struct Resources {
     /// One onboarding at a time (builds share the tag namespace).
     onboarding: tokio::sync::Mutex<()>,
     base_image: tokio::sync::Mutex<()>,
-    /// Descriptors by type name, parsed once.
-    descriptors: Mutex<BTreeMap<String, (String, Descriptor)>>,
+    /// Packages by type name, parsed once per digest.
+    packages: Mutex<BTreeMap<String, (String, berth_core::resource::Package)>>,
+    /// The latest reading of each instance's metrics (seed 4.2.3).
+    pub readings: monitor::Readings,
     pub outbox: outbox::Outbox,
     pub trace: trace::TraceFile,
     /// Transition runs under way.
@@ -104,7 +107,8 @@ impl Resources {
             locations,
             onboarding: tokio::sync::Mutex::new(()),
             base_image: tokio::sync::Mutex::new(()),
-            descriptors: Mutex::new(BTreeMap::new()),
+            packages: Mutex::new(BTreeMap::new()),
+            readings: monitor::Readings::default(),
             outbox,
             trace,
             running: Arc::default(),
@@ -151,17 +155,22 @@ impl Resources {
 
     /// A type's descriptor (parsed from its stored package, cached by digest).
     pub async fn descriptor_of(&self, type_name: &str) -> Option<Descriptor> {
+        self.package_cached(type_name).await.map(|p| p.descriptor)
+    }
+
+    /// A type's package: descriptor and scripts (cached by digest).
+    pub async fn package_cached(&self, type_name: &str) -> Option<berth_core::resource::Package> {
         let key = type_name.to_owned();
         let stored = self.db(move |s| s.resource_type(&key)).await.ok().flatten()?;
-        let mut cache = crate::services::lock(&self.descriptors);
-        if let Some((digest, descriptor)) = cache.get(type_name) {
+        let mut cache = crate::services::lock(&self.packages);
+        if let Some((digest, package)) = cache.get(type_name) {
             if *digest == stored.digest {
-                return Some(descriptor.clone());
+                return Some(package.clone());
             }
         }
-        let descriptor = Self::package_of(&stored).ok()?.descriptor;
-        cache.insert(type_name.to_owned(), (stored.digest.clone(), descriptor.clone()));
-        Some(descriptor)
+        let package = Self::package_of(&stored).ok()?;
+        cache.insert(type_name.to_owned(), (stored.digest.clone(), package.clone()));
+        Some(package)
     }
 
     /// Start-up, once the engine answers (after the journal's recovery),
