@@ -107,12 +107,30 @@ impl WebSettings {
 pub struct EventSettings {
     pub max_count: u64,
     pub max_age_days: u64,
+    /// Publish the events to Kafka as well (none by default).
+    pub kafka: Option<EventKafkaSettings>,
 }
 
 impl Default for EventSettings {
     fn default() -> Self {
-        Self { max_count: 100_000, max_age_days: 7 }
+        Self { max_count: 100_000, max_age_days: 7, kafka: None }
     }
+}
+
+/// `[events.kafka]`: the event log published to a topic, in order, at least once.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventKafkaSettings {
+    pub bootstrap_servers: Vec<String>,
+    #[serde(default = "default_events_topic")]
+    pub topic: String,
+    /// Only these kinds (prefixes of whole dotted words: `app`, `resource.request`); none: all.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+}
+
+fn default_events_topic() -> String {
+    "berth-events".into()
 }
 
 impl EventSettings {
@@ -501,6 +519,11 @@ impl Settings {
         self.web.validate()?;
         if self.events.max_count == 0 || self.events.max_age_days == 0 {
             return Err("events.max_count and events.max_age_days must be positive".into());
+        }
+        if let Some(kafka) = &self.events.kafka {
+            if kafka.bootstrap_servers.is_empty() || kafka.topic.is_empty() {
+                return Err("events.kafka needs bootstrap_servers and a topic".into());
+            }
         }
         let f = &self.fetch;
         if f.idle_timeout_secs == 0 || f.overall_timeout_secs == 0 || f.max_archive_bytes == 0 {

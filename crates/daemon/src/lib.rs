@@ -21,6 +21,7 @@ pub mod doctor;
 pub mod effects;
 pub mod engine_watch;
 pub mod events;
+pub mod events_kafka;
 pub mod fs;
 pub mod hosts;
 pub mod intake;

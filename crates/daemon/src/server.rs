@@ -165,6 +165,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     tokio::spawn(crate::resources::supervise::supervise(daemon.resources.clone()));
     tokio::spawn(crate::resources::monitor::monitor(daemon.resources.clone()));
     tokio::spawn(crate::apps::usage::sample(daemon.apps.clone()));
+    tokio::spawn(crate::events_kafka::publish(services.clone()));
     let managers = daemon.managers();
     serve_resource_manager(&services, managers.resources.clone()).await;
     let router = berth_api::router(managers);

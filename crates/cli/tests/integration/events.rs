@@ -4,7 +4,7 @@
 //! when what it missed is no longer kept.
 
 use crate::bin;
-use berth_testkit::harness::{unique, Lines, TestDaemon, TEST_SETTINGS};
+use berth_testkit::harness::{poll, unique, Lines, TestDaemon, TEST_SETTINGS};
 use berth_testkit::ImageBuilder;
 use serde_json::Value;
 use std::time::Duration;
@@ -133,4 +133,48 @@ fn events_no_longer_kept_are_a_gap() {
     assert!(text.stdout.starts_with("-- events 1 to "), "{text:?}");
     let all = daemon.berth(&["events"]);
     assert!(!all.stdout.contains("no longer kept"), "no position asked, no gap: {all:?}");
+}
+
+/// `[events.kafka]`: the events (here only `app.*`) on a topic, in order,
+/// each once, across a daemon restart.
+#[test]
+fn events_are_published_to_kafka_in_order_across_a_restart() {
+    use crate::resources_kafka::{kafka_sh, messages};
+    let broker = kafka_sh("addr");
+    let topic = unique("events").replace('-', "_");
+    let settings = format!(
+        "{}\n[events.kafka]\nbootstrap_servers = [\"{broker}\"]\ntopic = \"{topic}\"\nkinds = [\"app\"]\n",
+        berth_testkit::harness::TEST_SETTINGS
+    );
+    let mut daemon = TestDaemon::start_with(bin(), &settings, &[], None);
+    let name = unique("evk");
+    let archive = daemon.archive(&ImageBuilder::new(&format!("berth-test/{name}:1")).service(), true);
+    assert_eq!(daemon.berth(&["install", &name, &archive.path.to_string_lossy(), "-y"]).code, 0);
+    let wait_for = |kind: &str, after: i64| {
+        poll(Duration::from_secs(60), || {
+            let all = messages(&broker, &topic);
+            all.iter()
+                .any(|m| m["kind"] == kind && m["name"] == name.as_str() && m["id"].as_i64() > Some(after))
+                .then_some(all)
+        })
+        .unwrap_or_else(|| panic!("no {kind} of {name} on {topic}: {:?}", messages(&broker, &topic)))
+    };
+    let first = wait_for("app.running", 0);
+    let last_before: i64 = first.iter().filter_map(|m| m["id"].as_i64()).max().unwrap();
+    daemon.terminate();
+    daemon.launch(&[]);
+    assert_eq!(daemon.berth(&["stop", &name]).code, 0);
+    let all = wait_for("app.stopped", last_before);
+    let ids: Vec<i64> = all.iter().filter_map(|m| m["id"].as_i64()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order, each once: {ids:?}");
+    assert!(all.iter().all(|m| m["kind"].as_str().unwrap().starts_with("app.")), "only app events: {all:?}");
+    // Exactly the stored app events, none lost.
+    let stored: Vec<i64> = daemon
+        .berth(&["events", "--since", "0", "--kind", "app", "--output", "json"])
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["id"].as_i64())
+        .collect();
+    assert_eq!(ids, stored, "the topic holds the stored app events");
+    assert_eq!(daemon.berth(&["uninstall", &name, "-y"]).code, 0);
 }
