@@ -98,7 +98,8 @@ export interface EventHandlers {
 }
 
 /**
- * Follows `/v1/events?follow=true` with the given filters. Ids only grow,
+ * Follows `/v1/events?follow=true` with the given filters, starting with the
+ * recent ones (`tail`). Ids only grow,
  * so a reconnect asks for what came after the last one seen and nothing is
  * missed or shown twice.
  */
@@ -109,7 +110,10 @@ export function followEvents(filters: { kind?: string; name?: string }, handlers
     const p = new URLSearchParams({ follow: 'true' });
     if (filters.kind) p.set('kind', filters.kind);
     if (filters.name) p.set('name', filters.name);
+    // The first connection starts with recent events, not the whole log
+    // (up to 100,000 kept): a filtered feed looks further back for its few.
     if (lastId !== null) p.set('since', String(lastId));
+    else p.set('tail', filters.kind || filters.name ? '5000' : '500');
     return p;
   };
   return follow({

@@ -559,6 +559,9 @@ impl Client {
         if let Some(since) = query.since {
             path.push_str(&format!("&since={since}"));
         }
+        if let Some(tail) = query.tail {
+            path.push_str(&format!("&tail={tail}"));
+        }
         if let Some(kind) = &query.kind {
             path.push_str(&format!("&kind={}", encode(kind)));
         }

@@ -129,6 +129,9 @@ pub struct EventsOptions {
     /// Only events after this id (resume where an earlier run stopped).
     #[arg(long)]
     pub since: Option<i64>,
+    /// Start with the last N events stored instead of all that are kept.
+    #[arg(long, conflicts_with = "since")]
+    pub tail: Option<u64>,
     /// Only kinds starting with these, comma-separated: app, operation.committed, resource, sra, daemon, …
     #[arg(long)]
     pub kind: Option<String>,

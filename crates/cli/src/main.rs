@@ -613,8 +613,13 @@ fn confirm(yes: bool, question: &str) -> Result<(), Failure> {
 
 /// `berth events`: the log, then (with -f) new events as they come.
 async fn events(client: &Client, options: args::EventsOptions) -> Result<(), Failure> {
-    let query =
-        berth_api::EventsQuery { follow: options.follow, since: options.since, kind: options.kind, name: options.name };
+    let query = berth_api::EventsQuery {
+        follow: options.follow,
+        since: options.since,
+        kind: options.kind,
+        name: options.name,
+        tail: options.tail,
+    };
     let mut items = client.events(&query).await?;
     while let Some(item) = items.next().await {
         match (item?, options.output.is_json()) {

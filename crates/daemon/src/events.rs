@@ -77,12 +77,17 @@ impl Events {
 
     /// The events `query` asks for, as a stream (see the module's comment).
     pub fn stream(self: &Arc<Self>, query: EventsQuery) -> BoxStream<'static, EventItem> {
+        self.stream_after(query.since.unwrap_or(0), query.since.is_none(), query)
+    }
+
+    /// The stream from after id `after`; `no_gap`: a reader that named no
+    /// position (all that is kept, or a tail) is told of no gap.
+    fn stream_after(self: &Arc<Self>, after: i64, no_gap: bool, query: EventsQuery) -> BoxStream<'static, EventItem> {
         let follower = Follower {
             events: self.clone(),
             live: self.live.subscribe(),
-            after: query.since.unwrap_or(0),
-            // A reader that names no position wants what is kept: no gap.
-            checked_gap: query.since.is_none(),
+            after,
+            checked_gap: no_gap,
             backlog: std::collections::VecDeque::new(),
             reading_store: true,
             query,
@@ -223,6 +228,21 @@ impl EventsManager for EventsApi {
         if query.since.is_some_and(|s| s < 0) {
             return Err(ApiError::new(berth_api::ErrorKind::InvalidInput, "since must not be negative"));
         }
-        Ok(self.0.stream(query))
+        match (query.since, query.tail) {
+            (Some(_), Some(_)) => {
+                Err(ApiError::new(berth_api::ErrorKind::InvalidInput, "give since or tail, not both"))
+            }
+            (None, Some(tail)) => {
+                // What is stored after the bounds are read has a later id: the follower reads it from the store.
+                let (_, last) = self
+                    .0
+                    .db(|s| s.event_bounds())
+                    .await
+                    .map_err(|e| ApiError::new(berth_api::ErrorKind::Internal, e))?;
+                let after = last.saturating_sub(i64::try_from(tail).unwrap_or(i64::MAX)).max(0);
+                Ok(self.0.stream_after(after, true, query))
+            }
+            _ => Ok(self.0.stream(query)),
+        }
     }
 }

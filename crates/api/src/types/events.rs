@@ -46,6 +46,9 @@ pub struct EventsQuery {
     /// Only events about this name.
     #[serde(default)]
     pub name: Option<String>,
+    /// Without `since`: start with (those of) the last N events stored, not with everything kept.
+    #[serde(default)]
+    pub tail: Option<u64>,
 }
 
 impl EventsQuery {

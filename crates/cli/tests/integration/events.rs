@@ -178,3 +178,21 @@ fn events_are_published_to_kafka_in_order_across_a_restart() {
     assert_eq!(ids, stored, "the topic holds the stored app events");
     assert_eq!(daemon.berth(&["uninstall", &name, "-y"]).code, 0);
 }
+
+/// `--tail N` starts with the last N events stored, without a gap.
+#[test]
+fn a_tail_starts_with_the_last_events() {
+    let mut daemon = TestDaemon::start(bin());
+    let name = unique("evt");
+    let archive = daemon.archive(&ImageBuilder::new(&format!("berth-test/{name}:1")).service(), true);
+    assert_eq!(daemon.berth(&["install", &name, &archive.path.to_string_lossy(), "-y"]).code, 0);
+    let all = events(&daemon, &["--since", "0"]);
+    assert!(all.len() > 3, "{all:?}");
+    let tail = events(&daemon, &["--tail", "3"]);
+    assert_eq!(tail, all[all.len() - 3..].to_vec(), "the last three, no gap");
+    let run = daemon.berth(&["events", "--tail", "3", "--since", "1"]);
+    assert_eq!(run.code, 2, "since or tail: {run:?}");
+    let both = daemon.api("GET", "/v1/events?since=1&tail=3", None).unwrap();
+    assert_eq!(both.status, 400, "{}", both.text());
+    assert_eq!(daemon.berth(&["uninstall", &name, "-y"]).code, 0);
+}

@@ -50,6 +50,9 @@ fn the_openapi_document_lists_every_endpoint_of_the_cli() {
         ("/v1/sra/images/{image}/config", "put"),        // sra config upload
         ("/v1/sra/images/{image}/config/reset", "post"), // sra config reset
         ("/v1/sra/config/copy", "post"),                 // sra config copy
+        ("/v1/web", "get"),                              // web status
+        ("/v1/web/admin", "put"),                        // web passwd
+        ("/v1/web/admin", "delete"),                     // web remove-admin
     ];
     for (path, method) in endpoints {
         assert!(paths[path][method].is_object(), "{method} {path} is documented: {}", paths[path]);

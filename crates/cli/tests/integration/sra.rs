@@ -292,6 +292,15 @@ fn list_shows_containers_and_digest_and_remove_takes_everything() {
     assert!(!image_exists(&sra.image));
     assert!(containers_of(&eid(&sra.image, &tmp, &log)).is_empty());
     assert!(!config_root(&sra, &sra.image).exists(), "the configuration goes with the image");
+    // The load and the removal are events of the image.
+    let events = sra.daemon.berth(&["events", "--kind", "sra", "--name", &sra.image, "--output", "json"]).stdout;
+    let kinds: Vec<String> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+        .collect();
+    assert!(kinds.contains(&"sra.image_loaded".to_owned()), "{events}");
+    assert_eq!(kinds.last().map(String::as_str), Some("sra.image_removed"), "{events}");
 
     // Not an SRA image: refused, untouched.
     let run = sra.daemon.berth(&["sra", "remove", "berth-test/none:404"]);

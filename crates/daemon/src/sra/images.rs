@@ -78,7 +78,10 @@ pub async fn load(sra: &Sra, archive: Upload, origin: String) -> Result<SraImage
         _ => {}
     }
     let config_digest = sra.config_digest(&image.id).await.ok();
-    Ok(view(image, 0, 0, config_digest))
+    let loaded = view(image, 0, 0, config_digest);
+    let data = serde_json::json!({ "tags": loaded.repo_tags, "label": loaded.label, "origin": origin });
+    sra.services.events.emit("sra.image_loaded", &loaded.id, data);
+    Ok(loaded)
 }
 
 /// The SRA images in the engine, with this daemon's execution containers
@@ -154,5 +157,8 @@ pub async fn remove(sra: &Sra, reference: &str, force: bool) -> Result<SraImage,
         Settled::Halted(halted) => return Err(JournalError::from(halted).into()),
         Settled::Failed(e) => return Err(e.into()),
     }
-    Ok(view(image, ours.len(), foreign.len(), None))
+    let removed = view(image, ours.len(), foreign.len(), None);
+    let data = serde_json::json!({ "tags": removed.repo_tags, "containers": ours.len(), "kept_for_others": !foreign.is_empty() });
+    sra.services.events.emit("sra.image_removed", &removed.id, data);
+    Ok(removed)
 }
