@@ -13,26 +13,42 @@ use std::sync::Arc;
 
 /// A TLS client that trusts the CA but has no certificate of its own: does
 /// the server answer it at all?
-fn answers_without_a_certificate(port: u16, ca_pem: &str) -> bool {
+/// One GET over TLS to the listener, verifying the daemon by `ca_pem`,
+/// with the bundle's client certificate when `client` names its directory;
+/// the whole answer (status line, headers, body).
+fn tls_get(port: u16, ca_pem: &str, client: Option<&std::path::Path>, path: &str) -> String {
     use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some(bundle) => {
+            let chain = CertificateDer::pem_file_iter(bundle.join("cert.pem")).unwrap().map(Result::unwrap).collect();
+            let key = PrivateKeyDer::from_pem_file(bundle.join("key.pem")).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     let mut stream = rustls::StreamOwned::new(connection, std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
-    if stream.write_all(b"GET /v1/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").is_err() {
-        return false;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return String::new();
     }
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn answers_without_a_certificate(port: u16, ca_pem: &str) -> bool {
+    let answer = tls_get(port, ca_pem, None, "/v1/info");
     // Without a certificate a client is not signed in: 401, and nothing else.
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     answer.contains("HTTP/1.1 200")
@@ -69,6 +85,11 @@ fn a_remote_session_over_mutual_tls_and_revocation() {
     }
     let ca_pem = std::fs::read_to_string(bundle.join("ca.pem")).unwrap();
     assert!(!answers_without_a_certificate(port, &ca_pem), "a client without a certificate must be refused");
+    // A browser without one gets the web UI's page (to sign in); with one, it is signed in by it.
+    assert!(tls_get(port, &ca_pem, None, "/").starts_with("HTTP/1.1 200"));
+    assert!(tls_get(port, &ca_pem, None, "/ui/session").starts_with("HTTP/1.1 401"));
+    let session = tls_get(port, &ca_pem, Some(&bundle), "/ui/session");
+    assert!(session.starts_with("HTTP/1.1 200") && session.contains("\"method\":\"certificate\""), "{session}");
 
     // Every verb works remotely; a local archive is streamed to the daemon.
     let name = unique("remote");
