@@ -209,14 +209,19 @@ impl Follower {
             return None;
         }
         self.after = event.id;
-        let view = EventView {
-            id: event.id,
-            at: event.at,
-            kind: event.kind.clone(),
-            name: event.name.clone(),
-            data: serde_json::from_str(&event.data).unwrap_or_default(),
-        };
+        let view = view(event);
         self.query.selects(&view).then_some(EventItem::Event(view))
+    }
+}
+
+/// A stored event as the API shows it.
+pub fn view(event: &StoredEvent) -> EventView {
+    EventView {
+        id: event.id,
+        at: event.at,
+        kind: event.kind.clone(),
+        name: event.name.clone(),
+        data: serde_json::from_str(&event.data).unwrap_or_default(),
     }
 }
 

@@ -9,7 +9,6 @@
 
 use crate::config::EventKafkaSettings;
 use crate::services::Services;
-use berth_api::EventView;
 use berth_store::StoredEvent;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -38,14 +37,7 @@ fn read_position(file: &Path, topic: &str) -> Option<i64> {
 }
 
 fn message(event: &StoredEvent) -> Vec<u8> {
-    let view = EventView {
-        id: event.id,
-        at: event.at,
-        kind: event.kind.clone(),
-        name: event.name.clone(),
-        data: serde_json::from_str(&event.data).unwrap_or_default(),
-    };
-    serde_json::to_vec(&view).unwrap_or_default()
+    serde_json::to_vec(&crate::events::view(event)).unwrap_or_default()
 }
 
 /// Whether `kind` is one the settings select (prefixes of whole dotted words).

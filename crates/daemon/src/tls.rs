@@ -37,19 +37,9 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => return,
-        };
+    accept_until(listener, shutdown, move |stream, peer| {
         let (acceptor, router) = (acceptor.current(), router.clone());
-        tokio::spawn(async move {
+        async move {
             let stream = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "a TLS handshake failed"),
@@ -58,13 +48,26 @@ pub async fn serve(
             // The handshake verified any certificate presented against the CA.
             let certificate = stream.get_ref().1.peer_certificates().is_some_and(|chain| !chain.is_empty());
             serve_connection(stream, Peer { address: peer, certificate }, router).await;
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// Accepts plain TCP connections until shutdown (the web UI's loopback
 /// listener: its guard asks every request to sign in).
 pub async fn serve_plain(listener: tokio::net::TcpListener, router: Router, shutdown: CancellationToken) {
+    accept_until(listener, shutdown, move |stream, peer| {
+        serve_connection(stream, Peer { address: peer, certificate: false }, router.clone())
+    })
+    .await
+}
+
+/// The accept loop: each connection is handled in a task of its own.
+async fn accept_until<F, Fut>(listener: tokio::net::TcpListener, shutdown: CancellationToken, handle: F)
+where
+    F: Fn(tokio::net::TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -76,7 +79,7 @@ pub async fn serve_plain(listener: tokio::net::TcpListener, router: Router, shut
             },
             _ = shutdown.cancelled() => return,
         };
-        tokio::spawn(serve_connection(stream, Peer { address: peer, certificate: false }, router.clone()));
+        tokio::spawn(handle(stream, peer));
     }
 }
 
