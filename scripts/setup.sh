@@ -24,6 +24,8 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 # scripts/package-deb.sh (and the package test) need dpkg-shlibdeps and strip.
 command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
 command -v strip >/dev/null 2>&1 || missing+=(binutils)
+# A test makes a short-lived certificate with openssl (berth itself does not use it).
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # The web UI's end-to-end tests drive Debian's Chromium headless.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # The web UI is built with Node.js (scripts/build-web.sh checks its version).

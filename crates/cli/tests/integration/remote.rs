@@ -331,3 +331,74 @@ fn data_log_and_database_directories() {
     assert!(logs.join("berth.log").exists(), "the log is in --log-dir");
     assert_eq!(daemon.berth(&["uninstall", &name, "-y"]).code, 0);
 }
+
+/// A server certificate that expires within 60 days is warned of at start,
+/// as the event `daemon.cert_expiring` (here a user's certificate, made by
+/// openssl, valid for 30 days).
+#[test]
+fn a_certificate_near_its_expiry_is_an_event() {
+    let mut daemon = TestDaemon::start(bin());
+    let dir = daemon.dir.path().join("expiring");
+    std::fs::create_dir_all(&dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).current_dir(&dir).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"]);
+    openssl(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca.key",
+        "-subj",
+        "/CN=expiry-test-ca",
+        "-days",
+        "365",
+        "-out",
+        "ca.crt",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "server.key"]);
+    openssl(&["req", "-new", "-key", "server.key", "-subj", "/CN=expiring", "-out", "server.csr"]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-out",
+        "server.crt",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let run = daemon.berth(&[
+        "certs",
+        "install",
+        "--cert",
+        &path("server.crt"),
+        "--key",
+        &path("server.key"),
+        "--ca",
+        &path("ca.crt"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    daemon.terminate();
+    daemon.launch(&[]);
+    let run = daemon.berth(&["events", "--kind", "daemon.cert_expiring", "--output", "json"]);
+    let event: serde_json::Value = serde_json::from_str(run.stdout.lines().last().expect("an event")).unwrap();
+    let days = event["data"]["days_left"].as_i64().unwrap();
+    assert!((28..=30).contains(&days), "{event}");
+    assert!(event["name"].as_str().unwrap().contains("expiring"), "the subject: {event}");
+}
