@@ -193,8 +193,21 @@ if (phase === 'main') {
       async () => {
         await go(`#/apps/${encodeURIComponent(app)}`);
         await appState().waitFor();
-        await page.getByRole('button', { name: 'Uninstall…' }).click();
+        // By keyboard: the dialog opens from the focused button, Escape closes
+        // it, and focus goes back to that button.
+        const opener = page.getByRole('button', { name: 'Uninstall…' });
+        await opener.focus();
+        await page.keyboard.press('Enter');
         const dialog = page.getByTestId('uninstall-dialog');
+        await dialog.getByLabel(/Type .* to confirm/).waitFor();
+        await page.keyboard.press('Escape');
+        await dialog.waitFor({ state: 'hidden' });
+        assert.equal(
+          await opener.evaluate((el) => el === document.activeElement),
+          true,
+          'focus did not return to the Uninstall button',
+        );
+        await opener.click();
         const confirm = dialog.getByRole('button', { name: 'Uninstall', exact: true });
         assert.equal(await confirm.isDisabled(), true, 'the uninstall was possible without confirming');
         await dialog.getByLabel(/Type .* to confirm/).fill(app);
