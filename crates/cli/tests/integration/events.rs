@@ -140,6 +140,7 @@ fn events_no_longer_kept_are_a_gap() {
 #[test]
 fn events_are_published_to_kafka_in_order_across_a_restart() {
     use crate::resources_kafka::{kafka_sh, messages};
+    let _broker = crate::KAFKA_BROKER.read().unwrap_or_else(|e| e.into_inner());
     let broker = kafka_sh("addr");
     let topic = unique("events").replace('-', "_");
     let settings = format!(

@@ -42,6 +42,11 @@ use std::path::Path;
 /// The state schema this release writes (`berth version`, `<root>/version`).
 pub const SCHEMA: i64 = 5;
 
+/// The suite's Kafka broker (tansu) keeps its topics in memory, so a
+/// restart empties them: the one test that stops it holds this for writing,
+/// and tests that read their topics back hold it for reading.
+pub static KAFKA_BROKER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// A loopback TCP port nobody listens on (for a test's own listener).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -41,6 +41,7 @@ fn wait_event(daemon: &TestDaemon, instance: &str, what: &str, test: impl Fn(&Va
 
 #[test]
 fn metrics_are_read_published_and_a_broken_instance_is_healed() {
+    let _broker = crate::KAFKA_BROKER.read().unwrap_or_else(|e| e.into_inner());
     let broker = kafka_sh("addr");
     let topic = unique("metrics").replace('-', "_");
     let settings = format!(
@@ -50,7 +51,8 @@ fn metrics_are_read_published_and_a_broken_instance_is_healed() {
     let script_for = |t: &str| match t {
         // Intact unless broken; broken for good only by the second operation.
         "Integrity" => Some("test ! -e /tmp/broken && test ! -e /tmp/broken-for-good\n".to_owned()),
-        "Start" => Some("rm -f /tmp/broken\necho Start >> /tmp/transitions\n".to_owned()),
+        // Slow on purpose: the instance is Stopped through a few of the monitor's rounds.
+        "Start" => Some("sleep 2\nrm -f /tmp/broken\necho Start >> /tmp/transitions\n".to_owned()),
         _ => None,
     };
     let operations = [("breakIt", "touch /tmp/broken\n"), ("breakForGood", "touch /tmp/broken-for-good\n")];

@@ -64,6 +64,7 @@ fn outbox_depth(daemon: &TestDaemon) -> i64 {
 
 #[test]
 fn an_orchestrator_over_tcp_gets_every_response_on_kafka_through_outages() {
+    let _broker = crate::KAFKA_BROKER.write().unwrap_or_else(|e| e.into_inner());
     kafka_sh("start");
     let broker = kafka_sh("addr");
     let topic = unique("lm-responses");

@@ -90,7 +90,7 @@ enum Measured {
 
 enum Report {
     Read { instance: String, metric: String, measured: Result<Measured, String> },
-    Healed { instance: String, outcome: Result<&'static str, String> },
+    Healed { instance: Box<StoredInstance>, outcome: Result<&'static str, String> },
 }
 
 /// What the monitor knows of one instance.
@@ -122,7 +122,8 @@ pub async fn monitor(resources: Arc<Resources>) {
         tokio::select! {
             _ = tick.tick() => {
                 instances = watched(&resources).await;
-                watches.retain(|id, _| instances.contains_key(id));
+                // An instance being healed is Stopped for a while: its watch stays.
+                watches.retain(|id, watch| watch.healing || instances.contains_key(id));
                 resources.readings.keep_only(&instances.keys().cloned().collect());
                 schedule(&resources, &instances, &mut watches, &reports).await;
             }
@@ -282,7 +283,8 @@ async fn handle(
                 integrity(resources, stored, package, watch, &metric, value >= 1.0, reports).await;
             }
         }
-        Report::Healed { instance, outcome } => {
+        Report::Healed { instance: stored, outcome } => {
+            let instance = stored.id.clone();
             let Some(watch) = watches.get_mut(&instance) else { return };
             watch.healing = false;
             watch.last_heal = Some(Instant::now());
@@ -296,7 +298,7 @@ async fn handle(
             let outcome = if reason.is_none() { "done" } else { "failed" };
             let data =
                 serde_json::json!({ "attempt": watch.heals, "method": method, "outcome": outcome, "reason": reason });
-            if let (Some(queue), Some((stored, _))) = (publish, instances.get(&instance)) {
+            if let Some(queue) = publish {
                 let message = serde_json::json!({
                     "metricKey": stored.metric_key, "type": HEAL, "resourceId": stored.id,
                     "resourceName": stored.name, "resourceType": stored.type_name,
@@ -364,7 +366,7 @@ async fn integrity(
         (resources.clone(), reports.clone(), instance.clone(), package.clone());
     tokio::spawn(async move {
         let outcome = heal_instance(&resources, &instance, &package).await;
-        let _ = reports.send(Report::Healed { instance: instance.id, outcome });
+        let _ = reports.send(Report::Healed { instance: Box::new(instance), outcome });
     });
 }
 
