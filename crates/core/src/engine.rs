@@ -75,6 +75,13 @@ pub struct ContainerStats {
     pub memory_limit: Option<u64>,
 }
 
+/// CPUs in use between two readings of one container's CPU time (ns),
+/// `elapsed` apart: 1.0 is one CPU busy all the time.
+pub fn cpu_cores_between(earlier_ns: u64, later_ns: u64, elapsed: std::time::Duration) -> Option<f64> {
+    let wall = elapsed.as_secs_f64();
+    (wall > 0.0).then(|| later_ns.saturating_sub(earlier_ns) as f64 / 1e9 / wall)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageInfo {
     pub id: String,

@@ -167,21 +167,20 @@ impl berth_api::routes::metrics::MetricsManager for MetricsApi {
         })
         .await
         .unwrap_or((0, 0));
+        // A sample outlives its app's stop or uninstall until the next round.
+        let running: std::collections::HashSet<&str> = apps
+            .iter()
+            .filter(|(_, state, _)| *state == berth_core::status::AppState::Running)
+            .map(|(name, _, _)| name.as_str())
+            .collect();
+        let usage =
+            daemon.apps.usage.latest().into_iter().filter(|(name, _)| running.contains(name.as_str())).collect();
         let levels = crate::metrics::Levels {
-            apps: apps.clone(),
+            apps,
             engine_up: daemon.services.engine_state.is_ready() && daemon.services.engine_state.lost().is_none(),
             open_operations,
             outbox_depth,
-            // A sample outlives its app's stop or uninstall until the next round.
-            usage: daemon
-                .apps
-                .usage
-                .latest()
-                .into_iter()
-                .filter(|(name, _)| {
-                    apps.iter().any(|(app, state, _)| app == name && *state == berth_core::status::AppState::Running)
-                })
-                .collect(),
+            usage,
             readings: daemon.resources.readings.latest(),
         };
         Ok(daemon.metrics.render(levels))

@@ -42,8 +42,7 @@ fn message(event: &StoredEvent) -> Vec<u8> {
 
 /// Whether `kind` is one the settings select (prefixes of whole dotted words).
 fn selected(settings: &EventKafkaSettings, kind: &str) -> bool {
-    settings.kinds.is_empty()
-        || settings.kinds.iter().any(|k| kind == k || kind.strip_prefix(k.as_str()).is_some_and(|r| r.starts_with('.')))
+    settings.kinds.is_empty() || settings.kinds.iter().any(|k| berth_api::kind_is(kind, k))
 }
 
 /// Publishes until the daemon shuts down.

@@ -26,11 +26,7 @@ const NOT_BUILT: &str = "<!doctype html><html lang=en><meta charset=utf-8><title
 Run <code>scripts/build-web.sh</code>, then build berth again. The API works as ever.</p></html>";
 
 pub fn routes() -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/index.html", get(index))
-        .route("/favicon.svg", get(|headers: HeaderMap| async move { serve("favicon.svg", &headers) }))
-        .route("/assets/{*path}", get(asset))
+    Router::new().route("/", get(index)).route("/index.html", get(index)).route("/assets/{*path}", get(asset))
 }
 
 /// Whether the UI was built into this binary.

@@ -36,7 +36,7 @@ pub enum SignedIn {
 
 /// What anyone may fetch: the page itself and the sign-in.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/" | "/index.html" | "/favicon.svg" | "/ui/login" | "/ui/session") || path.starts_with("/assets/")
+    matches!(path, "/" | "/index.html" | "/ui/login" | "/ui/session") || path.starts_with("/assets/")
 }
 
 fn changes_state(method: &Method) -> bool {

@@ -55,12 +55,14 @@ impl EventsQuery {
     /// Whether `event` passes the filters.
     pub fn selects(&self, event: &EventView) -> bool {
         let kind_ok = self.kind.as_deref().is_none_or(|kinds| {
-            kinds
-                .split(',')
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .any(|k| event.kind == k || event.kind.strip_prefix(k).is_some_and(|rest| rest.starts_with('.')))
+            kinds.split(',').map(str::trim).filter(|k| !k.is_empty()).any(|k| kind_is(&event.kind, k))
         });
         kind_ok && self.name.as_deref().is_none_or(|name| event.name == name)
     }
+}
+
+/// Whether `kind` is `selector` or within it, by whole dotted words
+/// (`app` selects `app.running`, not `apps.running`).
+pub fn kind_is(kind: &str, selector: &str) -> bool {
+    kind == selector || kind.strip_prefix(selector).is_some_and(|rest| rest.starts_with('.'))
 }

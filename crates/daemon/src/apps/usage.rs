@@ -41,8 +41,7 @@ impl Usage {
         let mut samples = lock(&self.0);
         // A rate only between two samples of the same container (a restart resets its CPU time).
         let cpu_cores = samples.get(app).filter(|before| before.container == container).and_then(|before| {
-            let wall = at.duration_since(before.at).as_secs_f64();
-            (wall > 0.0).then(|| stats.cpu_ns.saturating_sub(before.cpu_ns) as f64 / 1e9 / wall)
+            berth_core::engine::cpu_cores_between(before.cpu_ns, stats.cpu_ns, at.duration_since(before.at))
         });
         let sample = AppUsage {
             cpu_cores,

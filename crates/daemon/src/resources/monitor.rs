@@ -260,8 +260,11 @@ async fn handle(
                     let before = watch.cpu.replace((ns, now));
                     // The first reading only starts the clock.
                     let Some((then_ns, then)) = before else { return };
-                    let wall = now.duration_since(then).as_nanos().max(1) as f64;
-                    ns.saturating_sub(then_ns) as f64 * 100.0 / wall
+                    let Some(cores) = berth_core::engine::cpu_cores_between(then_ns, ns, now.duration_since(then))
+                    else {
+                        return;
+                    };
+                    cores * 100.0
                 }
                 Err(reason) => {
                     return tracing::debug!(instance = %instance, %metric, %reason, "a metric could not be read");
