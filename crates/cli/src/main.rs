@@ -113,7 +113,11 @@ fn run_daemon(options: args::DaemonOptions, socket: std::path::PathBuf) -> ExitC
             .with(tracing_subscriber::fmt::layer().with_writer(file).with_ansi(false))
             .init();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+    // At most 64 blocking threads (tokio's default is 512): a burst of file
+    // and database work at 1,000 apps otherwise leaves hundreds of idle
+    // threads, each with its stack and malloc arena, in the daemon's memory.
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).max_blocking_threads(64).enable_all().build();
     let result = match runtime {
         Ok(runtime) => {
             let result = runtime.block_on(berth_daemon::run(config));

@@ -353,11 +353,14 @@ pub struct EngineSettings {
     /// answered after this long fails as `engine unavailable`; streams (loads,
     /// pulls, logs) are not limited by it.
     pub control_timeout_secs: u64,
+    /// Whether berth places its tether in the containers it creates, and
+    /// runs their commands through it (a local engine only).
+    pub tether: bool,
 }
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        Self { control_timeout_secs: 60 }
+        Self { control_timeout_secs: 60, tether: true }
     }
 }
 

@@ -11,7 +11,8 @@
 //!   [`engine_watch`] (the engine's events and reconnection), [`fs`] (file
 //!   work off the async workers), [`services`] (settings, engine, store);
 //! - the composition: [`daemon`] assembles them, [`effects`] carries out the
-//!   journal's effects, [`server`] serves the API.
+//!   journal's effects, [`server`] serves the API; [`tether`] places the
+//!   agent the engine adapter runs commands through.
 
 pub mod apps;
 pub mod certs;
@@ -33,6 +34,7 @@ pub mod services;
 pub mod sra;
 #[cfg(test)]
 mod testing;
+pub mod tether;
 pub mod tls;
 pub mod version;
 pub mod web;

@@ -120,6 +120,10 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let store = Store::open(&config.db_path)?;
     let timeouts = EngineTimeouts { control: Duration::from_secs(config.settings.engine.control_timeout_secs) };
     let engine = DockerEngine::connect(config.docker_host.as_deref(), timeouts).await?;
+    let engine = match config.settings.engine.tether {
+        true => crate::tether::with_tether(engine, &config.root),
+        false => engine,
+    };
     let instance = instance_id(&config.root);
     tracing::info!(root = %config.root.display(), %instance, engine = %config.docker_host.as_deref().unwrap_or("default"), "berth daemon starting");
     // The socket first: a daemon refused because another serves it writes nothing.

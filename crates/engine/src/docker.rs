@@ -56,7 +56,10 @@ pub struct DockerEngine {
     /// killed inside it, and the environment its wrapper puts back (see
     /// `exec.rs`). Both are fixed when the container is made, so the answer
     /// holds for its life.
-    pub(crate) shells: Mutex<HashMap<String, Option<Vec<String>>>>,
+    pub(crate) shells: Mutex<HashMap<String, Arc<crate::exec::ContainerFacts>>>,
+    /// Where berth places its tether in the containers it creates (a local
+    /// engine only: the agent's socket is a path on this host).
+    pub(crate) tether: Option<crate::tether::Tether>,
 }
 
 pub(crate) struct Connection {
@@ -156,9 +159,24 @@ impl DockerEngine {
         // error: the client is made on first use.
         let client = client_for(&endpoint).ok().map(|docker| Client { docker, negotiated: false });
         let connection = Connection { endpoint, timeouts, client: RwLock::new(client) };
-        let engine = Self { connection: Arc::new(connection), shells: Mutex::new(HashMap::new()) };
+        let engine = Self { connection: Arc::new(connection), shells: Mutex::new(HashMap::new()), tether: None };
         let _ = engine.connection.docker().await;
         Ok(engine)
+    }
+
+    /// Places the tether in the containers this engine creates from now on,
+    /// and runs commands through it where it is placed. Ignored for an
+    /// engine that is not on this host (its containers' sockets would not be).
+    pub fn with_tether(mut self, placement: crate::tether::TetherPlacement) -> Self {
+        if self.connection.endpoint.starts_with("unix://") {
+            self.tether = Some(crate::tether::Tether::new(placement));
+        }
+        self
+    }
+
+    /// Where the tether is placed, if it is.
+    pub fn tether_placement(&self) -> Option<&crate::tether::TetherPlacement> {
+        self.tether.as_ref().map(crate::tether::Tether::placement)
     }
 
     pub fn timeouts(&self) -> EngineTimeouts {
@@ -370,8 +388,16 @@ impl Engine for DockerEngine {
             Some(name) => container(name),
             None => format!("a container of {}", config.image),
         };
-        let creation = docker.create_container(Some(options), create_body(config));
-        match self.connection.control("creation", &what, creation).await {
+        let placed = match &self.tether {
+            Some(tether) => tether.place(config).await,
+            None => None,
+        };
+        let body = create_body(placed.as_ref().map_or(config, |(_, placed)| placed));
+        let creation = self.connection.control("creation", &what, docker.create_container(Some(options), body)).await;
+        if let (Err(_), Some((run_dir, _))) = (&creation, &placed) {
+            let _ = tokio::fs::remove_dir_all(run_dir).await;
+        }
+        match creation {
             Ok(created) => Ok(created.id),
             // The container does not exist yet: what is missing is its image.
             Err(EngineError::NotFound { .. }) => Err(EngineError::NotFound { what: format!("image {}", config.image) }),
@@ -397,11 +423,27 @@ impl Engine for DockerEngine {
 
     async fn remove(&self, name: &str) -> Result<(), EngineError> {
         let docker = self.docker().await?;
+        // The tether's directory goes with the container: where it is, is in the container.
+        let run_dir = match &self.tether {
+            Some(tether) => {
+                let inspect = docker.inspect_container(name, None::<InspectContainerOptions>);
+                let inspected = self.connection.control("inspect", &container(name), inspect).await.ok();
+                inspected.map(|i| (i.id.clone().unwrap_or_default(), tether.run_dir_of(&i)))
+            }
+            None => None,
+        };
         let options = RemoveContainerOptions { force: true, v: true, link: false };
         let removal = docker.remove_container(name, Some(options));
         let result = ignore_not_found(self.connection.control("removal", &container(name), removal).await);
         if result.is_ok() {
             self.shells.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+            if let (Some(tether), Some((id, run_dir))) = (&self.tether, run_dir) {
+                self.shells.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                tether.forget(&id);
+                if let Some(dir) = run_dir {
+                    let _ = tokio::fs::remove_dir_all(dir).await;
+                }
+            }
         }
         result
     }

@@ -10,6 +10,7 @@
 //! shell the command is only abandoned.
 
 use crate::docker::DockerEngine;
+use crate::tether::Outcome;
 use berth_core::engine::{Engine, EngineError, ExecRequest, ExecResult, StopSignal, EXEC_OUTPUT_LIMIT};
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
@@ -18,6 +19,7 @@ use bollard::Docker;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
@@ -163,12 +165,12 @@ impl Capture {
         }
     }
 
-    fn push_stdout(&mut self, bytes: &[u8]) {
+    pub(crate) fn push_stdout(&mut self, bytes: &[u8]) {
         self.stdout.push(bytes);
         self.combined.push(bytes);
     }
 
-    fn push_stderr(&mut self, bytes: &[u8]) {
+    pub(crate) fn push_stderr(&mut self, bytes: &[u8]) {
         let Some(mut line) = self.pid_line.take() else {
             self.stderr.push(bytes);
             self.combined.push(bytes);
@@ -238,7 +240,16 @@ impl DockerEngine {
         }
         let docker = self.connection.docker().await?;
         let what = format!("container {container}");
-        let shell = self.shell_of(&docker, container).await?;
+        let facts = self.facts_of(&docker, container).await?;
+        let mut stop = stop;
+        if let (Some(tether), Some(target)) = (&self.tether, &facts.tether) {
+            let start = |argv| self.start_agent(&docker, &facts.id, argv);
+            match tether.run(&facts.id, target, &request, &mut stop, start).await? {
+                Outcome::Ran(result) => return Ok(result),
+                Outcome::FallBack(reason) => tracing::debug!(container, reason, "the command goes by exec"),
+            }
+        }
+        let shell = self.shell_of(&facts).await?;
         let argv = match &shell {
             Some(container_presets) => {
                 wrapped(&shell_presets(container_presets.iter().chain(&request.env)), request.argv)
@@ -260,7 +271,6 @@ impl DockerEngine {
         let mut capture = Capture::new(shell, EXEC_OUTPUT_LIMIT);
         let mut feed = Box::pin(feed_stdin(input, request.stdin));
         let mut fed = false;
-        let mut stop = stop;
         let ended = loop {
             tokio::select! {
                 () = &mut feed, if !fed => fed = true,
@@ -386,9 +396,9 @@ impl DockerEngine {
         }
     }
 
-    /// Whether the container has `/bin/sh` and, if so, the values of the
-    /// wrapper's variables in its environment; asked once per container id.
-    async fn shell_of(&self, docker: &Docker, container: &str) -> Result<Option<Vec<String>>, EngineError> {
+    /// What a command needs to know of its container, asked once per
+    /// container id (it is fixed when the container is made).
+    async fn facts_of(&self, docker: &Docker, container: &str) -> Result<Arc<ContainerFacts>, EngineError> {
         let cached = |id: &str| self.shells.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
         if is_container_id(container) {
             if let Some(known) = cached(container) {
@@ -399,19 +409,77 @@ impl DockerEngine {
         let what = format!("container {container}");
         let inspect = docker.inspect_container(container, None::<InspectContainerOptions>);
         let inspected = self.connection.control("inspect", &what, inspect).await?;
-        let id = inspected.id.unwrap_or_default();
+        let id = inspected.id.clone().unwrap_or_default();
         if let Some(known) = cached(&id) {
             return Ok(known);
         }
-        let env = inspected.config.and_then(|c| c.env).unwrap_or_default();
-        let shell = self.stat(&id, "/bin/sh").await?.is_some_and(|s| !s.is_dir).then(|| shell_presets(&env));
+        let facts = Arc::new(ContainerFacts {
+            id: id.clone(),
+            env: inspected.config.as_ref().and_then(|c| c.env.clone()).unwrap_or_default(),
+            tether: self.tether.as_ref().and_then(|t| t.target_of(&inspected)),
+            shell: OnceLock::new(),
+        });
         let mut shells = self.shells.lock().unwrap_or_else(|e| e.into_inner());
         if shells.len() >= SHELL_CACHE_MAX {
             shells.clear();
         }
-        shells.insert(id, shell.clone());
+        shells.insert(id, Arc::clone(&facts));
+        Ok(facts)
+    }
+
+    /// Whether the container has `/bin/sh` and, if so, the values of the
+    /// wrapper's variables in its environment.
+    async fn shell_of(&self, facts: &ContainerFacts) -> Result<Option<Vec<String>>, EngineError> {
+        if let Some(known) = facts.shell.get() {
+            return Ok(known.clone());
+        }
+        let shell =
+            self.stat(&facts.id, "/bin/sh").await?.is_some_and(|s| !s.is_dir).then(|| shell_presets(&facts.env));
+        let _ = facts.shell.set(shell.clone());
         Ok(shell)
     }
+
+    /// Starts the container's tether agent by one exec, as root; whether it
+    /// said it listens. Its output does not end while it lives, so only its
+    /// first words are read.
+    async fn start_agent(&self, docker: &Docker, id: &str, argv: Vec<String>) -> Result<bool, EngineError> {
+        let what = format!("container {id}");
+        let options = CreateExecOptions {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(argv),
+            user: Some("0".to_owned()),
+            ..Default::default()
+        };
+        let (_, mut output, input) = self.start_exec(docker, id, options, &what).await?;
+        drop(input);
+        let mut said = Vec::new();
+        let reading = async {
+            while let Some(Ok(chunk)) = output.next().await {
+                said.extend_from_slice(&chunk.into_bytes());
+                if crate::tether::ready_in(&said) {
+                    return true;
+                }
+            }
+            false
+        };
+        let ready = tokio::time::timeout(crate::tether::AGENT_START_WAIT, reading).await.unwrap_or(false);
+        if !ready {
+            let said = String::from_utf8_lossy(&said).into_owned();
+            tracing::warn!(container = id, said, "the tether agent did not start; its commands go by exec");
+        }
+        Ok(ready)
+    }
+}
+
+/// A container, as its commands need it.
+pub(crate) struct ContainerFacts {
+    id: String,
+    /// Its environment (`NAME=VALUE`), for the wrapper's presets.
+    env: Vec<String>,
+    tether: Option<crate::tether::Target>,
+    /// Whether it has `/bin/sh` (and the presets): asked at its first command by exec.
+    shell: OnceLock<Option<Vec<String>>>,
 }
 
 /// Writes `stdin` to the command and closes it, which tells the command its

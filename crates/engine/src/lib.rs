@@ -13,7 +13,9 @@ mod docker;
 mod errors;
 mod exec;
 mod networks;
+mod tether;
 mod time;
 
 pub use berth_core::engine::EngineError;
 pub use docker::{DockerEngine, EngineTimeouts};
+pub use tether::TetherPlacement;

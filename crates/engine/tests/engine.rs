@@ -696,3 +696,6 @@ async fn control_calls_of_a_hung_engine_time_out() {
     );
     held.abort();
 }
+
+#[path = "engine/tether.rs"]
+mod tether;

@@ -89,7 +89,10 @@ impl Actor {
                 _ = shutdown.cancelled() => None,
             };
             let Some(command) = command else { break };
-            match AssertUnwindSafe(self.handle(command)).catch_unwind().await {
+            // Boxed: the task's own future is then a few hundred bytes while
+            // it waits, not the size of the largest operation (an upgrade's
+            // state machine), which every one of 1,000 idle apps would hold.
+            match AssertUnwindSafe(Box::pin(self.handle(command))).catch_unwind().await {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Exit) => break,
                 Err(panic) => self.panicked(panic),

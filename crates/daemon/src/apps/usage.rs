@@ -3,6 +3,11 @@
 //! a time, so that a `/metrics` scrape costs no engine call however many
 //! apps there are. CPU is a rate: the CPU time between two samples over the
 //! wall time between them, in cores.
+//!
+//! Sampling runs only while the samples are read (a scrape within the last
+//! `READ_LATELY` intervals, and at least `READ_LATELY_MIN`): an appliance that
+//! nobody scrapes costs no engine call per app per interval, which at 1,000
+//! apps is most of what an idle daemon would otherwise do.
 
 use crate::apps::Apps;
 use crate::services::lock;
@@ -14,6 +19,10 @@ use std::time::{Duration, Instant};
 
 /// Engine stats calls under way at most.
 const CONCURRENT: usize = 8;
+/// Sampling goes on for this many intervals after the last read…
+const READ_LATELY: u32 = 10;
+/// …and for at least this long.
+const READ_LATELY_MIN: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppUsage {
@@ -27,18 +36,30 @@ pub struct AppUsage {
 }
 
 #[derive(Debug, Default)]
-pub struct Usage(Mutex<HashMap<String, AppUsage>>);
+pub struct Usage {
+    samples: Mutex<HashMap<String, AppUsage>>,
+    /// When the samples were last read.
+    read_at: Mutex<Option<Instant>>,
+}
 
 impl Usage {
-    /// The latest sample of each running app, by name.
+    /// The latest sample of each running app, by name; reading them keeps
+    /// the sampling going.
     pub fn latest(&self) -> Vec<(String, AppUsage)> {
-        let mut all: Vec<_> = lock(&self.0).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        *lock(&self.read_at) = Some(Instant::now());
+        let mut all: Vec<_> = lock(&self.samples).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }
 
+    /// Whether the samples were read lately enough to be worth taking.
+    fn wanted(&self, every: Duration) -> bool {
+        let lately = (every * READ_LATELY).max(READ_LATELY_MIN);
+        lock(&self.read_at).is_some_and(|at| at.elapsed() <= lately)
+    }
+
     fn record(&self, app: &str, container: &str, stats: berth_core::engine::ContainerStats, at: Instant) {
-        let mut samples = lock(&self.0);
+        let mut samples = lock(&self.samples);
         // A rate only between two samples of the same container (a restart resets its CPU time).
         let cpu_cores = samples.get(app).filter(|before| before.container == container).and_then(|before| {
             berth_core::engine::cpu_cores_between(before.cpu_ns, stats.cpu_ns, at.duration_since(before.at))
@@ -72,6 +93,10 @@ pub async fn sample(apps: Arc<Apps>) {
         if !apps.services.engine_state.is_ready() || apps.services.engine_state.lost().is_some() {
             continue;
         }
+        if !apps.usage.wanted(Duration::from_secs(every)) {
+            lock(&apps.usage.samples).clear();
+            continue;
+        }
         let running: Vec<(String, String)> = apps
             .registry
             .handles()
@@ -83,7 +108,7 @@ pub async fn sample(apps: Arc<Apps>) {
                     .flatten()
             })
             .collect();
-        lock(&apps.usage.0).retain(|name, _| running.iter().any(|(n, _)| n == name));
+        lock(&apps.usage.samples).retain(|name, _| running.iter().any(|(n, _)| n == name));
         let engine = apps.services.engine.clone();
         futures::stream::iter(running)
             .for_each_concurrent(CONCURRENT, |(app, container)| {
@@ -118,5 +143,16 @@ mod tests {
         assert_eq!(web.memory_bytes, 5 << 20);
         usage.record("web", "c2", stats(10), start + Duration::from_secs(5));
         assert_eq!(usage.latest()[0].1.cpu_cores, None, "a new container starts afresh");
+    }
+
+    #[test]
+    fn samples_are_taken_only_while_they_are_read() {
+        let usage = Usage::default();
+        assert!(!usage.wanted(Duration::from_secs(15)), "never read: no sampling");
+        usage.latest();
+        assert!(usage.wanted(Duration::from_secs(15)));
+        *lock(&usage.read_at) = Some(Instant::now() - Duration::from_secs(301));
+        assert!(!usage.wanted(Duration::from_secs(15)), "read long ago");
+        assert!(usage.wanted(Duration::from_secs(31)), "ten intervals of 31 s is longer");
     }
 }
