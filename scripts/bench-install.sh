@@ -5,8 +5,9 @@
 # the same pipeline followed by `docker run -d` (which, like the install, also
 # creates and starts a container), measured in the same run, taking turns,
 # with the image removed between runs so that every run really loads it.
-# Prints the figures and pass/fail against the target (berth within 10% of
-# the pipeline, see docs/PERFORMANCE.md); it exits 0 whether or not the
+# Prints the figures and pass/fail against the target (issue 12: berth, until
+# the app runs, at most 0.9x the pipeline followed by docker run -d, the same
+# work; see docs/PERFORMANCE.md); it exits 0 whether or not the
 # target is met, and non-zero only when something broke.
 #
 # Usage, from the repository root:   scripts/bench-install.sh
@@ -27,7 +28,7 @@ set -euo pipefail
 RUNS="${BENCH_RUNS:-5}"
 WARMUP="${BENCH_WARMUP:-1}"
 PAD_MB="${BENCH_PAD_MB:-100}"
-TARGET_RATIO=1.10
+TARGET_RATIO=0.90
 IMAGE_TAG="berth-bench/big:1"
 APP_PREFIX="big-"
 
@@ -359,17 +360,18 @@ print("summary")
 print(f"  A tpcm install (http)               {total_b[0]:7.3f} s ± {total_b[1]:.3f}  ({mb / total_b[0]:.1f} MB/s of archive)")
 print(f"  B curl | gunzip | docker load      {total_p[0]:7.3f} s ± {total_p[1]:.3f}  ({mb / total_p[0]:.1f} MB/s of archive)")
 print(f"  C B && docker run -d               {total_r[0]:7.3f} s ± {total_r[1]:.3f}")
-print(f"  {'ratio A / B, total (the target)':<56} {ratio:6.3f}")
+print(f"  {'ratio A / B, total':<56} {ratio:6.3f}")
 if load_b and load_p and load_r:
     print(f"  {'ratio A / B, start → image loaded':<56} {load_b[0] / load_p[0]:6.3f}")
     print(f"  {'ratio A / C, start → image loaded':<56} {load_b[0] / load_r[0]:6.3f}")
-print(f"  {'ratio A / C, total (both end with a started container)':<56} {total_b[0] / total_r[0]:6.3f}")
+print(f"  {'ratio A / C, total (both end with a started container; the target)':<56} {total_b[0] / total_r[0]:6.3f}")
 print(f"  the pipeline's bash start-up (inside its times): {shell_ms} ms")
 print(f"  berth daemon peak RSS during the run: {rss_peak} MiB")
 if int(leftovers):
     print(f"  NOTE: after {leftovers} uninstall(s) the image was still in the engine (removed by the script)")
-print(f"  target: tpcm install within {round((target - 1) * 100)}% of the pipeline   "
-      f"{'PASS' if ratio <= target else 'FAIL'} ({ratio:.3f})")
+ratio_run = total_b[0] / total_r[0]
+print(f"  target: tpcm install at most {target:g}x the pipeline and docker run -d (A / C)   "
+      f"{'PASS' if ratio_run <= target else 'FAIL'} ({ratio_run:.3f})")
 PY
 printf '  machine: %s CPUs (%s), %s RAM, kernel %s\n' "$(nproc)" \
     "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \

@@ -113,6 +113,7 @@ fn run_daemon(options: args::DaemonOptions, socket: std::path::PathBuf) -> ExitC
             .with(tracing_subscriber::fmt::layer().with_writer(file).with_ansi(false))
             .init();
     }
+    berth_daemon::memory::limit_arenas();
     // At most 64 blocking threads (tokio's default is 512): a burst of file
     // and database work at 1,000 apps otherwise leaves hundreds of idle
     // threads, each with its stack and malloc arena, in the daemon's memory.

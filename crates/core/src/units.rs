@@ -48,6 +48,10 @@ pub const HEADER: &str = "# Written by berth; changes are overwritten.";
 /// something.
 pub const UNRECOVERABLE_EXITS: &str = "15 16 17 18 78";
 
+/// The daemon's open files limit (`LimitNOFILE=`): systemd's default of
+/// 1,024 is too few with 1,000 apps' logs followed and clients connected.
+pub const OPEN_FILES_LIMIT: u32 = 65536;
+
 /// Where the shipped units (`packaging/`) expect berth: the executable, the
 /// state root and the API socket (also the CLI's defaults).
 pub const PACKAGED_BINARY: &str = "/usr/bin/berth";
@@ -268,6 +272,8 @@ pub fn render_daemon_service(settings: &DaemonUnitSettings) -> String {
         "# Damaged state, an unwritable directory, unusable certificates, no engine, a wrong",
         "# configuration (README, exit codes): restarting will not help.",
         &format!("RestartPreventExitStatus={UNRECOVERABLE_EXITS}"),
+        "# Logs followed, uploads and API clients each hold a file; 1,024 is too few at 1,000 apps.",
+        &format!("LimitNOFILE={OPEN_FILES_LIMIT}"),
         "",
         "[Install]",
         "WantedBy=multi-user.target",
@@ -316,6 +322,7 @@ pub fn render_host_service(name: &AppName, berth_binary: &str, args: &[String]) 
         "Restart=on-failure",
         "RestartSec=2",
         &format!("RestartPreventExitStatus={UNRECOVERABLE_EXITS}"),
+        &format!("LimitNOFILE={OPEN_FILES_LIMIT}"),
         "",
         "[Install]",
         "WantedBy=multi-user.target",
@@ -415,6 +422,7 @@ mod tests {
                 "Restart=on-failure",
                 "RestartSec=2",
                 "RestartPreventExitStatus=15 16 17 18 78",
+                "LimitNOFILE=65536",
             ]
         );
         assert_eq!(section(&daemon, "Install"), ["WantedBy=multi-user.target"]);

@@ -27,6 +27,7 @@ pub mod fs;
 pub mod hosts;
 pub mod intake;
 pub mod journal;
+pub mod memory;
 pub mod metrics;
 pub mod resources;
 pub mod server;

@@ -169,6 +169,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     tokio::spawn(crate::resources::supervise::supervise(daemon.resources.clone()));
     tokio::spawn(crate::resources::monitor::monitor(daemon.resources.clone()));
     tokio::spawn(crate::apps::usage::sample(daemon.apps.clone()));
+    tokio::spawn(crate::memory::give_back_after_work(services.events.subscribe()));
     tokio::spawn(crate::events_kafka::publish(services.clone()));
     let managers = daemon.managers();
     serve_resource_manager(&services, managers.resources.clone()).await;

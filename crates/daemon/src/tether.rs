@@ -20,8 +20,12 @@ pub fn with_tether(engine: DockerEngine, root: &Path) -> DockerEngine {
     }
 }
 
-/// Writes the agent (when it is not there already, byte for byte) and makes
-/// the directories. Blocking: it runs once, before the daemon serves.
+/// Writes the agent (when the one there is not this build's) and makes the
+/// directories. Blocking: it runs once, before the daemon serves.
+///
+/// The agent's id is kept beside it, outside the mounted directory, so that
+/// a daemon that starts with the agent in place reads neither the file nor
+/// its own embedded copy.
 pub fn place_agent(root: &Path) -> Result<TetherPlacement, FsError> {
     let base = root.join("tether");
     let (agent_dir, run_root) = (base.join("agent"), base.join("run"));
@@ -29,8 +33,11 @@ pub fn place_agent(root: &Path) -> Result<TetherPlacement, FsError> {
         create_dir(dir, 0o700)?;
     }
     let file = agent_dir.join(berth_tether_agent::AGENT_FILE);
-    if std::fs::read(&file).ok().as_deref() != Some(berth_tether::AGENT) {
+    let id_file = base.join("agent.id");
+    let placed = std::fs::read_to_string(&id_file).ok().filter(|id| id == berth_tether::AGENT_ID);
+    if placed.is_none() || !file.is_file() {
         atomic_write_mode(&file, berth_tether::AGENT, 0o755)?;
+        atomic_write_mode(&id_file, berth_tether::AGENT_ID.as_bytes(), 0o600)?;
     }
     Ok(TetherPlacement { agent_dir, run_root })
 }
@@ -50,8 +57,12 @@ mod tests {
         for dir in [root.path().join("tether"), placement.agent_dir.clone(), placement.run_root.clone()] {
             assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700, "{}", dir.display());
         }
-        std::fs::write(&file, b"old").unwrap();
+        std::fs::remove_file(&file).unwrap();
         assert_eq!(place_agent(root.path()).unwrap(), placement);
-        assert_eq!(std::fs::read(&file).unwrap(), berth_tether::AGENT);
+        assert_eq!(std::fs::read(&file).unwrap(), berth_tether::AGENT, "a missing agent is placed again");
+        std::fs::write(root.path().join("tether/agent.id"), "another build").unwrap();
+        std::fs::write(&file, b"old").unwrap();
+        place_agent(root.path()).unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), berth_tether::AGENT, "another build's agent is replaced");
     }
 }

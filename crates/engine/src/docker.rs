@@ -71,7 +71,15 @@ pub(crate) struct Connection {
     /// comes back (it may have been upgraded). Cloning a `Docker` is cheap and
     /// the lock is never held across an await.
     client: RwLock<Option<Client>>,
+    /// Control calls under way at most. Each is a connection to the engine
+    /// (HTTP/1.1): a storm of calls (1,000 at once) must not open a socket
+    /// each, past systemd's default limit of 1,024 open files. The callers
+    /// pace their own bulk work below this (the apps' reconciles at boot).
+    turns: tokio::sync::Semaphore,
 }
+
+/// See [`Connection::turns`].
+const CONTROL_CALLS_MAX: usize = 256;
 
 #[derive(Clone)]
 struct Client {
@@ -124,6 +132,8 @@ impl Connection {
         what: &str,
         call: impl Future<Output = Result<T, bollard::errors::Error>>,
     ) -> Result<T, EngineError> {
+        // Waiting for a turn is not the engine's slowness: it is not timed.
+        let _turn = self.turns.acquire().await;
         match tokio::time::timeout(limit, call).await {
             Ok(result) => result.map_err(|e| translate(e, &self.endpoint, what)),
             Err(_) => Err(timeout(&format!("{action} of {what}"), limit)),
@@ -158,7 +168,12 @@ impl DockerEngine {
         // A socket that is not there yet (dockerd still starting) is not an
         // error: the client is made on first use.
         let client = client_for(&endpoint).ok().map(|docker| Client { docker, negotiated: false });
-        let connection = Connection { endpoint, timeouts, client: RwLock::new(client) };
+        let connection = Connection {
+            endpoint,
+            timeouts,
+            client: RwLock::new(client),
+            turns: tokio::sync::Semaphore::new(CONTROL_CALLS_MAX),
+        };
         let engine = Self { connection: Arc::new(connection), shells: Mutex::new(HashMap::new()), tether: None };
         let _ = engine.connection.docker().await;
         Ok(engine)

@@ -3,6 +3,8 @@
 
 /// The agent's executable.
 pub const AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-tether"));
+/// Names this build of the agent (a hash and the length of [`AGENT`]).
+pub const AGENT_ID: &str = include_str!(concat!(env!("OUT_DIR"), "/berth-tether.id"));
 
 #[cfg(test)]
 mod tests {

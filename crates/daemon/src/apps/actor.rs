@@ -10,7 +10,7 @@
 pub use super::command::{Command, Reply};
 use super::error::AppError;
 use super::registry::{AppHandle, Runtime, SharedRuntime};
-use super::start::{start_and_check, stop};
+use super::start::{start_then_check, stop};
 use super::{install, migration, uninstall, upgrade, Apps};
 use crate::intake::FetchRequest;
 use crate::services::lock;
@@ -394,6 +394,8 @@ impl Actor {
     }
 
     async fn try_reconcile(&mut self, may_start: bool) -> Result<(), AppError> {
+        let apps = self.apps.clone();
+        let turn = apps.reconciles.acquire().await.ok();
         let services = self.apps.services.clone();
         let engine = services.engine.as_ref();
         let (spec, desired, previous) = {
@@ -419,7 +421,7 @@ impl Actor {
         match action {
             Action::Nothing => {}
             Action::Stop => stop(&services, &self.name).await?,
-            Action::Start => self.start_container().await?,
+            Action::Start => self.start_container(turn).await?,
             Action::Create { start } | Action::Recreate { start } => {
                 if matches!(action, Action::Recreate { .. }) {
                     engine.remove(&self.name).await?;
@@ -437,16 +439,16 @@ impl Actor {
                 let id = engine.create(&self.apps.container_config(&container_spec, &kept)).await?;
                 self.set(|r| r.container_id = Some(id));
                 if start {
-                    self.start_container().await?;
+                    self.start_container(turn).await?;
                 }
             }
         }
         Ok(())
     }
 
-    async fn start_container(&mut self) -> Result<(), AppError> {
+    async fn start_container(&mut self, turn: Option<tokio::sync::SemaphorePermit<'_>>) -> Result<(), AppError> {
         self.set(|r| r.state = AppState::Starting);
-        start_and_check(&self.apps.services, &self.name, &CancellationToken::new()).await?;
+        start_then_check(&self.apps.services, &self.name, &CancellationToken::new(), turn).await?;
         self.crashes.started(self.now());
         Ok(())
     }

@@ -48,11 +48,25 @@ pub struct Apps {
     pub registry: Registry,
     /// CPU and memory of the running apps, sampled in the background.
     pub usage: usage::Usage,
+    /// Reconciles under way at most (see [`RECONCILES_MAX`]).
+    pub reconciles: tokio::sync::Semaphore,
 }
+
+/// At boot every app's task reconciles at once. Unbounded, 1,000 of them
+/// would each hold an engine connection and queue every other engine call
+/// (the API's, the journal's) behind theirs, and the engine would start no
+/// app sooner; in turns, taken in order, the first apps run within a
+/// moment. A turn ends before the start check's wait.
+pub const RECONCILES_MAX: usize = 16;
 
 impl Apps {
     pub fn new(services: Arc<Services>) -> Self {
-        Self { services, registry: Registry::default(), usage: usage::Usage::default() }
+        Self {
+            services,
+            registry: Registry::default(),
+            usage: usage::Usage::default(),
+            reconciles: tokio::sync::Semaphore::new(RECONCILES_MAX),
+        }
     }
 
     pub fn private_dir(&self, name: &str) -> PathBuf {

@@ -14,8 +14,21 @@ const FAILURE_LOG_LINES: u64 = 10;
 /// later; otherwise the error carries the exit code and the last lines of
 /// its output.
 pub async fn start_and_check(services: &Services, name: &str, cancel: &CancellationToken) -> Result<(), AppError> {
+    start_then_check(services, name, cancel, None).await
+}
+
+/// [`start_and_check`], giving up `turn` (a reconcile's) once the engine
+/// has started the container, before the check's wait.
+pub async fn start_then_check(
+    services: &Services,
+    name: &str,
+    cancel: &CancellationToken,
+    turn: Option<tokio::sync::SemaphorePermit<'_>>,
+) -> Result<(), AppError> {
     let engine = services.engine.as_ref();
-    if let Err(e) = engine.start(name).await {
+    let started = engine.start(name).await;
+    drop(turn);
+    if let Err(e) = started {
         return Err(match e {
             e if e.is_unavailable() => e.into(),
             other => AppError::DidNotStart { name: name.to_owned(), reason: other.to_string() },
