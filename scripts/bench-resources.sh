@@ -45,13 +45,7 @@ BENCH_NAME=bench-resources
 [[ "$CONCURRENT" =~ ^[1-9][0-9]*$ ]] || die "BENCH_CONCURRENT must be a positive number, not '$CONCURRENT'"
 
 # ---------------------------------------------------------------- prerequisites
-command -v docker >/dev/null || die "the docker CLI is needed (it is the comparison baseline)"
-command -v python3 >/dev/null || die "python3 is needed"
-command -v cargo >/dev/null || die "cargo is needed"
-command -v curl >/dev/null || apt_install curl
-require_engine
-command -v hyperfine >/dev/null || apt_install hyperfine
-[ -n "${EPOCHREALTIME:-}" ] || die "bash 5 is needed (\$EPOCHREALTIME)"
+require_bench_tools
 
 # -------------------------------------------------- one run at a time, leftovers
 take_lock

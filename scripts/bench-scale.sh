@@ -89,13 +89,7 @@ STAGES=("${SIZES[@]}")
 [ "${#STAGES[@]}" -gt 0 ] && [ "${STAGES[-1]}" -eq "$APPS" ] || STAGES+=("$APPS")
 
 # ---------------------------------------------------------------- prerequisites
-command -v docker >/dev/null || die "the docker CLI is needed (it is the comparison baseline)"
-command -v python3 >/dev/null || die "python3 is needed"
-command -v cargo >/dev/null || die "cargo is needed"
-command -v curl >/dev/null || apt_install curl
-require_engine
-command -v hyperfine >/dev/null || apt_install hyperfine
-[ -n "${EPOCHREALTIME:-}" ] || die "bash 5 is needed (\$EPOCHREALTIME)"
+require_bench_tools
 
 # -------------------------------------------------- one run at a time, leftovers
 take_lock
