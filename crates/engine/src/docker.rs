@@ -189,11 +189,6 @@ impl DockerEngine {
         self
     }
 
-    /// Where the tether is placed, if it is.
-    pub fn tether_placement(&self) -> Option<&crate::tether::TetherPlacement> {
-        self.tether.as_ref().map(crate::tether::Tether::placement)
-    }
-
     pub fn timeouts(&self) -> EngineTimeouts {
         self.connection.timeouts
     }

@@ -463,7 +463,7 @@ impl DockerEngine {
             }
             false
         };
-        let ready = tokio::time::timeout(crate::tether::AGENT_START_WAIT, reading).await.unwrap_or(false);
+        let ready = tokio::time::timeout(crate::tether::START_WAIT, reading).await.unwrap_or(false);
         if !ready {
             let said = String::from_utf8_lossy(&said).into_owned();
             tracing::warn!(container = id, said, "the tether agent did not start; its commands go by exec");

@@ -35,7 +35,7 @@ pub struct TetherPlacement {
 /// A unix socket's path holds at most this many bytes (`sun_path`, with its NUL).
 const SOCKET_PATH_MAX: usize = 107;
 /// How long a starting agent gets to say it listens.
-const START_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const START_WAIT: Duration = Duration::from_secs(5);
 /// A container whose agent did not start is not asked again for this long.
 const UNUSABLE_FOR: Duration = Duration::from_secs(300);
 /// After a kill, how long the agent gets to report the end.
@@ -71,10 +71,6 @@ pub(crate) enum Outcome {
 impl Tether {
     pub fn new(placement: TetherPlacement) -> Self {
         Self { placement, unusable: Mutex::new(HashMap::new()) }
-    }
-
-    pub fn placement(&self) -> &TetherPlacement {
-        &self.placement
     }
 
     /// The socket directory for a new container, and `config` with the
@@ -227,8 +223,6 @@ fn token() -> String {
 pub(crate) fn ready_in(output: &[u8]) -> bool {
     String::from_utf8_lossy(output).lines().any(|line| line.trim() == READY_LINE)
 }
-
-pub(crate) const AGENT_START_WAIT: Duration = START_WAIT;
 
 async fn write_frame(out: &mut OwnedWriteHalf, tag: u8, payload: &[u8]) -> std::io::Result<()> {
     let mut frame = Vec::with_capacity(5 + payload.len());
