@@ -224,3 +224,66 @@ fn concurrent_installs_of_one_archive_all_succeed() {
         assert_eq!(inspect(name).unwrap()["State"]["Running"], true);
     }
 }
+
+/// The engine's `load` events for image `id` since `since`.
+fn loads_of(id: &str, since: f64) -> usize {
+    let events = engine_events(since, &json!({ "type": ["image"], "event": ["load"] }));
+    events.iter().filter(|e| e["Actor"]["ID"] == id).count()
+}
+
+#[test]
+fn an_archive_of_an_image_the_engine_has_with_its_tags_is_not_loaded_again() {
+    let mut daemon = TestDaemon::start(bin());
+    let (a, b, c) = (unique("reuse"), unique("reuse"), unique("reuse"));
+    let builder = service(&a);
+    let archive = daemon.archive(&builder, false);
+    let gzipped = daemon.archive(&builder, true);
+    assert_eq!(archive.image_id, gzipped.image_id);
+    let since = engine_clock();
+    let path = archive.path.to_string_lossy().into_owned();
+    assert_eq!(daemon.berth(&["install", &a, &path, "-y"]).code, 0);
+    assert_eq!(loads_of(&archive.image_id, since), 1, "the first install loads the image");
+    let since = engine_clock();
+    let run = daemon.berth(&["install", &b, &path, "-y"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = daemon.berth(&["install", &c, &gzipped.path.to_string_lossy(), "-y"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(loads_of(&archive.image_id, since), 0, "the engine had the image: nothing to load");
+    for app in [&b, &c] {
+        assert_eq!(inspect(app).unwrap()["State"]["Running"], true);
+        assert_eq!(inspect(app).unwrap()["Image"], archive.image_id);
+        assert_eq!(daemon.app(app).unwrap()["image"], archive.repo_tag.clone().unwrap());
+    }
+}
+
+#[test]
+fn an_archive_that_brings_a_new_tag_or_differs_from_its_config_is_loaded() {
+    let mut daemon = TestDaemon::start(bin());
+    let (a, b, c) = (unique("retag"), unique("retag"), unique("retag"));
+    let first = daemon.archive(&service(&a), false);
+    assert_eq!(daemon.berth(&["install", &a, &first.path.to_string_lossy(), "-y"]).code, 0);
+
+    // The same image under another tag: the engine must learn the tag.
+    let other_tag = format!("berth-test/{b}:2");
+    let retagged = ImageBuilder::new(&other_tag).service().label("berth.test.sweep", "1").layer_marker(&a);
+    let retagged = daemon.archive(&retagged, false);
+    assert_eq!(retagged.image_id, first.image_id);
+    let since = engine_clock();
+    let run = daemon.berth(&["install", &b, &retagged.path.to_string_lossy(), "-y"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(loads_of(&first.image_id, since), 1);
+    let tagged = docker("GET", &format!("/images/{other_tag}/json"), None);
+    assert_eq!(tagged.json()["Id"], first.image_id);
+
+    // The same config over a layer that is not the one it names: not the
+    // image the engine has, so it goes to the engine to judge.
+    let mut bytes = std::fs::read(&first.path).unwrap();
+    let marker = a.as_bytes();
+    let at = bytes.windows(marker.len()).position(|w| w == marker).expect("the marker is in the layer");
+    bytes[at] ^= 0x01;
+    let tampered = daemon.root().with_file_name("tampered.tar");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let since = engine_clock();
+    let run = daemon.berth(&["install", &c, &tampered.to_string_lossy(), "-y"]);
+    assert_eq!(loads_of(&first.image_id, since), 1, "{run:?}");
+}

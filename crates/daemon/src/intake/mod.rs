@@ -12,7 +12,7 @@ pub mod scratch;
 use crate::fs::TaskFailed;
 use crate::journal::{EffectError, Journal, JournalError, Op};
 use crate::services::Services;
-use archive::{ArchiveError, ArchiveImage, CheckOptions, ManifestGate, SourceFailure, CHANNEL_DEPTH};
+use archive::{ArchiveError, ArchiveImage, CheckOptions, Found, ManifestGate, SourceFailure, Verdict, CHANNEL_DEPTH};
 use berth_core::engine::{ByteStream, EngineError, Filter, ProgressSink, RegistryCredentials};
 use berth_core::journal::{Effect, ImageHandle};
 use berth_core::source::ImageReference;
@@ -343,7 +343,7 @@ async fn load(
     let body = until_aborted(body, abort);
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(body));
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-    let (found_tx, mut found_rx) = oneshot::channel::<ArchiveImage>();
+    let (found_tx, mut found_rx) = oneshot::channel::<Found>();
     let (verdict_tx, verdict_rx) = std::sync::mpsc::channel();
     let options = CheckOptions {
         origin: origin.clone(),
@@ -357,10 +357,20 @@ async fn load(
     });
     let engine = services.engine.clone();
     let progress = ctx.progress.clone();
-    let mut loading =
-        Box::pin(
-            async move { engine.load_image(tokio_stream::wrappers::ReceiverStream::new(rx).boxed(), progress).await },
-        );
+    // The load request starts with the first bytes the checker lets out:
+    // none when the engine has the image, or the archive is refused first.
+    let mut loading = Box::pin(async move {
+        let mut rx = rx;
+        match rx.recv().await {
+            None | Some(Err(_)) => Ok(false),
+            Some(Ok(first)) => {
+                let archive = futures::stream::once(std::future::ready(Ok(first)))
+                    .chain(tokio_stream::wrappers::ReceiverStream::new(rx))
+                    .boxed();
+                engine.load_image(archive, progress).await.map(|_| true)
+            }
+        }
+    });
     let mut gate_open = true;
     let mut loaded = None;
     let mut verdict = None;
@@ -368,9 +378,9 @@ async fn load(
         tokio::select! {
             found = &mut found_rx, if gate_open => {
                 gate_open = false;
-                if let Ok(image) = found {
-                    let decision = gate(services, &image, &origin, ctx).await;
-                    let _ = verdict_tx.send(decision.as_ref().map(drop).map_err(|e| e.to_string()));
+                if let Ok(found) = found {
+                    let decision = gate(services, &found, &origin, ctx).await;
+                    let _ = verdict_tx.send(decision.as_ref().copied().map_err(|e| e.to_string()));
                     decision?;
                 }
             }
@@ -403,20 +413,27 @@ async fn load(
     }
 }
 
-/// At the manifest: refuse a tag another app's image holds, and persist the
-/// undo that releases the image if this load brings it.
+/// At the manifest: refuse a tag another app's image holds, persist the
+/// undo that releases the image if this load brings it, and skip the load
+/// of an archive that holds exactly an image the engine has with its tags.
 async fn gate(
     services: &Services,
-    image: &ArchiveImage,
+    found: &Found,
     origin: &str,
     ctx: &mut ForOperation<'_>,
-) -> Result<(), IntakeError> {
+) -> Result<Verdict, IntakeError> {
     let engine = services.engine.as_ref();
+    let image = &found.image;
+    let mut tags_in_place = true;
     for tag in &image.repo_tags {
-        let Some(holder) = engine.inspect_image(tag).await? else { continue };
+        let Some(holder) = engine.inspect_image(tag).await? else {
+            tags_in_place = false;
+            continue;
+        };
         if holder.id == image.id {
             continue;
         }
+        tags_in_place = false;
         let (holder_id, except) = (holder.id.clone(), ctx.app.map(|a| a.to_string()));
         let user = services
             .db::<_, IntakeError, _>("checking image use", move |s| {
@@ -437,8 +454,13 @@ async fn gate(
     if engine.inspect_image(&image.id).await?.is_none() {
         let effect = Effect::ReleaseImage { image: ImageHandle::Id { id: image.id.clone() }, app: None };
         ctx.journal.add_undo(ctx.op, effect).await?;
+        return Ok(Verdict::Load);
     }
-    Ok(())
+    if found.verified && tags_in_place {
+        tracing::debug!(image = %image.id, %origin, "the engine has the image and its tags: not loading it again");
+        return Ok(Verdict::Skip);
+    }
+    Ok(Verdict::Load)
 }
 
 async fn confirm_loaded(services: &Services, image: ArchiveImage) -> Result<Intake, IntakeError> {
