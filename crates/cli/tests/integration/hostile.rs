@@ -246,8 +246,9 @@ fn every_api_refusal_is_json_in_the_documented_shape() {
 
 /// A server that lies: it trickles, or never stops after a valid archive.
 enum Lie {
-    /// `Content-Length` of the whole body, then one byte every `every`.
-    Trickle { body: Vec<u8>, every: Duration },
+    /// `Content-Length` of the whole body, its first `burst` bytes at once,
+    /// then one byte every `every`.
+    Trickle { body: Vec<u8>, burst: usize, every: Duration },
     /// Chunked: the body, then chunks of junk until the client hangs up.
     EndlessAfter { body: Vec<u8> },
     /// Reads the request and never answers (a registry that hangs).
@@ -318,10 +319,12 @@ fn lie_to(mut stream: TcpStream, lie: &Lie, stop: &AtomicBool) -> std::io::Resul
         head.push(byte[0]);
     }
     match lie {
-        Lie::Trickle { body, every } => {
+        Lie::Trickle { body, burst, every } => {
             let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
             stream.write_all(head.as_bytes())?;
-            for byte in body {
+            let (burst, rest) = body.split_at((*burst).min(body.len()));
+            stream.write_all(burst)?;
+            for byte in rest {
                 stream.write_all(&[*byte])?;
                 std::thread::sleep(*every);
                 if stop.load(Ordering::Relaxed) {
@@ -374,7 +377,8 @@ fn stalled_and_endless_sources_end_and_leave_nothing() {
     let mut daemon = TestDaemon::start_with(bin(), &format!("{TEST_SETTINGS}{STALL_SETTINGS}"), &[], None);
     let archive = daemon.archive(&service(&unique("stall")), false);
     let body = std::fs::read(&archive.path).unwrap();
-    let trickling = LyingServer::start(Lie::Trickle { body: body.clone(), every: Duration::from_millis(500) });
+    let trickling =
+        LyingServer::start(Lie::Trickle { body: body.clone(), burst: 0, every: Duration::from_millis(500) });
     let endless = LyingServer::start(Lie::EndlessAfter { body });
     let registry = LyingServer::start(Lie::Silent);
     let silent_files = FileServer::start();
@@ -407,7 +411,7 @@ fn sigterm_during_a_stalled_download_ends_the_daemon_and_undoes_the_install() {
     let mut daemon = TestDaemon::start(bin());
     let archive = daemon.archive(&service(&unique("term")), false);
     let body = std::fs::read(&archive.path).unwrap();
-    let server = LyingServer::start(Lie::Trickle { body, every: Duration::from_millis(200) });
+    let server = LyingServer::start(Lie::Trickle { body, burst: 0, every: Duration::from_millis(200) });
     let name = unique("term");
     let cli = daemon.berth_spawn(&[], &["install", &name, &server.url("/a.tar"), "-y"]);
     daemon.wait_state(&name, "installing", Duration::from_secs(30));
@@ -432,7 +436,7 @@ fn a_cli_whose_daemon_dies_exits_7() {
     let mut daemon = TestDaemon::start(bin());
     let archive = daemon.archive(&service(&unique("dies")), false);
     let body = std::fs::read(&archive.path).unwrap();
-    let server = LyingServer::start(Lie::Trickle { body, every: Duration::from_millis(200) });
+    let server = LyingServer::start(Lie::Trickle { body, burst: 0, every: Duration::from_millis(200) });
     let name = unique("dies");
     let cli = daemon.berth_spawn(&[], &["install", &name, &server.url("/a.tar"), "-y"]);
     daemon.wait_state(&name, "installing", Duration::from_secs(30));
@@ -542,10 +546,12 @@ fn an_engine_that_dies_while_loading_is_engine_unavailable_and_the_undo_waits_fo
     let proxy = EngineProxy::start(&scratch.path().join("engine.sock"));
     let host = format!("unix://{}", proxy.path.display());
     let mut daemon = TestDaemon::start_with(bin(), TEST_SETTINGS, &[], Some(&host));
-    let archive = daemon.archive(&service(&unique("outage")), false);
+    // Larger than what the checker holds back before the manifest, sent at
+    // once up to past that, then slow: the load is under way for a while.
+    let padded = service(&unique("outage")).pseudorandom_file("/pad", 6 << 20, 13);
+    let archive = daemon.archive(&padded, false);
     let body = std::fs::read(&archive.path).unwrap();
-    // Slow enough that the load is under way for a while.
-    let server = LyingServer::start(Lie::Trickle { body, every: Duration::from_millis(20) });
+    let server = LyingServer::start(Lie::Trickle { body, burst: 5 << 20, every: Duration::from_millis(20) });
     let name = unique("outage");
     let cli = daemon.berth_spawn(&[], &["install", &name, &server.url("/a.tar"), "-y"]);
     poll(Duration::from_secs(30), || proxy.load_seen.load(Ordering::Relaxed).then_some(()))

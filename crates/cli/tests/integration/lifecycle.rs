@@ -248,8 +248,17 @@ fn an_archive_of_an_image_the_engine_has_with_its_tags_is_not_loaded_again() {
     assert_eq!(run.code, 0, "{run:?}");
     let run = daemon.berth(&["install", &c, &gzipped.path.to_string_lossy(), "-y"]);
     assert_eq!(run.code, 0, "{run:?}");
+    // The engine's own `docker save` layout (members in name order, then `repositories`).
+    let tag = archive.repo_tag.clone().unwrap();
+    let saved = docker("GET", &format!("/images/get?names={tag}"), None);
+    assert_eq!(saved.status, 200, "{}", saved.text());
+    let saved_path = daemon.root().with_file_name("saved.tar");
+    std::fs::write(&saved_path, &saved.body).unwrap();
+    let d = unique("reuse");
+    let run = daemon.berth(&["install", &d, &saved_path.to_string_lossy(), "-y"]);
+    assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(loads_of(&archive.image_id, since), 0, "the engine had the image: nothing to load");
-    for app in [&b, &c] {
+    for app in [&b, &c, &d] {
         assert_eq!(inspect(app).unwrap()["State"]["Running"], true);
         assert_eq!(inspect(app).unwrap()["Image"], archive.image_id);
         assert_eq!(daemon.app(app).unwrap()["image"], archive.repo_tag.clone().unwrap());
