@@ -351,6 +351,7 @@ async fn load(
         phase: input.phase,
         max_bytes: settings.max_archive_bytes,
         progress: ctx.progress.clone(),
+        hash: sha256.is_some(),
     };
     let mut checker = tokio::task::spawn_blocking(move || {
         archive::check(reader, options, &tx, ManifestGate { found: found_tx, verdict: verdict_rx })
@@ -403,9 +404,11 @@ async fn load(
         // refusal of the archive explains the load failing (berth broke it off).
         (Ok(_) | Err(ArchiveError::EngineHungUp { .. }), Err(e)) if e.is_unavailable() => Err(e.into()),
         (Ok(checked), Ok(_)) => match sha256 {
-            Some(expected) if expected != checked.sha256 => {
-                Err(IntakeError::ChecksumMismatch { origin, expected: expected.to_owned(), actual: checked.sha256 })
-            }
+            Some(expected) if Some(expected) != checked.sha256.as_deref() => Err(IntakeError::ChecksumMismatch {
+                origin,
+                expected: expected.to_owned(),
+                actual: checked.sha256.unwrap_or_default(),
+            }),
             _ => confirm_loaded(services, checked.image).await,
         },
         (Ok(_), Err(engine_error)) => Err(engine_error.into()),
