@@ -672,7 +672,7 @@ for (a0, a1, bs), (_, _, rs) in zip(install_stages, run_stages):
     print(f"  {f'{a0}..{a1}':<12} {bs:14.2f} {rs:14.2f} {bs / rs:6.2f}x")
 print(f"  {'total':<12} {install_total:14.2f} {run_total:14.2f} {install_ratio:6.2f}x")
 print(f"  per app: berth {install_total / apps * 1e3:.0f} ms, docker run {run_total / apps * 1e3:.0f} ms (wall / count)")
-print("  berth's install sends the archive each time (the engine loads it; the image is already there, which is quick),")
+print("  berth's install sends the archive each time (the engine, which has the image with its tag, is not asked to load it again),")
 print("  and waits start_check_ms = 100 for the app to stay up; docker run starts from the image by id.")
 diffs = open(compare_path).read().strip()
 print(f"  options differing between berth's container and docker run's (binds' sources, labels aside): {diffs}")

@@ -123,7 +123,7 @@ impl Actor {
     async fn handle(&mut self, command: Command) -> Flow {
         match command {
             Command::Install { spec, fetch, op, reply } => {
-                let result = self.install(*spec, fetch, op).await;
+                let result = self.install(*spec, *fetch, op).await;
                 let failed = result.is_err();
                 let halted = result.as_ref().is_err_and(AppError::is_halted);
                 let _ = reply.send(result);

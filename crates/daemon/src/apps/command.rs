@@ -11,10 +11,13 @@ use tokio::sync::oneshot;
 
 pub type Reply<T> = oneshot::Sender<Result<T, AppError>>;
 
+/// Each app's task has a queue of these, whose first block (32 of them) is
+/// allocated with the queue: the large fields are boxed, so that 1,000 apps
+/// do not hold 7 KiB of queue each.
 pub enum Command {
     Install {
         spec: Box<AppSpec>,
-        fetch: FetchRequest,
+        fetch: Box<FetchRequest>,
         op: Operation<InstallEvent>,
         reply: Reply<AppView>,
     },
@@ -43,4 +46,13 @@ pub enum Command {
     Observe,
     /// The engine (re)connected: make the container match the app.
     Reconcile,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_command_is_small_enough_to_queue_for_every_app() {
+        // 32 of them are allocated per app; see [`super::Command`].
+        assert!(std::mem::size_of::<super::Command>() <= 64, "{}", std::mem::size_of::<super::Command>());
+    }
 }

@@ -319,8 +319,9 @@ impl AppsManager for AppsApi {
         let data = serde_json::json!({ "state": AppState::Installing, "image": valid.spec.image_ref });
         self.services.events.emit("app.installing", &name, data);
         let spec = Box::new(valid.spec);
-        let view =
-            self.ask_handle(&name, &handle, |reply| Command::Install { spec, fetch: valid.fetch, op, reply }).await?;
+        let view = self
+            .ask_handle(&name, &handle, |reply| Command::Install { spec, fetch: Box::new(valid.fetch), op, reply })
+            .await?;
         crate::version::write(&self.services).await;
         Ok(view)
     }
