@@ -234,7 +234,8 @@ impl Store {
     }
 
     /// Commits an operation: its change to the app's row, its final context
-    /// and its forward log, in one transaction. It will not be undone.
+    /// and its forward log, in one transaction. It will not be undone. An
+    /// operation with no forward work is closed (done) by the same write.
     pub fn commit<C: Serialize>(
         &self,
         id: i64,
@@ -243,6 +244,10 @@ impl Store {
         forward: &[Effect],
         app: AppChange,
     ) -> Result<()> {
+        // Nothing left to do after the commit: the entry closes with it, so
+        // that whoever sees the change (a request COMPLETED) finds the
+        // subject free, not busy for one more write.
+        let state = if forward.is_empty() { Phase::Done } else { Phase::Committed };
         self.with(|c| {
             let tx = c.transaction().map_err(sql("committing an operation"))?;
             let t = now();
@@ -254,7 +259,7 @@ impl Store {
                         id,
                         kind.as_str(),
                         Phase::Running.as_str(),
-                        Phase::Committed.as_str(),
+                        state.as_str(),
                         to_json(context),
                         to_json(forward),
                         t

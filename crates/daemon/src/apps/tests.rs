@@ -132,16 +132,8 @@ fn stored_app(fixture: &Fixture, name: &str) {
             app: AppChange::Reserve(spec.clone()),
         })
         .unwrap();
+    // No forward work: the commit closes the entry too.
     store.commit(id, berth_core::journal::OperationKind::Install, &"test", &[], AppChange::Install(spec)).unwrap();
-    store
-        .close(
-            id,
-            berth_core::journal::OperationKind::Install,
-            berth_core::journal::Phase::Committed,
-            berth_core::journal::Phase::Done,
-            None,
-        )
-        .unwrap();
 }
 
 fn state(apps: &Apps, name: &str) -> (AppState, Option<String>) {

@@ -307,9 +307,14 @@ impl Journal {
         let kind = op.kind;
         self.reach(&format!("{}:before_commit", kind.as_str()))?;
         let (id, context) = (op.id, to_value(context));
+        // Without forward work the store closes the entry with the commit.
+        let closed = forward.is_empty();
         self.db("committing an operation", move |s| s.commit(id, kind, &context, &forward, app)).await?;
         tracing::info!(operation = id, kind = kind.as_str(), "committed");
         self.emit("committed", id, kind, &op.subject, serde_json::json!({}));
+        if closed {
+            self.emit("done", id, kind, &op.subject, serde_json::json!({}));
+        }
         self.reach(&format!("{}:after_commit", kind.as_str()))?;
         // The operation's own claim covers its forward work.
         Ok(self.finish_claimed(id, kind).await)
