@@ -239,51 +239,17 @@ impl DockerEngine {
             return Err(EngineError::Rejected { status: 400, message: "no command to run".into() });
         }
         let docker = self.connection.docker().await?;
+        let what = format!("container {container}");
         let facts = self.facts_of(&docker, container).await?;
         let mut stop = stop;
         if let (Some(tether), Some(target)) = (&self.tether, &facts.tether) {
-            match tether.run(&facts.id, target, &request, &mut stop).await? {
+            let start = |argv| self.start_agent(&docker, &facts.id, argv);
+            match tether.run(&facts.id, target, &request, &mut stop, start).await? {
                 Outcome::Ran(result) => return Ok(result),
                 Outcome::FallBack(reason) => tracing::debug!(container, reason, "the command goes by exec"),
-                // With a shell the exec can kill what it runs: the agent's
-                // start and this command go at once, both by exec. Without
-                // one only the agent can, so the command waits for it.
-                Outcome::StartAgent(argv) if self.shell_of(&facts).await?.is_some() => {
-                    let (result, started) = tokio::join!(
-                        self.exec_directly(&docker, container, &facts, request, stop),
-                        self.start_agent(&docker, &facts.id, argv)
-                    );
-                    tether.started(&facts.id, &started);
-                    return result;
-                }
-                Outcome::StartAgent(argv) => {
-                    let started = self.start_agent(&docker, &facts.id, argv).await;
-                    tether.started(&facts.id, &started);
-                    if matches!(started, Ok(true)) {
-                        match tether.run(&facts.id, target, &request, &mut stop).await? {
-                            Outcome::Ran(result) => return Ok(result),
-                            Outcome::FallBack(_) => {}
-                            // Started, yet not answering: not asked again for a while.
-                            Outcome::StartAgent(_) => tether.started(&facts.id, &Ok(false)),
-                        }
-                    }
-                }
             }
         }
-        self.exec_directly(&docker, container, &facts, request, stop).await
-    }
-
-    /// The command by the engine's exec.
-    async fn exec_directly(
-        &self,
-        docker: &Docker,
-        container: &str,
-        facts: &ContainerFacts,
-        request: ExecRequest,
-        mut stop: StopSignal,
-    ) -> Result<ExecResult, EngineError> {
-        let what = format!("container {container}");
-        let shell = self.shell_of(facts).await?;
+        let shell = self.shell_of(&facts).await?;
         let argv = match &shell {
             Some(container_presets) => {
                 wrapped(&shell_presets(container_presets.iter().chain(&request.env)), request.argv)
@@ -301,7 +267,7 @@ impl DockerEngine {
             working_dir: request.workdir,
             ..Default::default()
         };
-        let (exec_id, mut output, input) = self.start_exec(docker, container, options, &what).await?;
+        let (exec_id, mut output, input) = self.start_exec(&docker, container, options, &what).await?;
         let mut capture = Capture::new(shell, EXEC_OUTPUT_LIMIT);
         let mut feed = Box::pin(feed_stdin(input, request.stdin));
         let mut fed = false;
@@ -313,10 +279,10 @@ impl DockerEngine {
         };
         drop(feed);
         if ended {
-            let exit_code = self.exit_code(docker, &exec_id, &what).await?;
+            let exit_code = self.exit_code(&docker, &exec_id, &what).await?;
             return Ok(capture.finish(exit_code, false));
         }
-        self.give_up(docker, container, &exec_id, shell, output, capture).await
+        self.give_up(&docker, container, &exec_id, shell, output, capture).await
     }
 
     /// A stopped command: killed where that can be done, else abandoned.

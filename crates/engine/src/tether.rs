@@ -2,10 +2,7 @@
 //! trip into an agent that runs in the container, in place of an exec's
 //! three engine calls and its shim. The agent is placed when berth creates a
 //! container (two bind mounts under `/dev`) and started by one exec the
-//! first time a command needs it after each container start. That first
-//! command goes by exec beside the agent's start, so it costs what an exec
-//! costs, not an exec and then the tether; the commands after it find the
-//! agent listening.
+//! first time a command needs it after each container start.
 //!
 //! Whatever the tether cannot do exactly as the exec would — no placement,
 //! an agent that does not start, a user or a program it cannot run — falls
@@ -17,7 +14,7 @@ use berth_core::run_args::MountSpec;
 use berth_tether_agent::protocol::{self, Command, Exit};
 use berth_tether_agent::{AGENT_DIR, AGENT_FILE, MOUNT_ROOT, READY_LINE, RUN_DIR, SOCKET_FILE};
 use bollard::models::ContainerInspectResponse;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -62,8 +59,6 @@ pub(crate) struct Tether {
     placement: TetherPlacement,
     /// Containers (by id) whose agent did not start, and when.
     unusable: Mutex<HashMap<String, Instant>>,
-    /// Containers (by id) whose agent is being started: one start at a time.
-    starting: Mutex<HashSet<String>>,
 }
 
 /// What a try through the tether came to.
@@ -71,22 +66,11 @@ pub(crate) enum Outcome {
     Ran(ExecResult),
     /// Use the exec, saying why (for the log).
     FallBack(String),
-    /// No agent answers: use the exec, and start the agent (`argv`, by one
-    /// exec) beside it; then say how that went with [`Tether::started`].
-    StartAgent(Vec<String>),
 }
 
 impl Tether {
     pub fn new(placement: TetherPlacement) -> Self {
-        Self { placement, unusable: Mutex::new(HashMap::new()), starting: Mutex::new(HashSet::new()) }
-    }
-
-    /// How the start that [`Outcome::StartAgent`] asked for went.
-    pub fn started(&self, id: &str, result: &Result<bool, EngineError>) {
-        self.starting.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-        if matches!(result, Ok(false)) {
-            self.mark_unusable(id);
-        }
+        Self { placement, unusable: Mutex::new(HashMap::new()) }
     }
 
     /// The socket directory for a new container, and `config` with the
@@ -171,28 +155,49 @@ impl Tether {
         self.unusable.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned(), Instant::now());
     }
 
-    /// Runs `request` through the container's agent; where none answers,
-    /// says to start one (unless a start is under way) and to use the exec.
-    pub async fn run(
+    /// Runs `request` through the container's agent, starting it first when
+    /// it does not answer (`start` runs the agent by one exec and says
+    /// whether it came up).
+    pub async fn run<S, F>(
         &self,
         id: &str,
         target: &Target,
         request: &ExecRequest,
         stop: &mut StopSignal,
-    ) -> Result<Outcome, EngineError> {
+        start: S,
+    ) -> Result<Outcome, EngineError>
+    where
+        S: FnOnce(Vec<String>) -> F,
+        F: std::future::Future<Output = Result<bool, EngineError>>,
+    {
         if !self.usable(id) {
             return Ok(Outcome::FallBack("its agent did not start lately".into()));
         }
-        let Ok(stream) = UnixStream::connect(&target.socket).await else {
-            if !self.starting.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned()) {
-                return Ok(Outcome::FallBack("its agent is starting".into()));
+        let stream = match UnixStream::connect(&target.socket).await {
+            Ok(stream) => stream,
+            Err(_) => {
+                let mut argv =
+                    vec![format!("{AGENT_DIR}/{AGENT_FILE}"), "serve".into(), format!("{RUN_DIR}/{SOCKET_FILE}")];
+                if target.container_home {
+                    argv.push("--container-home".into());
+                }
+                match start(argv).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.mark_unusable(id);
+                        return Ok(Outcome::FallBack("its agent did not start".into()));
+                    }
+                    // Not running, gone, the engine away: the exec path says so as the engine does.
+                    Err(e) => return Ok(Outcome::FallBack(e.to_string())),
+                }
+                match UnixStream::connect(&target.socket).await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        self.mark_unusable(id);
+                        return Ok(Outcome::FallBack(format!("its agent does not answer: {e}")));
+                    }
+                }
             }
-            let mut argv =
-                vec![format!("{AGENT_DIR}/{AGENT_FILE}"), "serve".into(), format!("{RUN_DIR}/{SOCKET_FILE}")];
-            if target.container_home {
-                argv.push("--container-home".into());
-            }
-            return Ok(Outcome::StartAgent(argv));
         };
         converse(stream, target, request, stop).await
     }
