@@ -61,6 +61,14 @@ pub(crate) struct Tether {
     unusable: Mutex<HashMap<String, Instant>>,
 }
 
+/// How a conversation with an agent went: it had the command (whatever
+/// came of it), or it was gone before it took it — an agent that died (a
+/// `kill -9`) can still take a connection while it exits.
+enum Conversation {
+    Had(Outcome),
+    AgentGone(String),
+}
+
 /// What a try through the tether came to.
 pub(crate) enum Outcome {
     Ran(ExecResult),
@@ -167,21 +175,30 @@ impl Tether {
         start: S,
     ) -> Result<Outcome, EngineError>
     where
-        S: FnOnce(Vec<String>) -> F,
+        S: Fn(Vec<String>) -> F,
         F: std::future::Future<Output = Result<bool, EngineError>>,
     {
         if !self.usable(id) {
             return Ok(Outcome::FallBack("its agent did not start lately".into()));
         }
-        let stream = match UnixStream::connect(&target.socket).await {
-            Ok(stream) => stream,
-            Err(_) => {
-                let mut argv =
-                    vec![format!("{AGENT_DIR}/{AGENT_FILE}"), "serve".into(), format!("{RUN_DIR}/{SOCKET_FILE}")];
-                if target.container_home {
-                    argv.push("--container-home".into());
-                }
-                match start(argv).await {
+        if let Ok(stream) = UnixStream::connect(&target.socket).await {
+            match converse(stream, target, request, stop).await? {
+                Conversation::Had(outcome) => return Ok(outcome),
+                Conversation::AgentGone(reason) => tracing::debug!(container = id, reason, "its agent is gone"),
+            }
+        }
+        let stream = {
+            let mut argv =
+                vec![format!("{AGENT_DIR}/{AGENT_FILE}"), "serve".into(), format!("{RUN_DIR}/{SOCKET_FILE}")];
+            if target.container_home {
+                argv.push("--container-home".into());
+            }
+            // Twice at most: an agent killed a moment ago can still take
+            // a connection while it dies, and the new one, finding it,
+            // says ready and leaves; the second start finds it gone.
+            let mut answered = None;
+            for _ in 0..2 {
+                match start(argv.clone()).await {
                     Ok(true) => {}
                     Ok(false) => {
                         self.mark_unusable(id);
@@ -191,15 +208,26 @@ impl Tether {
                     Err(e) => return Ok(Outcome::FallBack(e.to_string())),
                 }
                 match UnixStream::connect(&target.socket).await {
-                    Ok(stream) => stream,
-                    Err(e) => {
-                        self.mark_unusable(id);
-                        return Ok(Outcome::FallBack(format!("its agent does not answer: {e}")));
+                    Ok(stream) => {
+                        answered = Some(Ok(stream));
+                        break;
                     }
+                    Err(e) => answered = Some(Err(e)),
                 }
             }
+            match answered {
+                Some(Ok(stream)) => stream,
+                Some(Err(e)) => {
+                    self.mark_unusable(id);
+                    return Ok(Outcome::FallBack(format!("its agent does not answer: {e}")));
+                }
+                None => return Ok(Outcome::FallBack("its agent did not start".into())),
+            }
         };
-        converse(stream, target, request, stop).await
+        match converse(stream, target, request, stop).await? {
+            Conversation::Had(outcome) => Ok(outcome),
+            Conversation::AgentGone(reason) => Ok(Outcome::FallBack(reason)),
+        }
     }
 }
 
@@ -250,7 +278,7 @@ async fn converse(
     target: &Target,
     request: &ExecRequest,
     stop: &mut StopSignal,
-) -> Result<Outcome, EngineError> {
+) -> Result<Conversation, EngineError> {
     let broken = |e: std::io::Error| EngineError::Rejected {
         status: 500,
         message: format!("the tether at {} broke off during a command: {e}", target.socket.display()),
@@ -264,13 +292,16 @@ async fn converse(
         stdin: request.stdin.is_some(),
     };
     if let Err(e) = write_frame(&mut output, protocol::REQUEST, &command.encode()).await {
-        return Ok(Outcome::FallBack(format!("the agent took no request: {e}")));
+        return Ok(Conversation::AgentGone(format!("the agent took no request: {e}")));
     }
     match read_frame(&mut input).await {
         Ok(Some((protocol::STARTED, _))) => {}
-        Ok(Some((protocol::REFUSED, reason))) => return Ok(Outcome::FallBack(String::from_utf8_lossy(&reason).into())),
-        Ok(other) => return Ok(Outcome::FallBack(format!("the agent answered {:?}", other.map(|(tag, _)| tag)))),
-        Err(e) => return Ok(Outcome::FallBack(format!("the agent did not answer: {e}"))),
+        Ok(Some((protocol::REFUSED, reason))) => {
+            return Ok(Conversation::Had(Outcome::FallBack(String::from_utf8_lossy(&reason).into())))
+        }
+        Ok(None) => return Ok(Conversation::AgentGone("the agent hung up".into())),
+        Ok(Some((tag, _))) => return Ok(Conversation::Had(Outcome::FallBack(format!("the agent answered {tag}")))),
+        Err(e) => return Ok(Conversation::AgentGone(format!("the agent did not answer: {e}"))),
     }
     let (kill, killed) = tokio::sync::oneshot::channel::<()>();
     let feed = feed_then_kill(output, request.stdin.clone(), killed);
@@ -290,7 +321,7 @@ async fn converse(
             }
             () = &mut kill_deadline => {
                 tracing::warn!(socket = %target.socket.display(), "a killed command did not report its end");
-                return Ok(Outcome::Ran(capture.finish(None, false)));
+                return Ok(Conversation::Had(Outcome::Ran(capture.finish(None, false))));
             }
             frame = read_frame(&mut input) => match frame.map_err(broken)? {
                 Some((protocol::STDOUT, bytes)) => capture.push_stdout(&bytes),
@@ -299,7 +330,7 @@ async fn converse(
                     let exit = Exit::decode(&payload).map_err(|e| broken(std::io::Error::other(e)))?;
                     let stopped = kill.is_none();
                     let code = (!stopped || !exit.killed).then_some(exit.code);
-                    return Ok(Outcome::Ran(capture.finish(code, stopped && exit.killed)));
+                    return Ok(Conversation::Had(Outcome::Ran(capture.finish(code, stopped && exit.killed))));
                 }
                 Some((tag, _)) => return Err(broken(std::io::Error::other(format!("unexpected frame {tag}")))),
                 None => return Err(broken(std::io::ErrorKind::UnexpectedEof.into())),
