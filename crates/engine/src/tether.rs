@@ -196,8 +196,8 @@ impl Tether {
             // Twice at most: an agent killed a moment ago can still take
             // a connection while it dies, and the new one, finding it,
             // says ready and leaves; the second start finds it gone.
-            let mut answered = None;
-            for _ in 0..2 {
+            let mut retried = false;
+            loop {
                 match start(argv.clone()).await {
                     Ok(true) => {}
                     Ok(false) => {
@@ -208,20 +208,13 @@ impl Tether {
                     Err(e) => return Ok(Outcome::FallBack(e.to_string())),
                 }
                 match UnixStream::connect(&target.socket).await {
-                    Ok(stream) => {
-                        answered = Some(Ok(stream));
-                        break;
+                    Ok(stream) => break stream,
+                    Err(_) if !retried => retried = true,
+                    Err(e) => {
+                        self.mark_unusable(id);
+                        return Ok(Outcome::FallBack(format!("its agent does not answer: {e}")));
                     }
-                    Err(e) => answered = Some(Err(e)),
                 }
-            }
-            match answered {
-                Some(Ok(stream)) => stream,
-                Some(Err(e)) => {
-                    self.mark_unusable(id);
-                    return Ok(Outcome::FallBack(format!("its agent does not answer: {e}")));
-                }
-                None => return Ok(Outcome::FallBack("its agent did not start".into())),
             }
         };
         match converse(stream, target, request, stop).await? {

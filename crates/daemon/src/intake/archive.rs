@@ -295,7 +295,7 @@ fn read_entries(
             held = HeldMembers::default();
             image = Some(found);
         } else if forward.borrow().is_holding() {
-            held.read(normal, &mut entry).map_err(|e| classify(origin, e, gzip))?;
+            held.read(normal, &mut entry, &mut buf).map_err(|e| classify(origin, e, gzip))?;
         } else {
             drain(&mut entry, &mut buf).map_err(|e| classify(origin, e, gzip))?;
         }
@@ -318,13 +318,12 @@ struct HeldMembers {
 }
 
 impl HeldMembers {
-    fn read(&mut self, member: PathBuf, entry: &mut impl Read) -> io::Result<()> {
+    fn read(&mut self, member: PathBuf, entry: &mut impl Read, buf: &mut [u8]) -> io::Result<()> {
         let mut hasher = Sha256::new();
         let mut kept = Vec::new();
-        let mut buf = [0u8; 16 * 1024];
         let mut small = true;
         loop {
-            let n = entry.read(&mut buf)?;
+            let n = entry.read(buf)?;
             if n == 0 {
                 break;
             }
@@ -590,6 +589,18 @@ mod tests {
         result: Result<Checked, ArchiveError>,
     }
 
+    /// A check without limits or progress.
+    fn options(origin: &str, hash: bool) -> CheckOptions {
+        CheckOptions {
+            origin: origin.into(),
+            total: None,
+            phase: "loading image",
+            max_bytes: u64::MAX,
+            progress: std::sync::Arc::new(|_| {}),
+            hash,
+        }
+    }
+
     fn check_with(bytes: Vec<u8>, verdict: Verdict) -> Run {
         let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_DEPTH);
         let (found_tx, found_rx) = oneshot::channel();
@@ -602,14 +613,7 @@ mod tests {
             sent
         });
         let checker = std::thread::spawn(move || {
-            let options = CheckOptions {
-                origin: "test.tar".into(),
-                total: None,
-                phase: "loading image",
-                max_bytes: u64::MAX,
-                progress: std::sync::Arc::new(|_| {}),
-                hash: true,
-            };
+            let options = options("test.tar", true);
             check(io::Cursor::new(bytes), options, &tx, ManifestGate { found: found_tx, verdict: verdict_rx })
         });
         let found = found_rx.blocking_recv().expect("the checker reaches the manifest");
@@ -681,14 +685,7 @@ mod tests {
         tar.append_data(&mut header, "a", &b"abc"[..]).unwrap();
         tar.append_data(&mut header, "./a", &b"abc"[..]).unwrap();
         let bytes = tar.into_inner().unwrap();
-        let options = CheckOptions {
-            origin: "dup.tar".into(),
-            total: None,
-            phase: "loading image",
-            max_bytes: u64::MAX,
-            progress: std::sync::Arc::new(|_| {}),
-            hash: false,
-        };
+        let options = options("dup.tar", false);
         let result = check(io::Cursor::new(bytes), options, &tx, ManifestGate { found: found_tx, verdict: verdict_rx });
         assert!(matches!(result, Err(ArchiveError::DuplicateMember { .. })), "{result:?}");
         drop(tx);

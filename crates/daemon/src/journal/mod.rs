@@ -316,6 +316,9 @@ impl Journal {
             self.emit("done", id, kind, &op.subject, serde_json::json!({}));
         }
         self.reach(&format!("{}:after_commit", kind.as_str()))?;
+        if closed {
+            return Ok(Settled::Closed);
+        }
         // The operation's own claim covers its forward work.
         Ok(self.finish_claimed(id, kind).await)
     }
